@@ -1,0 +1,340 @@
+//! The edgegen conventions on top of GGUF: the keys every model stores, the
+//! four model families, and each family's hyperparameters and tensor names.
+//! `formats/README.md` is the prose version of this module.
+
+use crate::error::Error;
+use crate::reader::Gguf;
+
+/// The version of these conventions that this crate writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Keys shared by every family.
+pub mod keys {
+    /// `"edgegen.<family>"`.
+    pub const ARCHITECTURE: &str = "general.architecture";
+    /// A human-readable model name (optional).
+    pub const NAME: &str = "general.name";
+    /// Data alignment (u32, optional, default 32).
+    pub const ALIGNMENT: &str = "general.alignment";
+    /// [`super::FORMAT_VERSION`] as a u32.
+    pub const FORMAT_VERSION: &str = "edgegen.format_version";
+    /// CRC-32 (IEEE) of the data section, as a u32.
+    pub const DATA_CRC32: &str = "edgegen.data_crc32";
+}
+
+/// A model family; its architecture string is `edgegen.<name>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Variational autoencoder (MLP), optionally class-conditional.
+    Vae,
+    /// DCGAN-style generator, optionally class-conditional.
+    Gan,
+    /// Byte-level autoregressive transformer over text.
+    Text,
+    /// Autoregressive transformer over 8-bit mu-law audio samples.
+    Audio,
+}
+
+impl Family {
+    /// Every family.
+    pub const ALL: [Family; 4] = [Family::Vae, Family::Gan, Family::Text, Family::Audio];
+
+    /// The value of `general.architecture`.
+    pub const fn arch(self) -> &'static str {
+        match self {
+            Family::Vae => "edgegen.vae",
+            Family::Gan => "edgegen.gan",
+            Family::Text => "edgegen.text",
+            Family::Audio => "edgegen.audio",
+        }
+    }
+
+    /// The family whose architecture string is `arch`.
+    pub fn from_arch(arch: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|f| f.arch() == arch)
+    }
+}
+
+/// Checks the shared keys and the data CRC, and returns the family.
+///
+/// Run this once when a model is loaded: a device then knows that its flash
+/// image is intact before it trusts a single weight.
+pub fn check(g: &Gguf<'_>) -> Result<Family, Error> {
+    let v = g.require_u32(keys::FORMAT_VERSION)?;
+    if v != FORMAT_VERSION {
+        return Err(Error::BadValue {
+            key: keys::FORMAT_VERSION,
+            expected: "1",
+        });
+    }
+    let family = Family::from_arch(g.require_str(keys::ARCHITECTURE)?).ok_or(Error::BadValue {
+        key: keys::ARCHITECTURE,
+        expected: "edgegen.vae, edgegen.gan, edgegen.text or edgegen.audio",
+    })?;
+    let stored = g.require_u32(keys::DATA_CRC32)?;
+    let computed = g.data_crc32();
+    if stored != computed {
+        return Err(Error::CrcMismatch { stored, computed });
+    }
+    Ok(family)
+}
+
+/// An elementwise nonlinearity, stored by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// max(x, 0)
+    Relu,
+    /// x for x > 0, else 0.2 x (the DCGAN slope, fixed).
+    LeakyRelu,
+    /// tanh(x)
+    Tanh,
+    /// 1 / (1 + e^-x)
+    Sigmoid,
+    /// The tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+    Gelu,
+    /// ln(1 + e^x)
+    Softplus,
+}
+
+impl Activation {
+    /// Every activation.
+    pub const ALL: [Activation; 6] = [
+        Self::Relu,
+        Self::LeakyRelu,
+        Self::Tanh,
+        Self::Sigmoid,
+        Self::Gelu,
+        Self::Softplus,
+    ];
+    /// The slope of [`Activation::LeakyRelu`] below zero.
+    pub const LEAKY_SLOPE: f32 = 0.2;
+
+    /// The stored name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Relu => "relu",
+            Self::LeakyRelu => "leaky_relu",
+            Self::Tanh => "tanh",
+            Self::Sigmoid => "sigmoid",
+            Self::Gelu => "gelu",
+            Self::Softplus => "softplus",
+        }
+    }
+
+    /// The activation stored as `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|a| a.name() == name)
+    }
+}
+
+/// The VAE family: an MLP encoder `x -> h_0 -> ... -> (mu, logvar)` and a
+/// mirrored decoder `[z, onehot(label)] -> h_last -> ... -> h_0 -> x`.
+pub mod vae {
+    use super::{Activation, Error, Gguf};
+
+    /// `[C, H, W]` of the images, u32 array.
+    pub const IMAGE_SHAPE: &str = "edgegen.vae.image_shape";
+    /// Latent size, u32.
+    pub const LATENT_DIM: &str = "edgegen.vae.latent_dim";
+    /// Hidden widths in encoder order, u32 array (1 to 4 entries).
+    pub const HIDDEN_DIMS: &str = "edgegen.vae.hidden_dims";
+    /// Number of classes for a conditional model, 0 otherwise; u32.
+    pub const N_CLASSES: &str = "edgegen.vae.n_classes";
+    /// `"bernoulli"` (decoder outputs logits, pixels = sigmoid) or
+    /// `"gaussian"` (decoder outputs means, clamped to [0, 1]).
+    pub const LIKELIHOOD: &str = "edgegen.vae.likelihood";
+    /// The hidden activation's name.
+    pub const ACTIVATION: &str = "edgegen.vae.activation";
+
+    /// The most hidden layers a VAE may have.
+    pub const MAX_HIDDEN: usize = 4;
+
+    /// Decoder layer `i`'s weight, GGUF shape `[in, out]` (a row-major
+    /// `(out, in)` matrix). Layer 0 reads `[z, onehot]`; the last writes pixels.
+    pub const DEC_WEIGHT: [&str; MAX_HIDDEN + 1] = [
+        "dec.0.weight",
+        "dec.1.weight",
+        "dec.2.weight",
+        "dec.3.weight",
+        "dec.4.weight",
+    ];
+    /// Decoder layer `i`'s bias, GGUF shape `[out]`.
+    pub const DEC_BIAS: [&str; MAX_HIDDEN + 1] = [
+        "dec.0.bias",
+        "dec.1.bias",
+        "dec.2.bias",
+        "dec.3.bias",
+        "dec.4.bias",
+    ];
+    /// Encoder layer `i`'s weight, GGUF shape `[in, out]`. Layer 0 reads
+    /// `[x, onehot]`.
+    pub const ENC_WEIGHT: [&str; MAX_HIDDEN] = [
+        "enc.0.weight",
+        "enc.1.weight",
+        "enc.2.weight",
+        "enc.3.weight",
+    ];
+    /// Encoder layer `i`'s bias.
+    pub const ENC_BIAS: [&str; MAX_HIDDEN] =
+        ["enc.0.bias", "enc.1.bias", "enc.2.bias", "enc.3.bias"];
+    /// The encoder heads: weight `[h_last, latent]` and bias `[latent]`.
+    pub const ENC_MU_WEIGHT: &str = "enc.mu.weight";
+    /// See [`ENC_MU_WEIGHT`].
+    pub const ENC_MU_BIAS: &str = "enc.mu.bias";
+    /// See [`ENC_MU_WEIGHT`].
+    pub const ENC_LOGVAR_WEIGHT: &str = "enc.logvar.weight";
+    /// See [`ENC_MU_WEIGHT`].
+    pub const ENC_LOGVAR_BIAS: &str = "enc.logvar.bias";
+
+    /// The output distribution of the decoder.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Likelihood {
+        /// Logits; pixels are their sigmoid.
+        Bernoulli,
+        /// Means with unit variance; pixels are clamped to [0, 1].
+        Gaussian,
+    }
+
+    impl Likelihood {
+        /// The stored name.
+        pub const fn name(self) -> &'static str {
+            match self {
+                Self::Bernoulli => "bernoulli",
+                Self::Gaussian => "gaussian",
+            }
+        }
+        /// The likelihood stored as `name`.
+        pub fn from_name(name: &str) -> Option<Self> {
+            [Self::Bernoulli, Self::Gaussian]
+                .into_iter()
+                .find(|l| l.name() == name)
+        }
+    }
+
+    /// A VAE's hyperparameters.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Hparams {
+        /// `[C, H, W]`.
+        pub image_shape: [u32; 3],
+        /// Latent size.
+        pub latent_dim: u32,
+        /// Hidden widths in encoder order; only `..n_hidden` are used.
+        pub hidden: [u32; MAX_HIDDEN],
+        /// How many hidden layers.
+        pub n_hidden: usize,
+        /// Classes, 0 if unconditional.
+        pub n_classes: u32,
+        /// Output distribution.
+        pub likelihood: Likelihood,
+        /// Hidden activation.
+        pub activation: Activation,
+    }
+
+    impl Hparams {
+        /// `C * H * W`.
+        pub const fn input_dim(&self) -> usize {
+            self.image_shape[0] as usize
+                * self.image_shape[1] as usize
+                * self.image_shape[2] as usize
+        }
+
+        /// The hidden widths in use.
+        pub fn hidden(&self) -> &[u32] {
+            &self.hidden[..self.n_hidden]
+        }
+
+        /// Decoder layer `i`'s `(in, out)`, for `i` in `0..=n_hidden`.
+        pub fn decoder_layer(&self, i: usize) -> (usize, usize) {
+            let h = self.hidden();
+            let n = h.len();
+            let width = |j: usize| h[n - 1 - j] as usize;
+            let inp = if i == 0 {
+                (self.latent_dim + self.n_classes) as usize
+            } else {
+                width(i - 1)
+            };
+            let out = if i == n { self.input_dim() } else { width(i) };
+            (inp, out)
+        }
+
+        /// Reads and range-checks the hyperparameters.
+        pub fn read(g: &Gguf<'_>) -> Result<Self, Error> {
+            let mut shape = [0u32; 3];
+            if g.require_u32_array(IMAGE_SHAPE, &mut shape)? != 3 || shape.contains(&0) {
+                return Err(Error::BadValue {
+                    key: IMAGE_SHAPE,
+                    expected: "[C, H, W], all non-zero",
+                });
+            }
+            if shape.iter().map(|&d| d as u64).product::<u64>() > 1 << 24 {
+                return Err(Error::BadValue {
+                    key: IMAGE_SHAPE,
+                    expected: "at most 2^24 pixels",
+                });
+            }
+            let mut hidden = [0u32; MAX_HIDDEN];
+            let n_hidden = g.require_u32_array(HIDDEN_DIMS, &mut hidden)?;
+            if n_hidden == 0 || hidden[..n_hidden].contains(&0) {
+                return Err(Error::BadValue {
+                    key: HIDDEN_DIMS,
+                    expected: "1 to 4 non-zero widths",
+                });
+            }
+            let latent_dim = g.require_u32(LATENT_DIM)?;
+            if latent_dim == 0 || latent_dim > 1 << 16 {
+                return Err(Error::BadValue {
+                    key: LATENT_DIM,
+                    expected: "1 to 65536",
+                });
+            }
+            let n_classes = g.require_u32(N_CLASSES)?;
+            if n_classes > 1 << 16 {
+                return Err(Error::BadValue {
+                    key: N_CLASSES,
+                    expected: "0 to 65536",
+                });
+            }
+            let likelihood =
+                Likelihood::from_name(g.require_str(LIKELIHOOD)?).ok_or(Error::BadValue {
+                    key: LIKELIHOOD,
+                    expected: "bernoulli or gaussian",
+                })?;
+            let activation =
+                Activation::from_name(g.require_str(ACTIVATION)?).ok_or(Error::BadValue {
+                    key: ACTIVATION,
+                    expected: "relu, leaky_relu, tanh, sigmoid, gelu or softplus",
+                })?;
+            Ok(Self {
+                image_shape: shape,
+                latent_dim,
+                hidden,
+                n_hidden,
+                n_classes,
+                likelihood,
+                activation,
+            })
+        }
+
+        /// Writes the architecture, the shared keys and these hyperparameters.
+        #[cfg(feature = "std")]
+        pub fn write(&self, w: &mut crate::GgufWriter) -> Result<(), crate::WriteError> {
+            use crate::OwnedValue;
+            super::write_common(w, super::Family::Vae)?;
+            w.add(IMAGE_SHAPE, OwnedValue::u32s(&self.image_shape))?;
+            w.add(LATENT_DIM, self.latent_dim)?;
+            w.add(HIDDEN_DIMS, OwnedValue::u32s(self.hidden()))?;
+            w.add(N_CLASSES, self.n_classes)?;
+            w.add(LIKELIHOOD, self.likelihood.name())?;
+            w.add(ACTIVATION, self.activation.name())
+        }
+    }
+}
+
+/// Writes `general.architecture`, `edgegen.format_version` and asks for
+/// `edgegen.data_crc32`.
+#[cfg(feature = "std")]
+pub fn write_common(w: &mut crate::GgufWriter, family: Family) -> Result<(), crate::WriteError> {
+    w.add(keys::ARCHITECTURE, family.arch())?;
+    w.add(keys::FORMAT_VERSION, FORMAT_VERSION)?;
+    w.add_data_crc32(keys::DATA_CRC32)
+}

@@ -1,0 +1,44 @@
+//! Helpers shared by the end-to-end tests in `tests/tests/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A fresh, empty folder under the system temp dir, unique to this test.
+pub fn scratch_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("edgegen-test-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a temp dir");
+    dir
+}
+
+/// The repository's root folder.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Runs a Python script from `tests/python/` and panics with its output if
+/// it fails. The tests need the packages that `scripts/test.sh` installs.
+pub fn run_python(script: &str, args: &[&str]) -> String {
+    let python = std::env::var("EDGEGEN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let path = repo_root().join("tests/python").join(script);
+    let out = Command::new(&python)
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {python}: {e}; run scripts/test.sh, which installs what the tests need"
+            )
+        });
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed ({}):\n{stdout}\n{stderr}\n(if a module is missing, run scripts/test.sh, which installs the Python packages the tests need)",
+        out.status
+    );
+    stdout
+}
