@@ -64,7 +64,7 @@ impl BlockQ8_0 {
     /// Views raw bytes as blocks, in place. `None` unless `bytes.len()` is a
     /// multiple of 34.
     pub fn cast_slice(bytes: &[u8]) -> Option<&[BlockQ8_0]> {
-        if bytes.len() % 34 != 0 {
+        if !bytes.len().is_multiple_of(34) {
             return None;
         }
         let n = bytes.len() / 34;

@@ -224,13 +224,13 @@ fn read_array<'a>(c: &mut Cursor<'a>, depth: usize) -> Result<ArrayView<'a>> {
                 .checked_mul(size as u64)
                 .ok_or(Error::Overflow { offset: len_offset })?;
             let body = c.take(n)?;
-            if elem == ValueType::Bool {
-                if let Some(i) = body.iter().position(|&b| b > 1) {
-                    return Err(Error::BadBool {
-                        offset: start + i,
-                        found: body[i],
-                    });
-                }
+            if elem == ValueType::Bool
+                && let Some(i) = body.iter().position(|&b| b > 1)
+            {
+                return Err(Error::BadBool {
+                    offset: start + i,
+                    found: body[i],
+                });
             }
         }
         None => {

@@ -146,7 +146,7 @@ impl GgmlType {
     /// of blocks or the size overflows.
     pub const fn bytes_for(self, n: u64) -> Option<u64> {
         let (bs, ts) = self.block();
-        if n % bs != 0 {
+        if !n.is_multiple_of(bs) {
             return None;
         }
         (n / bs).checked_mul(ts)

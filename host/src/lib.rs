@@ -1,1 +1,11 @@
+//! # edgegen (host)
+//!
+//! The workstation side of edgegen: data loading, training, evaluation,
+//! export to GGUF and ONNX, and validation. The `edgegen` binary is a thin
+//! CLI over these modules.
 
+pub mod cli;
+pub mod data;
+pub mod fsx;
+pub mod plot;
+pub mod rng;

@@ -1,0 +1,199 @@
+//! The `edgegen` binary, run as a user would run it.
+//!
+//! Tests on the full datasets read them from `EDGEGEN_DATASETS` (default
+//! `../shared/datasets` beside the repo) and fail if they are not there.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn edgegen(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edgegen"))
+        .args(args)
+        .env_remove("EDGEGEN_DATA")
+        .output()
+        .expect("run edgegen")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = edgegen(args);
+    assert!(
+        o.status.success(),
+        "edgegen {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(args)).expect("valid JSON")
+}
+
+fn datasets() -> PathBuf {
+    let p = std::env::var("EDGEGEN_DATASETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets"));
+    assert!(
+        p.is_dir(),
+        "{} is missing: set EDGEGEN_DATASETS to the folder holding mnist/, text/ and audio/fsdd/",
+        p.display()
+    );
+    p
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("edgegen-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn info_on_the_builtin_sample() {
+    let j = json(&["data", "info", "builtin:mnist-sample", "--json"]);
+    assert_eq!(j["kind"], "images");
+    assert_eq!(j["shape"], serde_json::json!([1, 28, 28]));
+    assert_eq!(j["splits"][0]["count"], 6000);
+    assert_eq!(j["splits"][1]["count"], 1000);
+    assert_eq!(j["classes"].as_array().unwrap().len(), 10);
+}
+
+#[test]
+fn info_on_full_mnist() {
+    let p = datasets().join("mnist");
+    let j = json(&["data", "info", p.to_str().unwrap(), "--json"]);
+    assert_eq!(j["splits"][0]["name"], "train");
+    assert_eq!(j["splits"][0]["count"], 60000);
+    assert_eq!(j["splits"][1]["name"], "test");
+    assert_eq!(j["splits"][1]["count"], 10000);
+    assert_eq!(j["shape"], serde_json::json!([1, 28, 28]));
+    let classes = j["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 10);
+    let total: u64 = classes.iter().map(|c| c["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, 70000);
+    let text = ok(&["data", "info", p.to_str().unwrap()]);
+    assert!(
+        text.contains("train    60000 images") && text.contains("1x28x28"),
+        "{text}"
+    );
+}
+
+#[test]
+fn info_on_fsdd() {
+    let p = datasets().join("audio/fsdd");
+    let j = json(&["data", "info", p.to_str().unwrap(), "--json"]);
+    assert_eq!(j["kind"], "audio");
+    assert_eq!(j["clips"], 3000);
+    assert_eq!(j["sample_rates"], serde_json::json!({"8000": 3000}));
+    let names: Vec<&str> = j["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+    assert!(
+        j["classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["count"] == 300)
+    );
+    assert_eq!(j["speakers"].as_array().unwrap().len(), 6);
+    assert_eq!(j["test_clips"], 300);
+}
+
+#[test]
+fn info_on_tiny_shakespeare() {
+    let p = datasets().join("text/tinyshakespeare.txt");
+    let j = json(&["data", "info", p.to_str().unwrap(), "--json"]);
+    assert_eq!(j["kind"], "text");
+    assert_eq!(j["bytes"], 1_115_394);
+    assert_eq!(j["lines"], 40_000);
+    assert_eq!(j["distinct_bytes"], 65);
+}
+
+#[test]
+fn previews_are_real_pngs() {
+    let d = tmp("preview");
+    let grid = d.join("grid.png");
+    ok(&[
+        "data",
+        "preview",
+        "builtin:mnist-sample",
+        "-o",
+        grid.to_str().unwrap(),
+        "-n",
+        "16",
+    ]);
+    let img = image::open(&grid).unwrap();
+    // 8 columns x 2 rows of 28x28 digits drawn at 4x with 1-pixel gaps.
+    assert_eq!((img.width(), img.height()), (8 * 113 + 1, 2 * 113 + 1));
+    // The first MNIST digit has ink: some bright pixels in the first cell.
+    let rgb = img.to_rgb8();
+    assert!((1..113).any(|x| (1..113).any(|y| rgb.get_pixel(x, y).0[0] > 200)));
+
+    let wav_dir = d.join("wavs");
+    std::fs::create_dir_all(&wav_dir).unwrap();
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    for name in ["3_a_0.wav", "4_a_1.wav"] {
+        let mut w = hound::WavWriter::create(wav_dir.join(name), spec).unwrap();
+        for i in 0..4000 {
+            w.write_sample(((i as f32 * 0.2).sin() * 8000.0) as i16)
+                .unwrap();
+        }
+        w.finalize().unwrap();
+    }
+    let wave = d.join("wave.png");
+    ok(&[
+        "data",
+        "preview",
+        wav_dir.to_str().unwrap(),
+        "-o",
+        wave.to_str().unwrap(),
+    ]);
+    let img = image::open(&wave).unwrap();
+    assert_eq!((img.width(), img.height()), (900, 360));
+}
+
+#[test]
+fn bad_files_get_errors_naming_file_and_field() {
+    let d = tmp("bad");
+    std::fs::write(
+        d.join("train-images-idx3-ubyte"),
+        [1u8, 0, 8, 1, 0, 0, 0, 0],
+    )
+    .unwrap();
+    let o = edgegen(&["data", "info", d.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("train-images-idx3-ubyte") && err.contains("magic: expected bytes 00 00"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    let t = d.join("latin1.txt");
+    std::fs::write(&t, b"caf\xe9\n").unwrap();
+    let o = edgegen(&["data", "info", t.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err.contains("latin1.txt: byte 3 (line 1, column 4)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn demo_runs_what_exists_and_says_what_does_not() {
+    let d = tmp("demo");
+    let out = ok(&["demo", "-o", d.to_str().unwrap()]);
+    assert!(out.contains("train    6000 images"), "{out}");
+    assert!(out.contains("not built yet"), "{out}");
+    assert!(d.join("data.png").is_file());
+}
