@@ -7,5 +7,6 @@
 pub mod cli;
 pub mod data;
 pub mod fsx;
+pub mod nn;
 pub mod plot;
 pub mod rng;

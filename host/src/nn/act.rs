@@ -1,0 +1,73 @@
+//! Elementwise activations: forward and backward over whole batch buffers.
+//!
+//! The formulas match the runtime and the ONNX export exactly; GELU is the
+//! tanh approximation everywhere.
+
+pub use edgegen_format::arch::Activation;
+
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+const GELU_C: f32 = 0.044_715;
+
+/// `out[i] = f(inp[i])`.
+pub fn forward(act: Activation, out: &mut [f32], inp: &[f32]) {
+    debug_assert_eq!(out.len(), inp.len());
+    let it = out.iter_mut().zip(inp);
+    match act {
+        Activation::Relu => it.for_each(|(o, &x)| *o = x.max(0.0)),
+        Activation::LeakyRelu => it.for_each(|(o, &x)| {
+            *o = if x > 0.0 {
+                x
+            } else {
+                Activation::LEAKY_SLOPE * x
+            }
+        }),
+        Activation::Tanh => it.for_each(|(o, &x)| *o = x.tanh()),
+        Activation::Sigmoid => it.for_each(|(o, &x)| *o = sigmoid(x)),
+        Activation::Gelu => it.for_each(|(o, &x)| {
+            *o = 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + GELU_C * x * x * x)).tanh())
+        }),
+        Activation::Softplus => it.for_each(|(o, &x)| *o = softplus(x)),
+    }
+}
+
+/// `dinp[i] += dout[i] * f'(inp[i])`, given the forward's input and output.
+pub fn backward(act: Activation, dinp: &mut [f32], inp: &[f32], out: &[f32], dout: &[f32]) {
+    debug_assert!(dinp.len() == inp.len() && inp.len() == out.len() && out.len() == dout.len());
+    let it = dinp.iter_mut().zip(inp.iter().zip(out).zip(dout));
+    match act {
+        Activation::Relu => it.for_each(|(d, ((&x, _), &g))| *d += if x > 0.0 { g } else { 0.0 }),
+        Activation::LeakyRelu => it.for_each(|(d, ((&x, _), &g))| {
+            *d += if x > 0.0 {
+                g
+            } else {
+                Activation::LEAKY_SLOPE * g
+            }
+        }),
+        Activation::Tanh => it.for_each(|(d, ((_, &y), &g))| *d += g * (1.0 - y * y)),
+        Activation::Sigmoid => it.for_each(|(d, ((_, &y), &g))| *d += g * y * (1.0 - y)),
+        Activation::Gelu => it.for_each(|(d, ((&x, _), &g))| {
+            let u = SQRT_2_OVER_PI * (x + GELU_C * x * x * x);
+            let t = u.tanh();
+            let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x * x);
+            *d += g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
+        }),
+        Activation::Softplus => it.for_each(|(d, ((&x, _), &g))| *d += g * sigmoid(x)),
+    }
+}
+
+/// `1 / (1 + e^-x)`, without overflow for large |x|.
+#[inline]
+pub fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// `ln(1 + e^x)`, without overflow.
+#[inline]
+pub fn softplus(x: f32) -> f32 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}

@@ -1,0 +1,125 @@
+//! The fully connected layer: `out = inp W^T + b`, with W `(OC, IC)`.
+//!
+//! Its weight and bias sit next to each other in the flat buffers (W first),
+//! so one slice of `OC * IC + OC` values is the whole layer, in parameters
+//! and in gradients alike.
+
+use super::gemm::{Threads, gemm};
+use super::params::Layout;
+use crate::rng::Rng;
+
+/// A linear layer's place in the buffers and its sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Linear {
+    /// Offset of W in the flat buffers; b follows it.
+    pub offset: usize,
+    /// Input features (IC).
+    pub inp: usize,
+    /// Output features (OC).
+    pub out: usize,
+}
+
+impl Linear {
+    /// Registers `{name}.weight` `(out, inp)` and `{name}.bias` `(out)`.
+    pub fn new(layout: &mut Layout, name: &str, inp: usize, out: usize) -> Self {
+        let offset = layout.push(format!("{name}.weight"), &[out, inp]);
+        layout.push(format!("{name}.bias"), &[out]);
+        Self { offset, inp, out }
+    }
+
+    /// Parameters in this layer.
+    pub fn len(&self) -> usize {
+        self.out * self.inp + self.out
+    }
+
+    /// Whether the layer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// This layer's slice of a flat buffer.
+    pub fn of<'a>(&self, buf: &'a [f32]) -> &'a [f32] {
+        &buf[self.offset..self.offset + self.len()]
+    }
+
+    /// This layer's mutable slice of a flat buffer.
+    pub fn of_mut<'a>(&self, buf: &'a mut [f32]) -> &'a mut [f32] {
+        &mut buf[self.offset..self.offset + self.len()]
+    }
+
+    /// PyTorch's default: W and b uniform in ±1/sqrt(IC).
+    pub fn init(&self, params: &mut [f32], rng: &mut Rng) {
+        let bound = 1.0 / (self.inp as f32).sqrt();
+        for p in self.of_mut(params) {
+            *p = (rng.uniform() * 2.0 - 1.0) * bound;
+        }
+    }
+
+    /// `out (B, OC) = inp (B, IC) W^T + b`.
+    pub fn forward(&self, params: &[f32], out: &mut [f32], inp: &[f32], batch: usize, th: Threads) {
+        let (w, b) = self.of(params).split_at(self.out * self.inp);
+        let out = &mut out[..batch * self.out];
+        for row in out.chunks_exact_mut(self.out) {
+            row.copy_from_slice(b);
+        }
+        gemm(
+            out,
+            &inp[..batch * self.inp],
+            false,
+            w,
+            true,
+            (batch, self.out, self.inp),
+            1.0,
+            true,
+            th,
+        );
+    }
+
+    /// Adds `dout W` to `dinp` (if asked), `dout^T inp` to dW and the
+    /// column sums of `dout` to db.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        dinp: Option<&mut [f32]>,
+        dout: &[f32],
+        inp: &[f32],
+        batch: usize,
+        th: Threads,
+    ) {
+        let (ic, oc) = (self.inp, self.out);
+        let dout = &dout[..batch * oc];
+        let w = &self.of(params)[..oc * ic];
+        if let Some(dinp) = dinp {
+            gemm(
+                &mut dinp[..batch * ic],
+                dout,
+                false,
+                w,
+                false,
+                (batch, ic, oc),
+                1.0,
+                true,
+                th,
+            );
+        }
+        let (dw, db) = self.of_mut(grads).split_at_mut(oc * ic);
+        gemm(
+            dw,
+            dout,
+            true,
+            &inp[..batch * ic],
+            false,
+            (oc, ic, batch),
+            1.0,
+            true,
+            th,
+        );
+        for row in dout.chunks_exact(oc) {
+            for (d, g) in db.iter_mut().zip(row) {
+                *d += g;
+            }
+        }
+    }
+}

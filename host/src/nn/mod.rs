@@ -1,0 +1,17 @@
+//! The training engine, in the style of llm.c: every layer is a pair of
+//! functions, `forward` and `backward`, over whole batch buffers that are
+//! allocated once. A backward pass *adds* into its gradients; zeroing them
+//! is the caller's separate step. GEMMs go through faer.
+//!
+//! Dimension letters: B batch, IC/OC input/output features, D pixels per
+//! image, Z latent size, K classes.
+
+pub mod act;
+pub mod gemm;
+pub mod linear;
+pub mod loss;
+pub mod optim;
+pub mod params;
+
+#[cfg(test)]
+mod gradcheck;
