@@ -6,7 +6,10 @@
 
 pub mod cli;
 pub mod data;
+pub mod eval;
 pub mod fsx;
+pub mod models;
 pub mod nn;
 pub mod plot;
 pub mod rng;
+pub mod train;

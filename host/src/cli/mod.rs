@@ -2,6 +2,7 @@
 
 mod data;
 mod demo;
+mod train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -14,6 +15,8 @@ pub struct Cli {
     command: Command,
 }
 
+/// Parsed once per process, so the size of its largest variant is moot.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Inspect and preview datasets.
@@ -21,6 +24,13 @@ enum Command {
         #[command(subcommand)]
         command: data::DataCommand,
     },
+    /// Train a model.
+    Train {
+        #[command(subcommand)]
+        command: train::TrainCommand,
+    },
+    /// Evaluate a trained run on its test split.
+    Eval(train::EvalArgs),
     /// The main job: train, export, validate and sample on the built-in data.
     Demo(demo::DemoArgs),
 }
@@ -34,6 +44,8 @@ pub fn run() -> Result<()> {
 pub fn run_with(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Data { command } => data::run(command),
+        Command::Train { command } => train::run(command),
+        Command::Eval(a) => train::eval(a),
         Command::Demo(a) => demo::run(a),
     }
 }

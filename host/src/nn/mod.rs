@@ -7,6 +7,7 @@
 //! image, Z latent size, K classes.
 
 pub mod act;
+pub mod fastmath;
 pub mod gemm;
 pub mod linear;
 pub mod loss;

@@ -37,7 +37,7 @@ const CHUNK: usize = 1 << 15;
 pub fn adam_step(
     cfg: &AdamConfig,
     params: &mut [f32],
-    grads: &[f32],
+    grads: &mut [f32],
     m: &mut [f32],
     v: &mut [f32],
     t: u64,
@@ -48,18 +48,28 @@ pub fn adam_step(
     let (b1, b2, eps, wd) = (cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
     params
         .par_chunks_mut(CHUNK)
-        .zip(grads.par_chunks(CHUNK))
+        .zip(grads.par_chunks_mut(CHUNK))
         .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
         .for_each(|((p, g), (m, v))| {
-            for i in 0..p.len() {
-                let gi = g[i];
-                m[i] = b1 * m[i] + (1.0 - b1) * gi;
-                v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
-                let mhat = m[i] / bc1;
-                let vhat = v[i] / bc2;
-                p[i] -= lr * (mhat / (vhat.sqrt() + eps) + wd * p[i]);
-            }
+            adam_chunk(p, g, m, v, [b1, b2, eps, wd, lr, 1.0 / bc1, 1.0 / bc2])
         });
+}
+
+super::fastmath::dispatch! {
+    fn adam_chunk(p: &mut [f32], g: &mut [f32], m: &mut [f32], v: &mut [f32], k: [f32; 7]) {
+        let [b1, b2, eps, wd, lr, ibc1, ibc2] = k;
+        let n = p.len().min(g.len()).min(m.len()).min(v.len());
+        let (p, g, m, v) = (&mut p[..n], &mut g[..n], &mut m[..n], &mut v[..n]);
+        for i in 0..n {
+            let gi = g[i];
+            g[i] = 0.0;
+            m[i] = b1 * m[i] + (1.0 - b1) * gi;
+            v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
+            let mhat = m[i] * ibc1;
+            let vhat = v[i] * ibc2;
+            p[i] -= lr * (mhat / (vhat.sqrt() + eps) + wd * p[i]);
+        }
+    }
 }
 
 /// Scales `grads` so their global L2 norm is at most `max_norm`; returns
@@ -115,9 +125,10 @@ mod tests {
         // After one step with bias correction, mhat/sqrt(vhat) = sign(g).
         let cfg = AdamConfig::default();
         let mut p = vec![1.0f32, -2.0, 0.5];
-        let g = vec![0.3f32, -4.0, 0.0];
+        let mut g = vec![0.3f32, -4.0, 0.0];
         let (mut m, mut v) = (vec![0.0; 3], vec![0.0; 3]);
-        adam_step(&cfg, &mut p, &g, &mut m, &mut v, 1, 0.01);
+        adam_step(&cfg, &mut p, &mut g, &mut m, &mut v, 1, 0.01);
+        assert_eq!(g, [0.0; 3], "the step leaves the gradients zeroed");
         assert!(
             (p[0] - 0.99).abs() < 1e-6 && (p[1] + 1.99).abs() < 1e-6 && p[2] == 0.5,
             "{p:?}"
@@ -128,7 +139,7 @@ mod tests {
             ..cfg
         };
         let mut q = vec![2.0f32];
-        adam_step(&cfg, &mut q, &[0.0], &mut [0.0], &mut [0.0], 1, 0.5);
+        adam_step(&cfg, &mut q, &mut [0.0], &mut [0.0], &mut [0.0], 1, 0.5);
         assert!((q[0] - 1.9).abs() < 1e-6);
     }
 

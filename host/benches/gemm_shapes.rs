@@ -1,0 +1,46 @@
+//! GFLOP/s of the GEMM shapes one VAE 784-400-20 training step runs,
+//! sequential and on 2 threads. `cargo bench -p edgegen --bench gemm_shapes`
+use edgegen::nn::gemm::{Threads, gemm};
+use std::time::Instant;
+
+fn main() {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build_global();
+    // (name, m, n, k, ta, tb)
+    let shapes = [
+        ("enc fwd  x W^T", 128, 400, 784, false, true),
+        ("dec fwd  h W^T", 128, 784, 400, false, true),
+        ("dec dX   g W", 128, 400, 784, false, false),
+        ("dec dW   g^T h", 784, 400, 128, true, false),
+        ("enc dW   g^T x", 400, 784, 128, true, false),
+        ("half enc fwd", 64, 400, 784, false, true),
+        ("half dec fwd", 64, 784, 400, false, true),
+        ("half dec dX", 64, 400, 784, false, false),
+        ("half dec dW", 784, 400, 64, true, false),
+        ("half enc dW", 400, 784, 64, true, false),
+    ];
+    for (name, m, n, k, ta, tb) in shapes {
+        let a = vec![0.5f32; m * k];
+        let b = vec![0.25f32; k * n];
+        let mut c = vec![0f32; m * n];
+        for th in [1, 2] {
+            let reps = 400;
+            let mut times = vec![];
+            for _ in 0..5 {
+                let t = Instant::now();
+                for _ in 0..reps {
+                    gemm(&mut c, &a, ta, &b, tb, (m, n, k), 1.0, true, Threads(th));
+                }
+                times.push(t.elapsed().as_secs_f64() / reps as f64);
+            }
+            times.sort_by(|x, y| x.partial_cmp(y).unwrap());
+            let med = times[2];
+            println!(
+                "{name:<16} {th} thr: {:7.1} us  {:6.1} GFLOP/s",
+                med * 1e6,
+                2.0 * (m * n * k) as f64 / med / 1e9
+            );
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Evaluation of trained models.
+
+pub mod vae;

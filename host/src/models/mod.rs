@@ -1,0 +1,3 @@
+//! Model families built on the training engine.
+
+pub mod vae;
