@@ -190,10 +190,39 @@ fn bad_files_get_errors_naming_file_and_field() {
 }
 
 #[test]
+fn training_on_the_wrong_data_or_a_corrupt_checkpoint_says_so() {
+    let d = tmp("wrong");
+    let t = d.join("t.txt");
+    std::fs::write(&t, "hello\n").unwrap();
+    let o = edgegen(&[
+        "train",
+        "vae",
+        "--data",
+        t.to_str().unwrap(),
+        "-o",
+        d.join("run").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("a VAE trains on images"));
+    let run = d.join("bad");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("best.safetensors"), b"\x08\0\0\0\0\0\0\0{}garbage").unwrap();
+    let o = edgegen(&["eval", run.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err.contains("best.safetensors") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
+#[test]
 fn demo_runs_what_exists_and_says_what_does_not() {
     let d = tmp("demo");
-    let out = ok(&["demo", "-o", d.to_str().unwrap()]);
+    let out = ok(&["demo", "-o", d.to_str().unwrap(), "--epochs", "1"]);
     assert!(out.contains("train    6000 images"), "{out}");
+    assert!(out.contains("validation loss"), "{out}");
     assert!(out.contains("not built yet"), "{out}");
     assert!(d.join("data.png").is_file());
+    assert!(d.join("vae/samples.png").is_file());
 }

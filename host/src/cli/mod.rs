@@ -2,6 +2,7 @@
 
 mod data;
 mod demo;
+mod latent;
 mod train;
 
 use anyhow::Result;
@@ -31,6 +32,8 @@ enum Command {
     },
     /// Evaluate a trained run on its test split.
     Eval(train::EvalArgs),
+    /// Explore a VAE's latent space: interpolations and maps.
+    Latent(latent::LatentArgs),
     /// The main job: train, export, validate and sample on the built-in data.
     Demo(demo::DemoArgs),
 }
@@ -46,6 +49,7 @@ pub fn run_with(cli: Cli) -> Result<()> {
         Command::Data { command } => data::run(command),
         Command::Train { command } => train::run(command),
         Command::Eval(a) => train::eval(a),
+        Command::Latent(a) => latent::run(a),
         Command::Demo(a) => demo::run(a),
     }
 }

@@ -67,6 +67,9 @@ pub struct VaeArgs {
     /// Threads (0 = all cores) [default: 0].
     #[arg(long)]
     threads: Option<usize>,
+    /// How a step uses the threads: split the batch, or split each GEMM [default: batch].
+    #[arg(long, value_enum)]
+    parallel: Option<crate::train::Parallel>,
     /// Validation fraction of the training images; 0 validates on the test split [default: 0.1].
     #[arg(long)]
     val_frac: Option<f64>,

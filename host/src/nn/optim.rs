@@ -72,6 +72,23 @@ super::fastmath::dispatch! {
     }
 }
 
+/// `dst += src`, then `src = 0`: sums one replica's gradients into another's
+/// and leaves it ready for the next step.
+pub fn add_and_clear(dst: &mut [f32], src: &mut [f32]) {
+    dst.par_chunks_mut(CHUNK)
+        .zip(src.par_chunks_mut(CHUNK))
+        .for_each(|(d, s)| add_clear_chunk(d, s));
+}
+
+super::fastmath::dispatch! {
+    fn add_clear_chunk(d: &mut [f32], s: &mut [f32]) {
+        for (d, s) in d.iter_mut().zip(s.iter_mut()) {
+            *d += *s;
+            *s = 0.0;
+        }
+    }
+}
+
 /// Scales `grads` so their global L2 norm is at most `max_norm`; returns
 /// the norm before clipping. `max_norm <= 0` only measures.
 pub fn clip_grad_norm(grads: &mut [f32], max_norm: f32) -> f32 {

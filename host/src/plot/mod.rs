@@ -2,6 +2,7 @@
 
 pub mod curves;
 pub mod grid;
+pub mod scatter;
 pub mod wave;
 
 use anyhow::{Context, Result};

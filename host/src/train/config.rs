@@ -40,6 +40,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Threads (0 = all cores).
     pub threads: usize,
+    /// How a step uses the threads.
+    pub parallel: super::Parallel,
     /// Fraction of the training images held out for validation. 0 uses the
     /// test split for validation, as PyTorch's example does.
     pub val_frac: f64,
@@ -65,6 +67,7 @@ impl Default for TrainConfig {
             clip: 0.0,
             seed: 1,
             threads: 0,
+            parallel: super::Parallel::Batch,
             val_frac: 0.1,
             max_train: None,
         }
