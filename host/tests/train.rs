@@ -218,3 +218,42 @@ fn conditional_runs_sample_one_row_per_class_and_latent_tools_draw() {
     assert!(image::open(maps.join("latent_grid.png")).is_ok());
     assert!(image::open(maps.join("latent_scatter.png")).is_ok());
 }
+
+#[test]
+fn every_option_trains_gaussian_deep_cosine_clipped_adamw() {
+    let run = tmp("options");
+    train(
+        &run,
+        "2",
+        &[
+            "--likelihood",
+            "gaussian",
+            "--activation",
+            "gelu",
+            "--hidden",
+            "64,32",
+            "--schedule",
+            "cosine",
+            "--warmup-steps",
+            "5",
+            "--clip",
+            "50",
+            "--weight-decay",
+            "0.01",
+            "--parallel",
+            "batch",
+        ],
+    );
+    let l = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let v: Vec<serde_json::Value> = l
+        .lines()
+        .map(|x| serde_json::from_str(x).unwrap())
+        .collect();
+    assert!(v[1]["train_loss"].as_f64() < v[0]["train_loss"].as_f64());
+    // Cosine: the last step's rate is below the peak.
+    assert!(v[1]["lr"].as_f64().unwrap() < 1e-3);
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["model"]["hidden"], serde_json::json!([64, 32]));
+    assert_eq!(cfg["model"]["likelihood"], "gaussian");
+}

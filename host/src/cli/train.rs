@@ -13,6 +13,7 @@ use std::path::PathBuf;
 #[derive(Debug, Subcommand)]
 pub enum TrainCommand {
     /// A variational autoencoder on images.
+    #[command(args_override_self = true)]
     Vae(VaeArgs),
 }
 
@@ -32,7 +33,7 @@ pub struct VaeArgs {
     #[arg(long)]
     latent: Option<usize>,
     /// Hidden widths, comma-separated, encoder order [default: 400].
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', action = clap::ArgAction::Set)]
     hidden: Option<Vec<usize>>,
     /// bernoulli or gaussian [default: bernoulli].
     #[arg(long)]
@@ -67,7 +68,7 @@ pub struct VaeArgs {
     /// Threads (0 = all cores) [default: 0].
     #[arg(long)]
     threads: Option<usize>,
-    /// How a step uses the threads: split the batch, or split each GEMM [default: batch].
+    /// How a step uses the threads: split each GEMM, or split the batch [default: gemm].
     #[arg(long, value_enum)]
     parallel: Option<crate::train::Parallel>,
     /// Validation fraction of the training images; 0 validates on the test split [default: 0.1].

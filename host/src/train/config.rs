@@ -67,7 +67,7 @@ impl Default for TrainConfig {
             clip: 0.0,
             seed: 1,
             threads: 0,
-            parallel: super::Parallel::Batch,
+            parallel: super::Parallel::Gemm,
             val_frac: 0.1,
             max_train: None,
         }
