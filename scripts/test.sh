@@ -48,11 +48,15 @@ cargo test --workspace --locked
 
 step "no_std build of edgegen-format and edgegen-runtime for thumbv7em-none-eabihf"
 cargo build --locked -p edgegen-format -p edgegen-runtime --target thumbv7em-none-eabihf
+cargo build --locked -p edgegen-runtime --features fast-math --target thumbv7em-none-eabihf
 
 step "no-alloc check: link both crates with no global allocator"
 # examples/nostd-check defines no #[global_allocator]: rustc refuses to
 # build it if anything it links needs alloc.
 cargo build --locked -p edgegen-nostd-check --target thumbv7em-none-eabihf --profile device
 echo "ok: no allocator needed"
+
+step "NEON kernels and the format crate on aarch64, under qemu-aarch64"
+cargo test --locked -p edgegen-format -p edgegen-runtime --target aarch64-unknown-linux-gnu
 
 printf '\nall tests passed\n'

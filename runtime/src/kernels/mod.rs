@@ -1,0 +1,429 @@
+//! Matrix-vector products with f32 accumulation over F32, F16 and Q8_0
+//! weights read in place.
+//!
+//! One safe entry point per operation ([`dot`], [`matvec`], [`matmul`]);
+//! per-architecture modules share function names, `{isa}_{op}_{dtype}_{tile}`.
+//! The implementation is chosen by `cfg(target_feature)`, so `no_std` builds
+//! need no run-time detection; with the `std` feature the host also detects
+//! AVX2 at run time. The scalar module is always compiled: it is the
+//! reference, the tail handler, and the Cortex-M path.
+
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
+pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
+
+use edgegen_format::quant::{BlockQ8_0, QK8_0};
+
+/// A weight matrix's storage, borrowed from the model bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Weights<'a> {
+    /// Little-endian f32, `4 * stride * rows` bytes.
+    F32(&'a [u8]),
+    /// Little-endian IEEE half, `2 * stride * rows` bytes.
+    F16(&'a [u8]),
+    /// ggml Q8_0 blocks, `stride / 32 * rows` of them.
+    Q8_0(&'a [BlockQ8_0]),
+}
+
+/// A row-major `rows x cols` matrix; each stored row holds `stride >= cols`
+/// elements (Q8_0 rows are padded to whole blocks).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Matrix<'a> {
+    /// The storage.
+    pub w: Weights<'a>,
+    /// Rows (output features).
+    pub rows: usize,
+    /// Columns used (input features).
+    pub cols: usize,
+    /// Elements per stored row.
+    pub stride: usize,
+}
+
+impl<'a> Matrix<'a> {
+    /// Wraps storage after checking that it holds `rows` rows of `stride`
+    /// elements and that `cols <= stride`; `None` otherwise.
+    pub fn new(w: Weights<'a>, rows: usize, cols: usize, stride: usize) -> Option<Self> {
+        let n = rows.checked_mul(stride)?;
+        let ok = cols <= stride
+            && match w {
+                Weights::F32(b) => b.len() == n.checked_mul(4)?,
+                Weights::F16(b) => b.len() == n.checked_mul(2)?,
+                Weights::Q8_0(b) => stride.is_multiple_of(QK8_0) && b.len() == n / QK8_0,
+            };
+        ok.then_some(Self {
+            w,
+            rows,
+            cols,
+            stride,
+        })
+    }
+
+    /// Bytes of weight storage.
+    pub fn bytes(&self) -> usize {
+        match self.w {
+            Weights::F32(b) | Weights::F16(b) => b.len(),
+            Weights::Q8_0(b) => b.len() * 34,
+        }
+    }
+
+    /// Row `r` dotted with `x` (`x.len() == cols`).
+    #[inline]
+    pub fn row_dot(&self, r: usize, x: &[f32]) -> f32 {
+        let (s, c) = (self.stride, self.cols);
+        match self.w {
+            Weights::F32(b) => dot_f32(&b[4 * r * s..4 * (r * s + c)], x),
+            Weights::F16(b) => dot_f16(&b[2 * r * s..2 * (r * s + c)], x),
+            Weights::Q8_0(b) => dot_q8_0(&b[r * s / QK8_0..(r + 1) * s / QK8_0], x),
+        }
+    }
+}
+
+/// `sum w[i] x[i]` over F32 bytes; `w.len()` must be `4 * x.len()`.
+#[inline]
+pub fn dot_f32(w: &[u8], x: &[f32]) -> f32 {
+    let w = &w[..4 * x.len()];
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    {
+        let n = x.len() / 32 * 32;
+        // SAFETY: AVX2 and FMA are enabled at compile time; w holds 4 n bytes.
+        return unsafe { x86::avx2_dot_f32_32x(w, x) }
+            + scalar::scalar_dot_f32(&w[4 * n..], &x[n..]);
+    }
+    #[cfg(all(
+        feature = "std",
+        target_arch = "x86_64",
+        not(all(target_feature = "avx2", target_feature = "fma"))
+    ))]
+    if detect::avx2() {
+        let n = x.len() / 32 * 32;
+        // SAFETY: AVX2 and FMA were detected on this CPU; w holds 4 n bytes.
+        return unsafe { x86::avx2_dot_f32_32x(w, x) }
+            + scalar::scalar_dot_f32(&w[4 * n..], &x[n..]);
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let n = x.len() / 16 * 16;
+        // SAFETY: NEON is baseline on aarch64; w holds 4 n bytes.
+        return unsafe { neon::neon_dot_f32_16x(w, x) }
+            + scalar::scalar_dot_f32(&w[4 * n..], &x[n..]);
+    }
+    #[allow(unreachable_code)]
+    scalar::scalar_dot_f32(w, x)
+}
+
+/// `sum w[i] x[i]` over F16 bytes; `w.len()` must be `2 * x.len()`.
+#[inline]
+pub fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
+    let w = &w[..2 * x.len()];
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ))]
+    {
+        let n = x.len() / 32 * 32;
+        // SAFETY: AVX2, FMA and F16C are enabled at compile time.
+        return unsafe { x86::avx2_dot_f16_32x(w, x) }
+            + scalar::scalar_dot_f16(&w[2 * n..], &x[n..]);
+    }
+    #[cfg(all(
+        feature = "std",
+        target_arch = "x86_64",
+        not(all(
+            target_feature = "avx2",
+            target_feature = "fma",
+            target_feature = "f16c"
+        ))
+    ))]
+    if detect::avx2() && detect::f16c() {
+        let n = x.len() / 32 * 32;
+        // SAFETY: AVX2, FMA and F16C were detected on this CPU.
+        return unsafe { x86::avx2_dot_f16_32x(w, x) }
+            + scalar::scalar_dot_f16(&w[2 * n..], &x[n..]);
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let n = x.len() / 16 * 16;
+        // SAFETY: NEON is baseline on aarch64; w holds 2 n bytes.
+        return unsafe { neon::neon_dot_f16_16x(w, x) }
+            + scalar::scalar_dot_f16(&w[2 * n..], &x[n..]);
+    }
+    #[allow(unreachable_code)]
+    scalar::scalar_dot_f16(w, x)
+}
+
+/// `sum w[i] x[i]` over Q8_0 blocks covering `x` (the last one possibly in part).
+#[inline]
+pub fn dot_q8_0(w: &[BlockQ8_0], x: &[f32]) -> f32 {
+    let w = &w[..x.len().div_ceil(QK8_0)];
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    {
+        let nb = x.len() / QK8_0;
+        // SAFETY: AVX2 and FMA are enabled at compile time; w has nb blocks.
+        return unsafe { x86::avx2_dot_q8_0_32x(w, x) }
+            + scalar::scalar_dot_q8_0(&w[nb..], &x[nb * QK8_0..]);
+    }
+    #[cfg(all(
+        feature = "std",
+        target_arch = "x86_64",
+        not(all(target_feature = "avx2", target_feature = "fma"))
+    ))]
+    if detect::avx2() {
+        let nb = x.len() / QK8_0;
+        // SAFETY: AVX2 and FMA were detected on this CPU; w has nb blocks.
+        return unsafe { x86::avx2_dot_q8_0_32x(w, x) }
+            + scalar::scalar_dot_q8_0(&w[nb..], &x[nb * QK8_0..]);
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let nb = x.len() / QK8_0;
+        // SAFETY: NEON is baseline on aarch64; w has nb blocks.
+        return unsafe { neon::neon_dot_q8_0_32x(w, x) }
+            + scalar::scalar_dot_q8_0(&w[nb..], &x[nb * QK8_0..]);
+    }
+    #[allow(unreachable_code)]
+    scalar::scalar_dot_q8_0(w, x)
+}
+
+/// `out[r] = bias[r] + sum_c W[r, c] x[c]`; `x.len() == m.cols`,
+/// `out.len() == m.rows`, `bias` either empty or `m.rows` long.
+pub fn matvec(out: &mut [f32], m: &Matrix<'_>, x: &[f32], bias: impl Fn(usize) -> f32) {
+    for (r, o) in out.iter_mut().enumerate().take(m.rows) {
+        *o = bias(r) + m.row_dot(r, x);
+    }
+}
+
+/// [`matvec`] for `n` inputs: `x` is `(n, cols)`, `out` is `(n, rows)`.
+pub fn matmul(out: &mut [f32], m: &Matrix<'_>, x: &[f32], n: usize, bias: impl Fn(usize) -> f32) {
+    for (o, xi) in out
+        .chunks_exact_mut(m.rows)
+        .zip(x.chunks_exact(m.cols))
+        .take(n)
+    {
+        matvec(o, m, xi, &bias);
+    }
+}
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod detect {
+    extern crate std;
+    pub fn avx2() -> bool {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[allow(dead_code)]
+    pub fn f16c() -> bool {
+        std::is_x86_feature_detected!("f16c")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every SIMD path against the scalar reference, on random data with
+    //! odd sizes and tails, with a stated error budget per type: the sums
+    //! differ only in order, so |simd - scalar| <= 1e-6 * n for inputs in [-1, 1].
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    fn rand(seed: &mut u32, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 17;
+                *seed ^= *seed << 5;
+                (*seed as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    const SIZES: [usize; 10] = [1, 7, 16, 31, 32, 33, 100, 400, 785, 1024];
+
+    type Dot<W> = (&'static str, fn(&[W], &[f32]) -> f32);
+
+    /// Each SIMD body this CPU can run, with the scalar tail added.
+    fn simd_f32() -> Vec<Dot<u8>> {
+        let mut v: Vec<Dot<u8>> = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            v.push(("avx2", |w, x| {
+                let n = x.len() / 32 * 32;
+                // SAFETY: detected above; w holds 4 x.len() bytes.
+                (unsafe { x86::avx2_dot_f32_32x(w, x) })
+                    + scalar::scalar_dot_f32(&w[4 * n..], &x[n..])
+            }));
+        }
+        #[cfg(target_arch = "aarch64")]
+        v.push(("neon", |w, x| {
+            let n = x.len() / 16 * 16;
+            // SAFETY: NEON is baseline; w holds 4 x.len() bytes.
+            (unsafe { neon::neon_dot_f32_16x(w, x) }) + scalar::scalar_dot_f32(&w[4 * n..], &x[n..])
+        }));
+        v.push(("dispatch", dot_f32));
+        v
+    }
+
+    fn simd_f16() -> Vec<Dot<u8>> {
+        let mut v: Vec<Dot<u8>> = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
+            v.push(("avx2", |w, x| {
+                let n = x.len() / 32 * 32;
+                // SAFETY: detected above; w holds 2 x.len() bytes.
+                (unsafe { x86::avx2_dot_f16_32x(w, x) })
+                    + scalar::scalar_dot_f16(&w[2 * n..], &x[n..])
+            }));
+        }
+        #[cfg(target_arch = "aarch64")]
+        v.push(("neon", |w, x| {
+            let n = x.len() / 16 * 16;
+            // SAFETY: NEON is baseline; w holds 2 x.len() bytes.
+            (unsafe { neon::neon_dot_f16_16x(w, x) }) + scalar::scalar_dot_f16(&w[2 * n..], &x[n..])
+        }));
+        v.push(("dispatch", dot_f16));
+        v
+    }
+
+    fn simd_q8() -> Vec<Dot<BlockQ8_0>> {
+        let mut v: Vec<Dot<BlockQ8_0>> = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            v.push(("avx2", |w, x| {
+                let nb = x.len() / 32;
+                // SAFETY: detected above; w covers x.
+                (unsafe { x86::avx2_dot_q8_0_32x(w, x) })
+                    + scalar::scalar_dot_q8_0(&w[nb..], &x[nb * 32..])
+            }));
+        }
+        #[cfg(target_arch = "aarch64")]
+        v.push(("neon", |w, x| {
+            let nb = x.len() / 32;
+            // SAFETY: NEON is baseline; w covers x.
+            (unsafe { neon::neon_dot_q8_0_32x(w, x) })
+                + scalar::scalar_dot_q8_0(&w[nb..], &x[nb * 32..])
+        }));
+        v.push(("dispatch", dot_q8_0));
+        v
+    }
+
+    #[test]
+    fn a_simd_path_is_tested_where_one_exists() {
+        let n = simd_f32().len();
+        #[cfg(target_arch = "aarch64")]
+        assert!(n >= 2, "no NEON kernel ran");
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            assert!(n >= 2, "no AVX2 kernel ran");
+        }
+    }
+
+    #[test]
+    fn f32_and_f16_dots_match_scalar() {
+        let mut s = 1;
+        for n in SIZES {
+            let w = rand(&mut s, n);
+            let x = rand(&mut s, n);
+            let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let hb: Vec<u8> = w
+                .iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                .collect();
+            let tol = 1e-6 * n as f32;
+            let want = scalar::scalar_dot_f32(&wb, &x);
+            for (name, f) in simd_f32() {
+                let got = f(&wb, &x);
+                assert!(
+                    (got - want).abs() <= tol,
+                    "{name} f32 n={n}: {got} vs {want}"
+                );
+                // Weights at an odd address read the same.
+                let mut shifted = std::vec![0u8; 1];
+                shifted.extend(&wb);
+                let got = f(&shifted[1..], &x);
+                assert!((got - want).abs() <= tol, "{name} f32 unaligned n={n}");
+            }
+            let want = scalar::scalar_dot_f16(&hb, &x);
+            for (name, f) in simd_f16() {
+                let got = f(&hb, &x);
+                assert!(
+                    (got - want).abs() <= tol,
+                    "{name} f16 n={n}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn f16_specials_convert_exactly() {
+        // Subnormal, normal, max, infinities and zero, in every lane position.
+        let vals: [u16; 16] = [
+            1, 0x3c00, 0x7bff, 0x7c00, 0xfc00, 0x8001, 0, 0x8000, 0x0400, 0x3555, 0xc000, 2, 3,
+            0x03ff, 0x4248, 0xbc00,
+        ];
+        for i in 0..16 {
+            // The value alone in lane i (an infinity elsewhere would make
+            // 0 * inf = NaN), the input 1 there and 0.5 in the other lanes.
+            let mut lanes = [0u16; 16];
+            lanes[i] = vals[i];
+            let hb: Vec<u8> = lanes.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let mut x = [0.5f32; 16];
+            x[i] = 1.0;
+            let want = half::f16::from_bits(vals[i]).to_f32();
+            for (name, f) in simd_f16() {
+                let got = f(&hb, &x);
+                assert!(
+                    got == want || (got.is_nan() && want.is_nan()),
+                    "{name} lane {i}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn q8_0_dots_match_scalar_with_partial_last_block() {
+        let mut s = 9;
+        for n in SIZES {
+            let nb = n.div_ceil(32);
+            let blocks: Vec<BlockQ8_0> = (0..nb)
+                .map(|_| {
+                    let v = rand(&mut s, 32);
+                    BlockQ8_0::quantize(&v.try_into().unwrap())
+                })
+                .collect();
+            let x = rand(&mut s, n);
+            let want = scalar::scalar_dot_q8_0(&blocks, &x);
+            for (name, f) in simd_q8() {
+                let got = f(&blocks, &x);
+                assert!(
+                    (got - want).abs() <= 1e-6 * n as f32,
+                    "{name} q8_0 n={n}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn matrix_checks_its_storage() {
+        let b = [0u8; 4 * 6];
+        assert!(Matrix::new(Weights::F32(&b), 2, 3, 3).is_some());
+        assert!(Matrix::new(Weights::F32(&b), 2, 4, 3).is_none());
+        assert!(Matrix::new(Weights::F32(&b), 3, 3, 3).is_none());
+        assert!(Matrix::new(Weights::F32(&b), usize::MAX, 3, 3).is_none());
+        let q = [BlockQ8_0 {
+            d: [0; 2],
+            qs: [0; 32],
+        }; 2];
+        assert!(Matrix::new(Weights::Q8_0(&q), 2, 20, 32).is_some());
+        assert!(Matrix::new(Weights::Q8_0(&q), 2, 20, 20).is_none());
+    }
+}

@@ -1,0 +1,122 @@
+//! aarch64 NEON kernels. NEON is part of the aarch64 baseline, so these
+//! need no run-time check. The bodies see only full-width chunks; the safe
+//! wrappers in `kernels/mod.rs` add the tail with the scalar kernels.
+
+use core::arch::aarch64::*;
+use edgegen_format::quant::BlockQ8_0;
+
+/// F16 bits (in u16 lanes) to f32, exactly, without the unstable f16 types:
+/// shift the exponent and mantissa into place and rescale by 2^112, which
+/// also handles subnormals; infinities and NaNs are rebuilt separately.
+#[inline(always)]
+unsafe fn f16x4_to_f32(h: uint16x4_t) -> float32x4_t {
+    // SAFETY (whole function): register-only NEON intrinsics.
+    unsafe {
+        let h = vmovl_u16(h);
+        let sign = vshlq_n_u32(vandq_u32(h, vdupq_n_u32(0x8000)), 16);
+        let em = vandq_u32(h, vdupq_n_u32(0x7fff));
+        let scaled = vmulq_f32(
+            vreinterpretq_f32_u32(vshlq_n_u32(em, 13)),
+            vdupq_n_f32(f32::from_bits(0x7780_0000)),
+        );
+        let is_special = vcgeq_u32(em, vdupq_n_u32(0x7c00));
+        let special = vorrq_u32(
+            vdupq_n_u32(0x7f80_0000),
+            vshlq_n_u32(vandq_u32(em, vdupq_n_u32(0x03ff)), 13),
+        );
+        let bits = vbslq_u32(is_special, special, vreinterpretq_u32_f32(scaled));
+        vreinterpretq_f32_u32(vorrq_u32(bits, sign))
+    }
+}
+
+/// Dot product of the first `16 * (x.len() / 16)` elements; F32 weights.
+///
+/// # Safety
+/// `w.len() >= 4 * x.len()`.
+pub unsafe fn neon_dot_f32_16x(w: &[u8], x: &[f32]) -> f32 {
+    let n = x.len() / 16 * 16;
+    debug_assert!(w.len() >= 4 * n);
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    // SAFETY: byte loads (alignment 1) at offsets < 4n <= w.len(); float
+    // loads at offsets < n <= x.len(), aligned as f32.
+    unsafe {
+        let mut acc = [vdupq_n_f32(0.0); 4];
+        let mut i = 0;
+        while i < n {
+            for (k, a) in acc.iter_mut().enumerate() {
+                let wv = vreinterpretq_f32_u8(vld1q_u8(wp.add(4 * (i + 4 * k))));
+                *a = vfmaq_f32(*a, wv, vld1q_f32(xp.add(i + 4 * k)));
+            }
+            i += 16;
+        }
+        vaddvq_f32(vaddq_f32(
+            vaddq_f32(acc[0], acc[1]),
+            vaddq_f32(acc[2], acc[3]),
+        ))
+    }
+}
+
+/// Dot product of the first `16 * (x.len() / 16)` elements; F16 weights.
+///
+/// # Safety
+/// `w.len() >= 2 * x.len()`.
+pub unsafe fn neon_dot_f16_16x(w: &[u8], x: &[f32]) -> f32 {
+    let n = x.len() / 16 * 16;
+    debug_assert!(w.len() >= 2 * n);
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    // SAFETY: 8-byte loads at offsets < 2n <= w.len(); float loads at
+    // offsets < n <= x.len().
+    unsafe {
+        let mut acc = [vdupq_n_f32(0.0); 4];
+        let mut i = 0;
+        while i < n {
+            for (k, a) in acc.iter_mut().enumerate() {
+                let h = vreinterpret_u16_u8(vld1_u8(wp.add(2 * (i + 4 * k))));
+                *a = vfmaq_f32(*a, f16x4_to_f32(h), vld1q_f32(xp.add(i + 4 * k)));
+            }
+            i += 16;
+        }
+        vaddvq_f32(vaddq_f32(
+            vaddq_f32(acc[0], acc[1]),
+            vaddq_f32(acc[2], acc[3]),
+        ))
+    }
+}
+
+/// Dot product over whole Q8_0 blocks: `x.len() / 32` of them.
+///
+/// # Safety
+/// `w.len() >= x.len() / 32`.
+pub unsafe fn neon_dot_q8_0_32x(w: &[BlockQ8_0], x: &[f32]) -> f32 {
+    let nb = x.len() / 32;
+    debug_assert!(w.len() >= nb);
+    let xp = x.as_ptr();
+    // SAFETY: two 16-byte loads inside each block's 32 quants; float loads
+    // at offsets < 32 nb <= x.len().
+    unsafe {
+        let mut acc = vdupq_n_f32(0.0);
+        for (b, blk) in w.iter().take(nb).enumerate() {
+            let q = blk.qs.as_ptr();
+            let mut s = vdupq_n_f32(0.0);
+            for h in 0..2 {
+                let v = vld1q_s8(q.add(16 * h));
+                let lo = vmovl_s8(vget_low_s8(v));
+                let hi = vmovl_s8(vget_high_s8(v));
+                for (j, part) in [
+                    vget_low_s16(lo),
+                    vget_high_s16(lo),
+                    vget_low_s16(hi),
+                    vget_high_s16(hi),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    let f = vcvtq_f32_s32(vmovl_s16(part));
+                    s = vfmaq_f32(s, f, vld1q_f32(xp.add(32 * b + 16 * h + 4 * j)));
+                }
+            }
+            acc = vfmaq_n_f32(acc, s, blk.scale());
+        }
+        vaddvq_f32(acc)
+    }
+}

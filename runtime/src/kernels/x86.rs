@@ -1,0 +1,109 @@
+//! x86_64 kernels: AVX2 with FMA and F16C, and AVX-512F.
+//!
+//! The bodies see only full-width chunks; the safe wrappers in
+//! `kernels/mod.rs` add the tail with the scalar kernels. Each function is
+//! `unsafe` only because it needs CPU features the caller must check.
+
+use core::arch::x86_64::*;
+use edgegen_format::quant::BlockQ8_0;
+
+#[inline(always)]
+unsafe fn hsum256(v: __m256) -> f32 {
+    // SAFETY (whole function): register-only intrinsics of AVX, which the
+    // caller's target features include.
+    unsafe {
+        let lo = _mm256_castps256_ps128(v);
+        let hi = _mm256_extractf128_ps(v, 1);
+        let s = _mm_add_ps(lo, hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+}
+
+/// Dot product of the first `32 * (x.len() / 32)` elements; F32 weights.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `w.len() >= 4 * x.len()`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn avx2_dot_f32_32x(w: &[u8], x: &[f32]) -> f32 {
+    let n = x.len() / 32 * 32;
+    debug_assert!(w.len() >= 4 * n);
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    // SAFETY: every load reads 32 bytes at offsets < 4n <= w.len() from
+    // `w`, and 8 floats at offsets < n <= x.len() from `x`; loadu accepts
+    // any alignment.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i < n {
+            for (k, a) in acc.iter_mut().enumerate() {
+                let wv = _mm256_loadu_ps(wp.add(4 * (i + 8 * k)).cast());
+                let xv = _mm256_loadu_ps(xp.add(i + 8 * k));
+                *a = _mm256_fmadd_ps(wv, xv, *a);
+            }
+            i += 32;
+        }
+        hsum256(_mm256_add_ps(
+            _mm256_add_ps(acc[0], acc[1]),
+            _mm256_add_ps(acc[2], acc[3]),
+        ))
+    }
+}
+
+/// Dot product of the first `32 * (x.len() / 32)` elements; F16 weights.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; `w.len() >= 2 * x.len()`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn avx2_dot_f16_32x(w: &[u8], x: &[f32]) -> f32 {
+    let n = x.len() / 32 * 32;
+    debug_assert!(w.len() >= 2 * n);
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    // SAFETY: each 16-byte load is at an offset < 2n <= w.len(), each
+    // 8-float load at an offset < n <= x.len(); both are unaligned loads.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i < n {
+            for (k, a) in acc.iter_mut().enumerate() {
+                let h = _mm_loadu_si128(wp.add(2 * (i + 8 * k)).cast());
+                let wv = _mm256_cvtph_ps(h);
+                let xv = _mm256_loadu_ps(xp.add(i + 8 * k));
+                *a = _mm256_fmadd_ps(wv, xv, *a);
+            }
+            i += 32;
+        }
+        hsum256(_mm256_add_ps(
+            _mm256_add_ps(acc[0], acc[1]),
+            _mm256_add_ps(acc[2], acc[3]),
+        ))
+    }
+}
+
+/// Dot product over whole Q8_0 blocks: `x.len() / 32` of them.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `w.len() >= x.len() / 32`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn avx2_dot_q8_0_32x(w: &[BlockQ8_0], x: &[f32]) -> f32 {
+    let nb = x.len() / 32;
+    debug_assert!(w.len() >= nb);
+    let xp = x.as_ptr();
+    // SAFETY: block b's 32 quants are read as four 8-byte loads inside the
+    // 34-byte block; x is read at offsets < 32 nb <= x.len().
+    unsafe {
+        let mut acc = _mm256_setzero_ps();
+        for (b, blk) in w.iter().take(nb).enumerate() {
+            let q = blk.qs.as_ptr().cast::<u8>();
+            let mut s = _mm256_setzero_ps();
+            for k in 0..4 {
+                let q8 = _mm_loadl_epi64(q.add(8 * k).cast());
+                let qf = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8));
+                s = _mm256_fmadd_ps(qf, _mm256_loadu_ps(xp.add(32 * b + 8 * k)), s);
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(blk.scale()), s, acc);
+        }
+        hsum256(acc)
+    }
+}

@@ -1,0 +1,199 @@
+//! Layers over caller buffers: dense, the activations, layer norm.
+
+use crate::kernels::{self, Matrix};
+use crate::math;
+use edgegen_format::arch::Activation;
+use edgegen_format::{Error, F16View, F32View, GgmlType, Gguf};
+
+/// A bias or norm vector, read in place.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Vector<'a> {
+    /// F32 values.
+    F32(F32View<'a>),
+    /// F16 values.
+    F16(F16View<'a>),
+}
+
+impl Vector<'_> {
+    /// Element `i` (0 past the end).
+    #[inline]
+    pub fn get(&self, i: usize) -> f32 {
+        match self {
+            Vector::F32(v) => v.get(i),
+            Vector::F16(v) => v.get(i),
+        }
+        .unwrap_or(0.0)
+    }
+    /// Element count.
+    pub fn len(&self) -> usize {
+        match self {
+            Vector::F32(v) => v.len(),
+            Vector::F16(v) => v.len(),
+        }
+    }
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A fully connected layer: `y = W x + b`, W `(out, in)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dense<'a> {
+    /// The weight.
+    pub w: Matrix<'a>,
+    /// The bias, `out` long.
+    pub b: Vector<'a>,
+}
+
+/// Reads `name` as a weight of `rows x cols` (GGUF shape `[stride, rows]`,
+/// where Q8_0 rows may be zero-padded to whole blocks).
+pub fn load_matrix<'a>(
+    g: &Gguf<'a>,
+    name: &'static str,
+    rows: usize,
+    cols: usize,
+) -> Result<Matrix<'a>, Error> {
+    use kernels::Weights;
+    let t = g.tensor(name).ok_or(Error::MissingTensor { name })?;
+    let stride = match t.ggml_type() {
+        GgmlType::Q8_0 => cols.div_ceil(32) * 32,
+        _ => cols,
+    };
+    let expected = [stride as u64, rows as u64, 1, 1];
+    if t.dims4() != expected || t.shape().len() != 2 {
+        return Err(Error::WrongShape {
+            name,
+            expected,
+            found: t.dims4(),
+        });
+    }
+    let w = match t.ggml_type() {
+        GgmlType::F32 => Weights::F32(t.bytes()),
+        GgmlType::F16 => Weights::F16(t.bytes()),
+        GgmlType::Q8_0 => Weights::Q8_0(t.q8_0()?.blocks()),
+        found => {
+            return Err(Error::WrongTensorType {
+                expected: GgmlType::F32,
+                found,
+            });
+        }
+    };
+    Matrix::new(w, rows, cols, stride).ok_or(Error::WrongShape {
+        name,
+        expected,
+        found: t.dims4(),
+    })
+}
+
+/// Reads `name` as a vector of `n` F32 or F16 values.
+pub fn load_vector<'a>(g: &Gguf<'a>, name: &'static str, n: usize) -> Result<Vector<'a>, Error> {
+    let t = g.tensor(name).ok_or(Error::MissingTensor { name })?;
+    let expected = [n as u64, 1, 1, 1];
+    if t.dims4() != expected || t.shape().len() != 1 {
+        return Err(Error::WrongShape {
+            name,
+            expected,
+            found: t.dims4(),
+        });
+    }
+    match t.ggml_type() {
+        GgmlType::F32 => Ok(Vector::F32(t.f32()?)),
+        GgmlType::F16 => Ok(Vector::F16(t.f16()?)),
+        found => Err(Error::WrongTensorType {
+            expected: GgmlType::F32,
+            found,
+        }),
+    }
+}
+
+impl Dense<'_> {
+    /// `out = W x + b` for one input; `x.len() == w.cols`, `out.len() == w.rows`.
+    #[inline]
+    pub fn forward(&self, out: &mut [f32], x: &[f32]) {
+        kernels::matvec(out, &self.w, x, |r| self.b.get(r));
+    }
+}
+
+/// Applies `act` in place.
+pub fn activate(act: Activation, x: &mut [f32]) {
+    match act {
+        Activation::Relu => x
+            .iter_mut()
+            .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 }),
+        Activation::LeakyRelu => x.iter_mut().for_each(|v| {
+            if *v < 0.0 {
+                *v *= Activation::LEAKY_SLOPE
+            }
+        }),
+        Activation::Tanh => x.iter_mut().for_each(|v| *v = math::tanh(*v)),
+        Activation::Sigmoid => x.iter_mut().for_each(|v| *v = math::sigmoid(*v)),
+        Activation::Gelu => x.iter_mut().for_each(|v| {
+            let u = 0.797_884_6 * (*v + 0.044_715 * *v * *v * *v);
+            *v = 0.5 * *v * (1.0 + math::tanh(u));
+        }),
+        Activation::Softplus => x.iter_mut().for_each(|v| *v = math::softplus(*v)),
+    }
+}
+
+/// Layer norm over `x` in place: `(x - mean) / sqrt(var + eps) * g + b`.
+pub fn layer_norm(x: &mut [f32], g: &Vector<'_>, b: &Vector<'_>, eps: f32) {
+    let n = x.len().max(1) as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let inv = 1.0 / math::sqrt(var + eps);
+    for (i, v) in x.iter_mut().enumerate() {
+        *v = (*v - mean) * inv * g.get(i) + b.get(i);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_norm_normalizes() {
+        let ones = [1f32.to_le_bytes(); 4].concat();
+        let zeros = [0u8; 16];
+        let gv = Vector::F32(f32_view(&ones));
+        let bv = Vector::F32(f32_view(&zeros));
+        let mut x = [1.0f32, 2.0, 3.0, 4.0];
+        layer_norm(&mut x, &gv, &bv, 0.0);
+        let m: f32 = x.iter().sum::<f32>() / 4.0;
+        let v: f32 = x.iter().map(|a| a * a).sum::<f32>() / 4.0;
+        assert!(m.abs() < 1e-6 && (v - 1.0).abs() < 1e-5);
+    }
+
+    fn f32_view(b: &[u8]) -> F32View<'_> {
+        // Build through a real GGUF so the view type stays opaque.
+        extern crate std;
+        let mut w = edgegen_format::GgufWriter::new();
+        let vals: std::vec::Vec<f32> = b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        w.add_tensor("v", &[vals.len() as u64], GgmlType::F32, &vals)
+            .unwrap();
+        let bytes = std::boxed::Box::leak(w.to_bytes().into_boxed_slice());
+        Gguf::parse(bytes)
+            .unwrap()
+            .tensor("v")
+            .unwrap()
+            .f32()
+            .unwrap()
+    }
+
+    #[test]
+    fn activations_match_their_formulas() {
+        let mut x = [-2.0f32, -0.5, 0.0, 0.7, 3.0];
+        let orig = x;
+        activate(Activation::LeakyRelu, &mut x);
+        assert_eq!(x[0], -0.4);
+        x = orig;
+        activate(Activation::Gelu, &mut x);
+        assert!((x[4] - 2.996_363_4).abs() < 1e-5 && x[2] == 0.0);
+        x = orig;
+        activate(Activation::Sigmoid, &mut x);
+        assert!((x[3] - 0.668_187_8).abs() < 1e-6);
+    }
+}
