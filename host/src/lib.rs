@@ -7,9 +7,11 @@
 pub mod cli;
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod fsx;
 pub mod models;
 pub mod nn;
 pub mod plot;
 pub mod rng;
 pub mod train;
+pub mod validate;

@@ -1,9 +1,15 @@
-//! The main job of the README's first command. It runs every stage that
-//! exists and says plainly which stages are not built yet.
+//! The main job of the README's first command: data, training, export at
+//! every precision, validation against ONNX Runtime and tract, and sampling
+//! with the device runtime, on the built-in sample unless told otherwise.
 
 use crate::data::{self, Dataset, info, split};
+use crate::eval;
+use crate::export::{self, Part, Precision};
+use crate::nn::gemm::Threads;
+use crate::train::checkpoint;
 use crate::train::config::TrainConfig;
-use crate::train::run::{RunOptions, run_vae};
+use crate::train::run::{self, RunOptions, files, run_vae};
+use crate::validate;
 use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
@@ -20,8 +26,11 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Training epochs.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 30)]
     epochs: usize,
+    /// Latents per validation.
+    #[arg(long, default_value_t = 500)]
+    validate_n: usize,
 }
 
 pub fn run(a: DemoArgs) -> Result<()> {
@@ -40,11 +49,11 @@ pub fn run(a: DemoArgs) -> Result<()> {
         s.test.len(),
         a.seed
     );
-    let preview = a.output.join("data.png");
-    super::data::preview(&path, Some(preview), Some(64))?;
+    super::data::preview(&path, Some(a.output.join("data.png")), Some(64))?;
+
     let run_dir = a.output.join("vae");
     println!(
-        "== train: VAE 784-400-20 on {path}, {} epochs -> {}",
+        "\n== train: VAE 784-400-20, {} epochs -> {}",
         a.epochs,
         run_dir.display()
     );
@@ -54,20 +63,65 @@ pub fn run(a: DemoArgs) -> Result<()> {
         seed: a.seed,
         ..TrainConfig::default()
     };
-    let m = run_vae(
-        cfg,
+    run_vae(
+        cfg.clone(),
         &RunOptions {
             out: run_dir.clone(),
             ..Default::default()
         },
     )?;
-    let last = m.last().map(|e| e.val_loss).unwrap_or(f64::NAN);
+    let (m, ck) = checkpoint::load(&run_dir.join(files::BEST))?;
+    let p = &ck.state.params;
+
+    println!("\n== export the decoder, validate it, sample it");
+    let exp = a.output.join("export");
+    let data = run::load_data(&cfg)?;
+    let th = Threads(run::init_threads(0));
+    let base = eval::vae::elbo(&m, p, &data.test, 1, th).0;
     println!(
-        "   validation loss {last:.2} nats/image; samples.png, recon.png and loss.png are in {}",
-        run_dir.display()
+        "test ELBO of the trained model: {base:.3} nats/image; per export (max |err| over every engine pair):"
     );
     println!(
-        "== export, validate, sample: not built yet (issue 4: runtime, GGUF/ONNX export, validation)"
+        "{:<6} {:>10} {:>10} {:>12} {:>14}",
+        "", "GGUF B", "ONNX B", "max |err|", "test ELBO"
+    );
+    for prec in [Precision::F32, Precision::F16, Precision::Q8_0] {
+        let tag = format!("{prec:?}").to_lowercase();
+        let gguf = export::gguf::vae_to_gguf(&m, p, Part::Decoder, prec, "demo")?;
+        let onnx = export::onnx::vae_to_onnx(&m, p, Part::Decoder, prec, "demo")?;
+        crate::fsx::write_atomic(&exp.join(format!("decoder-{tag}.gguf")), &gguf)?;
+        crate::fsx::write_atomic(&exp.join(format!("decoder-{tag}.onnx")), &onnx)?;
+        let r = validate::validate(&onnx, &gguf, a.validate_n, a.seed)?;
+        let worst = r.pairs.iter().map(|p| p.max_abs).fold(0f32, f32::max);
+        // The test loss with this precision's decoder weights.
+        let mut pq = p.clone();
+        for l in &m.dec {
+            let (o, i) = (l.out, l.inp);
+            let w = &mut pq[l.offset..l.offset + o * i];
+            let stored = export::stored_values(w, o, i, prec);
+            w.copy_from_slice(&stored);
+        }
+        let elbo = eval::vae::elbo(&m, &pq, &data.test, 1, th).0;
+        println!(
+            "{tag:<6} {:>10} {:>10} {:>12.2e} {:>14.3}  {}",
+            gguf.len(),
+            onnx.len(),
+            worst,
+            elbo,
+            if r.ok { "valid" } else { "FAILED" }
+        );
+        if !r.ok {
+            bail!(
+                "validation of the {tag} decoder failed: run `edgegen validate` on {} for the table",
+                exp.display()
+            );
+        }
+    }
+    let grid = a.output.join("samples-q8_0.png");
+    super::sample::sample_to(&exp.join("decoder-q8_0.gguf"), 64, 7, None, &grid)?;
+    println!(
+        "\nall stages ran: {} holds the run, the exports and the sample grid",
+        a.output.display()
     );
     Ok(())
 }

@@ -2,7 +2,9 @@
 
 mod data;
 mod demo;
+mod export;
 mod latent;
+mod sample;
 mod train;
 
 use anyhow::Result;
@@ -34,6 +36,16 @@ enum Command {
     Eval(train::EvalArgs),
     /// Explore a VAE's latent space: interpolations and maps.
     Latent(latent::LatentArgs),
+    /// Export a run as GGUF weights and/or an ONNX graph.
+    Export(export::ExportArgs),
+    /// Check an exported model against ONNX Runtime, tract, the device runtime and the host.
+    Validate(export::ValidateArgs),
+    /// Sample a GGUF model with the device runtime, into a PNG grid.
+    Sample(sample::SampleArgs),
+    /// Show what a GGUF model holds and what it costs on a device.
+    Inspect(sample::InspectArgs),
+    /// Read the provenance tag of a file edgegen generated.
+    Provenance(sample::ProvenanceArgs),
     /// The main job: train, export, validate and sample on the built-in data.
     Demo(demo::DemoArgs),
 }
@@ -50,6 +62,11 @@ pub fn run_with(cli: Cli) -> Result<()> {
         Command::Train { command } => train::run(command),
         Command::Eval(a) => train::eval(a),
         Command::Latent(a) => latent::run(a),
+        Command::Export(a) => export::export(a),
+        Command::Validate(a) => export::validate(a),
+        Command::Sample(a) => sample::sample(a),
+        Command::Inspect(a) => sample::inspect(a),
+        Command::Provenance(a) => sample::provenance(a),
         Command::Demo(a) => demo::run(a),
     }
 }

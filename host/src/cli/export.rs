@@ -1,0 +1,131 @@
+//! `edgegen export` and `edgegen validate`.
+
+use crate::export::{self, Part, Precision};
+use crate::train::checkpoint;
+use crate::train::run::files;
+use crate::validate;
+use anyhow::{Result, bail};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A run folder from `edgegen train`.
+    run: PathBuf,
+    /// Write the GGUF weight file here.
+    #[arg(long)]
+    gguf: Option<PathBuf>,
+    /// Write the ONNX graph here.
+    #[arg(long)]
+    onnx: Option<PathBuf>,
+    /// Weight storage.
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: Precision,
+    /// Which network.
+    #[arg(long, value_enum, default_value = "decoder")]
+    part: Part,
+    /// Export the last checkpoint instead of the best.
+    #[arg(long)]
+    last: bool,
+}
+
+pub fn export(a: ExportArgs) -> Result<()> {
+    if a.gguf.is_none() && a.onnx.is_none() {
+        bail!("nothing to write: give --gguf FILE, --onnx FILE or both");
+    }
+    let path = a.run.join(if a.last {
+        files::CHECKPOINT
+    } else {
+        files::BEST
+    });
+    let (m, ck) = checkpoint::load(&path)?;
+    let name = a
+        .run
+        .file_name()
+        .map_or("vae".into(), |n| n.to_string_lossy().into_owned());
+    if let Some(out) = &a.gguf {
+        let bytes = export::gguf::vae_to_gguf(&m, &ck.state.params, a.part, a.precision, &name)?;
+        crate::fsx::write_atomic(out, &bytes)?;
+        println!(
+            "wrote {} ({} bytes, {:?} {:?})",
+            out.display(),
+            bytes.len(),
+            a.part,
+            a.precision
+        );
+    }
+    if let Some(out) = &a.onnx {
+        let bytes = export::onnx::vae_to_onnx(&m, &ck.state.params, a.part, a.precision, &name)?;
+        crate::fsx::write_atomic(out, &bytes)?;
+        println!(
+            "wrote {} ({} bytes, opset {})",
+            out.display(),
+            bytes.len(),
+            export::onnx::OPSET
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The ONNX graph of a decoder.
+    onnx: PathBuf,
+    /// The GGUF file of the same decoder.
+    gguf: PathBuf,
+    /// Random latents to run.
+    #[arg(long, default_value_t = 1000)]
+    n: usize,
+    /// Seed of the latents.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn validate(a: ValidateArgs) -> Result<()> {
+    let read = |p: &PathBuf| {
+        std::fs::read(p).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", p.display()))
+    };
+    let (onnx, gguf) = (read(&a.onnx)?, read(&a.gguf)?);
+    if a.n == 0 {
+        bail!("--n: expected at least 1 input");
+    }
+    let r = validate::validate(&onnx, &gguf, a.n, a.seed).map_err(|e| {
+        anyhow::anyhow!(
+            "validating {} against {}: {e:#}",
+            a.onnx.display(),
+            a.gguf.display()
+        )
+    })?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "{} inputs, {} weights; engines: {}",
+            r.n,
+            r.precision,
+            r.engines.join(", ")
+        );
+        println!(
+            "{:<16} {:<16} {:>12} {:>12} {:>10}",
+            "engine", "vs engine", "max abs", "mean abs", "tolerance"
+        );
+        for p in &r.pairs {
+            println!(
+                "{:<16} {:<16} {:>12.3e} {:>12.3e} {:>10.0e} {}",
+                p.a,
+                p.b,
+                p.max_abs,
+                p.mean_abs,
+                p.tolerance,
+                if p.ok { "ok" } else { "FAIL" }
+            );
+        }
+    }
+    if !r.ok {
+        bail!("validation failed: an error exceeds its tolerance");
+    }
+    Ok(())
+}

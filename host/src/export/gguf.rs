@@ -1,0 +1,69 @@
+//! VAE -> GGUF, following `formats/README.md`.
+
+use super::{Layer, Part, Precision};
+use crate::models::vae::Vae;
+use anyhow::{Context, Result};
+use edgegen_format::arch::{self, vae::Hparams};
+use edgegen_format::{GgmlType, GgufWriter};
+
+/// The format crate's hyperparameters for a host model.
+pub fn hparams(m: &Vae) -> Result<Hparams> {
+    let c = &m.cfg;
+    let mut hidden = [0u32; arch::vae::MAX_HIDDEN];
+    for (h, &w) in hidden.iter_mut().zip(&c.hidden) {
+        *h = w as u32;
+    }
+    Ok(Hparams {
+        image_shape: c.image_shape.map(|d| d as u32),
+        latent_dim: c.latent as u32,
+        hidden,
+        n_hidden: c.hidden.len(),
+        n_classes: c.n_classes as u32,
+        likelihood: c.likelihood()?,
+        activation: c.activation()?,
+    })
+}
+
+/// Adds one dense layer: weight `[in, out]` (Q8_0 rows zero-padded to a
+/// multiple of 32 inputs) in `prec`, bias `[out]` in F32.
+pub fn add_layer(w: &mut GgufWriter, l: &Layer<'_>, prec: Precision) -> Result<()> {
+    let wname = format!("{}.weight", l.name);
+    match prec {
+        Precision::Q8_0 => {
+            let pad = l.inp.div_ceil(32) * 32;
+            let mut padded = vec![0f32; l.out * pad];
+            for r in 0..l.out {
+                padded[r * pad..r * pad + l.inp].copy_from_slice(&l.w[r * l.inp..(r + 1) * l.inp]);
+            }
+            w.add_tensor(&wname, &[pad as u64, l.out as u64], GgmlType::Q8_0, &padded)
+        }
+        _ => w.add_tensor(&wname, &[l.inp as u64, l.out as u64], prec.ggml(), l.w),
+    }
+    .with_context(|| format!("tensor {wname}"))?;
+    w.add_tensor(
+        &format!("{}.bias", l.name),
+        &[l.out as u64],
+        GgmlType::F32,
+        l.b,
+    )
+    .with_context(|| format!("tensor {}.bias", l.name))?;
+    Ok(())
+}
+
+/// The GGUF bytes of one part of a VAE.
+pub fn vae_to_gguf(m: &Vae, p: &[f32], part: Part, prec: Precision, name: &str) -> Result<Vec<u8>> {
+    let mut w = GgufWriter::new();
+    hparams(m)?.write(&mut w)?;
+    w.add(arch::keys::NAME, name)?;
+    w.add(
+        "edgegen.vae.part",
+        match part {
+            Part::Decoder => "decoder",
+            Part::Encoder => "encoder",
+        },
+    )?;
+    for l in super::vae_layers(m, p, part)? {
+        add_layer(&mut w, &l, prec)?;
+    }
+    Ok(w.to_bytes())
+}

@@ -1,0 +1,329 @@
+//! VAE -> ONNX (opset 17), written with `tract_onnx::pb` and prost.
+//!
+//! Inputs and outputs are named (`z`, `label` -> `x` for the decoder;
+//! `x`, `label` -> `mu`, `logvar` for the encoder) with a dynamic batch `N`.
+//! The noise is an input (z), so every engine can be fed the same numbers.
+//! Stored precision is kept: F16 weights are FLOAT16 initializers behind a
+//! Cast, and Q8_0 weights are int8 codes and f32 block scales, multiplied
+//! out in the graph, so ONNX Runtime checks the very numbers the GGUF holds.
+
+use super::{Layer, Part, Precision};
+use crate::models::vae::{Likelihood, Vae};
+use anyhow::Result;
+use edgegen_format::arch::Activation;
+use edgegen_format::quant::{self, BlockQ8_0};
+use prost::Message;
+use tract_onnx::pb::{
+    self, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TypeProto, ValueInfoProto, attribute_proto::AttributeType, tensor_proto::DataType,
+    tensor_shape_proto, type_proto,
+};
+
+/// The opset the graphs use.
+pub const OPSET: i64 = 17;
+
+#[derive(Default)]
+struct Graph {
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+    n: usize,
+}
+
+fn attr_int(name: &str, i: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Int as i32,
+        i,
+        ..Default::default()
+    }
+}
+
+fn attr_float(name: &str, f: f32) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Float as i32,
+        f,
+        ..Default::default()
+    }
+}
+
+impl Graph {
+    fn fresh(&mut self, hint: &str) -> String {
+        self.n += 1;
+        format!("{hint}_{}", self.n)
+    }
+
+    fn node(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        attrs: Vec<AttributeProto>,
+        hint: &str,
+    ) -> String {
+        let out = self.fresh(hint);
+        self.node_to(op, inputs, attrs, &out);
+        out
+    }
+
+    fn node_to(&mut self, op: &str, inputs: &[&str], attrs: Vec<AttributeProto>, out: &str) {
+        let name = format!("{op}_{}", self.nodes.len());
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![out.to_string()],
+            name,
+            op_type: op.into(),
+            attribute: attrs,
+            ..Default::default()
+        });
+    }
+
+    fn init(&mut self, name: &str, dims: &[usize], ty: DataType, raw: Vec<u8>) -> String {
+        self.inits.push(TensorProto {
+            name: name.into(),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: ty as i32,
+            raw_data: raw,
+            ..Default::default()
+        });
+        name.to_string()
+    }
+
+    fn init_f32(&mut self, name: &str, dims: &[usize], v: &[f32]) -> String {
+        self.init(
+            name,
+            dims,
+            DataType::Float,
+            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        )
+    }
+
+    fn init_i64(&mut self, name: &str, v: &[i64]) -> String {
+        self.init(
+            name,
+            &[v.len()],
+            DataType::Int64,
+            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        )
+    }
+
+    /// A weight `(out, in)` as f32, through the ops its storage needs.
+    fn weight(&mut self, l: &Layer<'_>, prec: Precision) -> String {
+        let name = format!("{}.weight", l.name);
+        match prec {
+            Precision::F32 => self.init_f32(&name, &[l.out, l.inp], l.w),
+            Precision::F16 => {
+                let raw =
+                    l.w.iter()
+                        .flat_map(|&x| quant::f32_to_f16_bits(x).to_le_bytes())
+                        .collect();
+                let h = self.init(
+                    &format!("{name}.f16"),
+                    &[l.out, l.inp],
+                    DataType::Float16,
+                    raw,
+                );
+                self.node(
+                    "Cast",
+                    &[&h],
+                    vec![attr_int("to", DataType::Float as i64)],
+                    &name,
+                )
+            }
+            Precision::Q8_0 => {
+                // The same blocks as the GGUF: rows padded to whole blocks.
+                let pad = l.inp.div_ceil(32) * 32;
+                let nb = pad / 32;
+                let mut codes = Vec::with_capacity(l.out * pad);
+                let mut scales = Vec::with_capacity(l.out * nb);
+                let mut row = vec![0f32; pad];
+                let mut blocks = vec![
+                    BlockQ8_0 {
+                        d: [0; 2],
+                        qs: [0; 32]
+                    };
+                    nb
+                ];
+                for r in 0..l.out {
+                    row[..l.inp].copy_from_slice(&l.w[r * l.inp..(r + 1) * l.inp]);
+                    row[l.inp..].fill(0.0);
+                    quant::quantize_q8_0(&row, &mut blocks);
+                    for b in &blocks {
+                        codes.extend(b.qs.iter().map(|&q| q as u8));
+                        scales.push(b.scale());
+                    }
+                }
+                let q = self.init(
+                    &format!("{name}.q8"),
+                    &[l.out, nb, 32],
+                    DataType::Int8,
+                    codes,
+                );
+                let d = self.init_f32(&format!("{name}.scale"), &[l.out, nb, 1], &scales);
+                let qf = self.node(
+                    "Cast",
+                    &[&q],
+                    vec![attr_int("to", DataType::Float as i64)],
+                    &name,
+                );
+                let wq = self.node("Mul", &[&qf, &d], vec![], &name);
+                let shape = self.init_i64(&format!("{name}.shape"), &[l.out as i64, pad as i64]);
+                let flat = self.node("Reshape", &[&wq, &shape], vec![], &name);
+                if pad == l.inp {
+                    return flat;
+                }
+                let starts = self.init_i64(&format!("{name}.starts"), &[0]);
+                let ends = self.init_i64(&format!("{name}.ends"), &[l.inp as i64]);
+                let axes = self.init_i64(&format!("{name}.axes"), &[1]);
+                self.node("Slice", &[&flat, &starts, &ends, &axes], vec![], &name)
+            }
+        }
+    }
+
+    fn activation(&mut self, x: &str, act: Activation) -> String {
+        match act {
+            Activation::Relu => self.node("Relu", &[x], vec![], "relu"),
+            Activation::LeakyRelu => self.node(
+                "LeakyRelu",
+                &[x],
+                vec![attr_float("alpha", Activation::LEAKY_SLOPE)],
+                "lrelu",
+            ),
+            Activation::Tanh => self.node("Tanh", &[x], vec![], "tanh"),
+            Activation::Sigmoid => self.node("Sigmoid", &[x], vec![], "sigmoid"),
+            Activation::Softplus => self.node("Softplus", &[x], vec![], "softplus"),
+            Activation::Gelu => {
+                // Opset 17 has no Gelu: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+                let n = self.n;
+                let c3 = self.init_f32(&format!("gelu_c3_{n}"), &[], &[0.044_715]);
+                let k = self.init_f32(&format!("gelu_k_{n}"), &[], &[0.797_884_6]);
+                let one = self.init_f32(&format!("gelu_one_{n}"), &[], &[1.0]);
+                let half = self.init_f32(&format!("gelu_half_{n}"), &[], &[0.5]);
+                let x2 = self.node("Mul", &[x, x], vec![], "gelu");
+                let x3 = self.node("Mul", &[&x2, x], vec![], "gelu");
+                let t = self.node("Mul", &[&x3, &c3], vec![], "gelu");
+                let u = self.node("Add", &[x, &t], vec![], "gelu");
+                let u = self.node("Mul", &[&u, &k], vec![], "gelu");
+                let th = self.node("Tanh", &[&u], vec![], "gelu");
+                let s = self.node("Add", &[&th, &one], vec![], "gelu");
+                let hx = self.node("Mul", &[x, &half], vec![], "gelu");
+                self.node("Mul", &[&hx, &s], vec![], "gelu")
+            }
+        }
+    }
+
+    fn dense(&mut self, x: &str, l: &Layer<'_>, prec: Precision) -> String {
+        let w = self.weight(l, prec);
+        let b = self.init_f32(&format!("{}.bias", l.name), &[l.out], l.b);
+        let y = self.node("Gemm", &[x, &w, &b], vec![attr_int("transB", 1)], &l.name);
+        match l.act {
+            Some(a) => self.activation(&y, a),
+            None => y,
+        }
+    }
+
+    /// `[x, onehot(label)]` when conditional.
+    fn with_label(&mut self, x: &str, k: usize) -> String {
+        if k == 0 {
+            return x.to_string();
+        }
+        let depth = self.init_i64("onehot_depth", &[k as i64]);
+        let values = self.init_f32("onehot_values", &[2], &[0.0, 1.0]);
+        let oh = self.node(
+            "OneHot",
+            &["label", &depth, &values],
+            vec![attr_int("axis", -1)],
+            "onehot",
+        );
+        self.node("Concat", &[x, &oh], vec![attr_int("axis", 1)], "concat")
+    }
+}
+
+fn value_info(name: &str, elem: DataType, dims: &[Option<usize>]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| tensor_shape_proto::Dimension {
+            value: Some(match d {
+                Some(v) => tensor_shape_proto::dimension::Value::DimValue(*v as i64),
+                None => tensor_shape_proto::dimension::Value::DimParam("N".into()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: elem as i32,
+                shape: Some(pb::TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The ONNX bytes of one part of a VAE.
+pub fn vae_to_onnx(m: &Vae, p: &[f32], part: Part, prec: Precision, name: &str) -> Result<Vec<u8>> {
+    let layers = super::vae_layers(m, p, part)?;
+    let (d, z, k) = (m.cfg.input_dim(), m.cfg.latent, m.cfg.n_classes);
+    let mut g = Graph::default();
+    let mut inputs = vec![];
+    let mut outputs = vec![];
+    match part {
+        Part::Decoder => {
+            inputs.push(value_info("z", DataType::Float, &[None, Some(z)]));
+            let mut h = g.with_label("z", k);
+            for l in &layers {
+                h = g.dense(&h, l, prec);
+            }
+            let op = match m.likelihood() {
+                Likelihood::Bernoulli => "Sigmoid",
+                Likelihood::Gaussian => "Clip",
+            };
+            if op == "Clip" {
+                let lo = g.init_f32("clip_min", &[], &[0.0]);
+                let hi = g.init_f32("clip_max", &[], &[1.0]);
+                g.node_to("Clip", &[&h, &lo, &hi], vec![], "x");
+            } else {
+                g.node_to(op, &[&h], vec![], "x");
+            }
+            outputs.push(value_info("x", DataType::Float, &[None, Some(d)]));
+        }
+        Part::Encoder => {
+            inputs.push(value_info("x", DataType::Float, &[None, Some(d)]));
+            let mut h = g.with_label("x", k);
+            let (hidden, heads) = layers.split_at(layers.len() - 2);
+            for l in hidden {
+                h = g.dense(&h, l, prec);
+            }
+            for (l, out) in heads.iter().zip(["mu", "logvar"]) {
+                let y = g.dense(&h, l, prec);
+                g.node_to("Identity", &[&y], vec![], out);
+                outputs.push(value_info(out, DataType::Float, &[None, Some(z)]));
+            }
+        }
+    }
+    if k > 0 {
+        inputs.push(value_info("label", DataType::Int64, &[None]));
+    }
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
+        producer_name: "edgegen".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string: format!("edgegen VAE {part:?} ({prec:?} weights): {name}"),
+        graph: Some(GraphProto {
+            node: g.nodes,
+            name: format!("edgegen_vae_{part:?}").to_lowercase(),
+            initializer: g.inits,
+            input: inputs,
+            output: outputs,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Ok(model.encode_to_vec())
+}

@@ -1,0 +1,114 @@
+//! ONNX Runtime through the `ort` crate, loaded at run time from the
+//! Python `onnxruntime` package (or `ORT_DYLIB_PATH`): nothing is downloaded.
+
+use anyhow::{Context, Result, anyhow, bail};
+use ort::session::Session;
+use ort::value::Tensor;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// How to get ONNX Runtime, for error messages.
+pub const INSTALL_HINT: &str = "install it with `python3 -m pip install onnxruntime==1.32.0`, \
+     or set ORT_DYLIB_PATH to a libonnxruntime.so";
+
+/// Finds libonnxruntime: `ORT_DYLIB_PATH`, else the `onnxruntime` Python
+/// package's `capi/libonnxruntime.so*`.
+pub fn find_library() -> Result<PathBuf> {
+    if let Ok(p) = std::env::var("ORT_DYLIB_PATH") {
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            bail!(
+                "ORT_DYLIB_PATH={} is not a file; {INSTALL_HINT}",
+                p.display()
+            );
+        }
+        return Ok(p);
+    }
+    let python = std::env::var("EDGEGEN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
+        ])
+        .output()
+        .map_err(|e| {
+            anyhow!("ONNX Runtime not found: cannot run {python} ({e}); {INSTALL_HINT}")
+        })?;
+    if !out.status.success() {
+        bail!(
+            "ONNX Runtime not found: the Python package onnxruntime is not installed; {INSTALL_HINT}"
+        );
+    }
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("capi");
+    let mut libs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("{}: cannot list", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libonnxruntime.so"))
+        })
+        .collect();
+    libs.sort();
+    libs.pop().ok_or_else(|| {
+        anyhow!(
+            "{}: no libonnxruntime.so* in the onnxruntime package; {INSTALL_HINT}",
+            dir.display()
+        )
+    })
+}
+
+fn environment() -> Result<&'static ort::environment::Environment> {
+    static ENV: OnceLock<std::result::Result<ort::environment::Environment, String>> =
+        OnceLock::new();
+    ENV.get_or_init(|| {
+        let lib = find_library().map_err(|e| format!("{e:#}"))?;
+        ort::init_from(&lib)
+            .map_err(|e| format!("{}: cannot load ONNX Runtime: {e}", lib.display()))?
+            .with_name("edgegen")
+            .build()
+            .map_err(|e| format!("cannot start ONNX Runtime: {e}"))
+    })
+    .as_ref()
+    .map_err(|e| anyhow!("{e}"))
+}
+
+/// A loaded ONNX model, run on one thread.
+pub struct OrtModel {
+    session: Session,
+}
+
+impl OrtModel {
+    /// Loads ONNX bytes.
+    pub fn new(onnx: &[u8]) -> Result<Self> {
+        let env = environment()?;
+        let session = Session::builder(env)
+            .map_err(|e| anyhow!("ONNX Runtime session: {e}"))?
+            .with_intra_threads(1)
+            .map_err(|e| anyhow!("ONNX Runtime session options: {e}"))?
+            .commit_from_memory(onnx)
+            .map_err(|e| anyhow!("ONNX Runtime refused the model: {e}"))?;
+        Ok(Self { session })
+    }
+
+    /// Runs a decoder: `z` is `(n, Z)`, `labels` empty or `n` long; returns
+    /// output `x` as `(n, D)`.
+    pub fn decode(&mut self, z: &[f32], zdim: usize, labels: &[i64]) -> Result<Vec<f32>> {
+        let n = z.len() / zdim;
+        let zt =
+            Tensor::from_array(([n, zdim], z.to_vec())).map_err(|e| anyhow!("z tensor: {e}"))?;
+        let outputs = if labels.is_empty() {
+            self.session.run(ort::inputs!["z" => zt])
+        } else {
+            let lt = Tensor::from_array(([n], labels.to_vec()))
+                .map_err(|e| anyhow!("label tensor: {e}"))?;
+            self.session.run(ort::inputs!["z" => zt, "label" => lt])
+        }
+        .map_err(|e| anyhow!("ONNX Runtime run: {e}"))?;
+        let (_, x) = outputs["x"]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| anyhow!("ONNX Runtime output x: {e}"))?;
+        Ok(x.to_vec())
+    }
+}

@@ -1,0 +1,280 @@
+//! Export, validation, sampling, inspection and provenance, end to end.
+//! Validation needs ONNX Runtime: `scripts/test.sh` installs the Python
+//! `onnxruntime` package, which edgegen finds by itself.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edgegen"))
+        .args(args)
+        .env_remove("EDGEGEN_DATA")
+        .output()
+        .expect("run edgegen")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "edgegen {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("edgegen-export-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn train(dir: &Path, extra: &[&str]) -> PathBuf {
+    let run_dir = dir.join("run");
+    let mut args = vec![
+        "train",
+        "vae",
+        "--max-train",
+        "500",
+        "--epochs",
+        "1",
+        "--batch",
+        "50",
+        "--threads",
+        "2",
+        "--quiet",
+        "-o",
+        s(&run_dir),
+    ];
+    args.extend(extra);
+    ok(&args);
+    run_dir
+}
+
+/// Every precision of two different decoders passes validation against
+/// ONNX Runtime, tract, the runtime and the host.
+#[test]
+fn exports_validate_at_every_precision() {
+    for (name, extra) in [
+        ("plain", vec!["--hidden", "40", "--latent", "3"]),
+        (
+            "cond-gelu-gauss",
+            vec![
+                "--hidden",
+                "48,24",
+                "--latent",
+                "5",
+                "--conditional",
+                "--activation",
+                "gelu",
+                "--likelihood",
+                "gaussian",
+            ],
+        ),
+    ] {
+        let d = tmp(name);
+        let run_dir = train(&d, &extra);
+        for prec in ["f32", "f16", "q8_0"] {
+            let (g, o) = (
+                d.join(format!("{prec}.gguf")),
+                d.join(format!("{prec}.onnx")),
+            );
+            ok(&[
+                "export",
+                s(&run_dir),
+                "--gguf",
+                s(&g),
+                "--onnx",
+                s(&o),
+                "--precision",
+                prec,
+            ]);
+            let out = ok(&["validate", s(&o), s(&g), "--n", "64", "--json"]);
+            let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(r["ok"], true, "{name} {prec}: {out}");
+            assert_eq!(r["engines"].as_array().unwrap().len(), 4);
+            assert_eq!(r["pairs"].as_array().unwrap().len(), 6);
+            for p in r["pairs"].as_array().unwrap() {
+                assert!(p["max_abs"].as_f64().unwrap() <= p["tolerance"].as_f64().unwrap());
+            }
+        }
+        // An encoder exports too.
+        let (g, o) = (d.join("enc.gguf"), d.join("enc.onnx"));
+        ok(&[
+            "export",
+            s(&run_dir),
+            "--part",
+            "encoder",
+            "--gguf",
+            s(&g),
+            "--onnx",
+            s(&o),
+        ]);
+        assert!(std::fs::metadata(&o).unwrap().len() > 1000);
+    }
+}
+
+#[test]
+fn validation_fails_loudly_when_the_files_disagree() {
+    let d = tmp("mismatch");
+    let a = train(
+        &d.join("a"),
+        &["--hidden", "40", "--latent", "3", "--seed", "1"],
+    );
+    let b = train(
+        &d.join("b"),
+        &["--hidden", "40", "--latent", "3", "--seed", "2"],
+    );
+    ok(&["export", s(&a), "--gguf", s(&d.join("a.gguf"))]);
+    ok(&["export", s(&b), "--onnx", s(&d.join("b.onnx"))]);
+    let o = run(&[
+        "validate",
+        s(&d.join("b.onnx")),
+        s(&d.join("a.gguf")),
+        "--n",
+        "16",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("FAIL"), "{out}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("exceeds its tolerance"));
+}
+
+#[test]
+fn samples_carry_provenance_and_repeat_by_seed() {
+    let d = tmp("sample");
+    let run_dir = train(&d, &["--hidden", "40", "--latent", "3", "--conditional"]);
+    let g = d.join("m.gguf");
+    ok(&[
+        "export",
+        s(&run_dir),
+        "--gguf",
+        s(&g),
+        "--precision",
+        "q8_0",
+    ]);
+    let (p1, p2, p3) = (d.join("1.png"), d.join("2.png"), d.join("3.png"));
+    ok(&[
+        "sample",
+        s(&g),
+        "--n",
+        "9",
+        "--seed",
+        "7",
+        "--label",
+        "3",
+        "-o",
+        s(&p1),
+    ]);
+    ok(&[
+        "sample",
+        s(&g),
+        "--n",
+        "9",
+        "--seed",
+        "7",
+        "--label",
+        "3",
+        "-o",
+        s(&p2),
+    ]);
+    ok(&[
+        "sample",
+        s(&g),
+        "--n",
+        "9",
+        "--seed",
+        "8",
+        "--label",
+        "3",
+        "-o",
+        s(&p3),
+    ]);
+    assert_eq!(std::fs::read(&p1).unwrap(), std::fs::read(&p2).unwrap());
+    assert_ne!(std::fs::read(&p1).unwrap(), std::fs::read(&p3).unwrap());
+    let img = image::open(&p1).unwrap();
+    assert_eq!((img.width(), img.height()), (3 * 57 + 1, 3 * 57 + 1));
+    let tag: serde_json::Value = serde_json::from_str(&ok(&["provenance", s(&p1)])).unwrap();
+    use sha2::Digest;
+    let sha: String = sha2::Sha256::digest(std::fs::read(&g).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(tag["model_sha256"], sha);
+    assert_eq!(
+        (
+            tag["seed"].as_u64(),
+            tag["label"].as_u64(),
+            tag["generator"].as_str()
+        ),
+        (Some(7), Some(3), Some("edgegen"))
+    );
+    // A label outside the classes is refused with the valid range.
+    let o = run(&["sample", s(&g), "--label", "10", "-o", s(&d.join("x.png"))]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("expected 0 to 9"));
+    // A PNG edgegen did not make has no tag.
+    image::RgbImage::new(2, 2)
+        .save(d.join("plain.png"))
+        .unwrap();
+    assert_eq!(
+        run(&["provenance", s(&d.join("plain.png"))]).status.code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn inspect_reports_costs_and_corruption_is_caught() {
+    let d = tmp("inspect");
+    let run_dir = train(&d, &["--hidden", "40", "--latent", "3"]);
+    let g = d.join("m.gguf");
+    ok(&[
+        "export",
+        s(&run_dir),
+        "--gguf",
+        s(&g),
+        "--precision",
+        "q8_0",
+    ]);
+    let j: serde_json::Value = serde_json::from_str(&ok(&["inspect", s(&g), "--json"])).unwrap();
+    assert_eq!(j["architecture"], "edgegen.vae");
+    assert_eq!(j["crc_ok"], true);
+    assert_eq!(
+        j["flash_bytes"].as_u64().unwrap(),
+        std::fs::metadata(&g).unwrap().len()
+    );
+    // Scratch: two buffers of max(3, 40) floats; FLOPs: 2 (3*40 + 40*784).
+    assert_eq!(j["scratch_bytes"], 4 * 2 * 40);
+    assert_eq!(j["flops_per_sample"], 2 * (3 * 40 + 40 * 784));
+    let t = &j["tensors"].as_array().unwrap()[2];
+    assert_eq!(
+        (t["name"].as_str(), t["type"].as_str()),
+        (Some("dec.1.weight"), Some("Q8_0"))
+    );
+    assert_eq!(
+        t["shape"],
+        serde_json::json!([64, 784]),
+        "rows padded to whole blocks"
+    );
+
+    let mut bytes = std::fs::read(&g).unwrap();
+    let n = bytes.len();
+    bytes[n - 100] ^= 0x40;
+    let bad = d.join("bad.gguf");
+    std::fs::write(&bad, &bytes).unwrap();
+    let o = run(&["sample", s(&bad), "-o", s(&d.join("x.png"))]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("bad.gguf") && err.contains("CRC-32"), "{err}");
+    std::fs::write(&bad, &bytes[..n / 2]).unwrap();
+    let err = String::from_utf8_lossy(&run(&["inspect", s(&bad)]).stderr).into_owned();
+    assert!(
+        err.contains("bad.gguf") && err.contains("past the end"),
+        "{err}"
+    );
+}

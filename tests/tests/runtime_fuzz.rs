@@ -1,0 +1,137 @@
+//! The runtime never panics on any model bytes: mutated VAE decoders, with
+//! the data CRC sometimes re-stamped so that the damage reaches the shape
+//! checks and the forward pass, not only the CRC check.
+//!
+//! CI runs a few thousand cases; `EDGEGEN_FUZZ_CASES=1000000 cargo test
+//! --release -p edgegen-tests --test runtime_fuzz` runs more.
+
+use edgegen_format::{GgmlType, Gguf, GgufWriter, arch};
+use edgegen_runtime::models::Model;
+use edgegen_runtime::sample::Rng;
+
+fn decoder(ty: GgmlType, k: u32) -> Vec<u8> {
+    let hp = arch::vae::Hparams {
+        image_shape: [1, 4, 5],
+        latent_dim: 3,
+        hidden: [24, 0, 0, 0],
+        n_hidden: 1,
+        n_classes: k,
+        likelihood: arch::vae::Likelihood::Bernoulli,
+        activation: arch::Activation::Gelu,
+    };
+    let mut w = GgufWriter::new();
+    hp.write(&mut w).unwrap();
+    let mut r = Rng::new(3);
+    let pad = |n: u64| {
+        if ty == GgmlType::Q8_0 {
+            n.div_ceil(32) * 32
+        } else {
+            n
+        }
+    };
+    let (i0, i1) = (pad(3 + k as u64), pad(24));
+    let w0: Vec<f32> = (0..i0 * 24).map(|_| r.normal()).collect();
+    let w1: Vec<f32> = (0..i1 * 20).map(|_| r.normal()).collect();
+    w.add_tensor("dec.0.weight", &[i0, 24], ty, &w0).unwrap();
+    w.add_tensor("dec.0.bias", &[24], GgmlType::F32, &[0.1; 24])
+        .unwrap();
+    w.add_tensor("dec.1.weight", &[i1, 20], ty, &w1).unwrap();
+    w.add_tensor("dec.1.bias", &[20], GgmlType::F32, &[-0.1; 20])
+        .unwrap();
+    w.to_bytes()
+}
+
+/// Re-stamps `edgegen.data_crc32` so a damaged file passes the CRC check.
+fn restamp(b: &mut [u8]) {
+    let Ok(g) = Gguf::parse(b) else { return };
+    let crc = g.data_crc32();
+    // The CRC's u32 follows its key and value type in the header.
+    let key = b"edgegen.data_crc32";
+    if let Some(at) = b.windows(key.len()).position(|w| w == key) {
+        let v = at + key.len() + 4;
+        if v + 4 <= b.len() {
+            b[v..v + 4].copy_from_slice(&crc.to_le_bytes());
+        }
+    }
+}
+
+#[test]
+fn valid_decoders_load_and_sample_at_every_precision() {
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0] {
+        for k in [0, 4] {
+            let b = decoder(ty, k);
+            let Model::VaeDecoder(d) = Model::from_gguf(&b).unwrap() else {
+                panic!()
+            };
+            let mut scratch = vec![0f32; d.scratch_len()];
+            let (mut z, mut out) = ([0f32; 3], [0f32; 20]);
+            d.sample(
+                &mut Rng::new(1),
+                (k > 0).then_some(2),
+                &mut z,
+                &mut scratch,
+                &mut out,
+            )
+            .unwrap();
+            assert!(out.iter().all(|p| (0.0..=1.0).contains(p)), "{ty:?}");
+            // Wrong buffers and labels are errors, not panics.
+            assert!(d.decode(&z, Some(99), &mut scratch, &mut out).is_err());
+            assert!(d.decode(&z[..2], None, &mut scratch, &mut out).is_err());
+            assert!(d.decode(&z, None, &mut scratch[..1], &mut out).is_err());
+        }
+    }
+}
+
+#[test]
+fn runtime_never_panics_on_mutated_models() {
+    let cases: usize = std::env::var("EDGEGEN_FUZZ_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3000);
+    let seeds: Vec<Vec<u8>> = [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0]
+        .into_iter()
+        .flat_map(|t| [decoder(t, 0), decoder(t, 4)])
+        .collect();
+    let mut r = Rng::new(99);
+    let (mut loaded, mut decoded) = (0, 0);
+    let mut scratch = vec![0f32; 4096];
+    for i in 0..cases {
+        let mut b = seeds[i % seeds.len()].clone();
+        for _ in 0..1 + r.next_u32() % 3 {
+            let at = r.next_u32() as usize % b.len();
+            match r.next_u32() % 4 {
+                0 => b[at] ^= 1 << (r.next_u32() % 8),
+                1 => b[at] = r.next_u32() as u8,
+                2 => b.truncate(at),
+                _ => {
+                    let v = [0u8, 0xff, 0x7f, 0x80][r.next_u32() as usize % 4];
+                    let end = (at + 4).min(b.len());
+                    b[at..end].fill(v);
+                }
+            }
+            if b.is_empty() {
+                break;
+            }
+        }
+        if i % 2 == 0 {
+            restamp(&mut b);
+        }
+        if let Ok(Model::VaeDecoder(d)) = Model::from_gguf(&b) {
+            loaded += 1;
+            let n = d.scratch_len().min(scratch.len());
+            let mut z = vec![0.5f32; d.latent_dim()];
+            let mut out = vec![0f32; d.output_len()];
+            let label = (d.hp.n_classes > 0).then_some(0);
+            if d.decode(&z, label, &mut scratch[..n], &mut out).is_ok() {
+                decoded += 1;
+            }
+            let _ = d.sample(&mut r, label, &mut z, &mut scratch[..n], &mut out);
+        }
+    }
+    println!("runtime fuzz: {cases} cases, {loaded} loaded, {decoded} decoded");
+    assert!(
+        loaded > cases / 20 && decoded > 0,
+        "the mutations never reached the forward pass"
+    );
+    assert!(loaded < cases);
+}
