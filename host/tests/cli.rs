@@ -217,12 +217,27 @@ fn training_on_the_wrong_data_or_a_corrupt_checkpoint_says_so() {
 }
 
 #[test]
-fn demo_runs_what_exists_and_says_what_does_not() {
+fn demo_runs_every_stage() {
     let d = tmp("demo");
-    let out = ok(&["demo", "-o", d.to_str().unwrap(), "--epochs", "1"]);
+    let out = ok(&[
+        "demo",
+        "-o",
+        d.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--validate-n",
+        "20",
+    ]);
     assert!(out.contains("train    6000 images"), "{out}");
-    assert!(out.contains("validation loss"), "{out}");
-    assert!(out.contains("not built yet"), "{out}");
-    assert!(d.join("data.png").is_file());
-    assert!(d.join("vae/samples.png").is_file());
+    assert!(out.contains("all stages ran"), "{out}");
+    assert_eq!(out.matches("  valid").count(), 3, "{out}");
+    for f in [
+        "data.png",
+        "vae/samples.png",
+        "export/decoder-q8_0.gguf",
+        "export/decoder-f16.onnx",
+        "samples-q8_0.png",
+    ] {
+        assert!(d.join(f).is_file(), "{f} is missing");
+    }
 }
