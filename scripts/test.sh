@@ -43,7 +43,12 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test"
+step "cargo clippy -D warnings, firmware for thumbv7em-none-eabihf"
+for f in "" size-probe empty; do
+  cargo clippy --locked -p edgegen-firmware-m4 --target thumbv7em-none-eabihf ${f:+--features $f} -- -D warnings
+done
+
+step "cargo test (includes the firmware under qemu-system-arm and the gguf-py, ONNX Runtime and tract checks)"
 cargo test --workspace --locked
 
 step "no_std build of edgegen-format and edgegen-runtime for thumbv7em-none-eabihf"

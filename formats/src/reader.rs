@@ -84,9 +84,13 @@ impl<'a> Cursor<'a> {
     }
 
     /// Fails early when `count` items of at least `min_size` bytes each
-    /// cannot fit, so a hostile count never drives a long loop.
+    /// cannot fit, so a hostile count never drives a long loop. (Multiplies
+    /// rather than divides: no 64-bit division on 32-bit targets.)
     fn check_count(&self, count: u64, min_size: u64) -> Result<()> {
-        if count > self.remaining() as u64 / min_size {
+        if count
+            .checked_mul(min_size)
+            .is_none_or(|need| need > self.remaining() as u64)
+        {
             return Err(Error::Truncated {
                 offset: self.pos,
                 needed: count.saturating_mul(min_size),
@@ -373,7 +377,8 @@ fn read_tensor_info<'a>(c: &mut Cursor<'a>) -> Result<RawInfo<'a>> {
     })?;
     let rel_offset = c.u64()?;
     let block = ty.block().0;
-    if dims[0] % block != 0 {
+    // Block sizes are powers of two (tested in types.rs).
+    if dims[0] & (block - 1) != 0 {
         return Err(Error::RowNotBlockMultiple {
             offset: at,
             ne0: dims[0],
@@ -654,7 +659,8 @@ impl<'a> Gguf<'a> {
         let mut c2 = Cursor::new(bytes, tensors_start);
         for _ in 0..n_tensors {
             let t = read_tensor_info(&mut c2)?;
-            if t.rel_offset % alignment as u64 != 0 {
+            // The alignment is a power of two (checked above).
+            if t.rel_offset & (alignment as u64 - 1) != 0 {
                 return Err(Error::MisalignedTensor {
                     offset: t.at,
                     data_offset: t.rel_offset,

@@ -144,12 +144,15 @@ impl GgmlType {
 
     /// Bytes taken by `n` elements, or `None` if `n` is not a whole number
     /// of blocks or the size overflows.
+    ///
+    /// Block sizes are powers of two, so this shifts and masks: a 64-bit
+    /// division would pull about 1 KiB of soft division into 32-bit firmware.
     pub const fn bytes_for(self, n: u64) -> Option<u64> {
         let (bs, ts) = self.block();
-        if !n.is_multiple_of(bs) {
+        if n & (bs - 1) != 0 {
             return None;
         }
-        (n / bs).checked_mul(ts)
+        (n >> bs.trailing_zeros()).checked_mul(ts)
     }
 }
 
@@ -169,5 +172,8 @@ mod tests {
         assert_eq!(GgmlType::from_u32(4), None);
         assert_eq!(GgmlType::Q8_0.bytes_for(64), Some(68));
         assert_eq!(GgmlType::Q8_0.bytes_for(33), None);
+        for t in GgmlType::ALL {
+            assert!(t.block().0.is_power_of_two(), "{t:?}");
+        }
     }
 }

@@ -5,10 +5,13 @@
 //! the 64-bit seed is expanded by two steps of splitmix64 into the 128-bit
 //! state of xoshiro128** (the first output's low and high 32 bits are words
 //! 0 and 1, the second's are words 2 and 3). Uniforms take the top 24 bits
-//! of a 32-bit output. Normals come in pairs from Box-Muller:
-//! `u1 = (top24 + 1) / 2^24` in (0, 1], `u2 = top24 / 2^24`,
-//! `r = sqrt(-2 ln u1)`, then `r cos(2 pi u2)` and `r sin(2 pi u2)`, with
-//! libm's `logf`, `cosf` and `sinf`, which give the same bits everywhere.
+//! of a 32-bit output: `top24 / 2^24` in [0, 1). Normals come in pairs from
+//! Marsaglia's polar method: draw `u = 2 a - 1` and `v = 2 b - 1` from two
+//! uniforms until `0 < s = u^2 + v^2 < 1`, then return `u m` and then
+//! `v m` with `m = sqrt(-2 ln s / s)`, using libm's `logf` and `sqrtf`,
+//! which give the same bits on every target. (Not Box-Muller: its sine and
+//! cosine would pull 5 KiB of argument reduction and soft doubles into
+//! Cortex-M firmware.)
 
 use crate::math;
 
@@ -68,12 +71,16 @@ impl Rng {
         if let Some(z) = self.spare.take() {
             return z;
         }
-        let u1 = ((self.next_u32() >> 8) + 1) as f32 * (1.0 / 16_777_216.0);
-        let u2 = self.uniform();
-        let r = math::sqrt(-2.0 * libm::logf(u1));
-        let t = 2.0 * core::f32::consts::PI * u2;
-        self.spare = Some(r * libm::sinf(t));
-        r * libm::cosf(t)
+        loop {
+            let u = 2.0 * self.uniform() - 1.0;
+            let v = 2.0 * self.uniform() - 1.0;
+            let s = u * u + v * v;
+            if s > 0.0 && s < 1.0 {
+                let m = math::sqrt(-2.0 * libm::logf(s) / s);
+                self.spare = Some(v * m);
+                return u * m;
+            }
+        }
     }
 
     /// Fills `out` with standard normals.

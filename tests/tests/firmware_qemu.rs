@@ -1,0 +1,173 @@
+//! The Cortex-M4F firmware (`examples/firmware-m4`), built with a model and
+//! run under `qemu-system-arm -M mps2-an386`: its samples must match the
+//! runtime's on the host, and the runtime's flash cost must stay within
+//! 16 KiB of `.text` (issue 4's size target).
+//!
+//! Needs the `thumbv7em-none-eabihf` target and `qemu-system-arm`, which
+//! `scripts/test.sh` installs.
+
+use edgegen_format::{GgmlType, GgufWriter, arch};
+use edgegen_runtime::models::Model;
+use edgegen_runtime::sample::Rng;
+use edgegen_tests::{repo_root, scratch_dir};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A conditional 6-40-(1x6x6) decoder with fixed pseudo-random weights.
+fn model(ty: GgmlType) -> Vec<u8> {
+    let hp = arch::vae::Hparams {
+        image_shape: [1, 6, 6],
+        latent_dim: 6,
+        hidden: [40, 0, 0, 0],
+        n_hidden: 1,
+        n_classes: 3,
+        likelihood: arch::vae::Likelihood::Bernoulli,
+        activation: arch::Activation::Tanh,
+    };
+    let mut w = GgufWriter::new();
+    hp.write(&mut w).unwrap();
+    let mut r = Rng::new(11);
+    let pad = |n: u64| {
+        if ty == GgmlType::Q8_0 {
+            n.div_ceil(32) * 32
+        } else {
+            n
+        }
+    };
+    let w0: Vec<f32> = (0..pad(9) * 40).map(|_| r.normal() * 0.5).collect();
+    let w1: Vec<f32> = (0..pad(40) * 36).map(|_| r.normal() * 0.3).collect();
+    w.add_tensor("dec.0.weight", &[pad(9), 40], ty, &w0)
+        .unwrap();
+    w.add_tensor("dec.0.bias", &[40], GgmlType::F32, &[0.05; 40])
+        .unwrap();
+    w.add_tensor("dec.1.weight", &[pad(40), 36], ty, &w1)
+        .unwrap();
+    w.add_tensor("dec.1.bias", &[36], GgmlType::F32, &[-0.1; 36])
+        .unwrap();
+    w.to_bytes()
+}
+
+fn build(model: Option<&Path>, features: &str, target_dir: &Path) -> PathBuf {
+    let mut c = Command::new(env!("CARGO"));
+    c.current_dir(repo_root())
+        .args([
+            "build",
+            "--locked",
+            "-q",
+            "-p",
+            "edgegen-firmware-m4",
+            "--target",
+            "thumbv7em-none-eabihf",
+            "--profile",
+            "device",
+        ])
+        .arg("--target-dir")
+        .arg(target_dir);
+    if !features.is_empty() {
+        c.args(["--features", features]);
+    }
+    match model {
+        Some(m) => c.env("EDGEGEN_FIRMWARE_MODEL", m),
+        None => c.env_remove("EDGEGEN_FIRMWARE_MODEL"),
+    };
+    let o = c.output().expect("run cargo");
+    assert!(
+        o.status.success(),
+        "building the firmware failed (is the thumbv7em-none-eabihf target installed? run scripts/test.sh):\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    target_dir.join("thumbv7em-none-eabihf/device/edgegen-firmware-m4")
+}
+
+/// The size of an ELF32 section, read from the section headers.
+fn section_size(elf: &[u8], name: &str) -> u32 {
+    let u16at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let u32at = |o: usize| u32::from_le_bytes([elf[o], elf[o + 1], elf[o + 2], elf[o + 3]]);
+    assert_eq!(&elf[..5], b"\x7fELF\x01", "not an ELF32 file");
+    let (shoff, shentsize, shnum, shstrndx) =
+        (u32at(0x20) as usize, u16at(0x2e), u16at(0x30), u16at(0x32));
+    let strtab = u32at(shoff + shstrndx * shentsize + 0x10) as usize;
+    (0..shnum)
+        .map(|i| shoff + i * shentsize)
+        .find(|&h| {
+            let n = strtab + u32at(h) as usize;
+            elf[n..].split(|&b| b == 0).next() == Some(name.as_bytes())
+        })
+        .map_or(0, |h| u32at(h + 0x14))
+}
+
+#[test]
+fn firmware_samples_match_the_host_and_fit_in_16_kib() {
+    let dir = scratch_dir("firmware");
+    let target = repo_root().join("target/firmware-test");
+    for ty in [GgmlType::Q8_0, GgmlType::F16] {
+        let bytes = model(ty);
+        let path = dir.join(format!("{ty:?}.gguf"));
+        std::fs::write(&path, &bytes).unwrap();
+        let elf = build(Some(&path), "", &target);
+        let out = Command::new("timeout")
+            .args([
+                "120",
+                "qemu-system-arm",
+                "-M",
+                "mps2-an386",
+                "-nographic",
+                "-semihosting-config",
+                "enable=on,target=native",
+                "-kernel",
+            ])
+            .arg(&elf)
+            .output()
+            .expect("run qemu-system-arm (scripts/test.sh installs it)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "firmware failed under QEMU ({}):\n{text}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("\nok"), "{text}");
+
+        // The same samples on the host.
+        let Model::VaeDecoder(dec) = Model::from_gguf(&bytes).unwrap() else {
+            unreachable!()
+        };
+        let mut rng = Rng::new(7);
+        let (mut z, mut img, mut scratch) = ([0f32; 6], [0f32; 36], vec![0f32; dec.scratch_len()]);
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("sample ")).collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        for line in lines {
+            dec.sample(&mut rng, Some(0), &mut z, &mut scratch, &mut img)
+                .unwrap();
+            let f: Vec<f32> = line
+                .split_whitespace()
+                .filter_map(|t| t.parse().ok())
+                .collect();
+            // "sample i sum S first a b c" -> [i, S, a, b, c]
+            let sum: f32 = img.iter().sum();
+            assert!(
+                (f[1] - sum).abs() < 1e-4,
+                "{ty:?}: device sum {} vs host {sum}",
+                f[1]
+            );
+            for (d, h) in f[2..].iter().zip(&img) {
+                assert!((d - h).abs() < 2e-6, "{ty:?}: device pixel {d} vs host {h}");
+            }
+        }
+    }
+
+    // Flash: the decoder path alone, minus a firmware that does nothing.
+    let probe = std::fs::read(build(None, "size-probe", &target)).unwrap();
+    let empty = std::fs::read(build(None, "empty", &target.join("empty"))).unwrap();
+    let (p, e) = (section_size(&probe, ".text"), section_size(&empty, ".text"));
+    println!(
+        "firmware .text: decoder path {p} B, empty {e} B, runtime + format {} B",
+        p - e
+    );
+    assert!(p > e + 4096, "the probe did not link the runtime");
+    assert!(
+        p - e <= 16 * 1024,
+        "runtime + format take {} B of .text, over the 16 KiB budget",
+        p - e
+    );
+}
