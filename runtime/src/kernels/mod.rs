@@ -80,120 +80,111 @@ impl<'a> Matrix<'a> {
     }
 }
 
+/// The instruction set the kernels run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// Plain Rust.
+    Scalar,
+    /// x86_64 AVX2 with FMA and F16C.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// x86_64 AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    /// aarch64 NEON.
+    #[cfg(target_arch = "aarch64")]
+    Neon,
+}
+
+/// The best instruction set available: fixed at compile time by
+/// `target_feature`, or, with the `std` feature, detected once at run time.
+/// It only ever names an ISA this CPU supports, which is what makes the
+/// `unsafe` calls below sound.
+#[inline(always)]
+pub fn isa() -> Isa {
+    #[cfg(target_arch = "aarch64")]
+    return Isa::Neon;
+    #[cfg(target_arch = "x86_64")]
+    {
+        if cfg!(target_feature = "avx512f") {
+            return Isa::Avx512;
+        }
+        #[cfg(feature = "std")]
+        if detect::avx512() {
+            return Isa::Avx512;
+        }
+        if cfg!(all(
+            target_feature = "avx2",
+            target_feature = "fma",
+            target_feature = "f16c"
+        )) {
+            return Isa::Avx2;
+        }
+        #[cfg(feature = "std")]
+        if detect::avx2() {
+            return Isa::Avx2;
+        }
+    }
+    #[allow(unreachable_code)]
+    Isa::Scalar
+}
+
 /// `sum w[i] x[i]` over F32 bytes; `w.len()` must be `4 * x.len()`.
 #[inline]
 pub fn dot_f32(w: &[u8], x: &[f32]) -> f32 {
     let w = &w[..4 * x.len()];
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    ))]
-    {
-        let n = x.len() / 32 * 32;
-        // SAFETY: AVX2 and FMA are enabled at compile time; w holds 4 n bytes.
-        return unsafe { x86::avx2_dot_f32_32x(w, x) }
-            + scalar::scalar_dot_f32(&w[4 * n..], &x[n..]);
-    }
-    #[cfg(all(
-        feature = "std",
-        target_arch = "x86_64",
-        not(all(target_feature = "avx2", target_feature = "fma"))
-    ))]
-    if detect::avx2() {
-        let n = x.len() / 32 * 32;
-        // SAFETY: AVX2 and FMA were detected on this CPU; w holds 4 n bytes.
-        return unsafe { x86::avx2_dot_f32_32x(w, x) }
-            + scalar::scalar_dot_f32(&w[4 * n..], &x[n..]);
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        let n = x.len() / 16 * 16;
-        // SAFETY: NEON is baseline on aarch64; w holds 4 n bytes.
-        return unsafe { neon::neon_dot_f32_16x(w, x) }
-            + scalar::scalar_dot_f32(&w[4 * n..], &x[n..]);
-    }
-    #[allow(unreachable_code)]
-    scalar::scalar_dot_f32(w, x)
+    // SAFETY (every arm): `isa()` names only an ISA this CPU supports, and
+    // each body reads the first n elements, n <= x.len(), w.len() = 4 x.len().
+    let (n, simd) = match isa() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => (x.len() / 64 * 64, unsafe { x86::avx512_dot_f32_64x(w, x) }),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => (x.len() / 32 * 32, unsafe { x86::avx2_dot_f32_32x(w, x) }),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => (x.len() / 16 * 16, unsafe { neon::neon_dot_f32_16x(w, x) }),
+        Isa::Scalar => (0, 0.0),
+    };
+    simd + scalar::scalar_dot_f32(&w[4 * n..], &x[n..])
 }
 
 /// `sum w[i] x[i]` over F16 bytes; `w.len()` must be `2 * x.len()`.
 #[inline]
 pub fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
     let w = &w[..2 * x.len()];
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    ))]
-    {
-        let n = x.len() / 32 * 32;
-        // SAFETY: AVX2, FMA and F16C are enabled at compile time.
-        return unsafe { x86::avx2_dot_f16_32x(w, x) }
-            + scalar::scalar_dot_f16(&w[2 * n..], &x[n..]);
-    }
-    #[cfg(all(
-        feature = "std",
-        target_arch = "x86_64",
-        not(all(
-            target_feature = "avx2",
-            target_feature = "fma",
-            target_feature = "f16c"
-        ))
-    ))]
-    if detect::avx2() && detect::f16c() {
-        let n = x.len() / 32 * 32;
-        // SAFETY: AVX2, FMA and F16C were detected on this CPU.
-        return unsafe { x86::avx2_dot_f16_32x(w, x) }
-            + scalar::scalar_dot_f16(&w[2 * n..], &x[n..]);
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        let n = x.len() / 16 * 16;
-        // SAFETY: NEON is baseline on aarch64; w holds 2 n bytes.
-        return unsafe { neon::neon_dot_f16_16x(w, x) }
-            + scalar::scalar_dot_f16(&w[2 * n..], &x[n..]);
-    }
-    #[allow(unreachable_code)]
-    scalar::scalar_dot_f16(w, x)
+    // SAFETY (every arm): as in `dot_f32`, with w.len() = 2 x.len().
+    let (n, simd) = match isa() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => (x.len() / 64 * 64, unsafe { x86::avx512_dot_f16_64x(w, x) }),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => (x.len() / 32 * 32, unsafe { x86::avx2_dot_f16_32x(w, x) }),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => (x.len() / 16 * 16, unsafe { neon::neon_dot_f16_16x(w, x) }),
+        Isa::Scalar => (0, 0.0),
+    };
+    simd + scalar::scalar_dot_f16(&w[2 * n..], &x[n..])
 }
 
 /// `sum w[i] x[i]` over Q8_0 blocks covering `x` (the last one possibly in part).
 #[inline]
 pub fn dot_q8_0(w: &[BlockQ8_0], x: &[f32]) -> f32 {
     let w = &w[..x.len().div_ceil(QK8_0)];
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    ))]
-    {
-        let nb = x.len() / QK8_0;
-        // SAFETY: AVX2 and FMA are enabled at compile time; w has nb blocks.
-        return unsafe { x86::avx2_dot_q8_0_32x(w, x) }
-            + scalar::scalar_dot_q8_0(&w[nb..], &x[nb * QK8_0..]);
-    }
-    #[cfg(all(
-        feature = "std",
-        target_arch = "x86_64",
-        not(all(target_feature = "avx2", target_feature = "fma"))
-    ))]
-    if detect::avx2() {
-        let nb = x.len() / QK8_0;
-        // SAFETY: AVX2 and FMA were detected on this CPU; w has nb blocks.
-        return unsafe { x86::avx2_dot_q8_0_32x(w, x) }
-            + scalar::scalar_dot_q8_0(&w[nb..], &x[nb * QK8_0..]);
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        let nb = x.len() / QK8_0;
-        // SAFETY: NEON is baseline on aarch64; w has nb blocks.
-        return unsafe { neon::neon_dot_q8_0_32x(w, x) }
-            + scalar::scalar_dot_q8_0(&w[nb..], &x[nb * QK8_0..]);
-    }
-    #[allow(unreachable_code)]
-    scalar::scalar_dot_q8_0(w, x)
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(unused_variables)
+    )]
+    let whole = x.len() / QK8_0;
+    // SAFETY (every arm): `isa()` names only an ISA this CPU supports, and
+    // each body reads the `whole` complete blocks, which w holds.
+    let (nb, simd) = match isa() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => (whole, unsafe { x86::avx512_dot_q8_0_32x(w, x) }),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => (whole, unsafe { x86::avx2_dot_q8_0_32x(w, x) }),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => (whole, unsafe { neon::neon_dot_q8_0_32x(w, x) }),
+        Isa::Scalar => (0, 0.0),
+    };
+    simd + scalar::scalar_dot_q8_0(&w[nb..], &x[nb * QK8_0..])
 }
 
 /// `out[r] = bias[r] + sum_c W[r, c] x[c]`; `x.len() == m.cols`,
@@ -219,11 +210,12 @@ pub fn matmul(out: &mut [f32], m: &Matrix<'_>, x: &[f32], n: usize, bias: impl F
 mod detect {
     extern crate std;
     pub fn avx2() -> bool {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
     }
-    #[allow(dead_code)]
-    pub fn f16c() -> bool {
-        std::is_x86_feature_detected!("f16c")
+    pub fn avx512() -> bool {
+        std::is_x86_feature_detected!("avx512f")
     }
 }
 
@@ -247,7 +239,7 @@ mod tests {
             .collect()
     }
 
-    const SIZES: [usize; 10] = [1, 7, 16, 31, 32, 33, 100, 400, 785, 1024];
+    const SIZES: [usize; 13] = [1, 7, 16, 31, 32, 33, 63, 64, 65, 100, 400, 785, 1024];
 
     type Dot<W> = (&'static str, fn(&[W], &[f32]) -> f32);
 
@@ -260,6 +252,15 @@ mod tests {
                 let n = x.len() / 32 * 32;
                 // SAFETY: detected above; w holds 4 x.len() bytes.
                 (unsafe { x86::avx2_dot_f32_32x(w, x) })
+                    + scalar::scalar_dot_f32(&w[4 * n..], &x[n..])
+            }));
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") {
+            v.push(("avx512", |w, x| {
+                let n = x.len() / 64 * 64;
+                // SAFETY: detected above; w holds 4 x.len() bytes.
+                (unsafe { x86::avx512_dot_f32_64x(w, x) })
                     + scalar::scalar_dot_f32(&w[4 * n..], &x[n..])
             }));
         }
@@ -284,6 +285,15 @@ mod tests {
                     + scalar::scalar_dot_f16(&w[2 * n..], &x[n..])
             }));
         }
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") {
+            v.push(("avx512", |w, x| {
+                let n = x.len() / 64 * 64;
+                // SAFETY: detected above; w holds 2 x.len() bytes.
+                (unsafe { x86::avx512_dot_f16_64x(w, x) })
+                    + scalar::scalar_dot_f16(&w[2 * n..], &x[n..])
+            }));
+        }
         #[cfg(target_arch = "aarch64")]
         v.push(("neon", |w, x| {
             let n = x.len() / 16 * 16;
@@ -302,6 +312,15 @@ mod tests {
                 let nb = x.len() / 32;
                 // SAFETY: detected above; w covers x.
                 (unsafe { x86::avx2_dot_q8_0_32x(w, x) })
+                    + scalar::scalar_dot_q8_0(&w[nb..], &x[nb * 32..])
+            }));
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") {
+            v.push(("avx512", |w, x| {
+                let nb = x.len() / 32;
+                // SAFETY: detected above; w covers x.
+                (unsafe { x86::avx512_dot_q8_0_32x(w, x) })
                     + scalar::scalar_dot_q8_0(&w[nb..], &x[nb * 32..])
             }));
         }

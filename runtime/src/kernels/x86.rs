@@ -107,3 +107,87 @@ pub unsafe fn avx2_dot_q8_0_32x(w: &[BlockQ8_0], x: &[f32]) -> f32 {
         hsum256(acc)
     }
 }
+
+/// Dot product of the first `64 * (x.len() / 64)` elements; F32 weights.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `w.len() >= 4 * x.len()`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn avx512_dot_f32_64x(w: &[u8], x: &[f32]) -> f32 {
+    let n = x.len() / 64 * 64;
+    debug_assert!(w.len() >= 4 * n);
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    // SAFETY: 64-byte loads at offsets < 4n <= w.len() from `w` and 16-float
+    // loads at offsets < n <= x.len() from `x`; loadu accepts any alignment.
+    unsafe {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut i = 0;
+        while i < n {
+            for (k, a) in acc.iter_mut().enumerate() {
+                let wv = _mm512_loadu_ps(wp.add(4 * (i + 16 * k)).cast());
+                *a = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xp.add(i + 16 * k)), *a);
+            }
+            i += 64;
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(
+            _mm512_add_ps(acc[0], acc[1]),
+            _mm512_add_ps(acc[2], acc[3]),
+        ))
+    }
+}
+
+/// Dot product of the first `64 * (x.len() / 64)` elements; F16 weights.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `w.len() >= 2 * x.len()`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn avx512_dot_f16_64x(w: &[u8], x: &[f32]) -> f32 {
+    let n = x.len() / 64 * 64;
+    debug_assert!(w.len() >= 2 * n);
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    // SAFETY: 32-byte loads at offsets < 2n <= w.len(); 16-float loads at
+    // offsets < n <= x.len(); both unaligned loads.
+    unsafe {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut i = 0;
+        while i < n {
+            for (k, a) in acc.iter_mut().enumerate() {
+                let h = _mm256_loadu_si256(wp.add(2 * (i + 16 * k)).cast());
+                *a = _mm512_fmadd_ps(_mm512_cvtph_ps(h), _mm512_loadu_ps(xp.add(i + 16 * k)), *a);
+            }
+            i += 64;
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(
+            _mm512_add_ps(acc[0], acc[1]),
+            _mm512_add_ps(acc[2], acc[3]),
+        ))
+    }
+}
+
+/// Dot product over whole Q8_0 blocks: `x.len() / 32` of them.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `w.len() >= x.len() / 32`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn avx512_dot_q8_0_32x(w: &[BlockQ8_0], x: &[f32]) -> f32 {
+    let nb = x.len() / 32;
+    debug_assert!(w.len() >= nb);
+    let xp = x.as_ptr();
+    // SAFETY: two 16-byte loads inside each block's 32 quants; 16-float
+    // loads at offsets < 32 nb <= x.len().
+    unsafe {
+        let mut acc = _mm512_setzero_ps();
+        for (b, blk) in w.iter().take(nb).enumerate() {
+            let q = blk.qs.as_ptr().cast::<u8>();
+            let lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q.cast())));
+            let hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q.add(16).cast())));
+            let s = _mm512_fmadd_ps(
+                lo,
+                _mm512_loadu_ps(xp.add(32 * b)),
+                _mm512_mul_ps(hi, _mm512_loadu_ps(xp.add(32 * b + 16))),
+            );
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(blk.scale()), s, acc);
+        }
+        _mm512_reduce_add_ps(acc)
+    }
+}
