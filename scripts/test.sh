@@ -54,6 +54,8 @@ cargo test --workspace --locked
 step "no_std build of edgegen-format and edgegen-runtime for thumbv7em-none-eabihf"
 cargo build --locked -p edgegen-format -p edgegen-runtime --target thumbv7em-none-eabihf
 cargo build --locked -p edgegen-runtime --features fast-math --target thumbv7em-none-eabihf
+cargo clippy --locked -p edgegen-format -p edgegen-runtime --target thumbv7em-none-eabihf -- -D warnings
+cargo clippy --locked -p edgegen-format -p edgegen-runtime -p edgegen-sampler --target aarch64-unknown-linux-gnu --all-targets -- -D warnings
 
 step "no-alloc check: link both crates with no global allocator"
 # examples/nostd-check defines no #[global_allocator]: rustc refuses to

@@ -3,38 +3,93 @@
 //! or micromath with the `fast-math` feature (exp off by up to 2.4e-3
 //! relative, measured; for the smallest parts). `core` has no `exp` on
 //! `no_std`, hence this module.
+//!
+//! The implementations are types behind one trait, [`Math`], so that a host
+//! can run both and measure the difference ([`DefaultMath`] is the one the
+//! features select).
 
-/// e^x.
-#[inline]
-pub fn exp(x: f32) -> f32 {
-    #[cfg(feature = "fast-math")]
-    {
-        micromath::F32Ext::exp(x)
+/// The functions the layers need.
+pub trait Math {
+    /// e^x.
+    fn exp(x: f32) -> f32;
+    /// tanh(x).
+    fn tanh(x: f32) -> f32;
+    /// 1 / (1 + e^-x), without overflow.
+    #[inline]
+    fn sigmoid(x: f32) -> f32 {
+        if x >= 0.0 {
+            1.0 / (1.0 + Self::exp(-x))
+        } else {
+            let e = Self::exp(x);
+            e / (1.0 + e)
+        }
     }
-    #[cfg(not(feature = "fast-math"))]
-    {
-        libm::expf(x)
+    /// ln(1 + e^x), without overflow.
+    #[inline]
+    fn softplus(x: f32) -> f32 {
+        let ax = if x < 0.0 { -x } else { x };
+        let m = if x > 0.0 { x } else { 0.0 };
+        m + libm::log1pf(Self::exp(-ax))
     }
 }
 
-/// tanh(x). micromath has none, so the fast path goes through `exp`.
-#[inline]
-pub fn tanh(x: f32) -> f32 {
-    #[cfg(feature = "fast-math")]
-    {
-        // tanh x = 1 - 2 / (e^{2x} + 1), saturated where e^{2x} overflows.
+/// libm: accurate, and the same bits on every target.
+#[derive(Debug, Clone, Copy)]
+pub struct Libm;
+
+impl Math for Libm {
+    #[inline]
+    fn exp(x: f32) -> f32 {
+        libm::expf(x)
+    }
+    #[inline]
+    fn tanh(x: f32) -> f32 {
+        libm::tanhf(x)
+    }
+}
+
+/// micromath: smaller and faster, coarser.
+#[cfg(feature = "micromath")]
+#[derive(Debug, Clone, Copy)]
+pub struct Micro;
+
+#[cfg(feature = "micromath")]
+impl Math for Micro {
+    #[inline]
+    fn exp(x: f32) -> f32 {
+        micromath::F32Ext::exp(x)
+    }
+    /// micromath has no tanh: `1 - 2 / (e^{2x} + 1)`, saturated where
+    /// `e^{2x}` would overflow.
+    #[inline]
+    fn tanh(x: f32) -> f32 {
         if x > 9.0 {
             return 1.0;
         }
         if x < -9.0 {
             return -1.0;
         }
-        1.0 - 2.0 / (exp(2.0 * x) + 1.0)
+        1.0 - 2.0 / (Self::exp(2.0 * x) + 1.0)
     }
-    #[cfg(not(feature = "fast-math"))]
-    {
-        libm::tanhf(x)
-    }
+}
+
+/// The implementation the features select.
+#[cfg(feature = "fast-math")]
+pub type DefaultMath = Micro;
+/// The implementation the features select.
+#[cfg(not(feature = "fast-math"))]
+pub type DefaultMath = Libm;
+
+/// e^x with [`DefaultMath`].
+#[inline]
+pub fn exp(x: f32) -> f32 {
+    DefaultMath::exp(x)
+}
+
+/// tanh(x) with [`DefaultMath`].
+#[inline]
+pub fn tanh(x: f32) -> f32 {
+    DefaultMath::tanh(x)
 }
 
 /// sqrt(x).
@@ -43,21 +98,31 @@ pub fn sqrt(x: f32) -> f32 {
     libm::sqrtf(x)
 }
 
-/// 1 / (1 + e^-x), without overflow.
+/// Sigmoid with [`DefaultMath`].
 #[inline]
 pub fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + exp(-x))
-    } else {
-        let e = exp(x);
-        e / (1.0 + e)
-    }
+    DefaultMath::sigmoid(x)
 }
 
-/// ln(1 + e^x), without overflow.
+/// Softplus with [`DefaultMath`].
 #[inline]
 pub fn softplus(x: f32) -> f32 {
-    let ax = if x < 0.0 { -x } else { x };
-    let m = if x > 0.0 { x } else { 0.0 };
-    m + libm::log1pf(exp(-ax))
+    DefaultMath::softplus(x)
+}
+
+#[cfg(all(test, feature = "micromath"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micromath_error_is_as_measured() {
+        let mut worst = 0f32;
+        for i in -2000..=2000 {
+            let x = i as f32 / 100.0;
+            let (a, b) = (Micro::exp(x), Libm::exp(x));
+            worst = worst.max((a - b).abs() / b);
+        }
+        // The brief's measurement: up to 2.4e-3 relative over [-20, 20].
+        assert!(worst > 1e-4 && worst < 3e-3, "{worst}");
+    }
 }

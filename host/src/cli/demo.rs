@@ -95,12 +95,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         let worst = r.pairs.iter().map(|p| p.max_abs).fold(0f32, f32::max);
         // The test loss with this precision's decoder weights.
         let mut pq = p.clone();
-        for l in &m.dec {
-            let (o, i) = (l.out, l.inp);
-            let w = &mut pq[l.offset..l.offset + o * i];
-            let stored = export::stored_values(w, o, i, prec);
-            w.copy_from_slice(&stored);
-        }
+        export::store_decoder(&m, &mut pq, prec);
         let elbo = eval::vae::elbo(&m, &pq, &data.test, 1, th).0;
         println!(
             "{tag:<6} {:>10} {:>10} {:>12.2e} {:>14.3}  {}",

@@ -174,6 +174,10 @@ pub struct EvalArgs {
     /// Threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Evaluate with the decoder's weights as this precision stores them
+    /// (what a device running that export computes).
+    #[arg(long, value_enum, default_value = "f32")]
+    decoder_precision: crate::export::Precision,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -206,7 +210,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     if a.k == 0 {
         bail!("--k: expected at least 1 importance sample");
     }
-    let r = eval::vae::evaluate(&model, &ck.state.params, &data.test, a.k, a.seed, th);
+    let mut params = ck.state.params;
+    crate::export::store_decoder(&model, &mut params, a.decoder_precision);
+    let r = eval::vae::evaluate(&model, &params, &data.test, a.k, a.seed, th);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {

@@ -153,3 +153,13 @@ pub fn stored_values(w: &[f32], out: usize, inp: usize, prec: Precision) -> Vec<
         }
     }
 }
+
+/// Replaces the decoder's weights in `p` by what `prec` stores (biases stay
+/// f32, as in the export).
+pub fn store_decoder(m: &Vae, p: &mut [f32], prec: Precision) {
+    for l in &m.dec {
+        let w = &mut p[l.offset..l.offset + l.out * l.inp];
+        let stored = stored_values(w, l.out, l.inp, prec);
+        w.copy_from_slice(&stored);
+    }
+}

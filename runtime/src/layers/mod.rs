@@ -1,7 +1,7 @@
 //! Layers over caller buffers: dense, the activations, layer norm.
 
 use crate::kernels::{self, Matrix};
-use crate::math;
+use crate::math::{self, Math};
 use edgegen_format::arch::Activation;
 use edgegen_format::{Error, F16View, F32View, GgmlType, Gguf};
 
@@ -115,8 +115,13 @@ impl Dense<'_> {
     }
 }
 
-/// Applies `act` in place.
+/// Applies `act` in place, with [`math::DefaultMath`].
 pub fn activate(act: Activation, x: &mut [f32]) {
+    activate_with::<math::DefaultMath>(act, x)
+}
+
+/// Applies `act` in place, with the math functions of `M`.
+pub fn activate_with<M: Math>(act: Activation, x: &mut [f32]) {
     match act {
         Activation::Relu => x
             .iter_mut()
@@ -126,13 +131,13 @@ pub fn activate(act: Activation, x: &mut [f32]) {
                 *v *= Activation::LEAKY_SLOPE
             }
         }),
-        Activation::Tanh => x.iter_mut().for_each(|v| *v = math::tanh(*v)),
-        Activation::Sigmoid => x.iter_mut().for_each(|v| *v = math::sigmoid(*v)),
+        Activation::Tanh => x.iter_mut().for_each(|v| *v = M::tanh(*v)),
+        Activation::Sigmoid => x.iter_mut().for_each(|v| *v = M::sigmoid(*v)),
         Activation::Gelu => x.iter_mut().for_each(|v| {
             let u = 0.797_884_6 * (*v + 0.044_715 * *v * *v * *v);
-            *v = 0.5 * *v * (1.0 + math::tanh(u));
+            *v = 0.5 * *v * (1.0 + M::tanh(u));
         }),
-        Activation::Softplus => x.iter_mut().for_each(|v| *v = math::softplus(*v)),
+        Activation::Softplus => x.iter_mut().for_each(|v| *v = M::softplus(*v)),
     }
 }
 

@@ -86,6 +86,17 @@ impl<'a> VaeDecoder<'a> {
         scratch: &mut [f32],
         out: &mut [f32],
     ) -> Result<(), Error> {
+        self.decode_with::<crate::math::DefaultMath>(z, label, scratch, out)
+    }
+
+    /// [`VaeDecoder::decode`] with the math functions of `M`.
+    pub fn decode_with<M: crate::math::Math>(
+        &self,
+        z: &[f32],
+        label: Option<u32>,
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) -> Result<(), Error> {
         let (zd, k, d) = (
             self.latent_dim(),
             self.hp.n_classes as usize,
@@ -145,12 +156,12 @@ impl<'a> VaeDecoder<'a> {
                 l.forward(out, x);
             } else {
                 l.forward(&mut b[..l.w.rows], x);
-                layers::activate(self.hp.activation, &mut b[..l.w.rows]);
+                layers::activate_with::<M>(self.hp.activation, &mut b[..l.w.rows]);
                 core::mem::swap(&mut a, &mut b);
             }
         }
         match self.hp.likelihood {
-            Likelihood::Bernoulli => out.iter_mut().for_each(|v| *v = crate::math::sigmoid(*v)),
+            Likelihood::Bernoulli => out.iter_mut().for_each(|v| *v = M::sigmoid(*v)),
             Likelihood::Gaussian => out.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0)),
         }
         Ok(())
