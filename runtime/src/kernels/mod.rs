@@ -106,7 +106,7 @@ pub fn isa() -> Isa {
     return Isa::Neon;
     #[cfg(target_arch = "x86_64")]
     {
-        if cfg!(target_feature = "avx512f") {
+        if cfg!(all(target_feature = "avx512f", target_feature = "f16c")) {
             return Isa::Avx512;
         }
         #[cfg(feature = "std")]
@@ -187,11 +187,68 @@ pub fn dot_q8_0(w: &[BlockQ8_0], x: &[f32]) -> f32 {
     simd + scalar::scalar_dot_q8_0(&w[nb..], &x[nb * QK8_0..])
 }
 
+impl Matrix<'_> {
+    /// Rows `r..r + 4` dotted with `x`, sharing each load of `x` across the
+    /// four rows, when this CPU has a four-row kernel for the storage type.
+    #[inline]
+    fn rows4_dot(&self, r: usize, x: &[f32]) -> Option<[f32; 4]> {
+        #[cfg(target_arch = "x86_64")]
+        if isa() == Isa::Avx512 {
+            let (s, c) = (self.stride, self.cols);
+            // SAFETY (every arm): AVX-512F (and BW for F16) is available, as
+            // `isa()` and `avx512bw()` say; each row slice holds c elements.
+            return match self.w {
+                Weights::F32(b) => {
+                    let row = |k: usize| &b[4 * (r + k) * s..4 * ((r + k) * s + c)];
+                    Some(unsafe { x86::avx512_dot4_f32([row(0), row(1), row(2), row(3)], x) })
+                }
+                Weights::F16(b) if avx512bw() => {
+                    let row = |k: usize| &b[2 * (r + k) * s..2 * ((r + k) * s + c)];
+                    Some(unsafe { x86::avx512_dot4_f16([row(0), row(1), row(2), row(3)], x) })
+                }
+                Weights::Q8_0(b) => {
+                    let nb = s / QK8_0;
+                    let row = |k: usize| &b[(r + k) * nb..(r + k + 1) * nb];
+                    Some(unsafe { x86::avx512_dot4_q8_0([row(0), row(1), row(2), row(3)], x) })
+                }
+                _ => None,
+            };
+        }
+        let _ = (r, x);
+        None
+    }
+}
+
+/// Whether AVX-512BW and VL are available (16-bit masked loads, for F16).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn avx512bw() -> bool {
+    if cfg!(all(
+        target_feature = "avx512bw",
+        target_feature = "avx512vl"
+    )) {
+        return true;
+    }
+    #[cfg(feature = "std")]
+    return std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("avx512vl");
+    #[allow(unreachable_code)]
+    false
+}
+
 /// `out[r] = bias[r] + sum_c W[r, c] x[c]`; `x.len() == m.cols`,
 /// `out.len() == m.rows`, `bias` either empty or `m.rows` long.
 pub fn matvec(out: &mut [f32], m: &Matrix<'_>, x: &[f32], bias: impl Fn(usize) -> f32) {
-    for (r, o) in out.iter_mut().enumerate().take(m.rows) {
-        *o = bias(r) + m.row_dot(r, x);
+    let rows = m.rows.min(out.len());
+    let mut r = 0;
+    while r + 4 <= rows {
+        let Some(d) = m.rows4_dot(r, x) else { break };
+        for (k, v) in d.into_iter().enumerate() {
+            out[r + k] = bias(r + k) + v;
+        }
+        r += 4;
+    }
+    for (i, o) in out.iter_mut().enumerate().take(rows).skip(r) {
+        *o = bias(i) + m.row_dot(i, x);
     }
 }
 
@@ -215,7 +272,7 @@ mod detect {
             && std::is_x86_feature_detected!("f16c")
     }
     pub fn avx512() -> bool {
-        std::is_x86_feature_detected!("avx512f")
+        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("f16c")
     }
 }
 
@@ -307,7 +364,10 @@ mod tests {
     fn simd_q8() -> Vec<Dot<BlockQ8_0>> {
         let mut v: Vec<Dot<BlockQ8_0>> = Vec::new();
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+        {
             v.push(("avx2", |w, x| {
                 let nb = x.len() / 32;
                 // SAFETY: detected above; w covers x.
@@ -316,7 +376,7 @@ mod tests {
             }));
         }
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx512f") {
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("f16c") {
             v.push(("avx512", |w, x| {
                 let nb = x.len() / 32;
                 // SAFETY: detected above; w covers x.
@@ -427,6 +487,61 @@ mod tests {
                     (got - want).abs() <= 1e-6 * n as f32,
                     "{name} q8_0 n={n}: {got} vs {want}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn four_row_matvec_matches_scalar_rows_for_every_type() {
+        let mut s = 21;
+        for (rows, cols) in [(1, 5), (4, 16), (7, 33), (9, 400), (13, 20), (8, 100)] {
+            let wv = rand(&mut s, rows * cols);
+            let x = rand(&mut s, cols);
+            let f32b: Vec<u8> = wv.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let f16b: Vec<u8> = wv
+                .iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                .collect();
+            let stride = cols.div_ceil(32) * 32;
+            let mut q = std::vec![BlockQ8_0 { d: [0; 2], qs: [0; 32] }; rows * stride / 32];
+            for r in 0..rows {
+                let mut row = std::vec![0f32; stride];
+                row[..cols].copy_from_slice(&wv[r * cols..(r + 1) * cols]);
+                // Junk in the padding must not matter.
+                row[cols..].fill(7.0);
+                edgegen_format::quant::quantize_q8_0(
+                    &row,
+                    &mut q[r * stride / 32..(r + 1) * stride / 32],
+                );
+            }
+            let mats = [
+                Matrix::new(Weights::F32(&f32b), rows, cols, cols).unwrap(),
+                Matrix::new(Weights::F16(&f16b), rows, cols, cols).unwrap(),
+                Matrix::new(Weights::Q8_0(&q), rows, cols, stride).unwrap(),
+            ];
+            for m in mats {
+                let mut out = std::vec![0f32; rows];
+                matvec(&mut out, &m, &x, |r| r as f32);
+                for (r, o) in out.iter().enumerate() {
+                    let want = r as f32
+                        + match m.w {
+                            Weights::F32(b) => {
+                                scalar::scalar_dot_f32(&b[4 * r * cols..4 * (r + 1) * cols], &x)
+                            }
+                            Weights::F16(b) => {
+                                scalar::scalar_dot_f16(&b[2 * r * cols..2 * (r + 1) * cols], &x)
+                            }
+                            Weights::Q8_0(b) => scalar::scalar_dot_q8_0(
+                                &b[r * stride / 32..(r + 1) * stride / 32],
+                                &x,
+                            ),
+                        };
+                    assert!(
+                        (o - want).abs() <= 1e-5 * cols as f32,
+                        "{rows}x{cols} {:?} row {r}: {o} vs {want}",
+                        m.w
+                    );
+                }
             }
         }
     }

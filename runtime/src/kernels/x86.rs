@@ -81,11 +81,24 @@ pub unsafe fn avx2_dot_f16_32x(w: &[u8], x: &[f32]) -> f32 {
     }
 }
 
+/// A block's scale through the F16C instruction: `half`'s portable
+/// conversion costs more than the block's 32 multiply-adds.
+#[inline(always)]
+unsafe fn scale_f16c(b: &BlockQ8_0) -> f32 {
+    // SAFETY: register-only F16C intrinsics; every caller enables f16c
+    // (directly, or through avx512f).
+    unsafe {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
+            u16::from_le_bytes(b.d) as i32
+        )))
+    }
+}
+
 /// Dot product over whole Q8_0 blocks: `x.len() / 32` of them.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA; `w.len() >= x.len() / 32`.
-#[target_feature(enable = "avx2,fma")]
+/// The CPU must support AVX2, FMA and F16C; `w.len() >= x.len() / 32`.
+#[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn avx2_dot_q8_0_32x(w: &[BlockQ8_0], x: &[f32]) -> f32 {
     let nb = x.len() / 32;
     debug_assert!(w.len() >= nb);
@@ -102,7 +115,7 @@ pub unsafe fn avx2_dot_q8_0_32x(w: &[BlockQ8_0], x: &[f32]) -> f32 {
                 let qf = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8));
                 s = _mm256_fmadd_ps(qf, _mm256_loadu_ps(xp.add(32 * b + 8 * k)), s);
             }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(blk.scale()), s, acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(scale_f16c(blk)), s, acc);
         }
         hsum256(acc)
     }
@@ -168,7 +181,7 @@ pub unsafe fn avx512_dot_f16_64x(w: &[u8], x: &[f32]) -> f32 {
 ///
 /// # Safety
 /// The CPU must support AVX-512F; `w.len() >= x.len() / 32`.
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,f16c")]
 pub unsafe fn avx512_dot_q8_0_32x(w: &[BlockQ8_0], x: &[f32]) -> f32 {
     let nb = x.len() / 32;
     debug_assert!(w.len() >= nb);
@@ -186,8 +199,115 @@ pub unsafe fn avx512_dot_q8_0_32x(w: &[BlockQ8_0], x: &[f32]) -> f32 {
                 _mm512_loadu_ps(xp.add(32 * b)),
                 _mm512_mul_ps(hi, _mm512_loadu_ps(xp.add(32 * b + 16))),
             );
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(blk.scale()), s, acc);
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(scale_f16c(blk)), s, acc);
         }
         _mm512_reduce_add_ps(acc)
+    }
+}
+
+/// Lanes of `x` still to go, as an AVX-512 mask (all ones past 16).
+#[inline(always)]
+fn mask16(left: usize) -> __mmask16 {
+    if left >= 16 {
+        0xffff
+    } else {
+        ((1u32 << left) - 1) as __mmask16
+    }
+}
+
+/// Four rows of F32 weights (each `4 * x.len()` bytes, any alignment)
+/// dotted with `x`; the tail is loaded under a mask, so every element goes
+/// through SIMD.
+///
+/// # Safety
+/// The CPU must support AVX-512F; each `w[k].len() >= 4 * x.len()`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn avx512_dot4_f32(w: [&[u8]; 4], x: &[f32]) -> [f32; 4] {
+    let n = x.len();
+    debug_assert!(w.iter().all(|r| r.len() >= 4 * n));
+    let xp = x.as_ptr();
+    let wp = w.map(|r| r.as_ptr());
+    // SAFETY: lane i of a load is at element i0 + i; full loads have
+    // i0 + 16 <= n and masked loads touch only lanes with i0 + i < n, so
+    // every access is inside x (n floats) and each row (4 n bytes).
+    unsafe {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut i = 0;
+        while i < n {
+            let m = mask16(n - i);
+            let xv = _mm512_maskz_loadu_ps(m, xp.add(i));
+            for k in 0..4 {
+                let wv = _mm512_maskz_loadu_ps(m, wp[k].add(4 * i).cast());
+                acc[k] = _mm512_fmadd_ps(wv, xv, acc[k]);
+            }
+            i += 16;
+        }
+        acc.map(|a| _mm512_reduce_add_ps(a))
+    }
+}
+
+/// Four rows of F16 weights (each `2 * x.len()` bytes) dotted with `x`.
+///
+/// # Safety
+/// The CPU must support AVX-512F, BW and VL; each `w[k].len() >= 2 * x.len()`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub unsafe fn avx512_dot4_f16(w: [&[u8]; 4], x: &[f32]) -> [f32; 4] {
+    let n = x.len();
+    debug_assert!(w.iter().all(|r| r.len() >= 2 * n));
+    let xp = x.as_ptr();
+    let wp = w.map(|r| r.as_ptr());
+    // SAFETY: as in avx512_dot4_f32, with 2-byte elements.
+    unsafe {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut i = 0;
+        while i < n {
+            let m = mask16(n - i);
+            let xv = _mm512_maskz_loadu_ps(m, xp.add(i));
+            for k in 0..4 {
+                let h = _mm256_maskz_loadu_epi16(m, wp[k].add(2 * i).cast());
+                acc[k] = _mm512_fmadd_ps(_mm512_cvtph_ps(h), xv, acc[k]);
+            }
+            i += 16;
+        }
+        acc.map(|a| _mm512_reduce_add_ps(a))
+    }
+}
+
+/// Four rows of Q8_0 blocks (each covering `x`) dotted with `x`. Lanes
+/// past `x.len()` load x as zero, so a partial last block is exact
+/// whatever its padding holds.
+///
+/// # Safety
+/// The CPU must support AVX-512F; each `w[k].len() >= x.len().div_ceil(32)`.
+#[target_feature(enable = "avx512f,f16c")]
+pub unsafe fn avx512_dot4_q8_0(w: [&[BlockQ8_0]; 4], x: &[f32]) -> [f32; 4] {
+    let n = x.len();
+    let nb = n.div_ceil(32);
+    debug_assert!(w.iter().all(|r| r.len() >= nb));
+    let xp = x.as_ptr();
+    // SAFETY: the quants are read inside each block (two 16-byte loads of
+    // its 32 bytes); x is read under masks limited to its n floats.
+    unsafe {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        for b in 0..nb {
+            let i = 32 * b;
+            let x0 = _mm512_maskz_loadu_ps(mask16(n - i), xp.add(i));
+            // Only form the pointer when it is in bounds.
+            let x1 = if i + 16 < n {
+                _mm512_maskz_loadu_ps(mask16(n - i - 16), xp.add(i + 16))
+            } else {
+                _mm512_setzero_ps()
+            };
+            for k in 0..4 {
+                let blk = &w[k][b];
+                let q = blk.qs.as_ptr().cast::<u8>();
+                let lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q.cast())));
+                let hi =
+                    _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q.add(16).cast())));
+                let s = _mm512_fmadd_ps(lo, x0, _mm512_mul_ps(hi, x1));
+                acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(scale_f16c(blk)), s, acc[k]);
+            }
+        }
+        acc.map(|a| _mm512_reduce_add_ps(a))
     }
 }
