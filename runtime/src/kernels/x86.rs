@@ -289,6 +289,8 @@ pub unsafe fn avx512_dot4_q8_0(w: [&[BlockQ8_0]; 4], x: &[f32]) -> [f32; 4] {
     // its 32 bytes); x is read under masks limited to its n floats.
     unsafe {
         let mut acc = [_mm512_setzero_ps(); 4];
+        // b indexes four rows at once, which an iterator over one cannot.
+        #[allow(clippy::needless_range_loop)]
         for b in 0..nb {
             let i = 32 * b;
             let x0 = _mm512_maskz_loadu_ps(mask16(n - i), xp.add(i));
