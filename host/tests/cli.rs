@@ -3,27 +3,10 @@
 //! Tests on the full datasets read them from `EDGEGEN_DATASETS` (default
 //! `../shared/datasets` beside the repo) and fail if they are not there.
 
+mod common;
+
+use common::{ok, run as edgegen};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn edgegen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edgegen"))
-        .args(args)
-        .env_remove("EDGEGEN_DATA")
-        .output()
-        .expect("run edgegen")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = edgegen(args);
-    assert!(
-        o.status.success(),
-        "edgegen {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
 
 fn json(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&ok(args)).expect("valid JSON")
@@ -42,10 +25,7 @@ fn datasets() -> PathBuf {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edgegen-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::tmp("cli", name)
 }
 
 #[test]

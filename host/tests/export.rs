@@ -2,33 +2,13 @@
 //! Validation needs ONNX Runtime: `scripts/test.sh` installs the Python
 //! `onnxruntime` package, which edgegen finds by itself.
 
+mod common;
+
+use common::{ok, run};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edgegen"))
-        .args(args)
-        .env_remove("EDGEGEN_DATA")
-        .output()
-        .expect("run edgegen")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "edgegen {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edgegen-export-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::tmp("export", name)
 }
 
 fn s(p: &Path) -> &str {

@@ -1,29 +1,14 @@
 //! `edgegen train vae`, `eval` and `latent` end to end, on small models and
 //! the built-in sample so that they run in seconds.
 
+mod common;
+
+use common::ok as edgegen;
 use edgegen::train::checkpoint;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn edgegen(args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_edgegen"))
-        .args(args)
-        .env_remove("EDGEGEN_DATA")
-        .output()
-        .expect("run edgegen");
-    assert!(
-        o.status.success(),
-        "edgegen {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edgegen-train-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::tmp("train", name)
 }
 
 /// A small, fast VAE run on the built-in sample.

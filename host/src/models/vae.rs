@@ -349,6 +349,26 @@ impl Vae {
         }
     }
 
+    /// Decodes rows of `z` (with `labels` when conditional; a label past the
+    /// classes wraps around) into pixels in [0, 1], `(n, D)`.
+    pub fn decode_pixels(&self, p: &[f32], z: &[f32], labels: &[u32], th: Threads) -> Vec<f32> {
+        let (zd, k, d) = (self.cfg.latent, self.cfg.n_classes, self.cfg.input_dim());
+        let n = z.len() / zd;
+        let mut a = VaeActs::new(self, n.max(1));
+        for i in 0..n {
+            let row = &mut a.dec_in[i * (zd + k)..(i + 1) * (zd + k)];
+            row[..zd].copy_from_slice(&z[i * zd..(i + 1) * zd]);
+            row[zd..].fill(0.0);
+            if k > 0 {
+                row[zd + labels[i] as usize % k] = 1.0;
+            }
+        }
+        self.decode(p, &mut a, n, th);
+        let mut px = vec![0f32; n * d];
+        self.to_pixels(&mut px, &a.out[..n * d]);
+        px
+    }
+
     /// Turns decoder outputs into pixels in [0, 1].
     pub fn to_pixels(&self, out: &mut [f32], raw: &[f32]) {
         match self.lik {

@@ -283,20 +283,8 @@ pub fn run_vae(mut cfg: TrainConfig, opts: &RunOptions) -> Result<Vec<EpochMetri
 
 /// Decodes `z` rows (with labels when conditional) into byte images.
 pub fn decode_images(m: &Vae, p: &[f32], z: &[f32], labels: &[u32], th: Threads) -> Vec<Vec<u8>> {
-    let (zd, k, d) = (m.cfg.latent, m.cfg.n_classes, m.cfg.input_dim());
-    let n = z.len() / zd;
-    let mut a = VaeActs::new(m, n.max(1));
-    for i in 0..n {
-        let row = &mut a.dec_in[i * (zd + k)..(i + 1) * (zd + k)];
-        row[..zd].copy_from_slice(&z[i * zd..(i + 1) * zd]);
-        row[zd..].fill(0.0);
-        if k > 0 {
-            row[zd + labels[i] as usize % k] = 1.0;
-        }
-    }
-    m.decode(p, &mut a, n, th);
-    let mut px = vec![0f32; n * d];
-    m.to_pixels(&mut px, &a.out[..n * d]);
+    let d = m.cfg.input_dim();
+    let px = m.decode_pixels(p, z, labels, th);
     px.chunks_exact(d)
         .map(|c| c.iter().map(|&v| (v * 255.0).round() as u8).collect())
         .collect()

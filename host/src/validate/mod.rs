@@ -5,7 +5,7 @@
 pub mod ort;
 pub mod tract;
 
-use crate::models::vae::{Vae, VaeActs, VaeConfig};
+use crate::models::vae::{Vae, VaeConfig};
 use crate::nn::gemm::Threads;
 use crate::rng::Rng;
 use anyhow::{Context, Result, anyhow, bail};
@@ -152,7 +152,7 @@ pub fn validate(onnx: &[u8], gguf: &[u8], n: usize, seed: u64) -> Result<Report>
     let host_labels: Vec<u32> = (0..n)
         .map(|i| labels.get(i).map_or(0, |&l| l as u32))
         .collect();
-    let imgs = host_pixels(&m, &p, &z, &host_labels);
+    let imgs = m.decode_pixels(&p, &z, &host_labels, Threads(1));
     outs.push(("edgegen-host".into(), imgs));
 
     for (name, v) in &outs {
@@ -202,23 +202,4 @@ pub fn validate(onnx: &[u8], gguf: &[u8], n: usize, seed: u64) -> Result<Report>
         ok: pairs.iter().all(|p| p.ok || !p.gating),
         pairs,
     })
-}
-
-/// The host engine's pixels for rows of `z` (and labels).
-pub fn host_pixels(m: &Vae, p: &[f32], z: &[f32], labels: &[u32]) -> Vec<f32> {
-    let (zd, k, d) = (m.cfg.latent, m.cfg.n_classes, m.cfg.input_dim());
-    let n = z.len() / zd;
-    let mut a = VaeActs::new(m, n.max(1));
-    for i in 0..n {
-        let row = &mut a.dec_in[i * (zd + k)..(i + 1) * (zd + k)];
-        row[..zd].copy_from_slice(&z[i * zd..(i + 1) * zd]);
-        row[zd..].fill(0.0);
-        if k > 0 {
-            row[zd + labels[i] as usize] = 1.0;
-        }
-    }
-    m.decode(p, &mut a, n, Threads(1));
-    let mut px = vec![0f32; n * d];
-    m.to_pixels(&mut px, &a.out[..n * d]);
-    px
 }
