@@ -231,18 +231,34 @@ pub unsafe fn avx512_dot4_f32(w: [&[u8]; 4], x: &[f32]) -> [f32; 4] {
     // i0 + 16 <= n and masked loads touch only lanes with i0 + i < n, so
     // every access is inside x (n floats) and each row (4 n bytes).
     unsafe {
-        let mut acc = [_mm512_setzero_ps(); 4];
+        // Two accumulators per row: eight independent FMA chains hide the
+        // FMA latency.
+        let mut acc = [_mm512_setzero_ps(); 8];
         let mut i = 0;
+        while i + 32 <= n {
+            let x0 = _mm512_loadu_ps(xp.add(i));
+            let x1 = _mm512_loadu_ps(xp.add(i + 16));
+            for k in 0..4 {
+                acc[2 * k] =
+                    _mm512_fmadd_ps(_mm512_loadu_ps(wp[k].add(4 * i).cast()), x0, acc[2 * k]);
+                acc[2 * k + 1] = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(wp[k].add(4 * i + 64).cast()),
+                    x1,
+                    acc[2 * k + 1],
+                );
+            }
+            i += 32;
+        }
         while i < n {
             let m = mask16(n - i);
             let xv = _mm512_maskz_loadu_ps(m, xp.add(i));
             for k in 0..4 {
                 let wv = _mm512_maskz_loadu_ps(m, wp[k].add(4 * i).cast());
-                acc[k] = _mm512_fmadd_ps(wv, xv, acc[k]);
+                acc[2 * k] = _mm512_fmadd_ps(wv, xv, acc[2 * k]);
             }
             i += 16;
         }
-        acc.map(|a| _mm512_reduce_add_ps(a))
+        [0, 1, 2, 3].map(|k| _mm512_reduce_add_ps(_mm512_add_ps(acc[2 * k], acc[2 * k + 1])))
     }
 }
 
