@@ -79,11 +79,14 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let th = Threads(run::init_threads(0));
     let base = eval::vae::elbo(&m, p, &data.test, 1, th).0;
     println!(
-        "test ELBO of the trained model: {base:.3} nats/image; per export (max |err| over every engine pair):"
+        "test ELBO of the trained model: {base:.3} nats/image. Per export: max |err| over every pair of"
     );
     println!(
-        "{:<6} {:>10} {:>10} {:>12} {:>14}",
-        "", "GGUF B", "ONNX B", "max |err|", "test ELBO"
+        "ONNX Runtime, tract, runtime and host; the fast-math runtime against ONNX Runtime, for information."
+    );
+    println!(
+        "{:<6} {:>10} {:>10} {:>12} {:>14} {:>15}",
+        "", "GGUF B", "ONNX B", "max |err|", "test ELBO", "fast-math err"
     );
     for prec in [Precision::F32, Precision::F16, Precision::Q8_0] {
         let tag = format!("{prec:?}").to_lowercase();
@@ -92,17 +95,29 @@ pub fn run(a: DemoArgs) -> Result<()> {
         crate::fsx::write_atomic(&exp.join(format!("decoder-{tag}.gguf")), &gguf)?;
         crate::fsx::write_atomic(&exp.join(format!("decoder-{tag}.onnx")), &onnx)?;
         let r = validate::validate(&onnx, &gguf, a.validate_n, a.seed)?;
-        let worst = r.pairs.iter().map(|p| p.max_abs).fold(0f32, f32::max);
+        let worst = r
+            .pairs
+            .iter()
+            .filter(|p| p.gating)
+            .map(|p| p.max_abs)
+            .fold(0f32, f32::max);
+        let fast = r
+            .pairs
+            .iter()
+            .filter(|p| !p.gating)
+            .map(|p| p.max_abs)
+            .fold(0f32, f32::max);
         // The test loss with this precision's decoder weights.
         let mut pq = p.clone();
         export::store_decoder(&m, &mut pq, prec);
         let elbo = eval::vae::elbo(&m, &pq, &data.test, 1, th).0;
         println!(
-            "{tag:<6} {:>10} {:>10} {:>12.2e} {:>14.3}  {}",
+            "{tag:<6} {:>10} {:>10} {:>12.2e} {:>14.3} {:>15.2e}  {}",
             gguf.len(),
             onnx.len(),
             worst,
             elbo,
+            fast,
             if r.ok { "valid" } else { "FAILED" }
         );
         if !r.ok {
