@@ -42,3 +42,69 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
     );
     stdout
 }
+
+/// A VAE decoder as GGUF with pseudo-random weights (N(0, 1) times
+/// `scale[i]` for layer i) and constant biases (`bias[i]`), stored as `ty`
+/// (Q8_0 rows zero-padded to whole blocks, as the exporter does).
+pub fn decoder_gguf(
+    hp: &edgegen_format::arch::vae::Hparams,
+    ty: edgegen_format::GgmlType,
+    seed: u64,
+    scale: [f32; 2],
+    bias: [f32; 2],
+) -> Vec<u8> {
+    use edgegen_format::{GgmlType, GgufWriter, arch::vae};
+    let mut w = GgufWriter::new();
+    hp.write(&mut w).unwrap();
+    let mut r = edgegen_runtime::sample::Rng::new(seed);
+    for i in 0..=hp.n_hidden {
+        let (inp, out) = hp.decoder_layer(i);
+        let stride = if ty == GgmlType::Q8_0 {
+            inp.div_ceil(32) * 32
+        } else {
+            inp
+        };
+        let s = scale[i.min(1)];
+        let vals: Vec<f32> = (0..out * stride)
+            .map(|j| {
+                if j % stride < inp {
+                    r.normal() * s
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        w.add_tensor(vae::DEC_WEIGHT[i], &[stride as u64, out as u64], ty, &vals)
+            .unwrap();
+        w.add_tensor(
+            vae::DEC_BIAS[i],
+            &[out as u64],
+            GgmlType::F32,
+            &vec![bias[i.min(1)]; out],
+        )
+        .unwrap();
+    }
+    w.to_bytes()
+}
+
+/// Runs `cargo build --locked -q` with `args` into its own target folder
+/// (so that it never waits on the outer build's lock), setting or removing
+/// one environment variable; panics with cargo's message on failure.
+pub fn cargo_build(args: &[&str], target_dir: &Path, env: (&str, Option<&Path>)) {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(repo_root())
+        .args(["build", "--locked", "-q"])
+        .args(args)
+        .arg("--target-dir")
+        .arg(target_dir);
+    match env.1 {
+        Some(v) => c.env(env.0, v),
+        None => c.env_remove(env.0),
+    };
+    let o = c.output().expect("run cargo");
+    assert!(
+        o.status.success(),
+        "cargo build {args:?} failed (scripts/test.sh installs the targets and linkers):\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -6,10 +6,10 @@
 //! Needs the `thumbv7em-none-eabihf` target and `qemu-system-arm`, which
 //! `scripts/test.sh` installs.
 
-use edgegen_format::{GgmlType, GgufWriter, arch};
+use edgegen_format::{GgmlType, arch};
 use edgegen_runtime::models::Model;
 use edgegen_runtime::sample::Rng;
-use edgegen_tests::{repo_root, scratch_dir};
+use edgegen_tests::{cargo_build, decoder_gguf, repo_root, scratch_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -24,58 +24,22 @@ fn model(ty: GgmlType) -> Vec<u8> {
         likelihood: arch::vae::Likelihood::Bernoulli,
         activation: arch::Activation::Tanh,
     };
-    let mut w = GgufWriter::new();
-    hp.write(&mut w).unwrap();
-    let mut r = Rng::new(11);
-    let pad = |n: u64| {
-        if ty == GgmlType::Q8_0 {
-            n.div_ceil(32) * 32
-        } else {
-            n
-        }
-    };
-    let w0: Vec<f32> = (0..pad(9) * 40).map(|_| r.normal() * 0.5).collect();
-    let w1: Vec<f32> = (0..pad(40) * 36).map(|_| r.normal() * 0.3).collect();
-    w.add_tensor("dec.0.weight", &[pad(9), 40], ty, &w0)
-        .unwrap();
-    w.add_tensor("dec.0.bias", &[40], GgmlType::F32, &[0.05; 40])
-        .unwrap();
-    w.add_tensor("dec.1.weight", &[pad(40), 36], ty, &w1)
-        .unwrap();
-    w.add_tensor("dec.1.bias", &[36], GgmlType::F32, &[-0.1; 36])
-        .unwrap();
-    w.to_bytes()
+    decoder_gguf(&hp, ty, 11, [0.5, 0.3], [0.05, -0.1])
 }
 
 fn build(model: Option<&Path>, features: &str, target_dir: &Path) -> PathBuf {
-    let mut c = Command::new(env!("CARGO"));
-    c.current_dir(repo_root())
-        .args([
-            "build",
-            "--locked",
-            "-q",
-            "-p",
-            "edgegen-firmware-m4",
-            "--target",
-            "thumbv7em-none-eabihf",
-            "--profile",
-            "device",
-        ])
-        .arg("--target-dir")
-        .arg(target_dir);
+    let mut args = vec![
+        "-p",
+        "edgegen-firmware-m4",
+        "--target",
+        "thumbv7em-none-eabihf",
+        "--profile",
+        "device",
+    ];
     if !features.is_empty() {
-        c.args(["--features", features]);
+        args.extend(["--features", features]);
     }
-    match model {
-        Some(m) => c.env("EDGEGEN_FIRMWARE_MODEL", m),
-        None => c.env_remove("EDGEGEN_FIRMWARE_MODEL"),
-    };
-    let o = c.output().expect("run cargo");
-    assert!(
-        o.status.success(),
-        "building the firmware failed (is the thumbv7em-none-eabihf target installed? run scripts/test.sh):\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    cargo_build(&args, target_dir, ("EDGEGEN_FIRMWARE_MODEL", model));
     target_dir.join("thumbv7em-none-eabihf/device/edgegen-firmware-m4")
 }
 

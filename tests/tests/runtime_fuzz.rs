@@ -5,7 +5,7 @@
 //! CI runs a few thousand cases; `EDGEGEN_FUZZ_CASES=1000000 cargo test
 //! --release -p edgegen-tests --test runtime_fuzz` runs more.
 
-use edgegen_format::{GgmlType, Gguf, GgufWriter, arch};
+use edgegen_format::{GgmlType, Gguf, arch};
 use edgegen_runtime::models::Model;
 use edgegen_runtime::sample::Rng;
 
@@ -19,26 +19,7 @@ fn decoder(ty: GgmlType, k: u32) -> Vec<u8> {
         likelihood: arch::vae::Likelihood::Bernoulli,
         activation: arch::Activation::Gelu,
     };
-    let mut w = GgufWriter::new();
-    hp.write(&mut w).unwrap();
-    let mut r = Rng::new(3);
-    let pad = |n: u64| {
-        if ty == GgmlType::Q8_0 {
-            n.div_ceil(32) * 32
-        } else {
-            n
-        }
-    };
-    let (i0, i1) = (pad(3 + k as u64), pad(24));
-    let w0: Vec<f32> = (0..i0 * 24).map(|_| r.normal()).collect();
-    let w1: Vec<f32> = (0..i1 * 20).map(|_| r.normal()).collect();
-    w.add_tensor("dec.0.weight", &[i0, 24], ty, &w0).unwrap();
-    w.add_tensor("dec.0.bias", &[24], GgmlType::F32, &[0.1; 24])
-        .unwrap();
-    w.add_tensor("dec.1.weight", &[i1, 20], ty, &w1).unwrap();
-    w.add_tensor("dec.1.bias", &[20], GgmlType::F32, &[-0.1; 20])
-        .unwrap();
-    w.to_bytes()
+    edgegen_tests::decoder_gguf(&hp, ty, 3, [1.0, 1.0], [0.1, -0.1])
 }
 
 /// Re-stamps `edgegen.data_crc32` so a damaged file passes the CRC check.

@@ -3,10 +3,10 @@
 //! match the runtime's on this host. `scripts/test.sh` installs the target,
 //! `gcc-aarch64-linux-gnu` and `qemu-user`.
 
-use edgegen_format::{GgmlType, GgufWriter, arch};
+use edgegen_format::{GgmlType, arch};
 use edgegen_runtime::models::Model;
 use edgegen_runtime::sample::Rng;
-use edgegen_tests::{repo_root, scratch_dir};
+use edgegen_tests::{cargo_build, decoder_gguf, repo_root, scratch_dir};
 use std::process::Command;
 
 #[test]
@@ -22,50 +22,20 @@ fn aarch64_sampler_matches_the_host() {
     };
     let dir = scratch_dir("sampler-aarch64");
     let target = repo_root().join("target/sampler-test");
-    let o = Command::new(env!("CARGO"))
-        .current_dir(repo_root())
-        .args([
-            "build",
-            "--locked",
-            "-q",
+    cargo_build(
+        &[
             "--release",
             "-p",
             "edgegen-sampler",
             "--target",
             "aarch64-unknown-linux-gnu",
-            "--target-dir",
-        ])
-        .arg(&target)
-        .output()
-        .expect("run cargo");
-    assert!(
-        o.status.success(),
-        "cross build failed (run scripts/test.sh):\n{}",
-        String::from_utf8_lossy(&o.stderr)
+        ],
+        &target,
+        ("EDGEGEN_FIRMWARE_MODEL", None),
     );
     let bin = target.join("aarch64-unknown-linux-gnu/release/edgegen-sampler");
     for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0] {
-        let mut w = GgufWriter::new();
-        hp.write(&mut w).unwrap();
-        let mut r = Rng::new(5);
-        let pad = |n: u64| {
-            if ty == GgmlType::Q8_0 {
-                n.div_ceil(32) * 32
-            } else {
-                n
-            }
-        };
-        let w0: Vec<f32> = (0..pad(5) * 64).map(|_| r.normal() * 0.4).collect();
-        let w1: Vec<f32> = (0..pad(64) * 48).map(|_| r.normal() * 0.2).collect();
-        w.add_tensor("dec.0.weight", &[pad(5), 64], ty, &w0)
-            .unwrap();
-        w.add_tensor("dec.0.bias", &[64], GgmlType::F32, &[0.0; 64])
-            .unwrap();
-        w.add_tensor("dec.1.weight", &[pad(64), 48], ty, &w1)
-            .unwrap();
-        w.add_tensor("dec.1.bias", &[48], GgmlType::F32, &[0.1; 48])
-            .unwrap();
-        let bytes = w.to_bytes();
+        let bytes = decoder_gguf(&hp, ty, 5, [0.4, 0.2], [0.0, 0.1]);
         let model = dir.join(format!("{ty:?}.gguf"));
         std::fs::write(&model, &bytes).unwrap();
         let out = Command::new("qemu-aarch64")
