@@ -1,6 +1,7 @@
 //! Line charts: training curves.
 
-use anyhow::{Result, anyhow};
+use super::de;
+use anyhow::Result;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -20,9 +21,7 @@ pub fn line_chart_png(
     series: &[Series<'_>],
     path: &Path,
 ) -> Result<()> {
-    super::ensure_font();
     let (w, h) = (800u32, 500u32);
-    let mut buf = vec![255u8; (w * h * 3) as usize];
     let all = || series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
         (a.min(p.0), b.max(p.0))
@@ -37,47 +36,41 @@ pub fn line_chart_png(
         x1 = x0 + 1.0;
     }
     let pad = ((y1 - y0) * 0.05).max(1e-6);
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        let err = |e: &dyn std::fmt::Debug| anyhow!("{}: cannot draw chart: {e:?}", path.display());
-        root.fill(&WHITE).map_err(|e| err(&e))?;
-        let mut chart = ChartBuilder::on(&root)
+    super::draw_png(path, (w, h), |root| {
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
             .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
-            .map_err(|e| err(&e))?;
+            .map_err(de)?;
         chart
             .configure_mesh()
             .x_desc(x_desc)
             .y_desc(y_desc)
             .light_line_style(WHITE)
             .draw()
-            .map_err(|e| err(&e))?;
+            .map_err(de)?;
         let colors = [BLUE, RED, GREEN, MAGENTA, CYAN];
         for (i, s) in series.iter().enumerate() {
             let c = colors[i % colors.len()];
             chart
                 .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
-                .map_err(|e| err(&e))?
+                .map_err(de)?
                 .label(s.label)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
                 });
             chart
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
-                .map_err(|e| err(&e))?;
+                .map_err(de)?;
         }
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
-            .map_err(|e| err(&e))?;
-        root.present().map_err(|e| err(&e))?;
-    }
-    let img = image::RgbImage::from_raw(w, h, buf)
-        .ok_or_else(|| anyhow!("chart buffer has the wrong size"))?;
-    super::save_png(&img, path)
+            .map_err(de)?;
+        Ok(())
+    })
 }

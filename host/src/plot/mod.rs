@@ -5,8 +5,38 @@ pub mod grid;
 pub mod scatter;
 pub mod wave;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
+use plotters::prelude::{BitMapBackend, IntoDrawingArea, WHITE};
 use std::path::Path;
+
+/// The surface chart code draws on.
+pub type Area<'a> = plotters::drawing::DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// Turns a plotters error into an error `draw_png` can name the file in.
+pub fn de(e: impl std::fmt::Debug) -> anyhow::Error {
+    anyhow!("{e:?}")
+}
+
+/// Gives `f` a white `w x h` bitmap to draw on (with the embedded font
+/// registered) and writes the result as PNG, atomically. The one place
+/// that owns the pixel buffer, for every chart.
+pub fn draw_png(
+    path: &Path,
+    (w, h): (u32, u32),
+    f: impl FnOnce(&Area<'_>) -> Result<()>,
+) -> Result<()> {
+    ensure_font();
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(de)?;
+        f(&root).with_context(|| format!("{}: cannot draw", path.display()))?;
+        root.present().map_err(de)?;
+    }
+    let img = image::RgbImage::from_raw(w, h, buf)
+        .ok_or_else(|| anyhow!("plot buffer has the wrong size"))?;
+    save_png(&img, path)
+}
 
 /// Encodes an RGB image as PNG and writes it atomically.
 pub fn save_png(img: &image::RgbImage, path: &Path) -> Result<()> {

@@ -1,6 +1,7 @@
 //! Scatter plots of labelled 2-D points.
 
-use anyhow::{Result, anyhow};
+use super::de;
+use anyhow::Result;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -11,9 +12,7 @@ pub fn class_scatter_png(
     classes: &[String],
     path: &Path,
 ) -> Result<()> {
-    super::ensure_font();
     let (w, h) = (800u32, 700u32);
-    let mut buf = vec![255u8; (w * h * 3) as usize];
     let ext = |f: fn(&(f32, f32, u32)) -> f32| {
         points
             .iter()
@@ -28,26 +27,21 @@ pub fn class_scatter_png(
         (x0, x1, y0, y1) = (-1.0, 1.0, -1.0, 1.0);
     }
     let (px, py) = (((x1 - x0) * 0.05).max(1e-3), ((y1 - y0) * 0.05).max(1e-3));
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        let err = |e: &dyn std::fmt::Debug| {
-            anyhow!("{}: cannot draw scatter plot: {e:?}", path.display())
-        };
-        root.fill(&WHITE).map_err(|e| err(&e))?;
-        let mut chart = ChartBuilder::on(&root)
+    super::draw_png(path, (w, h), |root| {
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(50)
             .build_cartesian_2d((x0 - px)..(x1 + px), (y0 - py)..(y1 + py))
-            .map_err(|e| err(&e))?;
+            .map_err(de)?;
         chart
             .configure_mesh()
             .x_desc("z[0]")
             .y_desc("z[1]")
             .light_line_style(WHITE)
             .draw()
-            .map_err(|e| err(&e))?;
+            .map_err(de)?;
         let n_classes = classes.len().max(1);
         for c in 0..n_classes {
             let color = Palette99::pick(c).to_rgba();
@@ -59,7 +53,7 @@ pub fn class_scatter_png(
                         .filter(|p| classes.is_empty() || p.2 as usize == c)
                         .map(|p| Circle::new((p.0, p.1), 2, color.filled())),
                 )
-                .map_err(|e| err(&e))?
+                .map_err(de)?
                 .label(name)
                 .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
         }
@@ -68,10 +62,7 @@ pub fn class_scatter_png(
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
-            .map_err(|e| err(&e))?;
-        root.present().map_err(|e| err(&e))?;
-    }
-    let img = image::RgbImage::from_raw(w, h, buf)
-        .ok_or_else(|| anyhow!("plot buffer has the wrong size"))?;
-    super::save_png(&img, path)
+            .map_err(de)?;
+        Ok(())
+    })
 }

@@ -1,6 +1,7 @@
 //! Waveform plots of audio clips, one panel per clip.
 
-use anyhow::{Result, anyhow};
+use super::de;
+use anyhow::Result;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -16,14 +17,9 @@ pub struct Wave<'a> {
 
 /// Draws the clips stacked vertically and writes a PNG.
 pub fn waveform_png(waves: &[Wave<'_>], path: &Path) -> Result<()> {
-    super::ensure_font();
     let (w, panel_h) = (900u32, 180u32);
     let h = panel_h * waves.len().max(1) as u32;
-    let mut buf = vec![255u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        let err = |e: &dyn std::fmt::Debug| anyhow!("{}: cannot draw plot: {e:?}", path.display());
-        root.fill(&WHITE).map_err(|e| err(&e))?;
+    super::draw_png(path, (w, h), |root| {
         for (area, wave) in root.split_evenly((waves.len().max(1), 1)).iter().zip(waves) {
             let secs = wave.samples.len() as f64 / wave.rate as f64;
             let mut chart = ChartBuilder::on(area)
@@ -32,7 +28,7 @@ pub fn waveform_png(waves: &[Wave<'_>], path: &Path) -> Result<()> {
                 .x_label_area_size(28)
                 .y_label_area_size(44)
                 .build_cartesian_2d(0f64..secs.max(1e-3), -1f64..1f64)
-                .map_err(|e| err(&e))?;
+                .map_err(de)?;
             chart
                 .configure_mesh()
                 .x_desc("seconds")
@@ -41,24 +37,18 @@ pub fn waveform_png(waves: &[Wave<'_>], path: &Path) -> Result<()> {
                 .x_labels(8)
                 .y_labels(5)
                 .draw()
-                .map_err(|e| err(&e))?;
+                .map_err(de)?;
             // Draw at most ~4 points per pixel column: min/max envelopes
             // would be better, but a stride keeps the shape readable.
             let stride = (wave.samples.len() / (w as usize * 4)).max(1);
+            let points = wave.samples.iter().enumerate().step_by(stride);
             chart
                 .draw_series(LineSeries::new(
-                    wave.samples
-                        .iter()
-                        .enumerate()
-                        .step_by(stride)
-                        .map(|(i, &s)| (i as f64 / wave.rate as f64, s as f64)),
+                    points.map(|(i, &s)| (i as f64 / wave.rate as f64, s as f64)),
                     &BLUE,
                 ))
-                .map_err(|e| err(&e))?;
+                .map_err(de)?;
         }
-        root.present().map_err(|e| err(&e))?;
-    }
-    let img = image::RgbImage::from_raw(w, h, buf)
-        .ok_or_else(|| anyhow!("plot buffer has the wrong size"))?;
-    super::save_png(&img, path)
+        Ok(())
+    })
 }
