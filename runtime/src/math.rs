@@ -24,6 +24,11 @@ pub trait Math {
             e / (1.0 + e)
         }
     }
+    /// [`Math::sigmoid`] of every element of `x`, in place.
+    #[inline]
+    fn sigmoid_slice(x: &mut [f32]) {
+        x.iter_mut().for_each(|v| *v = Self::sigmoid(*v));
+    }
     /// ln(1 + e^x), without overflow.
     #[inline]
     fn softplus(x: f32) -> f32 {
@@ -45,6 +50,12 @@ impl Math for Libm {
     #[inline]
     fn tanh(x: f32) -> f32 {
         libm::tanhf(x)
+    }
+    /// Vectorized, with the same bits as the scalar [`Math::sigmoid`]
+    /// (see [`crate::kernels::act`]).
+    #[inline]
+    fn sigmoid_slice(x: &mut [f32]) {
+        crate::kernels::act::sigmoid(x)
     }
 }
 

@@ -29,7 +29,11 @@ pub fn find_library() -> Result<PathBuf> {
     let out = Command::new(&python)
         .args([
             "-c",
-            "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
+            // Locate the package without importing it: the import loads
+            // numpy, whose BLAS threads spin for a while after exit and
+            // disturb timings taken in the same process.
+            "import importlib.util as u; \
+             print(u.find_spec('onnxruntime').submodule_search_locations[0])",
         ])
         .output()
         .map_err(|e| {

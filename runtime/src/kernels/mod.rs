@@ -8,6 +8,7 @@
 //! AVX2 at run time. The scalar module is always compiled: it is the
 //! reference, the tail handler, and the Cortex-M path.
 
+pub mod act;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
 pub mod scalar;
@@ -71,11 +72,17 @@ impl<'a> Matrix<'a> {
     /// Row `r` dotted with `x` (`x.len() == cols`).
     #[inline]
     pub fn row_dot(&self, r: usize, x: &[f32]) -> f32 {
+        self.row_dot_on(isa(), r, x)
+    }
+
+    /// [`Matrix::row_dot`] on `isa`, which must be available.
+    #[inline]
+    fn row_dot_on(&self, isa: Isa, r: usize, x: &[f32]) -> f32 {
         let (s, c) = (self.stride, self.cols);
         match self.w {
-            Weights::F32(b) => dot_f32(&b[4 * r * s..4 * (r * s + c)], x),
-            Weights::F16(b) => dot_f16(&b[2 * r * s..2 * (r * s + c)], x),
-            Weights::Q8_0(b) => dot_q8_0(&b[r * s / QK8_0..(r + 1) * s / QK8_0], x),
+            Weights::F32(b) => dot_f32_on(isa, &b[4 * r * s..4 * (r * s + c)], x),
+            Weights::F16(b) => dot_f16_on(isa, &b[2 * r * s..2 * (r * s + c)], x),
+            Weights::Q8_0(b) => dot_q8_0_on(isa, &b[r * s / QK8_0..(r + 1) * s / QK8_0], x),
         }
     }
 }
@@ -96,33 +103,60 @@ pub enum Isa {
     Neon,
 }
 
-/// The best instruction set available: fixed at compile time by
-/// `target_feature`, or, with the `std` feature, detected once at run time.
-/// It only ever names an ISA this CPU supports, which is what makes the
-/// `unsafe` calls below sound.
+impl Isa {
+    /// Whether this CPU can run `self`: fixed at compile time by
+    /// `target_feature`, or, with the `std` feature, detected at run time.
+    #[inline(always)]
+    pub fn available(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                if cfg!(all(target_feature = "avx512f", target_feature = "f16c")) {
+                    return true;
+                }
+                #[cfg(feature = "std")]
+                return detect::avx512();
+                #[allow(unreachable_code)]
+                false
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                if cfg!(all(
+                    target_feature = "avx2",
+                    target_feature = "fma",
+                    target_feature = "f16c"
+                )) {
+                    return true;
+                }
+                #[cfg(feature = "std")]
+                return detect::avx2();
+                #[allow(unreachable_code)]
+                false
+            }
+        }
+    }
+
+    /// `self` where this CPU has it, the scalar reference otherwise: what
+    /// makes the `unsafe` calls of the `*_on` kernels sound.
+    #[inline(always)]
+    fn or_scalar(self) -> Isa {
+        if self.available() { self } else { Isa::Scalar }
+    }
+}
+
+/// The best instruction set this CPU has. It only ever names an ISA the
+/// CPU supports, which is what makes the `unsafe` calls below sound.
 #[inline(always)]
 pub fn isa() -> Isa {
     #[cfg(target_arch = "aarch64")]
     return Isa::Neon;
     #[cfg(target_arch = "x86_64")]
-    {
-        if cfg!(all(target_feature = "avx512f", target_feature = "f16c")) {
-            return Isa::Avx512;
-        }
-        #[cfg(feature = "std")]
-        if detect::avx512() {
-            return Isa::Avx512;
-        }
-        if cfg!(all(
-            target_feature = "avx2",
-            target_feature = "fma",
-            target_feature = "f16c"
-        )) {
-            return Isa::Avx2;
-        }
-        #[cfg(feature = "std")]
-        if detect::avx2() {
-            return Isa::Avx2;
+    for i in [Isa::Avx512, Isa::Avx2] {
+        if i.available() {
+            return i;
         }
     }
     #[allow(unreachable_code)]
@@ -132,10 +166,16 @@ pub fn isa() -> Isa {
 /// `sum w[i] x[i]` over F32 bytes; `w.len()` must be `4 * x.len()`.
 #[inline]
 pub fn dot_f32(w: &[u8], x: &[f32]) -> f32 {
+    dot_f32_on(isa(), w, x)
+}
+
+/// [`dot_f32`] on `isa`, which must be available.
+#[inline]
+fn dot_f32_on(isa: Isa, w: &[u8], x: &[f32]) -> f32 {
     let w = &w[..4 * x.len()];
-    // SAFETY (every arm): `isa()` names only an ISA this CPU supports, and
+    // SAFETY (every arm): `isa` is available (the callers' contract), and
     // each body reads the first n elements, n <= x.len(), w.len() = 4 x.len().
-    let (n, simd) = match isa() {
+    let (n, simd) = match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => (x.len() / 64 * 64, unsafe { x86::avx512_dot_f32_64x(w, x) }),
         #[cfg(target_arch = "x86_64")]
@@ -150,9 +190,15 @@ pub fn dot_f32(w: &[u8], x: &[f32]) -> f32 {
 /// `sum w[i] x[i]` over F16 bytes; `w.len()` must be `2 * x.len()`.
 #[inline]
 pub fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
+    dot_f16_on(isa(), w, x)
+}
+
+/// [`dot_f16`] on `isa`, which must be available.
+#[inline]
+fn dot_f16_on(isa: Isa, w: &[u8], x: &[f32]) -> f32 {
     let w = &w[..2 * x.len()];
     // SAFETY (every arm): as in `dot_f32`, with w.len() = 2 x.len().
-    let (n, simd) = match isa() {
+    let (n, simd) = match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => (x.len() / 64 * 64, unsafe { x86::avx512_dot_f16_64x(w, x) }),
         #[cfg(target_arch = "x86_64")]
@@ -167,15 +213,21 @@ pub fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
 /// `sum w[i] x[i]` over Q8_0 blocks covering `x` (the last one possibly in part).
 #[inline]
 pub fn dot_q8_0(w: &[BlockQ8_0], x: &[f32]) -> f32 {
+    dot_q8_0_on(isa(), w, x)
+}
+
+/// [`dot_q8_0`] on `isa`, which must be available.
+#[inline]
+fn dot_q8_0_on(isa: Isa, w: &[BlockQ8_0], x: &[f32]) -> f32 {
     let w = &w[..x.len().div_ceil(QK8_0)];
     #[cfg_attr(
         not(any(target_arch = "x86_64", target_arch = "aarch64")),
         allow(unused_variables)
     )]
     let whole = x.len() / QK8_0;
-    // SAFETY (every arm): `isa()` names only an ISA this CPU supports, and
+    // SAFETY (every arm): `isa` is available (the callers' contract), and
     // each body reads the `whole` complete blocks, which w holds.
-    let (nb, simd) = match isa() {
+    let (nb, simd) = match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => (whole, unsafe { x86::avx512_dot_q8_0_32x(w, x) }),
         #[cfg(target_arch = "x86_64")]
@@ -187,34 +239,79 @@ pub fn dot_q8_0(w: &[BlockQ8_0], x: &[f32]) -> f32 {
     simd + scalar::scalar_dot_q8_0(&w[nb..], &x[nb * QK8_0..])
 }
 
+/// The most rows a panel kernel computes at once.
+const MAX_PANEL: usize = 16;
+
 impl Matrix<'_> {
-    /// Rows `r..r + 4` dotted with `x`, sharing each load of `x` across the
-    /// four rows, when this CPU has a four-row kernel for the storage type.
+    /// Rows `r..r + h` dotted with `x` by one multi-row SIMD kernel, which
+    /// loads each chunk of `x` once for all its rows: `Some((h, sums))`
+    /// with `1 <= h <= left`, or `None` where this CPU has no panel kernel
+    /// for the storage type. `left >= 1` rows remain from `r`; `isa` must
+    /// be available.
     #[inline]
-    fn rows4_dot(&self, r: usize, x: &[f32]) -> Option<[f32; 4]> {
+    fn panel(
+        &self,
+        isa: Isa,
+        r: usize,
+        left: usize,
+        x: &[f32],
+    ) -> Option<(usize, [f32; MAX_PANEL])> {
         #[cfg(target_arch = "x86_64")]
-        if isa() == Isa::Avx512 {
+        {
             let (s, c) = (self.stride, self.cols);
-            // SAFETY (every arm): AVX-512F (and BW for F16) is available, as
-            // `isa()` and `avx512bw()` say; each row slice holds c elements.
-            return match self.w {
-                Weights::F32(b) => {
-                    let row = |k: usize| &b[4 * (r + k) * s..4 * ((r + k) * s + c)];
-                    Some(unsafe { x86::avx512_dot4_f32([row(0), row(1), row(2), row(3)], x) })
+            let mut out = [0f32; MAX_PANEL];
+            match isa {
+                Isa::Avx512 => {
+                    let h = left.min(x86::PANEL);
+                    // SAFETY (every arm): AVX-512F (and BW/VL for F16) is
+                    // available, as the callers and `avx512bw()` say; each slice
+                    // ends where row r + h - 1 ends and h <= 16; the Q8_0
+                    // arm checks that the gather offsets fit an i32.
+                    out = match self.w {
+                        Weights::F32(b) => {
+                            let w = &b[4 * r * s..4 * ((r + h - 1) * s + c)];
+                            unsafe { x86::avx512_dot16_f32(w, 4 * s, h, x) }
+                        }
+                        Weights::F16(b) if avx512bw() => {
+                            let w = &b[2 * r * s..2 * ((r + h - 1) * s + c)];
+                            unsafe { x86::avx512_dot16_f16(w, 2 * s, h, x) }
+                        }
+                        Weights::Q8_0(b) if 34 * 15 * (s / QK8_0) < i32::MAX as usize => {
+                            let nb = s / QK8_0;
+                            let w = &b[r * nb..(r + h - 1) * nb + c.div_ceil(QK8_0)];
+                            unsafe { x86::avx512_dot16_q8_0(w, nb, h, x) }
+                        }
+                        _ => return None,
+                    };
+                    return Some((h, out));
                 }
-                Weights::F16(b) if avx512bw() => {
-                    let row = |k: usize| &b[2 * (r + k) * s..2 * ((r + k) * s + c)];
-                    Some(unsafe { x86::avx512_dot4_f16([row(0), row(1), row(2), row(3)], x) })
+                Isa::Avx2 => {
+                    let h = left.min(x86::PANEL_AVX2);
+                    // SAFETY (every arm): AVX2, FMA and F16C are available,
+                    // as the callers say; each slice ends where row
+                    // r + h - 1 ends and h <= 8.
+                    let d = match self.w {
+                        Weights::F32(b) => {
+                            let w = &b[4 * r * s..4 * ((r + h - 1) * s + c)];
+                            unsafe { x86::avx2_dot8_f32(w, 4 * s, h, x) }
+                        }
+                        Weights::F16(b) => {
+                            let w = &b[2 * r * s..2 * ((r + h - 1) * s + c)];
+                            unsafe { x86::avx2_dot8_f16(w, 2 * s, h, x) }
+                        }
+                        Weights::Q8_0(b) => {
+                            let nb = s / QK8_0;
+                            let w = &b[r * nb..(r + h - 1) * nb + c.div_ceil(QK8_0)];
+                            unsafe { x86::avx2_dot8_q8_0(w, nb, h, x) }
+                        }
+                    };
+                    out[..x86::PANEL_AVX2].copy_from_slice(&d);
+                    return Some((h, out));
                 }
-                Weights::Q8_0(b) => {
-                    let nb = s / QK8_0;
-                    let row = |k: usize| &b[(r + k) * nb..(r + k + 1) * nb];
-                    Some(unsafe { x86::avx512_dot4_q8_0([row(0), row(1), row(2), row(3)], x) })
-                }
-                _ => None,
-            };
+                Isa::Scalar => {}
+            }
         }
-        let _ = (r, x);
+        let _ = (isa, r, left, x);
         None
     }
 }
@@ -238,17 +335,32 @@ fn avx512bw() -> bool {
 /// `out[r] = bias[r] + sum_c W[r, c] x[c]`; `x.len() == m.cols`,
 /// `out.len() == m.rows`, `bias` either empty or `m.rows` long.
 pub fn matvec(out: &mut [f32], m: &Matrix<'_>, x: &[f32], bias: impl Fn(usize) -> f32) {
+    matvec_on(isa(), out, m, x, bias)
+}
+
+/// [`matvec`] on a chosen instruction set, or on the scalar reference where
+/// this CPU lacks it: for tests and benchmarks that compare the paths.
+pub fn matvec_on(
+    isa: Isa,
+    out: &mut [f32],
+    m: &Matrix<'_>,
+    x: &[f32],
+    bias: impl Fn(usize) -> f32,
+) {
+    let isa = isa.or_scalar();
     let rows = m.rows.min(out.len());
     let mut r = 0;
-    while r + 4 <= rows {
-        let Some(d) = m.rows4_dot(r, x) else { break };
-        for (k, v) in d.into_iter().enumerate() {
+    while r < rows {
+        let Some((h, d)) = m.panel(isa, r, rows - r, x) else {
+            break;
+        };
+        for (k, v) in d.into_iter().enumerate().take(h) {
             out[r + k] = bias(r + k) + v;
         }
-        r += 4;
+        r += h;
     }
     for (i, o) in out.iter_mut().enumerate().take(rows).skip(r) {
-        *o = bias(i) + m.row_dot(i, x);
+        *o = bias(i) + m.row_dot_on(isa, i, x);
     }
 }
 
@@ -294,6 +406,21 @@ mod tests {
                 (*seed as f32 / u32::MAX as f32) * 2.0 - 1.0
             })
             .collect()
+    }
+
+    /// Every instruction set this CPU has.
+    fn isas() -> impl Iterator<Item = Isa> {
+        [
+            Isa::Scalar,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon,
+        ]
+        .into_iter()
+        .filter(|i| i.available())
     }
 
     const SIZES: [usize; 13] = [1, 7, 16, 31, 32, 33, 63, 64, 65, 100, 400, 785, 1024];
@@ -492,9 +619,23 @@ mod tests {
     }
 
     #[test]
-    fn four_row_matvec_matches_scalar_rows_for_every_type() {
+    fn panel_matvec_matches_scalar_rows_for_every_type_and_isa() {
         let mut s = 21;
-        for (rows, cols) in [(1, 5), (4, 16), (7, 33), (9, 400), (13, 20), (8, 100)] {
+        // Panels of 16 (AVX-512) and 8 (AVX2) rows, full and short, over
+        // columns with and without tails and partial Q8_0 blocks.
+        for (rows, cols) in [
+            (1, 5),
+            (4, 16),
+            (7, 33),
+            (9, 400),
+            (13, 20),
+            (8, 100),
+            (16, 64),
+            (17, 31),
+            (33, 7),
+            (37, 129),
+            (48, 400),
+        ] {
             let wv = rand(&mut s, rows * cols);
             let x = rand(&mut s, cols);
             let f32b: Vec<u8> = wv.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -519,9 +660,9 @@ mod tests {
                 Matrix::new(Weights::F16(&f16b), rows, cols, cols).unwrap(),
                 Matrix::new(Weights::Q8_0(&q), rows, cols, stride).unwrap(),
             ];
-            for m in mats {
+            for (m, isa) in mats.into_iter().flat_map(|m| isas().map(move |i| (m, i))) {
                 let mut out = std::vec![0f32; rows];
-                matvec(&mut out, &m, &x, |r| r as f32);
+                matvec_on(isa, &mut out, &m, &x, |r| r as f32);
                 for (r, o) in out.iter().enumerate() {
                     let want = r as f32
                         + match m.w {
@@ -538,7 +679,7 @@ mod tests {
                         };
                     assert!(
                         (o - want).abs() <= 1e-5 * cols as f32,
-                        "{rows}x{cols} {:?} row {r}: {o} vs {want}",
+                        "{isa:?} {rows}x{cols} {:?} row {r}: {o} vs {want}",
                         m.w
                     );
                 }

@@ -215,117 +215,368 @@ fn mask16(left: usize) -> __mmask16 {
     }
 }
 
-/// Four rows of F32 weights (each `4 * x.len()` bytes, any alignment)
-/// dotted with `x`; the tail is loaded under a mask, so every element goes
-/// through SIMD.
+/// Rows per AVX-512 panel: sixteen accumulators are sixteen independent
+/// FMA chains (the two FMA ports need eight to hide the latency), and
+/// their sums fit one vector, which [`hsum16`] fills in 45 operations where
+/// a `reduce_add` per row would take 8 each on one dependency chain.
+pub const PANEL: usize = 16;
+
+/// Start of row `min(k, rows - 1)` for each of `P` panel rows; rows past
+/// the matrix repeat its last row, so every pointer is in bounds.
+#[inline(always)]
+fn row_ptrs<const P: usize>(w: &[u8], row_bytes: usize, rows: usize) -> [*const u8; P] {
+    let last = w[(rows - 1) * row_bytes..].as_ptr();
+    let mut p = [last; P];
+    for (k, r) in p.iter_mut().enumerate().take(rows - 1) {
+        *r = last.wrapping_sub((rows - 1 - k) * row_bytes);
+    }
+    p
+}
+
+/// Lane `k` of the result is the sum of the lanes of `a[k]`.
+#[inline(always)]
+unsafe fn hsum16(a: &[__m512; 16]) -> __m512 {
+    // SAFETY (whole function): register-only AVX-512F intrinsics.
+    unsafe {
+        // Rows 2j, 2j+1 -> per 128-bit chunk [r0 02, r1 02, r0 13, r1 13].
+        let t: [__m512; 8] = core::array::from_fn(|j| {
+            let (x, y) = (a[2 * j], a[2 * j + 1]);
+            _mm512_add_ps(_mm512_unpacklo_ps(x, y), _mm512_unpackhi_ps(x, y))
+        });
+        // Rows 4g..4g+4 -> per chunk [r0, r1, r2, r3] partial sums.
+        let u: [__m512; 4] = core::array::from_fn(|g| {
+            let (x, y) = (_mm512_castps_pd(t[2 * g]), _mm512_castps_pd(t[2 * g + 1]));
+            _mm512_add_ps(
+                _mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)),
+            )
+        });
+        // Fold the four chunks: [g0 c01, g0 c23, g1 c01, g1 c23], then
+        // [g0, g1, g2, g3].
+        let fold = |x: __m512, y: __m512| {
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4(x, y, 0b10_00_10_00),
+                _mm512_shuffle_f32x4(x, y, 0b11_01_11_01),
+            )
+        };
+        let v01 = fold(u[0], u[1]);
+        let v23 = fold(u[2], u[3]);
+        fold(v01, v23)
+    }
+}
+
+/// Up to sixteen rows of F32 weights dotted with `x`: row `k < rows`
+/// starts at byte `k * row_bytes` of `w` and holds `x.len()` weights at any
+/// alignment. Lanes `rows..16` of the result repeat the last row: a short
+/// panel costs a full one, once per matrix, and needs no second kernel.
 ///
 /// # Safety
-/// The CPU must support AVX-512F; each `w[k].len() >= 4 * x.len()`.
+/// The CPU must support AVX-512F; `1 <= rows <= 16` and
+/// `w.len() >= (rows - 1) * row_bytes + 4 * x.len()`.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn avx512_dot4_f32(w: [&[u8]; 4], x: &[f32]) -> [f32; 4] {
+pub unsafe fn avx512_dot16_f32(w: &[u8], row_bytes: usize, rows: usize, x: &[f32]) -> [f32; 16] {
     let n = x.len();
-    debug_assert!(w.iter().all(|r| r.len() >= 4 * n));
-    let xp = x.as_ptr();
-    let wp = w.map(|r| r.as_ptr());
-    // SAFETY: lane i of a load is at element i0 + i; full loads have
-    // i0 + 16 <= n and masked loads touch only lanes with i0 + i < n, so
-    // every access is inside x (n floats) and each row (4 n bytes).
+    debug_assert!((1..=PANEL).contains(&rows) && w.len() >= (rows - 1) * row_bytes + 4 * n);
+    let (xp, rp) = (x.as_ptr(), row_ptrs::<PANEL>(w, row_bytes, rows));
+    // SAFETY: lane l of a load at column i reads element i + l of x and of
+    // each row; full loads have i + 16 <= n, masked ones only lanes with
+    // i + l < n, so every access is inside x and inside w by the contract.
     unsafe {
-        // Two accumulators per row: eight independent FMA chains hide the
-        // FMA latency.
-        let mut acc = [_mm512_setzero_ps(); 8];
+        let mut acc = [_mm512_setzero_ps(); 16];
         let mut i = 0;
-        while i + 32 <= n {
-            let x0 = _mm512_loadu_ps(xp.add(i));
-            let x1 = _mm512_loadu_ps(xp.add(i + 16));
-            for k in 0..4 {
-                acc[2 * k] =
-                    _mm512_fmadd_ps(_mm512_loadu_ps(wp[k].add(4 * i).cast()), x0, acc[2 * k]);
-                acc[2 * k + 1] = _mm512_fmadd_ps(
-                    _mm512_loadu_ps(wp[k].add(4 * i + 64).cast()),
-                    x1,
-                    acc[2 * k + 1],
-                );
-            }
-            i += 32;
-        }
-        while i < n {
-            let m = mask16(n - i);
-            let xv = _mm512_maskz_loadu_ps(m, xp.add(i));
-            for k in 0..4 {
-                let wv = _mm512_maskz_loadu_ps(m, wp[k].add(4 * i).cast());
-                acc[2 * k] = _mm512_fmadd_ps(wv, xv, acc[2 * k]);
+        // Full vectors unmasked (a masked load costs an extra uop), then
+        // the tail under a mask.
+        while i + 16 <= n {
+            let xv = _mm512_loadu_ps(xp.add(i));
+            for (k, a) in acc.iter_mut().enumerate() {
+                let wv = _mm512_loadu_ps(rp[k].add(4 * i).cast());
+                *a = _mm512_fmadd_ps(wv, xv, *a);
             }
             i += 16;
         }
-        [0, 1, 2, 3].map(|k| _mm512_reduce_add_ps(_mm512_add_ps(acc[2 * k], acc[2 * k + 1])))
+        if i < n {
+            let m = mask16(n - i);
+            let xv = _mm512_maskz_loadu_ps(m, xp.add(i));
+            for (k, a) in acc.iter_mut().enumerate() {
+                let wv = _mm512_maskz_loadu_ps(m, rp[k].add(4 * i).cast());
+                *a = _mm512_fmadd_ps(wv, xv, *a);
+            }
+        }
+        let mut out = [0f32; 16];
+        _mm512_storeu_ps(out.as_mut_ptr(), hsum16(&acc));
+        out
     }
 }
 
-/// Four rows of F16 weights (each `2 * x.len()` bytes) dotted with `x`.
+/// [`avx512_dot16_f32`] for F16 weights (`2 * x.len()` bytes per row).
 ///
 /// # Safety
-/// The CPU must support AVX-512F, BW and VL; each `w[k].len() >= 2 * x.len()`.
+/// The CPU must support AVX-512F, BW and VL; `1 <= rows <= 16` and
+/// `w.len() >= (rows - 1) * row_bytes + 2 * x.len()`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub unsafe fn avx512_dot4_f16(w: [&[u8]; 4], x: &[f32]) -> [f32; 4] {
+pub unsafe fn avx512_dot16_f16(w: &[u8], row_bytes: usize, rows: usize, x: &[f32]) -> [f32; 16] {
     let n = x.len();
-    debug_assert!(w.iter().all(|r| r.len() >= 2 * n));
-    let xp = x.as_ptr();
-    let wp = w.map(|r| r.as_ptr());
-    // SAFETY: as in avx512_dot4_f32, with 2-byte elements.
+    debug_assert!((1..=PANEL).contains(&rows) && w.len() >= (rows - 1) * row_bytes + 2 * n);
+    let (xp, rp) = (x.as_ptr(), row_ptrs::<PANEL>(w, row_bytes, rows));
+    // SAFETY: as in avx512_dot16_f32, with 2-byte elements.
     unsafe {
-        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut acc = [_mm512_setzero_ps(); 16];
         let mut i = 0;
-        while i < n {
-            let m = mask16(n - i);
-            let xv = _mm512_maskz_loadu_ps(m, xp.add(i));
-            for k in 0..4 {
-                let h = _mm256_maskz_loadu_epi16(m, wp[k].add(2 * i).cast());
-                acc[k] = _mm512_fmadd_ps(_mm512_cvtph_ps(h), xv, acc[k]);
+        while i + 16 <= n {
+            let xv = _mm512_loadu_ps(xp.add(i));
+            for (k, a) in acc.iter_mut().enumerate() {
+                let h = _mm256_loadu_si256(rp[k].add(2 * i).cast());
+                *a = _mm512_fmadd_ps(_mm512_cvtph_ps(h), xv, *a);
             }
             i += 16;
         }
-        acc.map(|a| _mm512_reduce_add_ps(a))
+        if i < n {
+            let m = mask16(n - i);
+            let xv = _mm512_maskz_loadu_ps(m, xp.add(i));
+            for (k, a) in acc.iter_mut().enumerate() {
+                let h = _mm256_maskz_loadu_epi16(m, rp[k].add(2 * i).cast());
+                *a = _mm512_fmadd_ps(_mm512_cvtph_ps(h), xv, *a);
+            }
+        }
+        let mut out = [0f32; 16];
+        _mm512_storeu_ps(out.as_mut_ptr(), hsum16(&acc));
+        out
     }
 }
 
-/// Four rows of Q8_0 blocks (each covering `x`) dotted with `x`. Lanes
-/// past `x.len()` load x as zero, so a partial last block is exact
-/// whatever its padding holds.
+/// Up to sixteen rows of Q8_0 blocks dotted with `x`: row `k < rows` is
+/// `w[k * nb..k * nb + x.len().div_ceil(32)]`; lanes `rows..16` repeat the
+/// last row. Lanes past `x.len()` load x as zero, so a partial last block
+/// is exact whatever its padding holds.
 ///
 /// # Safety
-/// The CPU must support AVX-512F; each `w[k].len() >= x.len().div_ceil(32)`.
+/// The CPU must support AVX-512F and F16C; `1 <= rows <= 16`,
+/// `w.len() >= (rows - 1) * nb + x.len().div_ceil(32)` and
+/// `34 * 15 * nb < 2^31`.
 #[target_feature(enable = "avx512f,f16c")]
-pub unsafe fn avx512_dot4_q8_0(w: [&[BlockQ8_0]; 4], x: &[f32]) -> [f32; 4] {
+pub unsafe fn avx512_dot16_q8_0(w: &[BlockQ8_0], nb: usize, rows: usize, x: &[f32]) -> [f32; 16] {
     let n = x.len();
-    let nb = n.div_ceil(32);
-    debug_assert!(w.iter().all(|r| r.len() >= nb));
-    let xp = x.as_ptr();
-    // SAFETY: the quants are read inside each block (two 16-byte loads of
-    // its 32 bytes); x is read under masks limited to its n floats.
+    let nbx = n.div_ceil(32);
+    debug_assert!((1..=PANEL).contains(&rows) && w.len() >= (rows - 1) * nb + nbx);
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    let row = |k: usize| k.min(rows - 1) * nb;
+    // SAFETY: block b of row k is w[row(k) + b], inside w by the contract; its
+    // quants are read as two 16-byte loads inside the block and its scale
+    // as one u16; x is read under masks limited to its n floats.
     unsafe {
-        let mut acc = [_mm512_setzero_ps(); 4];
-        // b indexes four rows at once, which an iterator over one cannot.
-        #[allow(clippy::needless_range_loop)]
-        for b in 0..nb {
-            let i = 32 * b;
-            let x0 = _mm512_maskz_loadu_ps(mask16(n - i), xp.add(i));
-            // Only form the pointer when it is in bounds.
-            let x1 = if i + 16 < n {
-                _mm512_maskz_loadu_ps(mask16(n - i - 16), xp.add(i + 16))
-            } else {
-                _mm512_setzero_ps()
-            };
-            for k in 0..4 {
-                let blk = &w[k][b];
-                let q = blk.qs.as_ptr().cast::<u8>();
-                let lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q.cast())));
-                let hi =
-                    _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q.add(16).cast())));
-                let s = _mm512_fmadd_ps(lo, x0, _mm512_mul_ps(hi, x1));
-                acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(scale_f16c(blk)), s, acc[k]);
+        // Scales go through a stack table, eight blocks at a time: one
+        // gather of 4 bytes at each of the sixteen rows' block starts (the
+        // f16 scale and two quants) and one conversion per block, then
+        // each row's FMA broadcasts its scale straight from the table (a
+        // load, not a shuffle on the busy port 5, nor a horizontal sum).
+        const CHUNK: usize = 8;
+        let offs = _mm512_loadu_si512(
+            core::array::from_fn::<i32, PANEL, _>(|k| (34 * row(k)) as i32)
+                .as_ptr()
+                .cast(),
+        );
+        let mut acc = [_mm512_setzero_ps(); 16];
+        let mut table = [0f32; CHUNK * PANEL];
+        let mut xt = [0f32; 32];
+        let mut b0 = 0;
+        while b0 < nbx {
+            let cb = (nbx - b0).min(CHUNK);
+            for j in 0..cb {
+                let g = _mm512_i32gather_epi32::<1>(offs, wp.add(b0 + j).cast());
+                let d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
+                _mm512_storeu_ps(table.as_mut_ptr().add(PANEL * j), d);
+            }
+            for j in 0..cb {
+                let b = b0 + j;
+                let xb = if 32 * b + 32 <= n {
+                    xp.add(32 * b)
+                } else {
+                    // The partial last block meets a zero-padded copy of
+                    // x's tail, so its padding never counts.
+                    xt[..n - 32 * b].copy_from_slice(&x[32 * b..]);
+                    xt.as_ptr()
+                };
+                let x0 = _mm512_loadu_ps(xb);
+                let x1 = _mm512_loadu_ps(xb.add(16));
+                for (k, a) in acc.iter_mut().enumerate() {
+                    let q = (*wp.add(row(k) + b)).qs.as_ptr().cast::<__m128i>();
+                    let lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q)));
+                    let hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q.add(1))));
+                    let s = _mm512_fmadd_ps(lo, x0, _mm512_mul_ps(hi, x1));
+                    *a = _mm512_fmadd_ps(_mm512_set1_ps(table[PANEL * j + k]), s, *a);
+                }
+            }
+            b0 += cb;
+        }
+        let mut out = [0f32; 16];
+        _mm512_storeu_ps(out.as_mut_ptr(), hsum16(&acc));
+        out
+    }
+}
+
+/// Rows per AVX2 panel: eight accumulators hide the FMA latency on two
+/// ports, and [`hsum8`] folds their sums into one vector.
+pub const PANEL_AVX2: usize = 8;
+
+/// Lane `k` of the result is the sum of the lanes of `a[k]`.
+#[inline(always)]
+unsafe fn hsum8(a: &[__m256; 8]) -> __m256 {
+    // SAFETY (whole function): register-only AVX intrinsics.
+    unsafe {
+        // Per 128-bit half: [r0, r1, r2, r3] partial sums, then rows 4-7.
+        let lo = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+        let hi = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+        _mm256_add_ps(
+            _mm256_permute2f128_ps(lo, hi, 0x20),
+            _mm256_permute2f128_ps(lo, hi, 0x31),
+        )
+    }
+}
+
+/// Lanes of `x` still to go, as an AVX2 load mask (all lanes past 8).
+#[inline(always)]
+unsafe fn mask8(left: usize) -> __m256i {
+    // SAFETY: register-only AVX intrinsics, enabled by every caller.
+    unsafe {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(left.min(8) as i32), lanes)
+    }
+}
+
+/// Up to eight rows of F32 weights dotted with `x`: row `k < rows` starts
+/// at byte `k * row_bytes` of `w` and holds `x.len()` weights at any
+/// alignment; lanes `rows..8` repeat the last row. The tail goes through a
+/// masked load, so every element is done here.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `1 <= rows <= 8` and
+/// `w.len() >= (rows - 1) * row_bytes + 4 * x.len()`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn avx2_dot8_f32(w: &[u8], row_bytes: usize, rows: usize, x: &[f32]) -> [f32; 8] {
+    let n = x.len();
+    debug_assert!((1..=PANEL_AVX2).contains(&rows) && w.len() >= (rows - 1) * row_bytes + 4 * n);
+    let (xp, rp) = (x.as_ptr(), row_ptrs::<PANEL_AVX2>(w, row_bytes, rows));
+    // SAFETY: full loads read elements i..i + 8 <= n of x and of each row;
+    // the masked tail touches only lanes below n; all inside by the
+    // contract, and loadu/maskload accept any alignment.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 8];
+        let mut i = 0;
+        while i + 8 <= n {
+            let xv = _mm256_loadu_ps(xp.add(i));
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(_mm256_loadu_ps(rp[k].add(4 * i).cast()), xv, *a);
+            }
+            i += 8;
+        }
+        if i < n {
+            let m = mask8(n - i);
+            let xv = _mm256_maskload_ps(xp.add(i), m);
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(_mm256_maskload_ps(rp[k].add(4 * i).cast(), m), xv, *a);
             }
         }
-        acc.map(|a| _mm512_reduce_add_ps(a))
+        let mut out = [0f32; 8];
+        _mm256_storeu_ps(out.as_mut_ptr(), hsum8(&acc));
+        out
+    }
+}
+
+/// [`avx2_dot8_f32`] for F16 weights (`2 * x.len()` bytes per row); a
+/// tail of fewer than 8 weights is copied out first (AVX2 has no 16-bit
+/// masked load).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; `1 <= rows <= 8` and
+/// `w.len() >= (rows - 1) * row_bytes + 2 * x.len()`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn avx2_dot8_f16(w: &[u8], row_bytes: usize, rows: usize, x: &[f32]) -> [f32; 8] {
+    let n = x.len();
+    debug_assert!((1..=PANEL_AVX2).contains(&rows) && w.len() >= (rows - 1) * row_bytes + 2 * n);
+    let (xp, rp) = (x.as_ptr(), row_ptrs::<PANEL_AVX2>(w, row_bytes, rows));
+    // SAFETY: as in avx2_dot8_f32, with 2-byte elements; the tail reads
+    // the n - i halves that lie inside each row.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 8];
+        let mut i = 0;
+        while i + 8 <= n {
+            let xv = _mm256_loadu_ps(xp.add(i));
+            for (k, a) in acc.iter_mut().enumerate() {
+                let h = _mm_loadu_si128(rp[k].add(2 * i).cast());
+                *a = _mm256_fmadd_ps(_mm256_cvtph_ps(h), xv, *a);
+            }
+            i += 8;
+        }
+        if i < n {
+            let xv = _mm256_maskload_ps(xp.add(i), mask8(n - i));
+            for (k, a) in acc.iter_mut().enumerate() {
+                let mut t = [0u16; 8];
+                for (j, v) in t.iter_mut().enumerate().take(n - i) {
+                    *v = rp[k].add(2 * (i + j)).cast::<u16>().read_unaligned();
+                }
+                let h = _mm_loadu_si128(t.as_ptr().cast());
+                *a = _mm256_fmadd_ps(_mm256_cvtph_ps(h), xv, *a);
+            }
+        }
+        let mut out = [0f32; 8];
+        _mm256_storeu_ps(out.as_mut_ptr(), hsum8(&acc));
+        out
+    }
+}
+
+/// Up to eight rows of Q8_0 blocks dotted with `x`: row `k < rows` is
+/// `w[k * nb..k * nb + x.len().div_ceil(32)]`; lanes `rows..8` repeat the
+/// last row. A partial last block meets a zero-padded copy of x's tail, so
+/// it is exact whatever its padding holds.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; `1 <= rows <= 8` and
+/// `w.len() >= (rows - 1) * nb + x.len().div_ceil(32)`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn avx2_dot8_q8_0(w: &[BlockQ8_0], nb: usize, rows: usize, x: &[f32]) -> [f32; 8] {
+    let n = x.len();
+    let (whole, nbx) = (n / 32, n.div_ceil(32));
+    debug_assert!((1..=PANEL_AVX2).contains(&rows) && w.len() >= (rows - 1) * nb + nbx);
+    let wp = w.as_ptr();
+    let row = |k: usize| k.min(rows - 1) * nb;
+    // SAFETY: block b < nbx of row k is w[row(k) + b], inside w by the
+    // contract; its quants are read as four 8-byte loads inside the block;
+    // x is read at offsets < 32 whole <= n, its tail through a copy.
+    unsafe {
+        // As in the AVX-512 panel: per block, the eight rows' partial sums
+        // are folded into one vector and scaled by their eight scales.
+        let block = |b: usize, xb: *const f32, acc: __m256| {
+            let xv: [__m256; 4] = core::array::from_fn(|j| _mm256_loadu_ps(xb.add(8 * j)));
+            let s: [__m256; 8] = core::array::from_fn(|k| {
+                let q = (*wp.add(row(k) + b)).qs.as_ptr();
+                let qf = |j: usize| {
+                    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(q.add(8 * j).cast())))
+                };
+                _mm256_fmadd_ps(
+                    qf(0),
+                    xv[0],
+                    _mm256_fmadd_ps(
+                        qf(1),
+                        xv[1],
+                        _mm256_fmadd_ps(qf(2), xv[2], _mm256_mul_ps(qf(3), xv[3])),
+                    ),
+                )
+            });
+            let d: [u16; 8] = core::array::from_fn(|k| u16::from_le_bytes((*wp.add(row(k) + b)).d));
+            let dv = _mm256_cvtph_ps(_mm_loadu_si128(d.as_ptr().cast()));
+            _mm256_fmadd_ps(dv, hsum8(&s), acc)
+        };
+        let mut acc = _mm256_setzero_ps();
+        for b in 0..whole {
+            acc = block(b, x.as_ptr().add(32 * b), acc);
+        }
+        if whole < nbx {
+            let mut t = [0f32; 32];
+            t[..n - 32 * whole].copy_from_slice(&x[32 * whole..]);
+            acc = block(whole, t.as_ptr(), acc);
+        }
+        let mut out = [0f32; 8];
+        _mm256_storeu_ps(out.as_mut_ptr(), acc);
+        out
     }
 }

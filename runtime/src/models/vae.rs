@@ -64,6 +64,12 @@ impl<'a> VaeDecoder<'a> {
         self.hp.input_dim()
     }
 
+    /// The dense layers, first (latent side) to last (pixels), for tools
+    /// that time or inspect them one by one.
+    pub fn layers(&self) -> &[Dense<'a>] {
+        &self.layers
+    }
+
     /// Bytes of weights and biases.
     pub fn weight_bytes(&self) -> usize {
         self.layers
@@ -161,7 +167,7 @@ impl<'a> VaeDecoder<'a> {
             }
         }
         match self.hp.likelihood {
-            Likelihood::Bernoulli => out.iter_mut().for_each(|v| *v = M::sigmoid(*v)),
+            Likelihood::Bernoulli => M::sigmoid_slice(out),
             Likelihood::Gaussian => out.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0)),
         }
         Ok(())

@@ -1,0 +1,169 @@
+//! The matrix-vector kernels alone, per weight type and per instruction set
+//! this CPU has, side by side, on the shapes of the 784-400-20 VAE decoder
+//! (20 -> 400 and 400 -> 784) and one that stays in L1, against the time it
+//! takes to read the same bytes from cache: the floor for batch 1.
+//!
+//!   cargo bench -p edgegen-runtime --features std --bench kernels
+//!
+//! Medians of 15 rounds; nanoseconds per call.
+
+use edgegen_format::quant::{BlockQ8_0, f32_to_f16_bits};
+use edgegen_runtime::kernels::{Isa, Matrix, Weights, matvec_on};
+use std::hint::black_box;
+use std::time::Instant;
+
+fn median_ns(mut f: impl FnMut(), calls: usize) -> f64 {
+    for _ in 0..calls / 4 {
+        f();
+    }
+    let mut r: Vec<f64> = (0..15)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..calls {
+                f();
+            }
+            t.elapsed().as_secs_f64() * 1e9 / calls as f64
+        })
+        .collect();
+    r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    r[7]
+}
+
+fn rand(seed: &mut u32, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 17;
+            *seed ^= *seed << 5;
+            (*seed as f32 / u32::MAX as f32) * 0.2 - 0.1
+        })
+        .collect()
+}
+
+/// Storage of `rows x cols` weights in each type (Q8_0 rows padded to 32).
+struct Stored {
+    f32: Vec<u8>,
+    f16: Vec<u8>,
+    q8: Vec<BlockQ8_0>,
+    stride_q8: usize,
+}
+
+fn store(w: &[f32], rows: usize, cols: usize) -> Stored {
+    let f32 = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let f16 = w
+        .iter()
+        .flat_map(|&v| f32_to_f16_bits(v).to_le_bytes())
+        .collect();
+    let stride_q8 = cols.next_multiple_of(32);
+    let mut q8 = Vec::new();
+    for r in 0..rows {
+        let mut row = vec![0f32; stride_q8];
+        row[..cols].copy_from_slice(&w[r * cols..(r + 1) * cols]);
+        for c in row.chunks_exact(32) {
+            q8.push(BlockQ8_0::quantize(c.try_into().unwrap()));
+        }
+    }
+    Stored {
+        f32,
+        f16,
+        q8,
+        stride_q8,
+    }
+}
+
+/// Read time of `bytes` from a buffer that stays in cache: eight
+/// independent 64-byte load streams (AVX-512 where the CPU has it), summed
+/// so the loads cannot be elided.
+fn read_ns(bytes: usize) -> f64 {
+    let buf = vec![1u64; bytes.div_ceil(512) * 64];
+    median_ns(
+        || {
+            black_box(sum_lines(black_box(&buf)));
+        },
+        500,
+    )
+}
+
+fn sum_lines(buf: &[u64]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F detected; 64-byte loads inside `buf`, whose
+        // length is a multiple of 8 u64.
+        return unsafe { sum_lines_avx512(buf) };
+    }
+    buf.iter().fold(0, |a, &b| a.wrapping_add(b))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn sum_lines_avx512(buf: &[u64]) -> u64 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_si512(); 8];
+    for c in buf.chunks_exact(64) {
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: 8 u64 at c[8k..8k + 8], inside the chunk.
+            *a = _mm512_add_epi64(*a, unsafe {
+                _mm512_loadu_si512(c.as_ptr().add(8 * k).cast())
+            });
+        }
+    }
+    let s = acc
+        .iter()
+        .fold(_mm512_setzero_si512(), |s, &a| _mm512_add_epi64(s, a));
+    _mm512_reduce_add_epi64(s) as u64
+}
+
+fn main() {
+    let isas: Vec<Isa> = [
+        Isa::Scalar,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512,
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon,
+    ]
+    .into_iter()
+    .filter(|i| i.available())
+    .collect();
+    println!("ns per matvec, median of 15 rounds; x/read = time over the time to read the weights");
+    print!("{:<8} {:<5} {:>8} {:>7}", "shape", "type", "bytes", "read");
+    for i in &isas {
+        print!(" {:>9} {:>7}", format!("{i:?}"), "x/read");
+    }
+    println!();
+    let mut seed = 7u32;
+    for (rows, cols) in [(400usize, 20usize), (48, 400), (784, 400)] {
+        let w = rand(&mut seed, rows * cols);
+        let x = rand(&mut seed, cols);
+        let s = store(&w, rows, cols);
+        let mut out = vec![0f32; rows];
+        for (name, m) in [
+            ("f32", Matrix::new(Weights::F32(&s.f32), rows, cols, cols)),
+            ("f16", Matrix::new(Weights::F16(&s.f16), rows, cols, cols)),
+            (
+                "q8_0",
+                Matrix::new(Weights::Q8_0(&s.q8), rows, cols, s.stride_q8),
+            ),
+        ] {
+            let m = m.unwrap();
+            let rd = read_ns(m.bytes());
+            print!(
+                "{:<8} {:<5} {:>8} {:>7.0}",
+                format!("{rows}x{cols}"),
+                name,
+                m.bytes(),
+                rd
+            );
+            for &i in &isas {
+                let calls = if i == Isa::Scalar { 200 } else { 2000 };
+                let ns = median_ns(
+                    || matvec_on(i, &mut out, black_box(&m), black_box(&x), |_| 0.0),
+                    calls,
+                );
+                print!(" {:>9.0} {:>6.2}x", ns, ns / rd);
+            }
+            println!();
+        }
+    }
+}
