@@ -5,7 +5,10 @@
 //!
 //!   cargo bench -p edgegen --bench runtime
 //!
-//! Reports the median of 9 rounds of the mean time per call.
+//! The engines take turns within each round (this machine's speed drifts by
+//! tens of percent over seconds), so every ratio is the median over rounds
+//! of a ratio measured under the same conditions; times are the median of
+//! 15 rounds of the mean time per call.
 
 use edgegen::export::{self, Part, Precision};
 use edgegen::models::vae::{Vae, VaeConfig};
@@ -15,42 +18,57 @@ use edgegen_runtime::models::Model;
 use std::hint::black_box;
 use std::time::Instant;
 
-fn median_us(mut f: impl FnMut(), calls: usize) -> f64 {
-    for _ in 0..calls / 4 {
+/// Mean microseconds per call of `f`, over `calls` calls.
+fn mean_us(f: &mut dyn FnMut(), calls: usize) -> f64 {
+    let t = Instant::now();
+    for _ in 0..calls {
         f();
     }
-    let mut r: Vec<f64> = (0..9)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..calls {
-                f();
-            }
-            t.elapsed().as_secs_f64() * 1e6 / calls as f64
-        })
-        .collect();
-    r.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    r[4]
+    t.elapsed().as_secs_f64() * 1e6 / calls as f64
 }
 
-/// Read bandwidth from a buffer of `bytes` that stays in L2: the floor for
-/// a batch-1 matrix-vector product, which touches every weight once.
-fn l2_read_gbs(bytes: usize) -> f64 {
-    let buf = vec![1u8; bytes];
-    // A 4 KiB x that stays in L1, against 16 KiB slices of the buffer: the
-    // only traffic from L2 is the buffer itself, read once.
-    let x = vec![1f32; 1024];
-    let us = median_us(
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Runs the engines in turn for 15 rounds (after a warm-up) and returns,
+/// per engine, its median time and the median of its per-round time over
+/// the first engine's.
+fn interleaved(engines: &mut [&mut dyn FnMut()], calls: usize) -> Vec<(f64, f64)> {
+    for f in engines.iter_mut() {
+        mean_us(*f, calls / 4);
+    }
+    let rounds: Vec<Vec<f64>> = (0..15)
+        .map(|_| engines.iter_mut().map(|f| mean_us(*f, calls)).collect())
+        .collect();
+    (0..engines.len())
+        .map(|e| {
+            (
+                median(rounds.iter().map(|r| r[e]).collect()),
+                median(rounds.iter().map(|r| r[0] / r[e]).collect()),
+            )
+        })
+        .collect()
+}
+
+fn median_us(mut f: impl FnMut(), calls: usize) -> f64 {
+    interleaved(&mut [&mut f], calls)[0].0
+}
+
+#[path = "../../runtime/benches/floor.rs"]
+mod floor;
+
+/// Microseconds to read `bytes` from a buffer that stays in cache (L2 for
+/// the decoder's weights): the floor for batch 1.
+fn read_us(bytes: usize) -> f64 {
+    let buf = vec![1u64; bytes.div_ceil(512) * 64];
+    median_us(
         || {
-            for c in buf.chunks_exact(4096) {
-                black_box(edgegen_runtime::kernels::dot_f32(
-                    black_box(c),
-                    black_box(&x),
-                ));
-            }
+            black_box(floor::sum_lines(black_box(&buf)));
         },
         200,
-    );
-    (bytes / 4096 * 4096) as f64 / (us * 1e-6) / 1e9
+    )
 }
 
 fn main() {
@@ -68,7 +86,7 @@ fn main() {
     let mut rng = Rng::new(2);
     let z: Vec<f32> = (0..20).map(|_| rng.normal()).collect();
     println!(
-        "VAE decoder 20-400-784, batch 1, 1 thread; median of 9 rounds, microseconds per call"
+        "VAE decoder 20-400-784, batch 1, 1 thread; microseconds per call, engines in turn, medians of 15 rounds"
     );
     println!(
         "{:<6} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9} {:>10}",
@@ -82,19 +100,22 @@ fn main() {
         };
         let mut scratch = vec![0f32; dec.scratch_len()];
         let mut out = vec![0f32; 784];
-        let rt = median_us(
-            || {
-                dec.decode(black_box(&z), None, &mut scratch, &mut out)
-                    .unwrap()
-            },
-            2000,
-        );
         let mut ort = OrtModel::new(&onnx).expect("ONNX Runtime (pip install onnxruntime)");
-        let ort_us = median_us(|| drop(black_box(ort.decode(&z, 20, &[]).unwrap())), 2000);
         let tract = TractModel::new(&onnx, 1, 20, false).unwrap();
-        let tr_us = median_us(|| drop(black_box(tract.decode(&z, &[]).unwrap())), 2000);
+        let r = interleaved(
+            &mut [
+                &mut || {
+                    dec.decode(black_box(&z), None, &mut scratch, &mut out)
+                        .unwrap()
+                },
+                &mut || drop(black_box(ort.decode(&z, 20, &[]).unwrap())),
+                &mut || drop(black_box(tract.decode(&z, &[]).unwrap())),
+            ],
+            1000,
+        );
+        let (rt, ort_us, tr_us) = (r[0].0, r[1].0, r[2].0);
         let wbytes = dec.weight_bytes();
-        let bound = wbytes as f64 / (l2_read_gbs(wbytes.next_multiple_of(128)) * 1e9) * 1e6;
+        let bound = read_us(wbytes);
         println!(
             "{:<6} {:>8}K {:>9.2} {:>9.2} {:>9.2} {:>9.2}x {:>9.2}x {:>9.2} {:>9.2}x",
             format!("{prec:?}").to_lowercase(),
@@ -102,8 +123,8 @@ fn main() {
             rt,
             ort_us,
             tr_us,
-            rt / ort_us,
-            rt / tr_us,
+            r[1].1,
+            r[2].1,
             bound,
             rt / bound
         );

@@ -12,6 +12,10 @@ use edgegen_runtime::kernels::{Isa, Matrix, Weights, matvec_on};
 use std::hint::black_box;
 use std::time::Instant;
 
+#[path = "floor.rs"]
+mod floor;
+use floor::sum_lines;
+
 fn median_ns(mut f: impl FnMut(), calls: usize) -> f64 {
     for _ in 0..calls / 4 {
         f();
@@ -84,48 +88,8 @@ fn read_ns(bytes: usize) -> f64 {
     )
 }
 
-fn sum_lines(buf: &[u64]) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: AVX-512F detected; 64-byte loads inside `buf`, whose
-        // length is a multiple of 8 u64.
-        return unsafe { sum_lines_avx512(buf) };
-    }
-    buf.iter().fold(0, |a, &b| a.wrapping_add(b))
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn sum_lines_avx512(buf: &[u64]) -> u64 {
-    use std::arch::x86_64::*;
-    let mut acc = [_mm512_setzero_si512(); 8];
-    for c in buf.chunks_exact(64) {
-        for (k, a) in acc.iter_mut().enumerate() {
-            // SAFETY: 8 u64 at c[8k..8k + 8], inside the chunk.
-            *a = _mm512_add_epi64(*a, unsafe {
-                _mm512_loadu_si512(c.as_ptr().add(8 * k).cast())
-            });
-        }
-    }
-    let s = acc
-        .iter()
-        .fold(_mm512_setzero_si512(), |s, &a| _mm512_add_epi64(s, a));
-    _mm512_reduce_add_epi64(s) as u64
-}
-
 fn main() {
-    let isas: Vec<Isa> = [
-        Isa::Scalar,
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2,
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512,
-        #[cfg(target_arch = "aarch64")]
-        Isa::Neon,
-    ]
-    .into_iter()
-    .filter(|i| i.available())
-    .collect();
+    let isas: Vec<Isa> = Isa::ALL.iter().copied().filter(|i| i.available()).collect();
     println!("ns per matvec, median of 15 rounds; x/read = time over the time to read the weights");
     print!("{:<8} {:<5} {:>8} {:>7}", "shape", "type", "bytes", "read");
     for i in &isas {

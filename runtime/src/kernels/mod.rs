@@ -104,6 +104,17 @@ pub enum Isa {
 }
 
 impl Isa {
+    /// Every instruction set of this architecture, the reference first.
+    pub const ALL: &'static [Isa] = &[
+        Isa::Scalar,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512,
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon,
+    ];
+
     /// Whether this CPU can run `self`: fixed at compile time by
     /// `target_feature`, or, with the `std` feature, detected at run time.
     #[inline(always)]
@@ -410,17 +421,7 @@ mod tests {
 
     /// Every instruction set this CPU has.
     fn isas() -> impl Iterator<Item = Isa> {
-        [
-            Isa::Scalar,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512,
-            #[cfg(target_arch = "aarch64")]
-            Isa::Neon,
-        ]
-        .into_iter()
-        .filter(|i| i.available())
+        Isa::ALL.iter().copied().filter(|i| i.available())
     }
 
     const SIZES: [usize; 13] = [1, 7, 16, 31, 32, 33, 63, 64, 65, 100, 400, 785, 1024];
