@@ -10,66 +10,13 @@
 //! of a ratio measured under the same conditions; times are the median of
 //! 15 rounds of the mean time per call.
 
+use edgegen::bench::{interleaved, read_floor_us};
 use edgegen::export::{self, Part, Precision};
 use edgegen::models::vae::{Vae, VaeConfig};
 use edgegen::rng::Rng;
 use edgegen::validate::{ort::OrtModel, tract::TractModel};
 use edgegen_runtime::models::Model;
 use std::hint::black_box;
-use std::time::Instant;
-
-/// Mean microseconds per call of `f`, over `calls` calls.
-fn mean_us(f: &mut dyn FnMut(), calls: usize) -> f64 {
-    let t = Instant::now();
-    for _ in 0..calls {
-        f();
-    }
-    t.elapsed().as_secs_f64() * 1e6 / calls as f64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-/// Runs the engines in turn for 15 rounds (after a warm-up) and returns,
-/// per engine, its median time and the median of its per-round time over
-/// the first engine's.
-fn interleaved(engines: &mut [&mut dyn FnMut()], calls: usize) -> Vec<(f64, f64)> {
-    for f in engines.iter_mut() {
-        mean_us(*f, calls / 4);
-    }
-    let rounds: Vec<Vec<f64>> = (0..15)
-        .map(|_| engines.iter_mut().map(|f| mean_us(*f, calls)).collect())
-        .collect();
-    (0..engines.len())
-        .map(|e| {
-            (
-                median(rounds.iter().map(|r| r[e]).collect()),
-                median(rounds.iter().map(|r| r[0] / r[e]).collect()),
-            )
-        })
-        .collect()
-}
-
-fn median_us(mut f: impl FnMut(), calls: usize) -> f64 {
-    interleaved(&mut [&mut f], calls)[0].0
-}
-
-#[path = "../../runtime/benches/floor.rs"]
-mod floor;
-
-/// Microseconds to read `bytes` from a buffer that stays in cache (L2 for
-/// the decoder's weights): the floor for batch 1.
-fn read_us(bytes: usize) -> f64 {
-    let buf = vec![1u64; bytes.div_ceil(512) * 64];
-    median_us(
-        || {
-            black_box(floor::sum_lines(black_box(&buf)));
-        },
-        200,
-    )
-}
 
 fn main() {
     let cfg = VaeConfig {
@@ -112,10 +59,11 @@ fn main() {
                 &mut || drop(black_box(tract.decode(&z, &[]).unwrap())),
             ],
             1000,
+            15,
         );
-        let (rt, ort_us, tr_us) = (r[0].0, r[1].0, r[2].0);
+        let (rt, ort_us, tr_us) = (r[0].us, r[1].us, r[2].us);
         let wbytes = dec.weight_bytes();
-        let bound = read_us(wbytes);
+        let bound = read_floor_us(wbytes);
         println!(
             "{:<6} {:>8}K {:>9.2} {:>9.2} {:>9.2} {:>9.2}x {:>9.2}x {:>9.2} {:>9.2}x",
             format!("{prec:?}").to_lowercase(),
@@ -123,8 +71,8 @@ fn main() {
             rt,
             ort_us,
             tr_us,
-            r[1].1,
-            r[2].1,
+            r[1].first_over_this,
+            r[2].first_over_this,
             bound,
             rt / bound
         );

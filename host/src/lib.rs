@@ -4,6 +4,7 @@
 //! export to GGUF and ONNX, and validation. The `edgegen` binary is a thin
 //! CLI over these modules.
 
+pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod eval;

@@ -266,3 +266,67 @@ fn inspect_reports_costs_and_corruption_is_caught() {
         "{err}"
     );
 }
+
+/// `edgegen bench` times the runtime beside ONNX Runtime and tract on a
+/// conditional decoder (label input) and reports what it measured; bad
+/// arguments are refused by name. No time is asserted: speed is for the
+/// benchmarks.
+#[test]
+fn bench_reports_every_engine_and_refuses_bad_input() {
+    let d = tmp("bench");
+    let run_dir = train(&d, &["--hidden", "40", "--latent", "3", "--conditional"]);
+    let (g, o) = (d.join("m.gguf"), d.join("m.onnx"));
+    ok(&[
+        "export",
+        s(&run_dir),
+        "--gguf",
+        s(&g),
+        "--onnx",
+        s(&o),
+        "--precision",
+        "f16",
+    ]);
+    let out = ok(&[
+        "bench",
+        s(&g),
+        "--onnx",
+        s(&o),
+        "--calls",
+        "20",
+        "--rounds",
+        "3",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let engines: Vec<&str> = v["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["engine"].as_str().unwrap())
+        .collect();
+    assert_eq!(engines, ["edgegen-runtime", "onnxruntime", "tract"]);
+    for e in v["engines"].as_array().unwrap() {
+        assert!(e["us"].as_f64().unwrap() > 0.0, "{e}");
+        assert!(e["runtime_over_engine"].as_f64().unwrap() > 0.0, "{e}");
+    }
+    assert_eq!(v["engines"][0]["runtime_over_engine"].as_f64(), Some(1.0));
+    assert_eq!(
+        (v["calls"].as_u64(), v["rounds"].as_u64()),
+        (Some(20), Some(3))
+    );
+    assert!(v["read_floor_us"].as_f64().unwrap() > 0.0);
+    let text = ok(&["bench", s(&g), "--calls", "5", "--rounds", "1"]);
+    assert!(
+        text.contains("edgegen-runtime") && text.contains("read floor"),
+        "{text}"
+    );
+
+    let err = |args: &[&str]| String::from_utf8(run(args).stderr).unwrap();
+    assert!(err(&["bench", s(&g), "--calls", "0"]).contains("--calls"));
+    let missing = d.join("nope.gguf");
+    assert!(err(&["bench", s(&missing)]).contains("nope.gguf"));
+    assert!(
+        err(&["bench", s(&o)]).contains("m.onnx"),
+        "ONNX given as the GGUF"
+    );
+}

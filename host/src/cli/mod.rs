@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch.
 
+mod bench;
 mod data;
 mod demo;
 mod export;
@@ -44,6 +45,8 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Show what a GGUF model holds and what it costs on a device.
     Inspect(sample::InspectArgs),
+    /// Time a GGUF model here: the device runtime, and ONNX Runtime and tract on its ONNX export.
+    Bench(bench::BenchArgs),
     /// Read the provenance tag of a file edgegen generated.
     Provenance(sample::ProvenanceArgs),
     /// The main job: train, export, validate and sample on the built-in data.
@@ -66,6 +69,7 @@ pub fn run_with(cli: Cli) -> Result<()> {
         Command::Validate(a) => export::validate(a),
         Command::Sample(a) => sample::sample(a),
         Command::Inspect(a) => sample::inspect(a),
+        Command::Bench(a) => bench::run(a),
         Command::Provenance(a) => sample::provenance(a),
         Command::Demo(a) => demo::run(a),
     }

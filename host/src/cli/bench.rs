@@ -1,0 +1,159 @@
+//! `edgegen bench`: how fast a GGUF model samples here, through the device
+//! runtime and, given the ONNX export, through ONNX Runtime and tract, side
+//! by side in one run; with the time it takes just to read the weights.
+
+use crate::bench::{Timing, interleaved, read_floor_us};
+use crate::validate::{ort::OrtModel, tract::TractModel};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use edgegen_runtime::kernels;
+use edgegen_runtime::models::Model;
+use edgegen_runtime::sample::Rng;
+use serde::Serialize;
+use std::hint::black_box;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A GGUF model file (a VAE decoder).
+    model: PathBuf,
+    /// The same model's ONNX export: also time ONNX Runtime and tract.
+    #[arg(long)]
+    onnx: Option<PathBuf>,
+    /// Calls per engine per round.
+    #[arg(long, default_value_t = 1000)]
+    calls: usize,
+    /// Rounds; every figure is a median over them.
+    #[arg(long, default_value_t = 15)]
+    rounds: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct EngineRow {
+    engine: String,
+    /// Median microseconds per call.
+    us: f64,
+    /// Median of the runtime's time over this engine's, per round: below
+    /// 1, the runtime is faster.
+    runtime_over_engine: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    model: String,
+    weight_bytes: usize,
+    isa: String,
+    batch: usize,
+    threads: usize,
+    calls: usize,
+    rounds: usize,
+    engines: Vec<EngineRow>,
+    read_floor_us: f64,
+    runtime_over_floor: f64,
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    if a.calls == 0 || a.rounds == 0 {
+        bail!("--calls and --rounds: expected at least 1");
+    }
+    let bytes =
+        std::fs::read(&a.model).with_context(|| format!("{}: cannot read", a.model.display()))?;
+    let model = Model::from_gguf(&bytes).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
+    let Model::VaeDecoder(dec) = model else {
+        bail!(
+            "{}: bench knows VAE decoders only so far",
+            a.model.display()
+        );
+    };
+    let label = (dec.hp.n_classes > 0).then_some(0u32);
+    let mut rng = Rng::new(1);
+    let z: Vec<f32> = (0..dec.latent_dim()).map(|_| rng.normal()).collect();
+    let mut scratch = vec![0f32; dec.scratch_len()];
+    let mut out = vec![0f32; dec.output_len()];
+    let mut runtime = || {
+        dec.decode(black_box(&z), label, &mut scratch, &mut out)
+            .expect("sizes checked above")
+    };
+    let mut names = vec!["edgegen-runtime".to_string()];
+    let timings = match &a.onnx {
+        None => interleaved(&mut [&mut runtime], a.calls, a.rounds),
+        Some(p) => {
+            let onnx = std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
+            let labels: Vec<i64> = label.map(i64::from).into_iter().collect();
+            let zdim = z.len();
+            let mut ort = OrtModel::new(&onnx).map_err(|e| anyhow!("{}: {e:#}", p.display()))?;
+            let tract = TractModel::new(&onnx, 1, zdim, label.is_some())
+                .map_err(|e| anyhow!("{}: {e:#}", p.display()))?;
+            // The two files must be the same model, or the times compare
+            // different work.
+            let x = ort.decode(&z, zdim, &labels)?;
+            if x.len() != dec.output_len() {
+                bail!(
+                    "{} and {}: outputs of {} and {} values: not the same model",
+                    p.display(),
+                    a.model.display(),
+                    x.len(),
+                    dec.output_len()
+                );
+            }
+            names.push("onnxruntime".into());
+            names.push("tract".into());
+            interleaved(
+                &mut [
+                    &mut runtime,
+                    &mut || drop(black_box(ort.decode(&z, zdim, &labels).expect("ran once"))),
+                    &mut || drop(black_box(tract.decode(&z, &labels).expect("ran once"))),
+                ],
+                a.calls,
+                a.rounds,
+            )
+        }
+    };
+    let floor = read_floor_us(dec.weight_bytes());
+    let r = Report {
+        model: a.model.display().to_string(),
+        weight_bytes: dec.weight_bytes(),
+        isa: format!("{:?}", kernels::isa()),
+        batch: 1,
+        threads: 1,
+        calls: a.calls,
+        rounds: a.rounds,
+        runtime_over_floor: timings[0].us / floor,
+        engines: names
+            .into_iter()
+            .zip(timings)
+            .map(|(engine, t): (String, Timing)| EngineRow {
+                engine,
+                us: t.us,
+                runtime_over_engine: t.first_over_this,
+            })
+            .collect(),
+        read_floor_us: floor,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!(
+        "{}: {} bytes of weights; batch 1, 1 thread, kernels {}; medians of {} rounds of {} calls",
+        r.model, r.weight_bytes, r.isa, r.rounds, r.calls
+    );
+    println!(
+        "{:<16} {:>10} {:>16}",
+        "engine", "µs/call", "runtime/engine"
+    );
+    for e in &r.engines {
+        println!(
+            "{:<16} {:>10.2} {:>15.2}x",
+            e.engine, e.us, e.runtime_over_engine
+        );
+    }
+    println!(
+        "{:<16} {:>10.2} {:>15.2}x   (reading the weights once, from cache)",
+        "read floor", r.read_floor_us, r.runtime_over_floor
+    );
+    Ok(())
+}
