@@ -145,6 +145,44 @@ pub mod vae {
     pub const LIKELIHOOD: &str = "edgegen.vae.likelihood";
     /// The hidden activation's name.
     pub const ACTIVATION: &str = "edgegen.vae.activation";
+    /// `"decoder"` or `"encoder"`: which network's tensors the file holds.
+    /// Optional; a file without it holds a decoder.
+    pub const PART: &str = "edgegen.vae.part";
+
+    /// Which network of a VAE a file holds.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Part {
+        /// `[z, onehot] -> pixels`: what a device samples with.
+        Decoder,
+        /// `[x, onehot] -> (mu, logvar)`: what maps images into the latent
+        /// space, for latent walks between real images.
+        Encoder,
+    }
+
+    impl Part {
+        /// The stored name.
+        pub const fn name(self) -> &'static str {
+            match self {
+                Self::Decoder => "decoder",
+                Self::Encoder => "encoder",
+            }
+        }
+
+        /// Reads [`PART`]; a file without it holds a decoder.
+        pub fn read(g: &Gguf<'_>) -> Result<Self, Error> {
+            let Some(v) = g.get(PART) else {
+                return Ok(Self::Decoder);
+            };
+            match v.as_str() {
+                Some("decoder") => Ok(Self::Decoder),
+                Some("encoder") => Ok(Self::Encoder),
+                _ => Err(Error::BadValue {
+                    key: PART,
+                    expected: "the string decoder or encoder",
+                }),
+            }
+        }
+    }
 
     /// The most hidden layers a VAE may have.
     pub const MAX_HIDDEN: usize = 4;
@@ -241,6 +279,18 @@ pub mod vae {
         /// The hidden widths in use.
         pub fn hidden(&self) -> &[u32] {
             &self.hidden[..self.n_hidden]
+        }
+
+        /// Encoder hidden layer `i`'s `(in, out)`, for `i` in `0..n_hidden`;
+        /// both heads are `(h_{n-1}, Z)`.
+        pub fn encoder_layer(&self, i: usize) -> (usize, usize) {
+            let h = self.hidden();
+            let inp = if i == 0 {
+                self.input_dim() + self.n_classes as usize
+            } else {
+                h[i - 1] as usize
+            };
+            (inp, h[i] as usize)
         }
 
         /// Decoder layer `i`'s `(in, out)`, for `i` in `0..=n_hidden`.

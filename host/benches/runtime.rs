@@ -56,7 +56,7 @@ fn main() {
                         .unwrap()
                 },
                 &mut || drop(black_box(ort.decode(&z, 20, &[]).unwrap())),
-                &mut || drop(black_box(tract.decode(&z, &[]).unwrap())),
+                &mut || drop(black_box(tract.run(&z, &[]).unwrap())),
             ],
             1000,
             15,

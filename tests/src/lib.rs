@@ -53,12 +53,53 @@ pub fn decoder_gguf(
     scale: [f32; 2],
     bias: [f32; 2],
 ) -> Vec<u8> {
+    use edgegen_format::arch::vae;
+    let layers: Vec<_> = (0..=hp.n_hidden)
+        .map(|i| (vae::DEC_WEIGHT[i], vae::DEC_BIAS[i], hp.decoder_layer(i)))
+        .collect();
+    vae_gguf(hp, vae::Part::Decoder, &layers, ty, seed, scale, bias)
+}
+
+/// [`decoder_gguf`] for an encoder: the hidden layers, then the mu and
+/// logvar heads (which take `scale[1]` and `bias[1]`).
+pub fn encoder_gguf(
+    hp: &edgegen_format::arch::vae::Hparams,
+    ty: edgegen_format::GgmlType,
+    seed: u64,
+    scale: [f32; 2],
+    bias: [f32; 2],
+) -> Vec<u8> {
+    use edgegen_format::arch::vae;
+    let head = (
+        hp.hidden()[hp.n_hidden - 1] as usize,
+        hp.latent_dim as usize,
+    );
+    let layers: Vec<_> = (0..hp.n_hidden)
+        .map(|i| (vae::ENC_WEIGHT[i], vae::ENC_BIAS[i], hp.encoder_layer(i)))
+        .chain([
+            (vae::ENC_MU_WEIGHT, vae::ENC_MU_BIAS, head),
+            (vae::ENC_LOGVAR_WEIGHT, vae::ENC_LOGVAR_BIAS, head),
+        ])
+        .collect();
+    vae_gguf(hp, vae::Part::Encoder, &layers, ty, seed, scale, bias)
+}
+
+/// `layers` as `(weight name, bias name, (in, out))`.
+fn vae_gguf(
+    hp: &edgegen_format::arch::vae::Hparams,
+    part: edgegen_format::arch::vae::Part,
+    layers: &[(&str, &str, (usize, usize))],
+    ty: edgegen_format::GgmlType,
+    seed: u64,
+    scale: [f32; 2],
+    bias: [f32; 2],
+) -> Vec<u8> {
     use edgegen_format::{GgmlType, GgufWriter, arch::vae};
     let mut w = GgufWriter::new();
     hp.write(&mut w).unwrap();
+    w.add(vae::PART, part.name()).unwrap();
     let mut r = edgegen_runtime::sample::Rng::new(seed);
-    for i in 0..=hp.n_hidden {
-        let (inp, out) = hp.decoder_layer(i);
+    for (i, &(wname, bname, (inp, out))) in layers.iter().enumerate() {
         let stride = if ty == GgmlType::Q8_0 {
             inp.div_ceil(32) * 32
         } else {
@@ -74,10 +115,10 @@ pub fn decoder_gguf(
                 }
             })
             .collect();
-        w.add_tensor(vae::DEC_WEIGHT[i], &[stride as u64, out as u64], ty, &vals)
+        w.add_tensor(wname, &[stride as u64, out as u64], ty, &vals)
             .unwrap();
         w.add_tensor(
-            vae::DEC_BIAS[i],
+            bname,
             &[out as u64],
             GgmlType::F32,
             &vec![bias[i.min(1)]; out],

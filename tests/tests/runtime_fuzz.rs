@@ -1,6 +1,6 @@
-//! The runtime never panics on any model bytes: mutated VAE decoders, with
-//! the data CRC sometimes re-stamped so that the damage reaches the shape
-//! checks and the forward pass, not only the CRC check.
+//! The runtime never panics on any model bytes: mutated VAE decoders and
+//! encoders, with the data CRC sometimes re-stamped so that the damage
+//! reaches the shape checks and the forward pass, not only the CRC check.
 //!
 //! CI runs a few thousand cases; `EDGEGEN_FUZZ_CASES=1000000 cargo test
 //! --release -p edgegen-tests --test runtime_fuzz` runs more.
@@ -9,8 +9,8 @@ use edgegen_format::{GgmlType, Gguf, arch};
 use edgegen_runtime::models::Model;
 use edgegen_runtime::sample::Rng;
 
-fn decoder(ty: GgmlType, k: u32) -> Vec<u8> {
-    let hp = arch::vae::Hparams {
+fn hparams(k: u32) -> arch::vae::Hparams {
+    arch::vae::Hparams {
         image_shape: [1, 4, 5],
         latent_dim: 3,
         hidden: [24, 0, 0, 0],
@@ -18,8 +18,15 @@ fn decoder(ty: GgmlType, k: u32) -> Vec<u8> {
         n_classes: k,
         likelihood: arch::vae::Likelihood::Bernoulli,
         activation: arch::Activation::Gelu,
-    };
-    edgegen_tests::decoder_gguf(&hp, ty, 3, [1.0, 1.0], [0.1, -0.1])
+    }
+}
+
+fn decoder(ty: GgmlType, k: u32) -> Vec<u8> {
+    edgegen_tests::decoder_gguf(&hparams(k), ty, 3, [1.0, 1.0], [0.1, -0.1])
+}
+
+fn encoder(ty: GgmlType, k: u32) -> Vec<u8> {
+    edgegen_tests::encoder_gguf(&hparams(k), ty, 4, [0.5, 0.5], [0.1, -0.1])
 }
 
 /// Re-stamps `edgegen.data_crc32` so a damaged file passes the CRC check.
@@ -64,6 +71,37 @@ fn valid_decoders_load_and_sample_at_every_precision() {
 }
 
 #[test]
+fn valid_encoders_load_and_encode_at_every_precision() {
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0] {
+        for k in [0, 4] {
+            let b = encoder(ty, k);
+            let Model::VaeEncoder(e) = Model::from_gguf(&b).unwrap() else {
+                panic!("{ty:?}: not an encoder")
+            };
+            let mut scratch = vec![0f32; e.scratch_len()];
+            let x: Vec<f32> = (0..20).map(|i| i as f32 / 20.0).collect();
+            let (mut mu, mut lv) = ([0f32; 3], [0f32; 3]);
+            let label = (k > 0).then_some(3);
+            e.encode(&x, label, &mut scratch, &mut mu, &mut lv).unwrap();
+            assert!(mu.iter().chain(&lv).all(|v| v.is_finite()), "{ty:?}");
+            assert!(mu != [0.0; 3] && mu != lv, "{ty:?}: {mu:?} {lv:?}");
+            assert!(
+                e.encode(&x, Some(99), &mut scratch, &mut mu, &mut lv)
+                    .is_err()
+            );
+            assert!(
+                e.encode(&x[..19], label, &mut scratch, &mut mu, &mut lv)
+                    .is_err()
+            );
+            assert!(
+                e.encode(&x, label, &mut scratch[..1], &mut mu, &mut lv)
+                    .is_err()
+            );
+        }
+    }
+}
+
+#[test]
 fn runtime_never_panics_on_mutated_models() {
     let cases: usize = std::env::var("EDGEGEN_FUZZ_CASES")
         .ok()
@@ -71,7 +109,7 @@ fn runtime_never_panics_on_mutated_models() {
         .unwrap_or(3000);
     let seeds: Vec<Vec<u8>> = [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0]
         .into_iter()
-        .flat_map(|t| [decoder(t, 0), decoder(t, 4)])
+        .flat_map(|t| [decoder(t, 0), decoder(t, 4), encoder(t, 0), encoder(t, 4)])
         .collect();
     let mut r = Rng::new(99);
     let (mut loaded, mut decoded) = (0, 0);
@@ -97,19 +135,34 @@ fn runtime_never_panics_on_mutated_models() {
         if i % 2 == 0 {
             restamp(&mut b);
         }
-        if let Ok(Model::VaeDecoder(d)) = Model::from_gguf(&b) {
-            loaded += 1;
-            let n = d.scratch_len().min(scratch.len());
-            let mut z = vec![0.5f32; d.latent_dim()];
-            let mut out = vec![0f32; d.output_len()];
-            let label = (d.hp.n_classes > 0).then_some(0);
-            if d.decode(&z, label, &mut scratch[..n], &mut out).is_ok() {
-                decoded += 1;
+        match Model::from_gguf(&b) {
+            Ok(Model::VaeDecoder(d)) => {
+                loaded += 1;
+                let n = d.scratch_len().min(scratch.len());
+                let mut z = vec![0.5f32; d.latent_dim()];
+                let mut out = vec![0f32; d.output_len()];
+                let label = (d.hp.n_classes > 0).then_some(0);
+                if d.decode(&z, label, &mut scratch[..n], &mut out).is_ok() {
+                    decoded += 1;
+                }
+                let _ = d.sample(&mut r, label, &mut z, &mut scratch[..n], &mut out);
             }
-            let _ = d.sample(&mut r, label, &mut z, &mut scratch[..n], &mut out);
+            Ok(Model::VaeEncoder(e)) => {
+                loaded += 1;
+                let n = e.scratch_len().min(scratch.len());
+                let x = vec![0.5f32; e.input_len()];
+                let (mut mu, mut lv) = (vec![0f32; e.latent_dim()], vec![0f32; e.latent_dim()]);
+                let label = (e.hp.n_classes > 0).then_some(0);
+                if e.encode(&x, label, &mut scratch[..n], &mut mu, &mut lv)
+                    .is_ok()
+                {
+                    decoded += 1;
+                }
+            }
+            _ => {}
         }
     }
-    println!("runtime fuzz: {cases} cases, {loaded} loaded, {decoded} decoded");
+    println!("runtime fuzz: {cases} cases, {loaded} loaded, {decoded} run");
     assert!(
         loaded > cases / 20 && decoded > 0,
         "the mutations never reached the forward pass"

@@ -41,14 +41,10 @@ mod device {
     #[entry]
     fn main() -> ! {
         use cortex_m_semihosting::hprintln;
-        use edgegen_runtime::models::Model;
+        use edgegen_runtime::models::vae::VaeDecoder;
         use edgegen_runtime::sample::Rng;
-        let dec = match Model::from_gguf(MODEL) {
-            Ok(Model::VaeDecoder(d)) => d,
-            Ok(_) => {
-                hprintln!("error: not a VAE decoder");
-                exit(EXIT_FAILURE)
-            }
+        let dec = match VaeDecoder::from_bytes(MODEL) {
+            Ok(d) => d,
             Err(e) => {
                 hprintln!("error: {}", e);
                 exit(EXIT_FAILURE)
@@ -89,13 +85,13 @@ mod device {
     #[cfg(all(feature = "size-probe", not(feature = "empty")))]
     #[entry]
     fn main() -> ! {
-        use edgegen_runtime::models::Model;
+        use edgegen_runtime::models::vae::VaeDecoder;
         use edgegen_runtime::sample::Rng;
         let mut scratch = [0f32; SCRATCH];
         let mut z = [0f32; LATENT];
         let mut img = [0f32; OUT_LEN];
-        let ok = match Model::from_gguf(MODEL) {
-            Ok(Model::VaeDecoder(d)) => d
+        let ok = match VaeDecoder::from_bytes(MODEL) {
+            Ok(d) => d
                 .sample(&mut Rng::new(7), None, &mut z, &mut scratch, &mut img)
                 .is_ok(),
             _ => false,

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// A GGUF model file (a VAE decoder).
+    /// A GGUF model file (a VAE decoder or encoder).
     model: PathBuf,
     /// The same model's ONNX export: also time ONNX Runtime and tract.
     #[arg(long)]
@@ -62,20 +62,39 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let bytes =
         std::fs::read(&a.model).with_context(|| format!("{}: cannot read", a.model.display()))?;
     let model = Model::from_gguf(&bytes).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
-    let Model::VaeDecoder(dec) = model else {
-        bail!(
-            "{}: bench knows VAE decoders only so far",
-            a.model.display()
-        );
-    };
-    let label = (dec.hp.n_classes > 0).then_some(0u32);
     let mut rng = Rng::new(1);
-    let z: Vec<f32> = (0..dec.latent_dim()).map(|_| rng.normal()).collect();
-    let mut scratch = vec![0f32; dec.scratch_len()];
-    let mut out = vec![0f32; dec.output_len()];
+    // A decoder takes a latent, an encoder an image; each with label 0
+    // when conditional. `out` holds pixels, or mu then logvar.
+    let (encoder, input, weight_bytes, out_len, k) = match &model {
+        Model::VaeDecoder(d) => {
+            let z: Vec<f32> = (0..d.latent_dim()).map(|_| rng.normal()).collect();
+            (false, z, d.weight_bytes(), d.output_len(), d.hp.n_classes)
+        }
+        Model::VaeEncoder(e) => {
+            let x: Vec<f32> = (0..e.input_len()).map(|_| rng.uniform()).collect();
+            (
+                true,
+                x,
+                e.weight_bytes(),
+                2 * e.latent_dim(),
+                e.hp.n_classes,
+            )
+        }
+        _ => bail!("{}: bench knows VAE models only so far", a.model.display()),
+    };
+    let label = (k > 0).then_some(0u32);
+    let mut scratch = vec![0f32; model.scratch_len()];
+    let mut out = vec![0f32; out_len];
     let mut runtime = || {
-        dec.decode(black_box(&z), label, &mut scratch, &mut out)
-            .expect("sizes checked above")
+        match &model {
+            Model::VaeDecoder(d) => d.decode(black_box(&input), label, &mut scratch, &mut out),
+            Model::VaeEncoder(e) => {
+                let (mu, logvar) = out.split_at_mut(out_len / 2);
+                e.encode(black_box(&input), label, &mut scratch, mu, logvar)
+            }
+            _ => unreachable!("refused above"),
+        }
+        .expect("sizes checked above")
     };
     let mut names = vec!["edgegen-runtime".to_string()];
     let timings = match &a.onnx {
@@ -83,39 +102,47 @@ pub fn run(a: BenchArgs) -> Result<()> {
         Some(p) => {
             let onnx = std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
             let labels: Vec<i64> = label.map(i64::from).into_iter().collect();
-            let zdim = z.len();
+            let width = input.len();
             let mut ort = OrtModel::new(&onnx).map_err(|e| anyhow!("{}: {e:#}", p.display()))?;
-            let tract = TractModel::new(&onnx, 1, zdim, label.is_some())
-                .map_err(|e| anyhow!("{}: {e:#}", p.display()))?;
-            // The two files must be the same model, or the times compare
+            let data = &input;
+            let mut ort_run = || {
+                if encoder {
+                    ort.encode(data, width, &labels)
+                } else {
+                    ort.decode(data, width, &labels)
+                }
+            };
+            // The two files must be the same network, or the times compare
             // different work.
-            let x = ort.decode(&z, zdim, &labels)?;
-            if x.len() != dec.output_len() {
+            let kind = if encoder { "encoder" } else { "decoder" };
+            let x = ort_run().map_err(|e| anyhow!("{} as the {kind}: {e:#}", p.display()))?;
+            if x.len() != out_len {
                 bail!(
-                    "{} and {}: outputs of {} and {} values: not the same model",
+                    "{} and {}: outputs of {} and {out_len} values: not the same model",
                     p.display(),
                     a.model.display(),
                     x.len(),
-                    dec.output_len()
                 );
             }
+            let tract = TractModel::new(&onnx, 1, width, label.is_some())
+                .map_err(|e| anyhow!("{}: {e:#}", p.display()))?;
             names.push("onnxruntime".into());
             names.push("tract".into());
             interleaved(
                 &mut [
                     &mut runtime,
-                    &mut || drop(black_box(ort.decode(&z, zdim, &labels).expect("ran once"))),
-                    &mut || drop(black_box(tract.decode(&z, &labels).expect("ran once"))),
+                    &mut || drop(black_box(ort_run().expect("ran once"))),
+                    &mut || drop(black_box(tract.run(data, &labels).expect("planned"))),
                 ],
                 a.calls,
                 a.rounds,
             )
         }
     };
-    let floor = read_floor_us(dec.weight_bytes());
+    let floor = read_floor_us(weight_bytes);
     let r = Report {
         model: a.model.display().to_string(),
-        weight_bytes: dec.weight_bytes(),
+        weight_bytes,
         isa: format!("{:?}", kernels::isa()),
         batch: 1,
         threads: 1,

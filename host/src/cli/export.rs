@@ -69,14 +69,14 @@ pub fn export(a: ExportArgs) -> Result<()> {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// The ONNX graph of a decoder.
+    /// The ONNX graph of a decoder or an encoder.
     onnx: PathBuf,
-    /// The GGUF file of the same decoder.
+    /// The GGUF file of the same network.
     gguf: PathBuf,
-    /// Random latents to run.
+    /// Random inputs to run: latents for a decoder, images for an encoder.
     #[arg(long, default_value_t = 1000)]
     n: usize,
-    /// Seed of the latents.
+    /// Seed of the inputs.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Print JSON.
@@ -103,7 +103,8 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         println!(
-            "{} inputs, {} weights; engines: {}",
+            "{} {} inputs, {} weights; engines: {}",
+            r.part,
             r.n,
             r.precision,
             r.engines.join(", ")

@@ -39,7 +39,7 @@ enum Command {
     Latent(latent::LatentArgs),
     /// Export a run as GGUF weights and/or an ONNX graph.
     Export(export::ExportArgs),
-    /// Check an exported model against ONNX Runtime, tract, the device runtime and the host.
+    /// Check an exported decoder or encoder against ONNX Runtime, tract, the device runtime and the host.
     Validate(export::ValidateArgs),
     /// Sample a GGUF model with the device runtime, into a PNG grid.
     Sample(sample::SampleArgs),

@@ -79,11 +79,16 @@ pub fn sample_to(
     let bytes =
         std::fs::read(&a.model).with_context(|| format!("{}: cannot read", a.model.display()))?;
     let model = Model::from_gguf(&bytes).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
-    let Model::VaeDecoder(dec) = model else {
-        bail!(
+    let dec = match model {
+        Model::VaeDecoder(d) => d,
+        Model::VaeEncoder(_) => bail!(
+            "{}: holds a VAE encoder; sample needs the decoder (edgegen export --part decoder)",
+            a.model.display()
+        ),
+        _ => bail!(
             "{}: sample knows VAE decoders only so far",
             a.model.display()
-        );
+        ),
     };
     let k = dec.hp.n_classes;
     let label = match (k, a.label) {
@@ -236,6 +241,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     let model = Model::from_gguf(&bytes);
     let (scratch, flops) = match &model {
         Ok(Model::VaeDecoder(d)) => (Some(4 * d.scratch_len()), Some(2 * d.macs())),
+        Ok(Model::VaeEncoder(e)) => (Some(4 * e.scratch_len()), Some(2 * e.macs())),
         _ => (None, None),
     };
     let r = Inspect {
@@ -275,10 +281,10 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     println!("flash bytes    {}", r.flash_bytes);
     match (r.scratch_bytes, r.flops_per_sample) {
         (Some(s), Some(f)) => println!("scratch bytes  {s}\nflops/sample   {f}"),
-        _ => println!(
-            "runtime        cannot load it: {}",
-            model.err().map(|e| e.to_string()).unwrap_or_default()
-        ),
+        _ => match &model {
+            Err(e) => println!("runtime        cannot load it: {e}"),
+            Ok(_) => println!("runtime        no costs for this kind of model yet"),
+        },
     }
     println!(
         "data crc32     {}",

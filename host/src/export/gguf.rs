@@ -56,11 +56,12 @@ pub fn vae_to_gguf(m: &Vae, p: &[f32], part: Part, prec: Precision, name: &str) 
     hparams(m)?.write(&mut w)?;
     w.add(arch::keys::NAME, name)?;
     w.add(
-        "edgegen.vae.part",
+        arch::vae::PART,
         match part {
-            Part::Decoder => "decoder",
-            Part::Encoder => "encoder",
-        },
+            Part::Decoder => arch::vae::Part::Decoder,
+            Part::Encoder => arch::vae::Part::Encoder,
+        }
+        .name(),
     )?;
     for l in super::vae_layers(m, p, part)? {
         add_layer(&mut w, &l, prec)?;

@@ -99,20 +99,46 @@ impl OrtModel {
     /// Runs a decoder: `z` is `(n, Z)`, `labels` empty or `n` long; returns
     /// output `x` as `(n, D)`.
     pub fn decode(&mut self, z: &[f32], zdim: usize, labels: &[i64]) -> Result<Vec<f32>> {
-        let n = z.len() / zdim;
-        let zt =
-            Tensor::from_array(([n, zdim], z.to_vec())).map_err(|e| anyhow!("z tensor: {e}"))?;
-        let outputs = if labels.is_empty() {
-            self.session.run(ort::inputs!["z" => zt])
+        self.run("z", z, zdim, labels, &["x"])
+    }
+
+    /// Runs an encoder: `x` is `(n, D)`; returns `mu` `(n, Z)` then
+    /// `logvar` `(n, Z)`.
+    pub fn encode(&mut self, x: &[f32], d: usize, labels: &[i64]) -> Result<Vec<f32>> {
+        self.run("x", x, d, labels, &["mu", "logvar"])
+    }
+
+    /// Feeds `data` (`(n, width)`) as `input` with `label` when `labels` is
+    /// not empty, and returns the `outputs` one after another.
+    fn run(
+        &mut self,
+        input: &str,
+        data: &[f32],
+        width: usize,
+        labels: &[i64],
+        outputs: &[&str],
+    ) -> Result<Vec<f32>> {
+        let n = data.len() / width.max(1);
+        let t = Tensor::from_array(([n, width], data.to_vec()))
+            .map_err(|e| anyhow!("{input} tensor: {e}"))?;
+        let res = if labels.is_empty() {
+            self.session.run(ort::inputs![input => t])
         } else {
             let lt = Tensor::from_array(([n], labels.to_vec()))
                 .map_err(|e| anyhow!("label tensor: {e}"))?;
-            self.session.run(ort::inputs!["z" => zt, "label" => lt])
+            self.session.run(ort::inputs![input => t, "label" => lt])
         }
         .map_err(|e| anyhow!("ONNX Runtime run: {e}"))?;
-        let (_, x) = outputs["x"]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| anyhow!("ONNX Runtime output x: {e}"))?;
-        Ok(x.to_vec())
+        let mut out = Vec::new();
+        for name in outputs {
+            let v = res
+                .get(*name)
+                .ok_or_else(|| anyhow!("ONNX Runtime: the model has no output {name}"))?;
+            let (_, x) = v
+                .try_extract_tensor::<f32>()
+                .map_err(|e| anyhow!("ONNX Runtime output {name}: {e}"))?;
+            out.extend_from_slice(x);
+        }
+        Ok(out)
     }
 }

@@ -13,6 +13,8 @@ use edgegen_format::{Error, Gguf};
 pub enum Model<'a> {
     /// A VAE decoder.
     VaeDecoder(vae::VaeDecoder<'a>),
+    /// A VAE encoder.
+    VaeEncoder(vae::VaeEncoder<'a>),
 }
 
 impl<'a> Model<'a> {
@@ -22,7 +24,10 @@ impl<'a> Model<'a> {
     pub fn from_gguf(bytes: &'a [u8]) -> Result<Self, Error> {
         let g = Gguf::parse(bytes)?;
         match arch::check(&g)? {
-            Family::Vae => Ok(Model::VaeDecoder(vae::VaeDecoder::from_gguf(&g)?)),
+            Family::Vae => match arch::vae::Part::read(&g)? {
+                arch::vae::Part::Decoder => Ok(Model::VaeDecoder(vae::VaeDecoder::from_gguf(&g)?)),
+                arch::vae::Part::Encoder => Ok(Model::VaeEncoder(vae::VaeEncoder::from_gguf(&g)?)),
+            },
             _ => Err(Error::BadValue {
                 key: arch::keys::ARCHITECTURE,
                 expected: "edgegen.vae (the other families are not in the runtime yet)",
@@ -34,6 +39,7 @@ impl<'a> Model<'a> {
     pub fn scratch_len(&self) -> usize {
         match self {
             Model::VaeDecoder(d) => d.scratch_len(),
+            Model::VaeEncoder(e) => e.scratch_len(),
         }
     }
 }
