@@ -55,19 +55,25 @@ pub fn interleaved(engines: &mut [&mut dyn FnMut()], calls: usize, rounds: usize
         .collect()
 }
 
-/// Microseconds to read `bytes` from a buffer that stays in cache (L2 for
-/// a model of a few MB): median of 15 rounds.
-pub fn read_floor_us(bytes: usize) -> f64 {
-    let buf = vec![1u64; bytes.div_ceil(512) * 64];
-    let calls = (20_000_000 / bytes.max(1)).clamp(10, 10_000);
-    interleaved(
-        &mut [&mut || {
-            black_box(floor::sum_lines(black_box(&buf)));
-        }],
-        calls,
-        15,
-    )[0]
-    .us
+/// A buffer of `bytes` to read as fast as this CPU can, once per
+/// [`ReadFloor::read`]: run it among the engines of [`interleaved`] so
+/// that the floor is measured under the same conditions as they are.
+pub struct ReadFloor {
+    buf: Vec<u64>,
+}
+
+impl ReadFloor {
+    /// A buffer of at least `bytes` (rounded up to 512).
+    pub fn new(bytes: usize) -> Self {
+        Self {
+            buf: vec![1u64; bytes.div_ceil(512) * 64],
+        }
+    }
+
+    /// Reads the whole buffer once.
+    pub fn read(&self) {
+        black_box(floor::sum_lines(black_box(&self.buf)));
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! runtime and, given the ONNX export, through ONNX Runtime and tract, side
 //! by side in one run; with the time it takes just to read the weights.
 
-use crate::bench::{Timing, interleaved, read_floor_us};
+use crate::bench::{ReadFloor, Timing, interleaved};
 use crate::validate::{ort::OrtModel, tract::TractModel};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
@@ -97,8 +97,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
         .expect("sizes checked above")
     };
     let mut names = vec!["edgegen-runtime".to_string()];
-    let timings = match &a.onnx {
-        None => interleaved(&mut [&mut runtime], a.calls, a.rounds),
+    // The read floor runs in the same rounds as the engines, as the last.
+    let floor = ReadFloor::new(weight_bytes);
+    let mut timings = match &a.onnx {
+        None => interleaved(&mut [&mut runtime, &mut || floor.read()], a.calls, a.rounds),
         Some(p) => {
             let onnx = std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
             let labels: Vec<i64> = label.map(i64::from).into_iter().collect();
@@ -133,13 +135,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
                     &mut runtime,
                     &mut || drop(black_box(ort_run().expect("ran once"))),
                     &mut || drop(black_box(tract.run(data, &labels).expect("planned"))),
+                    &mut || floor.read(),
                 ],
                 a.calls,
                 a.rounds,
             )
         }
     };
-    let floor = read_floor_us(weight_bytes);
+    let floor = timings.pop().expect("the floor ran last");
     let r = Report {
         model: a.model.display().to_string(),
         weight_bytes,
@@ -148,7 +151,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         threads: 1,
         calls: a.calls,
         rounds: a.rounds,
-        runtime_over_floor: timings[0].us / floor,
+        runtime_over_floor: 1.0 / floor.first_over_this,
         engines: names
             .into_iter()
             .zip(timings)
@@ -158,7 +161,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 runtime_over_engine: t.first_over_this,
             })
             .collect(),
-        read_floor_us: floor,
+        read_floor_us: floor.us,
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
