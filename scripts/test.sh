@@ -48,6 +48,9 @@ for f in "" size-probe empty; do
   cargo clippy --locked -p edgegen-firmware-m4 --target thumbv7em-none-eabihf ${f:+--features $f} -- -D warnings
 done
 
+step "rustdoc -D warnings for the crates that ship to the device"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p edgegen-format -p edgegen-runtime
+
 step "cargo test (includes the firmware under qemu-system-arm and the gguf-py, ONNX Runtime and tract checks)"
 cargo test --workspace --locked
 

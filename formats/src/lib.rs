@@ -6,7 +6,7 @@
 //!   (for example `include_bytes!` in flash, at any address), checks every
 //!   length, count, offset, dimension and alignment once, and turns any
 //!   malformed input into an [`Error`], never a panic;
-//! - a **writer** ([`GgufWriter`], feature `std`) that is deterministic;
+//! - a **writer** (`GgufWriter`, feature `std`) that is deterministic;
 //! - **quantization** blocks ([`quant`]): f16 and ggml's Q8_0;
 //! - the **edgegen conventions** ([`arch`]): which keys and tensors each
 //!   model family stores, and the CRC-32 that catches a corrupted image.

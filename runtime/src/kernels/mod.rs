@@ -1,7 +1,7 @@
 //! Matrix-vector products with f32 accumulation over F32, F16 and Q8_0
 //! weights read in place.
 //!
-//! One safe entry point per operation ([`dot`], [`matvec`], [`matmul`]);
+//! One safe entry point per operation ([`dot_f32`] and its kin, [`matvec`], [`matmul`]);
 //! per-architecture modules share function names, `{isa}_{op}_{dtype}_{tile}`.
 //! The implementation is chosen by `cfg(target_feature)`, so `no_std` builds
 //! need no run-time detection; with the `std` feature the host also detects

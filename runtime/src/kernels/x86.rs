@@ -217,7 +217,7 @@ fn mask16(left: usize) -> __mmask16 {
 
 /// Rows per AVX-512 panel: sixteen accumulators are sixteen independent
 /// FMA chains (the two FMA ports need eight to hide the latency), and
-/// their sums fit one vector, which [`hsum16`] fills in 45 operations where
+/// their sums fit one vector, which `hsum16` fills in 45 operations where
 /// a `reduce_add` per row would take 8 each on one dependency chain.
 pub const PANEL: usize = 16;
 
@@ -415,7 +415,7 @@ pub unsafe fn avx512_dot16_q8_0(w: &[BlockQ8_0], nb: usize, rows: usize, x: &[f3
 }
 
 /// Rows per AVX2 panel: eight accumulators hide the FMA latency on two
-/// ports, and [`hsum8`] folds their sums into one vector.
+/// ports, and `hsum8` folds their sums into one vector.
 pub const PANEL_AVX2: usize = 8;
 
 /// Lane `k` of the result is the sum of the lanes of `a[k]`.
