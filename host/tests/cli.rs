@@ -211,11 +211,13 @@ fn demo_runs_every_stage() {
     assert!(out.contains("train    6000 images"), "{out}");
     assert!(out.contains("all stages ran"), "{out}");
     assert_eq!(out.matches("  valid").count(), 3, "{out}");
+    assert!(out.contains("engines: valid"), "the encoder: {out}");
     for f in [
         "data.png",
         "vae/samples.png",
         "export/decoder-q8_0.gguf",
         "export/decoder-f16.onnx",
+        "export/encoder-q8_0.gguf",
         "samples-q8_0.png",
     ] {
         assert!(d.join(f).is_file(), "{f} is missing");

@@ -73,7 +73,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let (m, ck) = checkpoint::load(&run_dir.join(files::BEST))?;
     let p = &ck.state.params;
 
-    println!("\n== export the decoder, validate it, sample it");
+    println!("\n== export the decoder (and the encoder), validate them, sample");
     let exp = a.output.join("export");
     let data = run::load_data(&cfg)?;
     let th = Threads(run::init_threads(0));
@@ -126,6 +126,29 @@ pub fn run(a: DemoArgs) -> Result<()> {
                 exp.display()
             );
         }
+    }
+    // The encoder, which maps images into the latent space on a device.
+    let gguf = export::gguf::vae_to_gguf(&m, p, Part::Encoder, Precision::Q8_0, "demo")?;
+    let onnx = export::onnx::vae_to_onnx(&m, p, Part::Encoder, Precision::Q8_0, "demo")?;
+    crate::fsx::write_atomic(&exp.join("encoder-q8_0.gguf"), &gguf)?;
+    crate::fsx::write_atomic(&exp.join("encoder-q8_0.onnx"), &onnx)?;
+    let r = validate::validate(&onnx, &gguf, a.validate_n, a.seed)?;
+    let worst = r
+        .pairs
+        .iter()
+        .filter(|p| p.gating)
+        .fold(0f32, |m, p| m.max(p.max_abs));
+    println!(
+        "encoder q8_0: {} B GGUF, (mu, logvar) of {} images agree to {worst:.2e} across the four engines: {}",
+        gguf.len(),
+        r.n,
+        if r.ok { "valid" } else { "FAILED" }
+    );
+    if !r.ok {
+        bail!(
+            "validation of the encoder failed: run `edgegen validate` on {} for the table",
+            exp.display()
+        );
     }
     let grid = a.output.join("samples-q8_0.png");
     super::sample::sample_to(&exp.join("decoder-q8_0.gguf"), 64, 7, None, &grid)?;
