@@ -149,3 +149,44 @@ pub fn cargo_build(args: &[&str], target_dir: &Path, env: (&str, Option<&Path>))
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Checks a device's `sample i sum S [first a b c]` lines (`count` of
+/// them) against the host runtime drawing the same samples from `gguf`
+/// with `seed` and `label`: sums to 1e-4 and the listed pixels to 2e-6.
+/// `who` names the device in failure messages.
+pub fn check_samples_against_host(
+    text: &str,
+    gguf: &[u8],
+    seed: u64,
+    label: Option<u32>,
+    count: usize,
+    who: &str,
+) {
+    use edgegen_runtime::models::Model;
+    let Model::VaeDecoder(dec) = Model::from_gguf(gguf).expect("a valid model") else {
+        panic!("{who}: not a VAE decoder")
+    };
+    let mut rng = edgegen_runtime::sample::Rng::new(seed);
+    let (mut z, mut img) = (vec![0f32; dec.latent_dim()], vec![0f32; dec.output_len()]);
+    let mut scratch = vec![0f32; dec.scratch_len()];
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("sample ")).collect();
+    assert_eq!(lines.len(), count, "{who}: {text}");
+    for line in lines {
+        dec.sample(&mut rng, label, &mut z, &mut scratch, &mut img)
+            .unwrap();
+        // "sample i sum S first a b c" -> [i, S, a, b, c]
+        let f: Vec<f32> = line
+            .split_whitespace()
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        let sum: f32 = img.iter().sum();
+        assert!(
+            (f[1] - sum).abs() < 1e-4,
+            "{who}: device sum {} vs host {sum}",
+            f[1]
+        );
+        for (d, h) in f[2..].iter().zip(&img) {
+            assert!((d - h).abs() < 2e-6, "{who}: device pixel {d} vs host {h}");
+        }
+    }
+}

@@ -7,9 +7,9 @@
 //! `scripts/test.sh` installs.
 
 use edgegen_format::{GgmlType, arch};
-use edgegen_runtime::models::Model;
-use edgegen_runtime::sample::Rng;
-use edgegen_tests::{cargo_build, decoder_gguf, repo_root, scratch_dir};
+use edgegen_tests::{
+    cargo_build, check_samples_against_host, decoder_gguf, repo_root, scratch_dir,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -93,31 +93,7 @@ fn firmware_samples_match_the_host_and_fit_in_16_kib() {
         assert!(text.contains("\nok"), "{text}");
 
         // The same samples on the host.
-        let Model::VaeDecoder(dec) = Model::from_gguf(&bytes).unwrap() else {
-            unreachable!()
-        };
-        let mut rng = Rng::new(7);
-        let (mut z, mut img, mut scratch) = ([0f32; 6], [0f32; 36], vec![0f32; dec.scratch_len()]);
-        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("sample ")).collect();
-        assert_eq!(lines.len(), 4, "{text}");
-        for line in lines {
-            dec.sample(&mut rng, Some(0), &mut z, &mut scratch, &mut img)
-                .unwrap();
-            let f: Vec<f32> = line
-                .split_whitespace()
-                .filter_map(|t| t.parse().ok())
-                .collect();
-            // "sample i sum S first a b c" -> [i, S, a, b, c]
-            let sum: f32 = img.iter().sum();
-            assert!(
-                (f[1] - sum).abs() < 1e-4,
-                "{ty:?}: device sum {} vs host {sum}",
-                f[1]
-            );
-            for (d, h) in f[2..].iter().zip(&img) {
-                assert!((d - h).abs() < 2e-6, "{ty:?}: device pixel {d} vs host {h}");
-            }
-        }
+        check_samples_against_host(&text, &bytes, 7, Some(0), 4, &format!("{ty:?} firmware"));
     }
 
     // Flash: the decoder path alone, minus a firmware that does nothing.

@@ -4,9 +4,9 @@
 //! `gcc-aarch64-linux-gnu` and `qemu-user`.
 
 use edgegen_format::{GgmlType, arch};
-use edgegen_runtime::models::Model;
-use edgegen_runtime::sample::Rng;
-use edgegen_tests::{cargo_build, decoder_gguf, repo_root, scratch_dir};
+use edgegen_tests::{
+    cargo_build, check_samples_against_host, decoder_gguf, repo_root, scratch_dir,
+};
 use std::process::Command;
 
 #[test]
@@ -52,27 +52,7 @@ fn aarch64_sampler_matches_the_host() {
             "sampler failed: {text}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let Model::VaeDecoder(dec) = Model::from_gguf(&bytes).unwrap() else {
-            unreachable!()
-        };
-        let mut rng = Rng::new(9);
-        let (mut z, mut img, mut s) = ([0f32; 5], [0f32; 48], vec![0f32; dec.scratch_len()]);
-        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("sample ")).collect();
-        assert_eq!(lines.len(), 3, "{text}");
-        for l in lines {
-            dec.sample(&mut rng, None, &mut z, &mut s, &mut img)
-                .unwrap();
-            let f: Vec<f32> = l
-                .split_whitespace()
-                .filter_map(|t| t.parse().ok())
-                .collect();
-            let sum: f32 = img.iter().sum();
-            assert!(
-                (f[1] - sum).abs() < 1e-4,
-                "{ty:?}: aarch64 sum {} vs host {sum}",
-                f[1]
-            );
-        }
+        check_samples_against_host(&text, &bytes, 9, None, 3, &format!("{ty:?} aarch64"));
         // A colour image came out as PPM of the right size.
         let ppm = std::fs::read(dir.join("sample-0.ppm")).unwrap();
         assert!(ppm.starts_with(b"P6\n4 4\n255\n") && ppm.len() == 11 + 48);

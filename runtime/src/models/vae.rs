@@ -53,6 +53,31 @@ fn check_label(k: usize, label: Option<u32>) -> Result<(), Error> {
     }
 }
 
+/// Runs `[v, onehot(label)]` through `hidden`, each layer followed by
+/// `act`, ping-ponging between the two halves of `scratch` (each as wide as
+/// the widest of them); returns the last layer's output.
+fn run_hidden<'s, M: crate::math::Math>(
+    hidden: &[Dense<'_>],
+    act: edgegen_format::arch::Activation,
+    scratch: &'s mut [f32],
+    v: &[f32],
+    k: usize,
+    label: Option<u32>,
+) -> &'s [f32] {
+    let half = scratch.len() / 2;
+    let (mut a, mut b) = scratch.split_at_mut(half);
+    with_onehot(a, v, k, label);
+    let mut n = v.len() + k;
+    for l in hidden {
+        l.forward(&mut b[..l.w.rows], &a[..l.w.cols]);
+        layers::activate_with::<M>(act, &mut b[..l.w.rows]);
+        core::mem::swap(&mut a, &mut b);
+        n = l.w.rows;
+    }
+    let a: &'s [f32] = a;
+    &a[..n]
+}
+
 /// Writes `[v, onehot(label)]` into the start of `buf`.
 fn with_onehot(buf: &mut [f32], v: &[f32], k: usize, label: Option<u32>) {
     buf[..v.len()].copy_from_slice(v);
@@ -187,19 +212,22 @@ impl<'a> VaeDecoder<'a> {
         check_len(d, out.len())?;
         check_scratch(need, scratch.len())?;
         check_label(k, label)?;
-        let (mut a, mut b) = scratch[..need].split_at_mut(need / 2);
-        with_onehot(a, z, k, label);
-        let last = self.layers.len() - 1;
-        for (i, l) in self.layers.iter().enumerate() {
-            let x = &a[..l.w.cols];
-            if i == last {
-                l.forward(out, x);
-            } else {
-                l.forward(&mut b[..l.w.rows], x);
-                layers::activate_with::<M>(self.hp.activation, &mut b[..l.w.rows]);
-                core::mem::swap(&mut a, &mut b);
-            }
-        }
+        // from_gguf keeps n_hidden + 1 >= 2 layers; no panic path either way.
+        let Some((last, hidden)) = self.layers.split_last() else {
+            return Err(Error::BadValue {
+                key: vae::HIDDEN_DIMS,
+                expected: "1 to 4 non-zero widths",
+            });
+        };
+        let h = run_hidden::<M>(
+            hidden,
+            self.hp.activation,
+            &mut scratch[..need],
+            z,
+            k,
+            label,
+        );
+        last.forward(out, h);
         match self.hp.likelihood {
             Likelihood::Bernoulli => M::sigmoid_slice(out),
             Likelihood::Gaussian => out.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0)),
@@ -369,14 +397,14 @@ impl<'a> VaeEncoder<'a> {
         check_len(zd, logvar.len())?;
         check_scratch(need, scratch.len())?;
         check_label(k, label)?;
-        let (mut a, mut b) = scratch[..need].split_at_mut(need / 2);
-        with_onehot(a, x, k, label);
-        for l in &self.layers {
-            l.forward(&mut b[..l.w.rows], &a[..l.w.cols]);
-            layers::activate_with::<M>(self.hp.activation, &mut b[..l.w.rows]);
-            core::mem::swap(&mut a, &mut b);
-        }
-        let h = &a[..self.mu.w.cols];
+        let h = run_hidden::<M>(
+            &self.layers,
+            self.hp.activation,
+            &mut scratch[..need],
+            x,
+            k,
+            label,
+        );
         self.mu.forward(mu, h);
         self.logvar.forward(logvar, h);
         Ok(())
