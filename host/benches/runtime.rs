@@ -77,7 +77,7 @@ fn main() {
             r[1].first_over_this,
             r[2].first_over_this,
             bound,
-            1.0 / r[3].first_over_this
+            r[3].first_over_this
         );
     }
 }

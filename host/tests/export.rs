@@ -310,6 +310,12 @@ fn bench_reports_every_engine_and_refuses_bad_input() {
         (Some(20), Some(3))
     );
     assert!(v["read_floor_us"].as_f64().unwrap() > 0.0);
+    // The ratio is the runtime's time over the floor's, not the inverse:
+    // a median of ratios, so only roughly the ratio of the medians.
+    let ratio_of_medians =
+        v["engines"][0]["us"].as_f64().unwrap() / v["read_floor_us"].as_f64().unwrap();
+    let r = v["runtime_over_floor"].as_f64().unwrap() / ratio_of_medians;
+    assert!((1.0 / 3.0..3.0).contains(&r), "{out}");
     let text = ok(&["bench", s(&g), "--calls", "5", "--rounds", "1"]);
     assert!(
         text.contains("edgegen-runtime") && text.contains("read floor"),

@@ -151,7 +151,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         threads: 1,
         calls: a.calls,
         rounds: a.rounds,
-        runtime_over_floor: 1.0 / floor.first_over_this,
+        runtime_over_floor: floor.first_over_this,
         engines: names
             .into_iter()
             .zip(timings)
