@@ -43,6 +43,14 @@ impl Vector<'_> {
         }
     }
 
+    /// Bytes of storage.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Vector::F32(v) => v.bytes().len(),
+            Vector::F16(v) => v.bytes().len(),
+        }
+    }
+
     /// Element count.
     pub fn len(&self) -> usize {
         match self {
@@ -127,6 +135,16 @@ pub fn load_vector<'a>(g: &Gguf<'a>, name: &'static str, n: usize) -> Result<Vec
 }
 
 impl Dense<'_> {
+    /// Bytes of weight and bias storage.
+    pub fn bytes(&self) -> usize {
+        self.w.bytes() + self.b.bytes()
+    }
+
+    /// Multiply-adds per input.
+    pub fn macs(&self) -> usize {
+        self.w.rows * self.w.cols
+    }
+
     /// `out = W x + b` for one input; `x.len() == w.cols`, `out.len() == w.rows`.
     #[inline]
     pub fn forward(&self, out: &mut [f32], x: &[f32]) {

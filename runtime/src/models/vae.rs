@@ -171,15 +171,12 @@ impl<'a> VaeDecoder<'a> {
 
     /// Bytes of weights and biases.
     pub fn weight_bytes(&self) -> usize {
-        self.layers
-            .iter()
-            .map(|l| l.w.bytes() + 4 * l.b.len())
-            .sum()
+        self.layers.iter().map(Dense::bytes).sum()
     }
 
     /// Multiply-adds per decoded image.
     pub fn macs(&self) -> usize {
-        self.layers.iter().map(|l| l.w.rows * l.w.cols).sum()
+        self.layers.iter().map(Dense::macs).sum()
     }
 
     /// Decodes one latent `z` (Z values) into `out` (D pixels in [0, 1]).
@@ -356,12 +353,12 @@ impl<'a> VaeEncoder<'a> {
 
     /// Bytes of weights and biases.
     pub fn weight_bytes(&self) -> usize {
-        self.layers().map(|l| l.w.bytes() + 4 * l.b.len()).sum()
+        self.layers().map(Dense::bytes).sum()
     }
 
     /// Multiply-adds per encoded image.
     pub fn macs(&self) -> usize {
-        self.layers().map(|l| l.w.rows * l.w.cols).sum()
+        self.layers().map(Dense::macs).sum()
     }
 
     /// Encodes one image `x` (D values in [0, 1]) into the mean and log
