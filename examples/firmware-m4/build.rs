@@ -9,15 +9,15 @@ use edgegen_format::{GgmlType, Gguf, GgufWriter, arch};
 use std::path::PathBuf;
 
 fn default_model() -> Vec<u8> {
-    let hp = arch::vae::Hparams {
-        image_shape: [1, 8, 8],
-        latent_dim: 4,
-        hidden: [48, 0, 0, 0],
-        n_hidden: 1,
-        n_classes: 0,
-        likelihood: arch::vae::Likelihood::Bernoulli,
-        activation: arch::Activation::Relu,
-    };
+    let hp = arch::vae::Hparams::new(
+        [1, 8, 8],
+        4,
+        &[48],
+        0,
+        arch::vae::Likelihood::Bernoulli,
+        arch::Activation::Relu,
+    )
+    .unwrap();
     let mut w = GgufWriter::new();
     hp.write(&mut w).unwrap();
     let mut s = 1u32;

@@ -269,6 +269,40 @@ pub mod vae {
     }
 
     impl Hparams {
+        /// Hyperparameters with `hidden` widths in encoder order; `None`
+        /// unless there are 1 to [`MAX_HIDDEN`] of them. Spares writers the
+        /// fixed-size array and its count.
+        ///
+        /// ```
+        /// use edgegen_format::arch::{Activation, vae::{Hparams, Likelihood}};
+        /// let hp = Hparams::new([1, 28, 28], 20, &[400], 0, Likelihood::Bernoulli, Activation::Relu)
+        ///     .unwrap();
+        /// assert_eq!((hp.hidden(), hp.decoder_layer(1)), (&[400][..], (400, 784)));
+        /// ```
+        pub fn new(
+            image_shape: [u32; 3],
+            latent_dim: u32,
+            hidden: &[u32],
+            n_classes: u32,
+            likelihood: Likelihood,
+            activation: Activation,
+        ) -> Option<Self> {
+            if hidden.is_empty() || hidden.len() > MAX_HIDDEN {
+                return None;
+            }
+            let mut h = [0u32; MAX_HIDDEN];
+            h[..hidden.len()].copy_from_slice(hidden);
+            Some(Self {
+                image_shape,
+                latent_dim,
+                hidden: h,
+                n_hidden: hidden.len(),
+                n_classes,
+                likelihood,
+                activation,
+            })
+        }
+
         /// `C * H * W`.
         pub const fn input_dim(&self) -> usize {
             self.image_shape[0] as usize

@@ -198,15 +198,37 @@ fn writer_refuses_bad_tensors() {
 #[test]
 fn vae_hparams_round_trip_and_are_checked() {
     use arch::vae::{Hparams, Likelihood};
-    let hp = Hparams {
-        image_shape: [1, 28, 28],
-        latent_dim: 20,
-        hidden: [400, 0, 0, 0],
-        n_hidden: 1,
-        n_classes: 10,
-        likelihood: Likelihood::Bernoulli,
-        activation: arch::Activation::Relu,
-    };
+    let hp = Hparams::new(
+        [1, 28, 28],
+        20,
+        &[400],
+        10,
+        Likelihood::Bernoulli,
+        arch::Activation::Relu,
+    )
+    .unwrap();
+    assert!(
+        Hparams::new(
+            [1, 1, 1],
+            2,
+            &[],
+            0,
+            Likelihood::Bernoulli,
+            arch::Activation::Relu
+        )
+        .is_none()
+    );
+    assert!(
+        Hparams::new(
+            [1, 1, 1],
+            2,
+            &[1; 5],
+            0,
+            Likelihood::Bernoulli,
+            arch::Activation::Relu
+        )
+        .is_none()
+    );
     let mut w = GgufWriter::new();
     hp.write(&mut w).unwrap();
     let bytes = w.to_bytes();

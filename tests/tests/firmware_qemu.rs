@@ -15,15 +15,15 @@ use std::process::Command;
 
 /// A conditional 6-40-(1x6x6) decoder with fixed pseudo-random weights.
 fn model(ty: GgmlType) -> Vec<u8> {
-    let hp = arch::vae::Hparams {
-        image_shape: [1, 6, 6],
-        latent_dim: 6,
-        hidden: [40, 0, 0, 0],
-        n_hidden: 1,
-        n_classes: 3,
-        likelihood: arch::vae::Likelihood::Bernoulli,
-        activation: arch::Activation::Tanh,
-    };
+    let hp = arch::vae::Hparams::new(
+        [1, 6, 6],
+        6,
+        &[40],
+        3,
+        arch::vae::Likelihood::Bernoulli,
+        arch::Activation::Tanh,
+    )
+    .unwrap();
     decoder_gguf(&hp, ty, 11, [0.5, 0.3], [0.05, -0.1])
 }
 

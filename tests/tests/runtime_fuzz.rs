@@ -10,15 +10,15 @@ use edgegen_runtime::models::Model;
 use edgegen_runtime::sample::Rng;
 
 fn hparams(k: u32) -> arch::vae::Hparams {
-    arch::vae::Hparams {
-        image_shape: [1, 4, 5],
-        latent_dim: 3,
-        hidden: [24, 0, 0, 0],
-        n_hidden: 1,
-        n_classes: k,
-        likelihood: arch::vae::Likelihood::Bernoulli,
-        activation: arch::Activation::Gelu,
-    }
+    arch::vae::Hparams::new(
+        [1, 4, 5],
+        3,
+        &[24],
+        k,
+        arch::vae::Likelihood::Bernoulli,
+        arch::Activation::Gelu,
+    )
+    .unwrap()
 }
 
 fn decoder(ty: GgmlType, k: u32) -> Vec<u8> {

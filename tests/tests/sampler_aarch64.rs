@@ -11,15 +11,15 @@ use std::process::Command;
 
 #[test]
 fn aarch64_sampler_matches_the_host() {
-    let hp = arch::vae::Hparams {
-        image_shape: [3, 4, 4],
-        latent_dim: 5,
-        hidden: [64, 0, 0, 0],
-        n_hidden: 1,
-        n_classes: 0,
-        likelihood: arch::vae::Likelihood::Bernoulli,
-        activation: arch::Activation::Relu,
-    };
+    let hp = arch::vae::Hparams::new(
+        [3, 4, 4],
+        5,
+        &[64],
+        0,
+        arch::vae::Likelihood::Bernoulli,
+        arch::Activation::Relu,
+    )
+    .unwrap();
     let dir = scratch_dir("sampler-aarch64");
     let target = repo_root().join("target/sampler-test");
     cargo_build(

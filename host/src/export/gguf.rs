@@ -9,18 +9,21 @@ use edgegen_format::{GgmlType, GgufWriter};
 /// The format crate's hyperparameters for a host model.
 pub fn hparams(m: &Vae) -> Result<Hparams> {
     let c = &m.cfg;
-    let mut hidden = [0u32; arch::vae::MAX_HIDDEN];
-    for (h, &w) in hidden.iter_mut().zip(&c.hidden) {
-        *h = w as u32;
-    }
-    Ok(Hparams {
-        image_shape: c.image_shape.map(|d| d as u32),
-        latent_dim: c.latent as u32,
-        hidden,
-        n_hidden: c.hidden.len(),
-        n_classes: c.n_classes as u32,
-        likelihood: c.likelihood()?,
-        activation: c.activation()?,
+    let hidden: Vec<u32> = c.hidden.iter().map(|&w| w as u32).collect();
+    Hparams::new(
+        c.image_shape.map(|d| d as u32),
+        c.latent as u32,
+        &hidden,
+        c.n_classes as u32,
+        c.likelihood()?,
+        c.activation()?,
+    )
+    .ok_or_else(|| {
+        anyhow::anyhow!(
+            "hidden: expected 1 to {} layers, found {}",
+            arch::vae::MAX_HIDDEN,
+            hidden.len()
+        )
     })
 }
 

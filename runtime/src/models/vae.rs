@@ -423,15 +423,15 @@ mod tests {
     type Tensor = (&'static str, usize, usize, Vec<f32>);
 
     fn encoder() -> (Vec<u8>, Vec<Tensor>) {
-        let hp = Hparams {
-            image_shape: [1, 2, 3],
-            latent_dim: 3,
-            hidden: [5, 4, 0, 0],
-            n_hidden: 2,
-            n_classes: 2,
-            likelihood: Likelihood::Bernoulli,
-            activation: Activation::Tanh,
-        };
+        let hp = Hparams::new(
+            [1, 2, 3],
+            3,
+            &[5, 4],
+            2,
+            Likelihood::Bernoulli,
+            Activation::Tanh,
+        )
+        .unwrap();
         let mut w = GgufWriter::new();
         hp.write(&mut w).unwrap();
         w.add(vae::PART, Part::Encoder.name()).unwrap();
