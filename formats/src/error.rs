@@ -17,6 +17,20 @@ pub enum Error {
         offset: usize,
         /// How many bytes it needs from there.
         needed: u64,
+        /// How many bytes the blob has from there.
+        available: u64,
+    },
+    /// A count read at `offset` promises more items than the rest of the
+    /// blob could hold, at `min_size` bytes each at the least.
+    CountTooLarge {
+        /// Where the items start.
+        offset: usize,
+        /// The count stored.
+        count: u64,
+        /// The smallest size one item can have.
+        min_size: u64,
+        /// How many bytes the blob has from there.
+        available: u64,
     },
     /// The first four bytes are not `GGUF`.
     BadMagic {
@@ -167,9 +181,23 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Error::*;
         match *self {
-            Truncated { offset, needed } => write!(
+            Truncated {
+                offset,
+                needed,
+                available,
+            } => write!(
                 f,
-                "truncated: the item at byte {offset} needs {needed} more bytes than the file has"
+                "truncated: the item at byte {offset} needs {needed} bytes, and the file has {available} from there"
+            ),
+            CountTooLarge {
+                offset,
+                count,
+                min_size,
+                available,
+            } => write!(
+                f,
+                "damaged count: {count} items of at least {min_size} bytes each at byte {offset}, \
+                 and the file has {available} bytes from there"
             ),
             BadMagic { found } => write!(f, "bad magic {found:02x?}: expected \"GGUF\""),
             UnsupportedVersion { found } => {

@@ -46,6 +46,7 @@ impl<'a> Cursor<'a> {
         let truncated = Error::Truncated {
             offset: self.pos,
             needed: n,
+            available: self.remaining() as u64,
         };
         if n > self.remaining() as u64 {
             return Err(truncated);
@@ -57,12 +58,13 @@ impl<'a> Cursor<'a> {
     }
 
     fn arr<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let off = self.pos;
+        let (off, available) = (self.pos, self.remaining() as u64);
         self.take(N as u64)?
             .try_into()
             .map_err(|_| Error::Truncated {
                 offset: off,
                 needed: N as u64,
+                available,
             })
     }
 
@@ -91,9 +93,11 @@ impl<'a> Cursor<'a> {
             .checked_mul(min_size)
             .is_none_or(|need| need > self.remaining() as u64)
         {
-            return Err(Error::Truncated {
+            return Err(Error::CountTooLarge {
                 offset: self.pos,
-                needed: count.saturating_mul(min_size),
+                count,
+                min_size,
+                available: self.remaining() as u64,
             });
         }
         Ok(())

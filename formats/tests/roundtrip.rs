@@ -152,7 +152,35 @@ fn header_errors_are_typed() {
     // A count of key/values no file could hold is refused before any loop.
     let mut huge = bytes.clone();
     huge[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
-    assert!(matches!(Gguf::parse(&huge), Err(Error::Truncated { .. })));
+    let e = Gguf::parse(&huge).unwrap_err();
+    assert!(
+        matches!(e, Error::CountTooLarge { count: u64::MAX, available, .. } if available == (bytes.len() - 24) as u64),
+        "{e:?}"
+    );
+    // Every byte count in the message is one the file declares or has.
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!("has {} bytes", bytes.len() - 24)),
+        "{msg}"
+    );
+    // A string whose length runs past the end says how much is there.
+    let mut cut = bytes.clone();
+    let past_end = (bytes.len() - 32 + 5) as u64;
+    cut[24..32].copy_from_slice(&past_end.to_le_bytes());
+    let e = Gguf::parse(&cut).unwrap_err();
+    if let Error::Truncated {
+        needed,
+        available,
+        offset,
+    } = e
+    {
+        assert!(
+            (offset, needed, available) == (32, past_end, past_end - 5),
+            "{e:?}"
+        );
+    } else {
+        panic!("expected Truncated, found {e:?}");
+    }
 }
 
 #[test]

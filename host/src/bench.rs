@@ -41,11 +41,26 @@ pub struct Timing {
 /// Runs the engines in turn for `rounds` rounds of `calls` calls each,
 /// after a warm-up of a quarter round.
 pub fn interleaved(engines: &mut [&mut dyn FnMut()], calls: usize, rounds: usize) -> Vec<Timing> {
+    interleaved_with(engines, calls, rounds, &mut |_| {})
+}
+
+/// [`interleaved`], calling `done(rounds_finished)` after each round, for a
+/// progress bar.
+pub fn interleaved_with(
+    engines: &mut [&mut dyn FnMut()],
+    calls: usize,
+    rounds: usize,
+    done: &mut dyn FnMut(usize),
+) -> Vec<Timing> {
     for f in engines.iter_mut() {
         mean_us(*f, calls.div_ceil(4));
     }
     let times: Vec<Vec<f64>> = (0..rounds.max(1))
-        .map(|_| engines.iter_mut().map(|f| mean_us(*f, calls)).collect())
+        .map(|r| {
+            let t = engines.iter_mut().map(|f| mean_us(*f, calls)).collect();
+            done(r + 1);
+            t
+        })
         .collect();
     (0..engines.len())
         .map(|e| Timing {

@@ -13,6 +13,7 @@ pub mod fsx;
 pub mod models;
 pub mod nn;
 pub mod plot;
+pub mod provenance;
 pub mod rng;
 pub mod train;
 pub mod validate;

@@ -104,11 +104,12 @@ fn previews_are_real_pngs() {
         "-o",
         grid.to_str().unwrap(),
         "-n",
-        "16",
+        "20",
     ]);
     let img = image::open(&grid).unwrap();
-    // 8 columns x 2 rows of 28x28 digits drawn at 4x with 1-pixel gaps.
-    assert_eq!((img.width(), img.height()), (8 * 113 + 1, 2 * 113 + 1));
+    // Two digits of each of the 10 classes, a row each, drawn at 4x with
+    // 1-pixel gaps.
+    assert_eq!((img.width(), img.height()), (2 * 113 + 1, 10 * 113 + 1));
     // The first MNIST digit has ink: some bright pixels in the first cell.
     let rgb = img.to_rgb8();
     assert!((1..113).any(|x| (1..113).any(|y| rgb.get_pixel(x, y).0[0] > 200)));
@@ -222,4 +223,79 @@ fn demo_runs_every_stage() {
     ] {
         assert!(d.join(f).is_file(), "{f} is missing");
     }
+}
+
+#[test]
+fn speakers_are_reported_only_for_names_that_follow_fsdd() {
+    let d = tmp("wav-names");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let write = |name: &str| {
+        let mut w = hound::WavWriter::create(d.join(name), spec).unwrap();
+        (0..800).for_each(|i| w.write_sample((i % 50) as i16 * 100).unwrap());
+        w.finalize().unwrap();
+    };
+    for name in ["3_anna_0.wav", "4_bob_12.wav"] {
+        write(name);
+    }
+    let j = json(&["data", "info", d.to_str().unwrap(), "--json"]);
+    assert_eq!(j["speakers"], serde_json::json!(["anna", "bob"]));
+    // Names that merely hold underscores are not a speaker convention.
+    for name in ["prompt_help.wav", "audio_filename_mode.wav", "p_x_take.wav"] {
+        write(name);
+    }
+    let j = json(&["data", "info", d.to_str().unwrap(), "--json"]);
+    assert_eq!(j["speakers"], serde_json::json!([]), "{j}");
+    let text = ok(&["data", "info", d.to_str().unwrap()]);
+    assert!(!text.contains("speakers"), "{text}");
+}
+
+#[test]
+fn an_image_folder_with_train_but_no_test_is_split_and_says_so() {
+    let d = tmp("trainonly");
+    for class in ["cat", "dog"] {
+        let c = d.join("train").join(class);
+        std::fs::create_dir_all(&c).unwrap();
+        for i in 0..10 {
+            image::RgbImage::from_pixel(8, 8, image::Rgb([i * 20, 0, 0]))
+                .save(c.join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    // One grey image among the RGB ones is converted, and counted.
+    image::GrayImage::new(8, 8)
+        .save(d.join("train/cat/grey.png"))
+        .unwrap();
+    let o = edgegen(&["data", "info", d.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("test split is cut from train/"), "{err}");
+    assert!(
+        err.contains("converted 1 of 21 images to 3 channels"),
+        "{err}"
+    );
+    let run_dir = d.join("run");
+    ok(&[
+        "train",
+        "vae",
+        "--data",
+        d.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--hidden",
+        "8",
+        "--image-size",
+        "4x4",
+        "-o",
+        run_dir.to_str().unwrap(),
+    ]);
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["model"]["image_shape"], serde_json::json!([3, 4, 4]));
+    assert_eq!(cfg["train"]["image_size"], serde_json::json!([4, 4]));
 }

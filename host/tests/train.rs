@@ -202,6 +202,82 @@ fn conditional_runs_sample_one_row_per_class_and_latent_tools_draw() {
     ]);
     assert!(image::open(maps.join("latent_grid.png")).is_ok());
     assert!(image::open(maps.join("latent_scatter.png")).is_ok());
+
+    // Every picture carries its provenance: the checkpoint it was drawn
+    // from (by sha256), the seed and labels for generated pixels, the
+    // command for plots.
+    let sha = |f: &str| -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(std::fs::read(run.join(f)).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let tag = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&edgegen(&["provenance", p.to_str().unwrap()])).unwrap()
+    };
+    let t = tag(&run.join("samples.png"));
+    assert_eq!(t["kind"], "samples");
+    assert_eq!(t["model_sha256"], sha("checkpoint.safetensors"));
+    assert_eq!(t["model_file"], "checkpoint.safetensors (epoch 1)");
+    assert!(t["seed"].is_u64());
+    assert_eq!(
+        t["row_labels"],
+        serde_json::json!([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    );
+    let t = tag(&run.join("recon.png"));
+    assert_eq!(
+        (t["kind"].as_str(), t["model_sha256"].as_str()),
+        (
+            Some("reconstructions"),
+            Some(sha("checkpoint.safetensors").as_str())
+        )
+    );
+    let t = tag(&run.join("loss.png"));
+    assert_eq!(t["kind"], "plot");
+    assert!(
+        t["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("edgegen train vae"),
+        "{t}"
+    );
+    let t = tag(&strip);
+    assert_eq!(t["model_sha256"], sha("best.safetensors"));
+    assert_eq!(
+        t["label"], 7,
+        "the start image's class (test image 0 is a 7)"
+    );
+    assert!(t["seed"].is_null(), "from test images, no noise: {t}");
+    let t = tag(&maps.join("latent_grid.png"));
+    assert_eq!(
+        (t["kind"].as_str(), t["label"].as_u64()),
+        (Some("samples"), Some(0))
+    );
+    let t = tag(&maps.join("latent_scatter.png"));
+    assert_eq!(t["kind"], "plot");
+    assert_eq!(t["model_sha256"], sha("best.safetensors"));
+    assert!(
+        t["command"].as_str().unwrap().contains("map --grid 5"),
+        "{t}"
+    );
+    let preview = run.join("preview.png");
+    edgegen(&[
+        "data",
+        "preview",
+        "builtin:mnist-sample",
+        "-o",
+        preview.to_str().unwrap(),
+    ]);
+    let t = tag(&preview);
+    assert_eq!(
+        (t["kind"].as_str(), t["n"].as_u64()),
+        (Some("preview"), Some(60))
+    );
+    // A file without a tag says so plainly.
+    let o = common::run(&["provenance", run.join("config.json").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("carries no edgegen provenance tag"));
 }
 
 #[test]

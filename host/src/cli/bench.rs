@@ -2,13 +2,16 @@
 //! runtime and, given the ONNX export, through ONNX Runtime and tract, side
 //! by side in one run; with the time it takes just to read the weights.
 
-use crate::bench::{ReadFloor, Timing, interleaved};
+use crate::bench::{ReadFloor, Timing, interleaved_with};
+use crate::validate::signature;
 use crate::validate::{ort::OrtModel, tract::TractModel};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
+use edgegen_format::Gguf;
 use edgegen_runtime::kernels;
 use edgegen_runtime::models::Model;
 use edgegen_runtime::sample::Rng;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -51,6 +54,8 @@ struct Report {
     calls: usize,
     rounds: usize,
     engines: Vec<EngineRow>,
+    /// Engines that could not run, and why.
+    skipped: Vec<String>,
     read_floor_us: f64,
     runtime_over_floor: f64,
 }
@@ -97,51 +102,77 @@ pub fn run(a: BenchArgs) -> Result<()> {
         .expect("sizes checked above")
     };
     let mut names = vec!["edgegen-runtime".to_string()];
+    let mut skipped: Vec<String> = vec![];
     // The read floor runs in the same rounds as the engines, as the last.
     let floor = ReadFloor::new(weight_bytes);
+    let bar = if a.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(a.rounds as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("timing: round {pos}/{len} [{bar:30}] {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut progress = |r: usize| bar.set_position(r as u64);
     let mut timings = match &a.onnx {
-        None => interleaved(&mut [&mut runtime, &mut || floor.read()], a.calls, a.rounds),
+        None => interleaved_with(
+            &mut [&mut runtime, &mut || floor.read()],
+            a.calls,
+            a.rounds,
+            &mut progress,
+        ),
         Some(p) => {
             let onnx = std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
+            // The two files must be the same network, or the times compare
+            // different work: checked before any engine runs.
+            let g = Gguf::parse(&bytes).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
+            signature::check(&onnx, &g)
+                .map_err(|e| anyhow!("{} and {}: {e:#}", p.display(), a.model.display()))?;
             let labels: Vec<i64> = label.map(i64::from).into_iter().collect();
             let width = input.len();
-            let mut ort = OrtModel::new(&onnx).map_err(|e| anyhow!("{}: {e:#}", p.display()))?;
             let data = &input;
-            let mut ort_run = || {
-                if encoder {
-                    ort.encode(data, width, &labels)
-                } else {
-                    ort.decode(data, width, &labels)
+            // Without ONNX Runtime's library the other engines still run.
+            let mut ort = match OrtModel::new(&onnx) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    skipped.push(format!("onnxruntime ({e:#})"));
+                    None
                 }
             };
-            // The two files must be the same network, or the times compare
-            // different work.
-            let kind = if encoder { "encoder" } else { "decoder" };
-            let x = ort_run().map_err(|e| anyhow!("{} as the {kind}: {e:#}", p.display()))?;
-            if x.len() != out_len {
-                bail!(
-                    "{} and {}: outputs of {} and {out_len} values: not the same model",
-                    p.display(),
-                    a.model.display(),
-                    x.len(),
-                );
+            let have_ort = ort.is_some();
+            let ort_call = |o: &mut OrtModel| {
+                if encoder {
+                    o.encode(data, width, &labels)
+                } else {
+                    o.decode(data, width, &labels)
+                }
+            };
+            if let Some(o) = ort.as_mut() {
+                ort_call(o).map_err(|e| anyhow!("{}: {e:#}", p.display()))?;
             }
             let tract = TractModel::new(&onnx, 1, width, label.is_some())
                 .map_err(|e| anyhow!("{}: {e:#}", p.display()))?;
-            names.push("onnxruntime".into());
+            let mut ort_engine = || {
+                if let Some(o) = ort.as_mut() {
+                    drop(black_box(ort_call(o).expect("ran once")));
+                }
+            };
+            let mut tract_engine = || drop(black_box(tract.run(data, &labels).expect("planned")));
+            let mut floor_engine = || floor.read();
+            let mut engines: Vec<&mut dyn FnMut()> = vec![&mut runtime];
+            if have_ort {
+                names.push("onnxruntime".into());
+                engines.push(&mut ort_engine);
+            }
             names.push("tract".into());
-            interleaved(
-                &mut [
-                    &mut runtime,
-                    &mut || drop(black_box(ort_run().expect("ran once"))),
-                    &mut || drop(black_box(tract.run(data, &labels).expect("planned"))),
-                    &mut || floor.read(),
-                ],
-                a.calls,
-                a.rounds,
-            )
+            engines.push(&mut tract_engine);
+            engines.push(&mut floor_engine);
+            interleaved_with(&mut engines, a.calls, a.rounds, &mut progress)
         }
     };
+    bar.finish_and_clear();
     let floor = timings.pop().expect("the floor ran last");
     let r = Report {
         model: a.model.display().to_string(),
@@ -162,6 +193,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             })
             .collect(),
         read_floor_us: floor.us,
+        skipped,
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -185,5 +217,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "{:<16} {:>10.2} {:>15.2}x   (reading the weights once, from cache)",
         "read floor", r.read_floor_us, r.runtime_over_floor
     );
+    for s in &r.skipped {
+        println!("skipped: {s}");
+    }
     Ok(())
 }

@@ -19,7 +19,7 @@ pub struct DemoArgs {
     /// Dataset path (default: `EDGEGEN_DATA`, else the built-in MNIST sample).
     #[arg(long)]
     data: Option<String>,
-    /// Where to write outputs.
+    /// Where to write outputs; a second demo replaces the first one's.
     #[arg(short, long, default_value = "out/demo")]
     output: PathBuf,
     /// Seed for splits and training.
@@ -34,6 +34,16 @@ pub struct DemoArgs {
 }
 
 pub fn run(a: DemoArgs) -> Result<()> {
+    // Said up front, not after the training: validation needs ONNX Runtime.
+    let ort = validate::ort::find_library().map_err(|e| {
+        anyhow::anyhow!(
+            "the demo validates every export against ONNX Runtime, and cannot find it: {e:#}"
+        )
+    })?;
+    println!(
+        "== needs: ONNX Runtime ({}); tract and the runtime are built in",
+        ort.display()
+    );
     let path = data::resolve(a.data.as_deref());
     println!("== data: {path}");
     let d = data::load(&path)?;
@@ -49,7 +59,12 @@ pub fn run(a: DemoArgs) -> Result<()> {
         s.test.len(),
         a.seed
     );
-    super::data::preview(&path, Some(a.output.join("data.png")), Some(64))?;
+    super::data::preview(
+        &path,
+        Some(a.output.join("data.png")),
+        Some(64),
+        &Default::default(),
+    )?;
 
     let run_dir = a.output.join("vae");
     println!(
@@ -67,6 +82,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
         cfg.clone(),
         &RunOptions {
             out: run_dir.clone(),
+            // The demo's folder is its own: a second demo replaces the
+            // first demo's run (once its own first checkpoint exists).
+            force: true,
             ..Default::default()
         },
     )?;

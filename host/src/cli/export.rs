@@ -89,8 +89,12 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
         std::fs::read(p).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", p.display()))
     };
     let (onnx, gguf) = (read(&a.onnx)?, read(&a.gguf)?);
-    if a.n == 0 {
-        bail!("--n: expected at least 1 input");
+    const MAX_N: usize = 1_000_000;
+    if a.n == 0 || a.n > MAX_N {
+        bail!(
+            "--n: expected at most {MAX_N} inputs and at least 1, found {}",
+            a.n
+        );
     }
     let r = validate::validate(&onnx, &gguf, a.n, a.seed).map_err(|e| {
         anyhow::anyhow!(

@@ -4,6 +4,7 @@
 use crate::models::vae::{Vae, VaeActs};
 use crate::nn::gemm::Threads;
 use crate::plot;
+use crate::provenance::{Provenance, Source};
 use crate::rng::Rng;
 use crate::train::checkpoint;
 use crate::train::config::TrainConfig;
@@ -91,16 +92,16 @@ pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
     a.iter().zip(b).map(|(x, y)| sa * x + sb * y).collect()
 }
 
-fn load(run: &Path) -> Result<(Vae, Vec<f32>, TrainConfig)> {
+fn load(run: &Path) -> Result<(Vae, Vec<f32>, TrainConfig, Source)> {
     let path = run.join(files::BEST);
-    let (m, ck) = checkpoint::load(&path)?;
+    let (m, ck, source) = checkpoint::load_with_source(&path)?;
     let cfg = serde_json::from_str(&ck.train_json).with_context(|| {
         format!(
             "{}: metadata field \"train\" is not a training config",
             path.display()
         )
     })?;
-    Ok((m, ck.state.params, cfg))
+    Ok((m, ck.state.params, cfg, source))
 }
 
 fn encode_mu(m: &Vae, p: &[f32], x: &[f32], labels: &[u32], th: Threads) -> Vec<f32> {
@@ -121,7 +122,7 @@ fn encode_mu(m: &Vae, p: &[f32], x: &[f32], labels: &[u32], th: Threads) -> Vec<
 }
 
 pub fn run(a: LatentArgs) -> Result<()> {
-    let (m, p, cfg) = load(&a.run)?;
+    let (m, p, cfg, source) = load(&a.run)?;
     let th = Threads(run::init_threads(0));
     let z = m.cfg.latent;
     let shape = m.cfg.image_shape;
@@ -139,7 +140,7 @@ pub fn run(a: LatentArgs) -> Result<()> {
             if steps < 2 {
                 bail!("--steps: expected at least 2, found {steps}");
             }
-            let (za, zb, lab) = match (from_image, to_image) {
+            let (za, zb, lab, seeds) = match (from_image, to_image) {
                 (Some(i), Some(j)) => {
                     let data = run::load_data(&cfg)?;
                     let n = data.test.len();
@@ -153,14 +154,24 @@ pub fn run(a: LatentArgs) -> Result<()> {
                     x.extend_from_slice(&data.test.x[j * d..(j + 1) * d]);
                     let labs = [data.test.labels[i], data.test.labels[j]];
                     let mu = encode_mu(&m, &p, &x, &labs, th);
-                    (mu[..z].to_vec(), mu[z..].to_vec(), label.unwrap_or(labs[0]))
+                    (
+                        mu[..z].to_vec(),
+                        mu[z..].to_vec(),
+                        label.unwrap_or(labs[0]),
+                        None,
+                    )
                 }
                 _ => {
                     let draw = |s: u64| {
                         let mut r = Rng::new(s);
                         (0..z).map(|_| r.normal()).collect::<Vec<f32>>()
                     };
-                    (draw(from_seed), draw(to_seed), label.unwrap_or(0))
+                    (
+                        draw(from_seed),
+                        draw(to_seed),
+                        label.unwrap_or(0),
+                        Some(from_seed),
+                    )
                 }
             };
             let mut zs = vec![];
@@ -172,7 +183,16 @@ pub fn run(a: LatentArgs) -> Result<()> {
             let labels = vec![lab; 2 * steps];
             let imgs = run::decode_images(&m, &p, &zs, &labels, th);
             let refs: Vec<&[u8]> = imgs.iter().map(|v| v.as_slice()).collect();
-            plot::save_png(&plot::grid::image_grid(&refs, shape, steps, scale), &output)?;
+            // From test images there is no noise; from seeds, the tag keeps
+            // the first (the command line in the tag holds both).
+            let mut tag = Provenance::samples(&source, seeds.unwrap_or(0), 2 * steps)
+                .with_label((m.cfg.n_classes > 0).then_some(lab));
+            tag.seed = seeds;
+            plot::save_png(
+                &plot::grid::image_grid(&refs, shape, steps, scale),
+                &output,
+                &tag,
+            )?;
             println!(
                 "wrote {} (top: linear, bottom: spherical, {steps} steps)",
                 output.display()
@@ -203,7 +223,15 @@ pub fn run(a: LatentArgs) -> Result<()> {
             let imgs = run::decode_images(&m, &p, &zs, &vec![label; grid * grid], th);
             let refs: Vec<&[u8]> = imgs.iter().map(|v| v.as_slice()).collect();
             let grid_png = output.join("latent_grid.png");
-            plot::save_png(&plot::grid::image_grid(&refs, shape, grid, 1), &grid_png)?;
+            let tag = Provenance::samples(&source, 0, grid * grid)
+                .with_label((m.cfg.n_classes > 0).then_some(label));
+            // A grid over the latent plane draws no noise.
+            let tag = Provenance { seed: None, ..tag };
+            plot::save_png(
+                &plot::grid::image_grid(&refs, shape, grid, 1),
+                &grid_png,
+                &tag,
+            )?;
             let data = run::load_data(&cfg)?;
             let mu = encode_mu(&m, &p, &data.test.x, &data.test.labels, th);
             let points: Vec<(f32, f32, u32)> = mu
@@ -217,6 +245,11 @@ pub fn run(a: LatentArgs) -> Result<()> {
                 &points,
                 &data.classes,
                 &scatter,
+                &Provenance {
+                    model_file: Some(source.file.clone()),
+                    model_sha256: Some(source.sha256.clone()),
+                    ..Provenance::plot()
+                },
             )?;
             println!("wrote {} and {}", grid_png.display(), scatter.display());
         }

@@ -2,26 +2,28 @@
 //! inspect` and `edgegen provenance`.
 
 use crate::plot;
+use crate::provenance::{Provenance, Source};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use edgegen_format::{Gguf, Value, arch};
 use edgegen_runtime::models::Model;
 use edgegen_runtime::sample::Rng;
 use serde::Serialize;
-use sha2::Digest;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct SampleArgs {
     /// A GGUF model file.
     model: PathBuf,
-    /// How many samples.
+    /// How many samples (rounded up to whole rows when a conditional
+    /// model draws one row per class).
     #[arg(long, default_value_t = 64)]
     n: usize,
     /// Seed of the latent noise (the runtime's documented generator).
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Class label, for a conditional model.
+    /// Class label, for a conditional model; without it, the grid has one
+    /// row per class.
     #[arg(long)]
     label: Option<u32>,
     /// The PNG grid to write.
@@ -29,32 +31,8 @@ pub struct SampleArgs {
     output: PathBuf,
 }
 
-fn sha256_hex(b: &[u8]) -> String {
-    sha2::Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
-}
-
-/// The provenance tag written into every generated file.
-#[derive(Debug, Serialize, serde::Deserialize)]
-pub struct Provenance {
-    /// Always "edgegen".
-    pub generator: String,
-    /// edgegen's version.
-    pub version: String,
-    /// sha256 of the model file.
-    pub model_sha256: String,
-    /// Seed of the noise.
-    pub seed: u64,
-    /// Class label, if any.
-    pub label: Option<u32>,
-    /// Items in the file.
-    pub n: usize,
-}
-
-/// The PNG text keyword of the tag.
-pub const PNG_KEYWORD: &str = "edgegen-provenance";
+/// The largest grid `sample` draws: beyond it the PNG is too large to view.
+const MAX_SAMPLES: usize = 10_000;
 
 pub fn sample(a: SampleArgs) -> Result<()> {
     sample_to(&a.model, a.n, a.seed, a.label, &a.output)
@@ -91,22 +69,39 @@ pub fn sample_to(
         ),
     };
     let k = dec.hp.n_classes;
-    let label = match (k, a.label) {
-        (0, Some(_)) => bail!("--label: this model is unconditional"),
-        (0, None) => None,
-        (_, Some(l)) if l >= k => bail!("--label: expected 0 to {}, found {l}", k - 1),
-        (_, l) => Some(l.unwrap_or(0)),
-    };
     if a.n == 0 {
         bail!("--n: expected at least 1 sample");
     }
+    if a.n > MAX_SAMPLES {
+        bail!(
+            "--n: expected at most {MAX_SAMPLES} samples in one grid, found {}",
+            a.n
+        );
+    }
+    // A conditional model without --label draws one row per class, as a
+    // run's samples.png does; rows of n/k samples, rounded up.
+    let (labels, cols): (Vec<Option<u32>>, usize) = match (k, a.label) {
+        (0, Some(_)) => bail!("--label: this model is unconditional"),
+        (0, None) => (vec![None; a.n], (a.n as f64).sqrt().ceil() as usize),
+        (_, Some(l)) if l >= k => bail!("--label: expected 0 to {}, found {l}", k - 1),
+        (_, Some(l)) => (vec![Some(l); a.n], (a.n as f64).sqrt().ceil() as usize),
+        (_, None) => {
+            let per = a.n.div_ceil(k as usize);
+            (
+                (0..k)
+                    .flat_map(|c| std::iter::repeat_n(Some(c), per))
+                    .collect(),
+                per,
+            )
+        }
+    };
     let d = dec.output_len();
     let mut scratch = vec![0f32; dec.scratch_len()];
     let mut z = vec![0f32; dec.latent_dim()];
     let mut px = vec![0f32; d];
     let mut rng = Rng::new(a.seed);
-    let mut imgs = Vec::with_capacity(a.n);
-    for _ in 0..a.n {
+    let mut imgs = Vec::with_capacity(labels.len());
+    for &label in &labels {
         dec.sample(&mut rng, label, &mut z, &mut scratch, &mut px)
             .map_err(|e| anyhow!("runtime: {e}"))?;
         imgs.push(
@@ -117,30 +112,26 @@ pub fn sample_to(
     }
     let shape = dec.hp.image_shape.map(|v| v as usize);
     let refs: Vec<&[u8]> = imgs.iter().map(|v| v.as_slice()).collect();
-    let cols = (a.n as f64).sqrt().ceil() as usize;
     let grid = plot::grid::image_grid(&refs, shape, cols, (56 / shape[1].max(1)).clamp(1, 4));
-    let tag = Provenance {
-        generator: "edgegen".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        model_sha256: sha256_hex(&bytes),
-        seed: a.seed,
-        label,
-        n: a.n,
+    let source = Source::file(&a.model, &bytes);
+    let mut tag = Provenance::samples(&source, a.seed, imgs.len());
+    tag = match (k, a.label) {
+        (0, _) => tag,
+        (_, Some(l)) => tag.with_label(Some(l)),
+        (_, None) => tag.with_row_labels((0..k).collect()),
     };
-    plot::save_png_tagged(
-        &grid,
-        &a.output,
-        &[
-            (PNG_KEYWORD, &serde_json::to_string(&tag)?),
-            ("Software", "edgegen"),
-        ],
-    )?;
+    plot::save_png(&grid, &a.output, &tag)?;
     println!(
-        "wrote {} ({} samples, seed {}, model sha256 {})",
+        "wrote {} ({} samples{}, seed {}, model sha256 {})",
         a.output.display(),
-        a.n,
+        imgs.len(),
+        if k > 0 && a.label.is_none() {
+            format!(", one row of {cols} per class")
+        } else {
+            String::new()
+        },
         a.seed,
-        &tag.model_sha256[..16]
+        &source.sha256[..16]
     );
     Ok(())
 }
@@ -152,21 +143,7 @@ pub struct ProvenanceArgs {
 }
 
 pub fn provenance(a: ProvenanceArgs) -> Result<()> {
-    let bytes =
-        std::fs::read(&a.file).with_context(|| format!("{}: cannot read", a.file.display()))?;
-    let texts = plot::png_text(&bytes)
-        .with_context(|| format!("{}: not a readable PNG", a.file.display()))?;
-    let tag = texts
-        .iter()
-        .find(|(k, _)| k == PNG_KEYWORD)
-        .ok_or_else(|| {
-            anyhow!(
-                "{}: no edgegen provenance tag (not generated by edgegen, or stripped)",
-                a.file.display()
-            )
-        })?;
-    let p: Provenance = serde_json::from_str(&tag.1)
-        .with_context(|| format!("{}: provenance tag is not valid", a.file.display()))?;
+    let p = Provenance::read(&a.file)?;
     println!("{}", serde_json::to_string_pretty(&p)?);
     Ok(())
 }
@@ -224,7 +201,14 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     let bytes =
         std::fs::read(&a.model).with_context(|| format!("{}: cannot read", a.model.display()))?;
     let g = Gguf::parse(&bytes).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
-    let crc_ok = arch::check(&g).is_ok();
+    let crc = arch::check(&g);
+    let crc_ok = crc.is_ok();
+    // A CRC that does not match means damaged data; a GGUF that is not
+    // edgegen's (no CRC key) is shown as it is.
+    let crc = match crc {
+        Err(e @ edgegen_format::Error::CrcMismatch { .. }) => Err(e),
+        _ => Ok(()),
+    };
     let metadata = g
         .metadata()
         .map(|(k, v)| (k.to_string(), to_json(&v)))
@@ -257,9 +241,16 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         flops_per_sample: flops,
         crc_ok,
     };
+    // What can be read is shown either way; a damaged file still fails.
+    let damaged = |e: edgegen_format::Error| {
+        anyhow!(
+            "{}: the file is damaged: {e}; re-export it, or copy it again",
+            a.model.display()
+        )
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
-        return Ok(());
+        return crc.map_err(damaged);
     }
     println!("{}  {}", r.file, r.architecture);
     for (k, v) in &r.metadata {
@@ -294,5 +285,5 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             "MISMATCH or missing"
         }
     );
-    Ok(())
+    crc.map_err(damaged)
 }

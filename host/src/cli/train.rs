@@ -77,12 +77,25 @@ pub struct VaeArgs {
     /// Train on at most this many images.
     #[arg(long)]
     max_train: Option<usize>,
+    /// Bring every image to this many channels: 1 grey, 2 grey + alpha,
+    /// 3 RGB, 4 RGBA [default: the count most files have].
+    #[arg(long)]
+    channels: Option<usize>,
+    /// Resize every image to HxW pixels, such as 32x32.
+    #[arg(long, value_parser = crate::data::images::parse_size)]
+    image_size: Option<[usize; 2]>,
     /// The run folder.
     #[arg(short, long, required_unless_present = "resume")]
     output: Option<PathBuf>,
-    /// Continue the run in this folder from its last checkpoint.
-    #[arg(long, conflicts_with_all = ["output", "init_from"])]
+    /// Continue the run in this folder from its last checkpoint. Only
+    /// --epochs (a larger total) and --threads may change; any other
+    /// setting given must equal the run's own.
+    #[arg(long, conflicts_with_all = ["output", "init_from", "force"])]
     resume: Option<PathBuf>,
+    /// Replace a run already in the -o folder. The old run is deleted only
+    /// once the new run's first checkpoint is written.
+    #[arg(long)]
+    force: bool,
     /// Fine-tune from this run's best parameters.
     #[arg(long)]
     init_from: Option<PathBuf>,
@@ -95,10 +108,12 @@ pub struct VaeArgs {
 }
 
 impl VaeArgs {
-    fn config(&self) -> Result<TrainConfig> {
+    /// The settings: `base` (the defaults, or a resumed run's own), then the
+    /// config file, then the flags.
+    fn config(&self, base: TrainConfig) -> Result<TrainConfig> {
         let mut c = match &self.config {
-            Some(p) => TrainConfig::from_file(p)?,
-            None => TrainConfig::default(),
+            Some(p) => TrainConfig::from_file_over(p, &base)?,
+            None => base,
         };
         macro_rules! over {
             ($($f:ident),*) => {$( if let Some(v) = &self.$f { c.$f = v.clone(); } )*};
@@ -117,6 +132,7 @@ impl VaeArgs {
             clip,
             seed,
             threads,
+            parallel,
             val_frac
         );
         if self.data.is_some() {
@@ -124,6 +140,12 @@ impl VaeArgs {
         }
         if self.max_train.is_some() {
             c.max_train = self.max_train;
+        }
+        if self.channels.is_some() {
+            c.channels = self.channels;
+        }
+        if self.image_size.is_some() {
+            c.image_size = self.image_size;
         }
         c.conditional |= self.conditional;
         Ok(c)
@@ -133,7 +155,17 @@ impl VaeArgs {
 pub fn run(cmd: TrainCommand) -> Result<()> {
     match cmd {
         TrainCommand::Vae(a) => {
-            let cfg = a.config()?;
+            let cfg = match &a.resume {
+                Some(dir) => {
+                    // Unless told, a resumed run goes on to its own epoch
+                    // target on its own threads.
+                    let (stored, _) = run::resume_point(dir)?;
+                    let mut c = a.config(stored)?;
+                    c.data = c.data.as_deref().map(crate::data::canonical);
+                    c
+                }
+                None => a.config(TrainConfig::default())?,
+            };
             let opts = RunOptions {
                 out: a
                     .resume
@@ -143,6 +175,7 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
                 resume: a.resume.is_some(),
                 init_from: a.init_from.clone(),
                 quiet: a.quiet || a.json,
+                force: a.force,
             };
             let metrics = run::run_vae(cfg, &opts)?;
             if a.json {

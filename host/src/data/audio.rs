@@ -209,12 +209,18 @@ pub fn load(path: &Path) -> Result<AudioSet> {
             .into_owned();
         let fields: Vec<&str> = stem.split('_').collect();
         let name_class = (fields.len() > 1).then(|| fields[0].to_string());
+        let fsdd_take = match fields[..] {
+            [_, speaker, take] if !speaker.is_empty() => take.parse::<u32>().ok(),
+            _ => None,
+        };
         names.push(folder_class.or(name_class));
         clips.push(Clip {
             path: f.clone(),
             label: None,
-            speaker: fields.get(1).map(|s| s.to_string()),
-            take: fields.get(2).and_then(|s| s.parse().ok()),
+            // Speaker and take only for names that follow FSDD's
+            // `{digit}_{speaker}_{take}` with a numeric take.
+            speaker: fsdd_take.map(|_| fields[1].to_string()),
+            take: fsdd_take,
             rate: spec.sample_rate,
             channels: spec.channels,
             bits: spec.bits_per_sample,

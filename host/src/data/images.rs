@@ -72,6 +72,111 @@ pub struct ImageData {
     pub train: ImageSet,
     /// The source's own test images.
     pub test: Option<ImageSet>,
+    /// What loading did that the user should know: files converted to the
+    /// set's channel count, a test split cut from `train/`.
+    pub notes: Vec<String>,
+}
+
+/// How images are brought to one shape: `--channels` and `--image-size`.
+/// Without them, a folder takes the channel count most of its files have
+/// and the size they all must share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shaping {
+    /// 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA).
+    pub channels: Option<usize>,
+    /// `[H, W]` to resize every image to.
+    pub size: Option<[usize; 2]>,
+}
+
+impl Shaping {
+    /// Checks the flags' values.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(c) = self.channels
+            && !(1..=4).contains(&c)
+        {
+            bail!(
+                "--channels: expected 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA), found {c}"
+            );
+        }
+        if let Some([h, w]) = self.size
+            && (h == 0 || w == 0 || h > 4096 || w > 4096)
+        {
+            bail!("--image-size: expected HxW with each side from 1 to 4096, found {h}x{w}");
+        }
+        Ok(())
+    }
+}
+
+/// Parses `HxW` (`--image-size 32x32`).
+pub fn parse_size(s: &str) -> std::result::Result<[usize; 2], String> {
+    let (h, w) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("expected HxW such as 32x32, found {s:?}"))?;
+    let n = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("expected HxW such as 32x32, found {s:?}"))
+    };
+    Ok([n(h)?, n(w)?])
+}
+
+/// `img` as `c` channels of `h x w`, in C×H×W order.
+fn conform(img: image::DynamicImage, c: usize, [h, w]: [usize; 2]) -> Vec<u8> {
+    let img = if (img.height() as usize, img.width() as usize) == (h, w) {
+        img
+    } else {
+        img.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle)
+    };
+    let hwc = match c {
+        1 => img.into_luma8().into_raw(),
+        2 => img.into_luma_alpha8().into_raw(),
+        3 => img.into_rgb8().into_raw(),
+        _ => img.into_rgba8().into_raw(),
+    };
+    let mut chw = vec![0u8; hwc.len()];
+    for y in 0..h * w {
+        for ch in 0..c {
+            chw[ch * h * w + y] = hwc[y * c + ch];
+        }
+    }
+    chw
+}
+
+impl ImageSet {
+    /// The set with `shaping` applied to every image (for IDX sets, whose
+    /// images share one shape already); itself when there is nothing to do.
+    pub fn shaped(self, shaping: &Shaping) -> ImageSet {
+        let [c0, h0, w0] = self.shape;
+        let c = shaping.channels.unwrap_or(c0);
+        let hw = shaping.size.unwrap_or([h0, w0]);
+        if [c, hw[0], hw[1]] == self.shape || self.is_empty() {
+            return self;
+        }
+        let mut pixels = Vec::with_capacity(self.len() * c * hw[0] * hw[1]);
+        for i in 0..self.len() {
+            let chw = self.image(i);
+            let mut hwc = vec![0u8; chw.len()];
+            for y in 0..h0 * w0 {
+                for ch in 0..c0 {
+                    hwc[y * c0 + ch] = chw[ch * h0 * w0 + y];
+                }
+            }
+            let (w32, h32) = (w0 as u32, h0 as u32);
+            let img: image::DynamicImage = match c0 {
+                1 => image::GrayImage::from_raw(w32, h32, hwc).map(Into::into),
+                2 => image::GrayAlphaImage::from_raw(w32, h32, hwc).map(Into::into),
+                3 => image::RgbImage::from_raw(w32, h32, hwc).map(Into::into),
+                _ => image::RgbaImage::from_raw(w32, h32, hwc).map(Into::into),
+            }
+            .expect("an image's bytes match its shape");
+            pixels.extend(conform(img, c, hw));
+        }
+        ImageSet {
+            pixels,
+            shape: [c, hw[0], hw[1]],
+            ..self
+        }
+    }
 }
 
 /// The four MNIST file names, each with or without `.gz`.
@@ -166,7 +271,11 @@ pub fn load_mnist_dir(dir: &Path) -> Result<ImageData> {
             train.shape
         );
     }
-    Ok(ImageData { train, test })
+    Ok(ImageData {
+        train,
+        test,
+        notes: vec![],
+    })
 }
 
 /// File extensions read as images.
@@ -214,39 +323,38 @@ fn is_image_folder_flat(d: &Path) -> bool {
     list_dir(d).is_ok_and(|(_, files)| files.iter().any(|f| has_ext(f, &IMAGE_EXTS)))
 }
 
-/// Decodes one image file to C×H×W bytes, keeping its channel count
-/// (grey 1, grey+alpha 2, RGB 3, RGBA 4; 16-bit images become 8-bit).
-pub fn decode_image(path: &Path) -> Result<([usize; 3], Vec<u8>)> {
-    let img = image::ImageReader::open(path)
+fn open_image(path: &Path) -> Result<image::DynamicImage> {
+    image::ImageReader::open(path)
         .with_context(|| format!("{}: cannot open", path.display()))?
         .with_guessed_format()
         .with_context(|| format!("{}: cannot read", path.display()))?
         .decode()
-        .with_context(|| format!("{}: not a decodable PNG or JPEG", path.display()))?;
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let (c, hwc) = match img.color().channel_count() {
-        1 => (1, img.into_luma8().into_raw()),
-        2 => (2, img.into_luma_alpha8().into_raw()),
-        3 => (3, img.into_rgb8().into_raw()),
-        _ => (4, img.into_rgba8().into_raw()),
-    };
-    let mut chw = vec![0u8; hwc.len()];
-    for y in 0..h * w {
-        for ch in 0..c {
-            chw[ch * h * w + y] = hwc[y * c + ch];
-        }
-    }
-    Ok(([c, h, w], chw))
+        .with_context(|| format!("{}: not a decodable PNG or JPEG", path.display()))
 }
 
-fn load_class_folders(root: &Path, class_dirs: &[PathBuf]) -> Result<ImageSet> {
-    let mut set = ImageSet {
-        pixels: vec![],
-        shape: [0; 3],
-        labels: vec![],
-        classes: vec![],
-    };
-    let mut first: Option<PathBuf> = None;
+/// Decodes one image file to C×H×W bytes, keeping its channel count
+/// (grey 1, grey+alpha 2, RGB 3, RGBA 4; 16-bit images become 8-bit).
+pub fn decode_image(path: &Path) -> Result<([usize; 3], Vec<u8>)> {
+    let img = open_image(path)?;
+    let (c, h, w) = (
+        img.color().channel_count() as usize,
+        img.height() as usize,
+        img.width() as usize,
+    );
+    Ok(([c, h, w], conform(img, c, [h, w])))
+}
+
+/// Loads one sub-folder per class. Files are brought to one channel count
+/// (`--channels`, else the one most files have) and counted in `notes`;
+/// sizes must agree unless `--image-size` resizes them.
+fn load_class_folders(
+    root: &Path,
+    class_dirs: &[PathBuf],
+    shaping: &Shaping,
+    notes: &mut Vec<String>,
+) -> Result<ImageSet> {
+    let mut classes = vec![];
+    let mut decoded: Vec<(PathBuf, u32, image::DynamicImage)> = vec![];
     for d in class_dirs {
         let (_, files) = list_dir(d)?;
         let images: Vec<_> = files
@@ -256,67 +364,128 @@ fn load_class_folders(root: &Path, class_dirs: &[PathBuf]) -> Result<ImageSet> {
         if images.is_empty() {
             continue;
         }
-        let label = set.classes.len() as u32;
-        set.classes.push(
+        let label = classes.len() as u32;
+        classes.push(
             d.file_name()
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned(),
         );
         for f in images {
-            let (shape, px) = decode_image(&f)?;
-            match &first {
-                None => {
-                    set.shape = shape;
-                    first = Some(f.clone());
-                }
-                Some(p) if shape != set.shape => bail!(
-                    "{}: shape (C, H, W) = {shape:?}, expected {:?} like {}; all images must match",
-                    f.display(),
-                    set.shape,
-                    p.display()
-                ),
-                _ => {}
-            }
-            set.pixels.extend(px);
-            set.labels.push(label);
+            let img = open_image(&f)?;
+            decoded.push((f, label, img));
         }
     }
-    if set.is_empty() {
+    let Some((first, _, first_img)) = decoded.first() else {
         bail!(
             "{}: no PNG or JPEG files in its class sub-folders",
             root.display()
         );
+    };
+    let channels_of = |i: &image::DynamicImage| i.color().channel_count() as usize;
+    let c = shaping.channels.unwrap_or_else(|| {
+        let mut count = [0usize; 5];
+        for (_, _, i) in &decoded {
+            count[channels_of(i).min(4)] += 1;
+        }
+        // The most common count; ties go to the larger (no data dropped).
+        (1..=4).rev().max_by_key(|&k| count[k]).unwrap_or(1)
+    });
+    let size = match shaping.size {
+        Some(s) => s,
+        None => {
+            let hw = |i: &image::DynamicImage| [i.height() as usize, i.width() as usize];
+            let want = hw(first_img);
+            if let Some((f, _, i)) = decoded.iter().find(|(_, _, i)| hw(i) != want) {
+                bail!(
+                    "{}: {}x{} pixels, expected {}x{} like {}; all images must match, or give --image-size HxW to resize them",
+                    f.display(),
+                    i.height(),
+                    i.width(),
+                    want[0],
+                    want[1],
+                    first.display()
+                );
+            }
+            want
+        }
+    };
+    let converted = decoded
+        .iter()
+        .filter(|(_, _, i)| channels_of(i) != c)
+        .count();
+    if converted > 0 {
+        let name = ["", "grey", "grey + alpha", "RGB", "RGBA"][c];
+        notes.push(format!(
+            "{}: converted {converted} of {} images to {c} channel{} ({name}){}",
+            root.display(),
+            decoded.len(),
+            if c == 1 { "" } else { "s" },
+            if shaping.channels.is_some() {
+                " as --channels asks"
+            } else {
+                ", the count most files have; --channels chooses another"
+            }
+        ));
+    }
+    let mut set = ImageSet {
+        pixels: Vec::with_capacity(decoded.len() * c * size[0] * size[1]),
+        shape: [c, size[0], size[1]],
+        labels: Vec::with_capacity(decoded.len()),
+        classes,
+    };
+    for (_, label, img) in decoded {
+        set.pixels.extend(conform(img, c, size));
+        set.labels.push(label);
     }
     Ok(set)
 }
 
-/// Loads a folder with one sub-folder per class, or with `train/` and
-/// `test/` sub-folders that each have one sub-folder per class.
-pub fn load_image_folder(root: &Path) -> Result<ImageData> {
+/// Loads a folder with one sub-folder per class, or with `train/` (and
+/// optionally `test/`) sub-folders that each have one sub-folder per class.
+/// Without `test/`, the test split is cut from `train/` later, as for a
+/// folder with neither; a note says so.
+pub fn load_image_folder(root: &Path, shaping: &Shaping) -> Result<ImageData> {
     let (dirs, _) = list_dir(root)?;
     let named = |n: &str| dirs.iter().find(|d| d.file_name().is_some_and(|f| f == n));
-    if let (Some(tr), Some(te)) = (named("train"), named("test")) {
-        let train = load_class_folders(tr, &list_dir(tr)?.0)?;
-        let test = load_class_folders(te, &list_dir(te)?.0)?;
-        if test.shape != train.shape || test.classes != train.classes {
+    let mut notes = vec![];
+    if let Some(tr) = named("train") {
+        let train = load_class_folders(tr, &list_dir(tr)?.0, shaping, &mut notes)?;
+        let Some(te) = named("test") else {
+            notes.push(format!(
+                "{}: train/ has no test/ beside it: the test split is cut from train/, deterministically by seed",
+                root.display()
+            ));
+            return Ok(ImageData {
+                train,
+                test: None,
+                notes,
+            });
+        };
+        // The test images take the training images' shape.
+        let same = Shaping {
+            channels: Some(train.shape[0]),
+            size: Some([train.shape[1], train.shape[2]]),
+        };
+        let test = load_class_folders(te, &list_dir(te)?.0, &same, &mut notes)?;
+        if test.classes != train.classes {
             bail!(
-                "{}: test/ holds {:?} images of classes {:?}, train/ holds {:?} of {:?}; they must match",
+                "{}: test/ holds classes {:?}, train/ holds {:?}; they must match",
                 root.display(),
-                test.shape,
                 test.classes,
-                train.shape,
                 train.classes
             );
         }
         return Ok(ImageData {
             train,
             test: Some(test),
+            notes,
         });
     }
     Ok(ImageData {
-        train: load_class_folders(root, &dirs)?,
+        train: load_class_folders(root, &dirs, shaping, &mut notes)?,
         test: None,
+        notes,
     })
 }
 
@@ -343,7 +512,7 @@ mod tests {
             }
         }
         assert!(is_image_folder(&root));
-        let d = load_image_folder(&root).unwrap();
+        let d = load_image_folder(&root, &Shaping::default()).unwrap();
         assert_eq!(d.train.shape, [3, 3, 4]);
         assert_eq!(d.train.len(), 5);
         assert_eq!(d.train.classes, ["cat", "dog"]);
@@ -366,14 +535,108 @@ mod tests {
         image::GrayImage::new(5, 4)
             .save(root.join("a/1.png"))
             .unwrap();
-        let e = format!("{:#}", load_image_folder(&root).unwrap_err());
+        let e = format!(
+            "{:#}",
+            load_image_folder(&root, &Shaping::default()).unwrap_err()
+        );
         assert!(
-            e.contains("1.png") && e.contains("[1, 4, 5]") && e.contains("[1, 4, 4]"),
+            e.contains("1.png")
+                && e.contains("4x5 pixels, expected 4x4")
+                && e.contains("--image-size"),
             "{e}"
         );
         std::fs::remove_file(root.join("a/1.png")).unwrap();
         std::fs::write(root.join("a/2.png"), b"not a png").unwrap();
-        let e = format!("{:#}", load_image_folder(&root).unwrap_err());
+        let e = format!(
+            "{:#}",
+            load_image_folder(&root, &Shaping::default()).unwrap_err()
+        );
         assert!(e.contains("2.png"), "{e}");
+    }
+
+    #[test]
+    fn train_without_test_is_split_later_and_says_so() {
+        let root = tmp("trainonly");
+        for class in ["a", "b"] {
+            let d = root.join("train").join(class);
+            std::fs::create_dir_all(&d).unwrap();
+            for i in 0..3 {
+                image::GrayImage::new(4, 4)
+                    .save(d.join(format!("{i}.png")))
+                    .unwrap();
+            }
+        }
+        let d = load_image_folder(&root, &Shaping::default()).unwrap();
+        assert_eq!((d.train.len(), d.test.is_none()), (6, true));
+        assert_eq!(d.train.classes, ["a", "b"]);
+        assert!(
+            d.notes
+                .iter()
+                .any(|n| n.contains("test split is cut from train/")),
+            "{:?}",
+            d.notes
+        );
+    }
+
+    #[test]
+    fn mixed_channels_are_converted_and_sizes_resized_on_request() {
+        let root = tmp("mixed");
+        let d = root.join("c");
+        std::fs::create_dir_all(&d).unwrap();
+        for i in 0..3 {
+            image::RgbImage::from_pixel(4, 4, image::Rgb([200, 100, 0]))
+                .save(d.join(format!("rgb{i}.png")))
+                .unwrap();
+        }
+        image::GrayImage::from_pixel(4, 4, image::Luma([90]))
+            .save(d.join("grey.png"))
+            .unwrap();
+        image::RgbaImage::from_pixel(4, 4, image::Rgba([1, 2, 3, 255]))
+            .save(d.join("rgba.png"))
+            .unwrap();
+        // The count most files have: RGB; the grey one is replicated.
+        let s = load_image_folder(&root, &Shaping::default()).unwrap();
+        assert_eq!(s.train.shape, [3, 4, 4]);
+        assert!(
+            s.notes[0].contains("converted 2 of 5 images to 3 channels"),
+            "{:?}",
+            s.notes
+        );
+        let grey = s.train.image(0);
+        assert!(grey.iter().all(|&v| v == 90), "grey.png sorts first");
+        // --channels 1: every colour file becomes grey.
+        let one = Shaping {
+            channels: Some(1),
+            size: None,
+        };
+        let s = load_image_folder(&root, &one).unwrap();
+        assert_eq!(s.train.shape, [1, 4, 4]);
+        assert!(
+            s.notes[0].contains("converted 4 of 5 images to 1 channel (grey) as --channels asks")
+        );
+        // Another size is an error that names --image-size, which resizes.
+        image::RgbImage::new(6, 5).save(d.join("wide.png")).unwrap();
+        let e = format!(
+            "{:#}",
+            load_image_folder(&root, &Shaping::default()).unwrap_err()
+        );
+        assert!(
+            e.contains("wide.png: 5x6 pixels, expected 4x4") && e.contains("--image-size"),
+            "{e}"
+        );
+        let sized = Shaping {
+            channels: None,
+            size: Some([8, 8]),
+        };
+        let s = load_image_folder(&root, &sized).unwrap();
+        assert_eq!((s.train.shape, s.train.len()), ([3, 8, 8], 6));
+        // IDX sets take the same flags after loading.
+        let set = s.train.shaped(&Shaping {
+            channels: Some(1),
+            size: Some([2, 3]),
+        });
+        assert_eq!((set.shape, set.pixels.len()), ([1, 2, 3], 6 * 6));
+        assert_eq!(parse_size("32x24"), Ok([32, 24]));
+        assert!(parse_size("32").is_err());
     }
 }

@@ -185,6 +185,11 @@ pub fn summarize(source: &str, d: &Dataset) -> Info {
                 }
             }
             speakers.sort();
+            // Speakers mean something only when every name follows the
+            // convention; a few names that happen to hold `_` do not.
+            if a.clips.iter().any(|c| c.speaker.is_none()) {
+                speakers.clear();
+            }
             let total: f64 = secs.iter().sum();
             let all_takes = a.clips.iter().all(|c| c.take.is_some());
             Info::Audio {

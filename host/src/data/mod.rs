@@ -56,11 +56,29 @@ pub fn builtin_mnist() -> Result<images::ImageData> {
             builtin::TEST_LABELS,
             "builtin test",
         )?),
+        notes: vec![],
     })
 }
 
 /// Loads whatever dataset `path` holds.
 pub fn load(path: &str) -> Result<Dataset> {
+    load_with(path, &images::Shaping::default())
+}
+
+/// [`load`], with images brought to the shape `shaping` asks for.
+pub fn load_with(path: &str, shaping: &images::Shaping) -> Result<Dataset> {
+    shaping.validate()?;
+    Ok(match load_any(path, shaping)? {
+        Dataset::Images(im) => Dataset::Images(images::ImageData {
+            train: im.train.shaped(shaping),
+            test: im.test.map(|t| t.shaped(shaping)),
+            notes: im.notes,
+        }),
+        other => other,
+    })
+}
+
+fn load_any(path: &str, shaping: &images::Shaping) -> Result<Dataset> {
     if path == BUILTIN_MNIST {
         return Ok(Dataset::Images(builtin_mnist()?));
     }
@@ -78,7 +96,11 @@ pub fn load(path: &str) -> Result<Dataset> {
             Dataset::Audio(audio::load(p)?)
         } else if is_idx {
             let train = images::from_idx(idx::read(p)?, None, path)?;
-            Dataset::Images(images::ImageData { train, test: None })
+            Dataset::Images(images::ImageData {
+                train,
+                test: None,
+                notes: vec![],
+            })
         } else {
             Dataset::Text(text::load(p)?)
         });
@@ -90,7 +112,7 @@ pub fn load(path: &str) -> Result<Dataset> {
         return Ok(Dataset::Audio(audio::load(p)?));
     }
     if images::is_image_folder(p) {
-        return Ok(Dataset::Images(images::load_image_folder(p)?));
+        return Ok(Dataset::Images(images::load_image_folder(p, shaping)?));
     }
     bail!(
         "{path}: no dataset found: expected MNIST IDX files (train-images-idx3-ubyte[.gz]), \
@@ -104,6 +126,16 @@ pub fn resolve(flag: Option<&str>) -> String {
     flag.map(str::to_string)
         .or_else(|| std::env::var("EDGEGEN_DATA").ok().filter(|s| !s.is_empty()))
         .unwrap_or_else(|| BUILTIN_MNIST.to_string())
+}
+
+/// A data path as a run stores it: absolute for a file or folder that
+/// exists, so that the run can be resumed from another working folder;
+/// `builtin:` names and paths that do not exist stay as given.
+pub fn canonical(path: &str) -> String {
+    if path.starts_with("builtin:") {
+        return path.to_string();
+    }
+    std::fs::canonicalize(path).map_or_else(|_| path.to_string(), |p| p.display().to_string())
 }
 
 #[cfg(test)]

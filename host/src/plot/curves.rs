@@ -1,6 +1,7 @@
 //! Line charts: training curves.
 
 use super::de;
+use crate::provenance::Provenance;
 use anyhow::Result;
 use plotters::prelude::*;
 use std::path::Path;
@@ -20,6 +21,7 @@ pub fn line_chart_png(
     y_desc: &str,
     series: &[Series<'_>],
     path: &Path,
+    tag: &Provenance,
 ) -> Result<()> {
     let (w, h) = (800u32, 500u32);
     let all = || series.iter().flat_map(|s| s.points.iter());
@@ -36,7 +38,7 @@ pub fn line_chart_png(
         x1 = x0 + 1.0;
     }
     let pad = ((y1 - y0) * 0.05).max(1e-6);
-    super::draw_png(path, (w, h), |root| {
+    super::draw_png(path, (w, h), tag, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 20))
             .margin(12)

@@ -5,6 +5,7 @@ pub mod grid;
 pub mod scatter;
 pub mod wave;
 
+use crate::provenance::Provenance;
 use anyhow::{Context, Result, anyhow};
 use plotters::prelude::{BitMapBackend, IntoDrawingArea, WHITE};
 use std::path::Path;
@@ -23,6 +24,7 @@ pub fn de(e: impl std::fmt::Debug) -> anyhow::Error {
 pub fn draw_png(
     path: &Path,
     (w, h): (u32, u32),
+    tag: &Provenance,
     f: impl FnOnce(&Area<'_>) -> Result<()>,
 ) -> Result<()> {
     ensure_font();
@@ -35,15 +37,7 @@ pub fn draw_png(
     }
     let img = image::RgbImage::from_raw(w, h, buf)
         .ok_or_else(|| anyhow!("plot buffer has the wrong size"))?;
-    save_png(&img, path)
-}
-
-/// Encodes an RGB image as PNG and writes it atomically.
-pub fn save_png(img: &image::RgbImage, path: &Path) -> Result<()> {
-    let mut buf = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut buf, image::ImageFormat::Png)
-        .with_context(|| format!("{}: cannot encode PNG", path.display()))?;
-    crate::fsx::write_atomic(path, buf.get_ref())
+    save_png(&img, path, tag)
 }
 
 /// Registers the embedded font once, so that plotters can draw text on a
@@ -61,16 +55,17 @@ pub fn ensure_font() {
     });
 }
 
-/// Encodes an RGB image as PNG with text chunks (tEXt) and writes it
-/// atomically: how generated images carry their provenance.
-pub fn save_png_tagged(img: &image::RgbImage, path: &Path, texts: &[(&str, &str)]) -> Result<()> {
+/// Encodes an RGB image as PNG with its provenance tag in a text chunk
+/// (tEXt) and writes it atomically. The only way edgegen writes a PNG.
+pub fn save_png(img: &image::RgbImage, path: &Path, tag: &Provenance) -> Result<()> {
+    let texts = tag.png_texts()?;
     let mut buf = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut buf, img.width(), img.height());
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         for (k, v) in texts {
-            enc.add_text_chunk(k.to_string(), v.to_string())
+            enc.add_text_chunk(k.clone(), v)
                 .with_context(|| format!("{}: cannot add text chunk {k}", path.display()))?;
         }
         let mut w = enc

@@ -1,6 +1,7 @@
 //! Scatter plots of labelled 2-D points.
 
 use super::de;
+use crate::provenance::Provenance;
 use anyhow::Result;
 use plotters::prelude::*;
 use std::path::Path;
@@ -11,6 +12,7 @@ pub fn class_scatter_png(
     points: &[(f32, f32, u32)],
     classes: &[String],
     path: &Path,
+    tag: &Provenance,
 ) -> Result<()> {
     let (w, h) = (800u32, 700u32);
     let ext = |f: fn(&(f32, f32, u32)) -> f32| {
@@ -27,7 +29,7 @@ pub fn class_scatter_png(
         (x0, x1, y0, y1) = (-1.0, 1.0, -1.0, 1.0);
     }
     let (px, py) = (((x1 - x0) * 0.05).max(1e-3), ((y1 - y0) * 0.05).max(1e-3));
-    super::draw_png(path, (w, h), |root| {
+    super::draw_png(path, (w, h), tag, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 20))
             .margin(12)

@@ -1,6 +1,7 @@
 //! Waveform plots of audio clips, one panel per clip.
 
 use super::de;
+use crate::provenance::Provenance;
 use anyhow::Result;
 use plotters::prelude::*;
 use std::path::Path;
@@ -16,10 +17,10 @@ pub struct Wave<'a> {
 }
 
 /// Draws the clips stacked vertically and writes a PNG.
-pub fn waveform_png(waves: &[Wave<'_>], path: &Path) -> Result<()> {
+pub fn waveform_png(waves: &[Wave<'_>], path: &Path, tag: &Provenance) -> Result<()> {
     let (w, panel_h) = (900u32, 180u32);
     let h = panel_h * waves.len().max(1) as u32;
-    super::draw_png(path, (w, h), |root| {
+    super::draw_png(path, (w, h), tag, |root| {
         for (area, wave) in root.split_evenly((waves.len().max(1), 1)).iter().zip(waves) {
             let secs = wave.samples.len() as f64 / wave.rate as f64;
             let mut chart = ChartBuilder::on(area)

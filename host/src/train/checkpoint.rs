@@ -37,6 +37,12 @@ fn bytes(v: &[f32]) -> Vec<u8> {
 
 /// Writes a checkpoint atomically. `train_json` is the training config.
 pub fn save(path: &Path, model: &Vae, s: &TrainState, train_json: &str) -> Result<()> {
+    crate::fsx::write_atomic(path, &encode(model, s, train_json)?)
+}
+
+/// A checkpoint's bytes, for a caller that also needs their hash (the
+/// provenance of the pictures drawn from it) before writing them.
+pub fn encode(model: &Vae, s: &TrainState, train_json: &str) -> Result<Vec<u8>> {
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = vec![];
     for e in &model.layout.entries {
         let r = e.range();
@@ -66,8 +72,72 @@ pub fn save(path: &Path, model: &Vae, s: &TrainState, train_json: &str) -> Resul
         ("rng".to_string(), s.rng.map(|x| x.to_string()).join(",")),
         ("best_val".to_string(), format!("{:?}", s.best_val)),
     ]);
-    let data = safetensors::serialize(views, Some(meta))?;
-    crate::fsx::write_atomic(path, &data)
+    Ok(safetensors::serialize(views, Some(meta))?)
+}
+
+/// What a checkpoint's metadata says about its run, read without its
+/// tensors.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// The training configuration, as JSON.
+    pub train_json: String,
+}
+
+/// Reads a checkpoint's metadata only: what a command needs to decide
+/// before it loads (or refuses) a run.
+pub fn read_meta(path: &Path) -> Result<Meta> {
+    let mut f = std::fs::File::open(path)
+        .with_context(|| format!("{}: cannot read checkpoint", path.display()))?;
+    // safetensors: an 8-byte little-endian header length, then the header.
+    let mut len = [0u8; 8];
+    std::io::Read::read_exact(&mut f, &mut len).with_context(|| {
+        format!(
+            "{}: not a safetensors file (shorter than 8 bytes)",
+            path.display()
+        )
+    })?;
+    let n = u64::from_le_bytes(len);
+    const MAX_HEADER: u64 = 100 << 20;
+    if n > MAX_HEADER {
+        bail!(
+            "{}: not a safetensors file (header of {n} bytes, expected at most {MAX_HEADER})",
+            path.display()
+        );
+    }
+    let mut head = vec![0u8; n as usize];
+    std::io::Read::read_exact(&mut f, &mut head).with_context(|| {
+        format!(
+            "{}: not a safetensors file (header cut short)",
+            path.display()
+        )
+    })?;
+    // The header is JSON; its `__metadata__` holds edgegen's strings.
+    #[derive(serde::Deserialize)]
+    struct Header {
+        #[serde(rename = "__metadata__")]
+        metadata: Option<HashMap<String, String>>,
+    }
+    let h: Header = serde_json::from_slice(&head).with_context(|| {
+        format!(
+            "{}: not a safetensors file (its header is not JSON)",
+            path.display()
+        )
+    })?;
+    let m = h
+        .metadata
+        .with_context(|| format!("{}: no edgegen metadata", path.display()))?;
+    let epoch = meta(&m, "epoch", path)?.parse().with_context(|| {
+        format!(
+            "{}: metadata field \"epoch\" is not a number",
+            path.display()
+        )
+    })?;
+    Ok(Meta {
+        epoch,
+        train_json: meta(&m, "train", path)?.to_string(),
+    })
 }
 
 /// A checkpoint's metadata and tensors, read back.
@@ -91,7 +161,21 @@ fn meta<'a>(m: &'a HashMap<String, String>, key: &str, path: &Path) -> Result<&'
 pub fn load(path: &Path) -> Result<(Vae, Checkpoint)> {
     let data = std::fs::read(path)
         .with_context(|| format!("{}: cannot read checkpoint", path.display()))?;
-    let (_, md) = SafeTensors::read_metadata(&data)
+    parse(path, &data)
+}
+
+/// [`load`] with the file's provenance (its name and sha256), for the
+/// commands that generate pictures from it.
+pub fn load_with_source(path: &Path) -> Result<(Vae, Checkpoint, crate::provenance::Source)> {
+    let data = std::fs::read(path)
+        .with_context(|| format!("{}: cannot read checkpoint", path.display()))?;
+    let (m, ck) = parse(path, &data)?;
+    Ok((m, ck, crate::provenance::Source::file(path, &data)))
+}
+
+/// A checkpoint read from `data`, the bytes of `path` (named in errors).
+pub fn parse(path: &Path, data: &[u8]) -> Result<(Vae, Checkpoint)> {
+    let (_, md) = SafeTensors::read_metadata(data)
         .with_context(|| format!("{}: not a safetensors file", path.display()))?;
     let m = md
         .metadata()
@@ -112,7 +196,7 @@ pub fn load(path: &Path) -> Result<(Vae, Checkpoint)> {
     })?;
     let model =
         Vae::new(cfg.clone()).with_context(|| format!("{}: model config", path.display()))?;
-    let st = SafeTensors::deserialize(&data)
+    let st = SafeTensors::deserialize(data)
         .with_context(|| format!("{}: corrupt tensors", path.display()))?;
     let n = model.n_params();
     let (mut params, mut mm, mut vv) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);

@@ -47,6 +47,10 @@ pub struct TrainConfig {
     pub val_frac: f64,
     /// Use at most this many training images (for quick runs).
     pub max_train: Option<usize>,
+    /// Bring every image to this many channels (1 to 4).
+    pub channels: Option<usize>,
+    /// Resize every image to `[H, W]`.
+    pub image_size: Option<[usize; 2]>,
 }
 
 impl Default for TrainConfig {
@@ -70,6 +74,8 @@ impl Default for TrainConfig {
             parallel: super::Parallel::Gemm,
             val_frac: 0.1,
             max_train: None,
+            channels: None,
+            image_size: None,
         }
     }
 }
@@ -77,33 +83,155 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Reads a `.toml` or `.json` file; unknown keys are errors.
     pub fn from_file(path: &Path) -> Result<Self> {
+        Self::from_file_over(path, &Self::default())
+    }
+
+    /// Reads a `.toml` or `.json` file over `base`: keys the file does not
+    /// name keep `base`'s values (a resumed run's own, for `--resume`).
+    pub fn from_file_over(path: &Path, base: &Self) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read", path.display()))?;
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        match ext {
+        let file: serde_json::Value = match ext {
             "toml" => toml::from_str(&text)
-                .with_context(|| format!("{}: invalid training config", path.display())),
+                .with_context(|| format!("{}: invalid training config", path.display()))?,
             "json" => serde_json::from_str(&text)
-                .with_context(|| format!("{}: invalid training config", path.display())),
+                .with_context(|| format!("{}: invalid training config", path.display()))?,
             _ => bail!("{}: expected a .toml or .json file", path.display()),
-        }
+        };
+        let serde_json::Value::Object(file) = file else {
+            bail!(
+                "{}: expected a table of settings at the top level",
+                path.display()
+            );
+        };
+        let serde_json::Value::Object(mut merged) = serde_json::to_value(base)? else {
+            bail!("training config is not a table");
+        };
+        merged.extend(file);
+        serde_json::from_value(serde_json::Value::Object(merged))
+            .with_context(|| format!("{}: invalid training config", path.display()))
     }
 
-    /// Checks ranges before anything runs.
+    /// Checks every setting before anything runs. Each error names the
+    /// command-line flag (the config file's key is the same name with `_`),
+    /// the value expected and the value found, so that no run starts that
+    /// would leave nothing usable behind.
     pub fn validate(&self) -> Result<()> {
-        if self.batch == 0 {
-            bail!("batch: expected at least 1");
+        self.shaping().validate()?;
+        let at_least_1 = |flag: &str, v: usize| -> Result<()> {
+            if v == 0 {
+                bail!("{flag}: expected at least 1, found 0");
+            }
+            Ok(())
+        };
+        at_least_1("--epochs", self.epochs)?;
+        at_least_1("--batch", self.batch)?;
+        at_least_1("--latent", self.latent)?;
+        if let Some(m) = self.max_train {
+            at_least_1("--max-train", m)?;
+        }
+        let max_hidden = edgegen_format::arch::vae::MAX_HIDDEN;
+        if self.hidden.is_empty() || self.hidden.len() > max_hidden {
+            bail!(
+                "--hidden: expected 1 to {max_hidden} comma-separated widths, found {}",
+                self.hidden.len()
+            );
+        }
+        if let Some(i) = self.hidden.iter().position(|&h| h == 0) {
+            bail!(
+                "--hidden: expected every width to be at least 1, found 0 at position {}",
+                i + 1
+            );
+        }
+        const MAX_WIDTH: usize = 1 << 16;
+        for (flag, v) in [
+            ("--latent", self.latent),
+            ("--hidden", self.hidden.iter().copied().max().unwrap_or(0)),
+        ] {
+            if v > MAX_WIDTH {
+                bail!("{flag}: expected at most {MAX_WIDTH}, found {v}");
+            }
+        }
+        if self.batch > 1 << 16 {
+            bail!("--batch: expected at most 65536, found {}", self.batch);
+        }
+        if self.threads > 1024 {
+            bail!(
+                "--threads: expected 0 (all cores) to 1024, found {}",
+                self.threads
+            );
+        }
+        if crate::models::vae::Likelihood::from_name(&self.likelihood).is_none() {
+            bail!(
+                "--likelihood: expected bernoulli or gaussian, found {:?}",
+                self.likelihood
+            );
+        }
+        if crate::nn::act::Activation::from_name(&self.activation).is_none() {
+            bail!(
+                "--activation: expected relu, leaky_relu, tanh, sigmoid, gelu or softplus, found {:?}",
+                self.activation
+            );
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            bail!("lr: expected a positive number, found {}", self.lr);
+            bail!("--lr: expected a positive number, found {}", self.lr);
+        }
+        for (flag, v) in [("--weight-decay", self.weight_decay), ("--clip", self.clip)] {
+            if !(v >= 0.0 && v.is_finite()) {
+                bail!("{flag}: expected 0 or a positive number, found {v}");
+            }
         }
         if !(0.0..1.0).contains(&self.val_frac) {
             bail!(
-                "val_frac: expected 0 <= val_frac < 1, found {}",
+                "--val-frac: expected 0 <= value < 1, found {}",
                 self.val_frac
             );
         }
         Ok(())
+    }
+
+    /// How the run's images are brought to one shape.
+    pub fn shaping(&self) -> crate::data::images::Shaping {
+        crate::data::images::Shaping {
+            channels: self.channels,
+            size: self.image_size,
+        }
+    }
+
+    /// The settings that `--resume` may change: how long the run goes on
+    /// and on how many threads. Threads change no result in `gemm` mode,
+    /// since faer splits each GEMM's output, not its sums.
+    pub const RESUMABLE: [&'static str; 2] = ["epochs", "threads"];
+
+    /// Every setting of `given` that differs from the run's `stored` one,
+    /// besides [`Self::RESUMABLE`]: `(flag, stored, given)`.
+    pub fn conflicts(stored: &Self, given: &Self) -> Vec<(String, String, String)> {
+        // Through text, so that an f32 reads as written (0.001, not
+        // 0.0010000000474974513 as a direct conversion gives).
+        let value = |c: &Self| {
+            serde_json::to_string(c)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        };
+        let (Some(serde_json::Value::Object(a)), Some(serde_json::Value::Object(b))) =
+            (value(stored), value(given))
+        else {
+            return vec![];
+        };
+        a.iter()
+            .filter(|(k, _)| !Self::RESUMABLE.contains(&k.as_str()))
+            .filter_map(|(k, va)| {
+                let vb = b.get(k).unwrap_or(&serde_json::Value::Null);
+                (va != vb).then(|| {
+                    (
+                        format!("--{}", k.replace('_', "-")),
+                        va.to_string(),
+                        vb.to_string(),
+                    )
+                })
+            })
+            .collect()
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod run;
+pub mod rundir;
 
 use crate::data::{self, split};
 use crate::models::vae::{Vae, VaeActs};

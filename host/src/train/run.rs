@@ -4,12 +4,14 @@
 
 use super::checkpoint;
 use super::config::TrainConfig;
+use super::rundir::Target;
 use super::{EpochMetrics, Images, VaeTrainer};
 use crate::data::{self, Dataset, split};
 use crate::eval;
 use crate::models::vae::{Vae, VaeActs, VaeConfig};
 use crate::nn::gemm::Threads;
 use crate::plot;
+use crate::provenance::{Provenance, Source};
 use crate::rng::Rng;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -27,6 +29,9 @@ pub struct RunOptions {
     pub init_from: Option<PathBuf>,
     /// No progress bar.
     pub quiet: bool,
+    /// Replace a run already in `out` (only once the new run's first
+    /// checkpoint is written).
+    pub force: bool,
 }
 
 /// The file names inside a run folder.
@@ -39,6 +44,12 @@ pub mod files {
     pub const CONFIG: &str = "config.json";
     /// One JSON line per epoch.
     pub const METRICS: &str = "metrics.jsonl";
+    /// The loss curves.
+    pub const LOSS_PNG: &str = "loss.png";
+    /// Samples from fixed noise.
+    pub const SAMPLES_PNG: &str = "samples.png";
+    /// Test images above their reconstructions.
+    pub const RECON_PNG: &str = "recon.png";
 }
 
 /// Sets the global rayon pool (used by faer and the optimizer) to `n`
@@ -70,12 +81,14 @@ pub struct RunData {
     pub shape: [usize; 3],
     /// Class names.
     pub classes: Vec<String>,
+    /// What loading did that the user should know (see [`data::images::ImageData::notes`]).
+    pub notes: Vec<String>,
 }
 
 /// Loads and splits the data a config names.
 pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
     let path = data::resolve(cfg.data.as_deref());
-    let Dataset::Images(im) = data::load(&path)? else {
+    let Dataset::Images(im) = data::load_with(&path, &cfg.shaping())? else {
         bail!("{path}: a VAE trains on images; this is another kind of data");
     };
     let s = split::split_images(&im, cfg.val_frac, 0.1, cfg.seed);
@@ -99,6 +112,7 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
         train: Images::from_set(&train),
         val,
         test,
+        notes: im.notes,
     })
 }
 
@@ -139,30 +153,112 @@ fn write_metrics(path: &Path, m: &[EpochMetrics]) -> Result<()> {
     crate::fsx::write_atomic(path, s.as_bytes())
 }
 
+/// The run in `dir`, for `--resume`: its stored settings and the epochs it
+/// has done. Settings given on the command line start from these. A run
+/// killed before its first checkpoint has only its `config.json`, and
+/// starts again from epoch 0.
+pub fn resume_point(dir: &Path) -> Result<(TrainConfig, usize)> {
+    let path = dir.join(files::CHECKPOINT);
+    if path.exists() {
+        let m = checkpoint::read_meta(&path)?;
+        let cfg = serde_json::from_str(&m.train_json).with_context(|| {
+            format!(
+                "{}: metadata field \"train\" is not a training config",
+                path.display()
+            )
+        })?;
+        return Ok((cfg, m.epoch));
+    }
+    let config = dir.join(files::CONFIG);
+    if !config.exists() {
+        bail!(
+            "--resume {}: no run to continue here ({} is missing); start one with -o {}",
+            dir.display(),
+            files::CHECKPOINT,
+            dir.display()
+        );
+    }
+    let text = std::fs::read_to_string(&config)
+        .with_context(|| format!("{}: cannot read", config.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", config.display()))?;
+    let cfg = serde_json::from_value(v["train"].clone()).with_context(|| {
+        format!(
+            "{}: field \"train\" is not a training config",
+            config.display()
+        )
+    })?;
+    Ok((cfg, 0))
+}
+
+/// Refuses a resume that would not continue the stored run as it was: a
+/// setting other than [`TrainConfig::RESUMABLE`] that differs, or an epoch
+/// target the run has already reached.
+fn check_resume(dir: &Path, stored: &TrainConfig, done: usize, cfg: &TrainConfig) -> Result<()> {
+    let conflicts = TrainConfig::conflicts(stored, cfg);
+    if !conflicts.is_empty() {
+        let list: Vec<String> = conflicts
+            .iter()
+            .map(|(flag, was, now)| format!("{flag} (the run has {was}, given {now})"))
+            .collect();
+        bail!(
+            "--resume {}: a resumed run keeps its settings; only --epochs and --threads may change. \
+             Conflicting: {}. Start a new run with -o to change them",
+            dir.display(),
+            list.join("; ")
+        );
+    }
+    if cfg.epochs <= done {
+        bail!(
+            "--resume {}: nothing to do: the run has finished {done} epochs and --epochs is {}; \
+             give a larger --epochs to train on",
+            dir.display(),
+            cfg.epochs
+        );
+    }
+    Ok(())
+}
+
 /// Trains a VAE as `cfg` says, writing everything into `opts.out`.
+///
+/// Each epoch's files are written in an order that a kill at any moment
+/// cannot break: `metrics.jsonl`, then the pictures, then `best`, then the
+/// checkpoint. Resuming truncates the metrics to the checkpoint's epoch, so
+/// an epoch whose checkpoint never landed is trained again, and written
+/// again, exactly once.
 pub fn run_vae(mut cfg: TrainConfig, opts: &RunOptions) -> Result<Vec<EpochMetrics>> {
     let out = &opts.out;
     let ckpt_path = out.join(files::CHECKPOINT);
     let resumed = if opts.resume {
-        Some(checkpoint::load(&ckpt_path)?)
+        let (stored, done) = resume_point(out)?;
+        check_resume(out, &stored, done, &cfg)?;
+        crate::fsx::remove_stale_temps(out);
+        // No checkpoint yet: the run starts over, as it would have.
+        if done > 0 {
+            Some(checkpoint::load(&ckpt_path)?)
+        } else {
+            None
+        }
     } else {
         None
     };
-    if let Some((_, ck)) = &resumed {
-        // The run's own settings, except how long it goes on and on how many threads.
-        let mut saved: TrainConfig = serde_json::from_str(&ck.train_json).with_context(|| {
-            format!(
-                "{}: metadata field \"train\" is not a training config",
-                ckpt_path.display()
-            )
-        })?;
-        saved.epochs = cfg.epochs.max(ck.state.epoch);
-        saved.threads = cfg.threads;
-        cfg = saved;
-    }
     cfg.validate()?;
+    // The data path the run trains on is stored resolved, so that a resume
+    // cannot pick up another EDGEGEN_DATA.
+    cfg.data = Some(data::canonical(&data::resolve(cfg.data.as_deref())));
     let threads = init_threads(cfg.threads);
     let data = load_data(&cfg)?;
+    if !opts.quiet {
+        for n in &data.notes {
+            eprintln!("note: {n}");
+        }
+    }
+    if data.train.is_empty() {
+        bail!(
+            "{}: no training images left after the split",
+            cfg.data.as_deref().unwrap_or_default()
+        );
+    }
     let want = model_config(&cfg, &data);
     let (model, state) = match (resumed, &opts.init_from) {
         (Some((m, ck)), _) => {
@@ -197,15 +293,30 @@ pub fn run_vae(mut cfg: TrainConfig, opts: &RunOptions) -> Result<Vec<EpochMetri
             (m, st)
         }
     };
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("{}: cannot create run folder", out.display()))?;
+    let mut target = if opts.resume {
+        Target::existing(out)
+    } else {
+        Target::fresh(out, opts.force)?
+    };
     let train_json = serde_json::to_string(&cfg)?;
     let config = serde_json::json!({"train": cfg, "model": model.cfg, "classes": data.classes, "parameters": model.n_params()});
     crate::fsx::write_atomic(
-        &out.join(files::CONFIG),
+        &target.dir().join(files::CONFIG),
         serde_json::to_string_pretty(&config)?.as_bytes(),
     )?;
-    let mut metrics = read_metrics(&out.join(files::METRICS))?;
+    let mut metrics = if opts.resume {
+        read_metrics(&out.join(files::METRICS))?
+    } else {
+        vec![]
+    };
+    if metrics.len() < state.epoch {
+        bail!(
+            "{}: holds {} epochs, but the checkpoint has done {}; the folder was changed by hand",
+            out.join(files::METRICS).display(),
+            metrics.len(),
+            state.epoch
+        );
+    }
     metrics.truncate(state.epoch);
 
     let th = Threads(threads);
@@ -262,22 +373,27 @@ pub fn run_vae(mut cfg: TrainConfig, opts: &RunOptions) -> Result<Vec<EpochMetri
         if improved {
             t.state.best_val = val_loss;
         }
-        checkpoint::save(&ckpt_path, &t.model, &t.state, &train_json)?;
-        if improved {
-            checkpoint::save(&out.join(files::BEST), &t.model, &t.state, &train_json)?;
-        }
         metrics.push(m);
-        write_metrics(&out.join(files::METRICS), &metrics)?;
+        let dir = target.dir().to_path_buf();
+        write_metrics(&dir.join(files::METRICS), &metrics)?;
+        let ck = checkpoint::encode(&t.model, &t.state, &train_json)?;
+        let from = Source::checkpoint(files::CHECKPOINT, &ck, epoch);
+        write_pictures(
+            &t.model,
+            &t.state.params,
+            &data,
+            &metrics,
+            &dir,
+            cfg.seed,
+            th,
+            &from,
+        )?;
+        if improved {
+            crate::fsx::write_atomic(&dir.join(files::BEST), &ck)?;
+        }
+        crate::fsx::write_atomic(&dir.join(files::CHECKPOINT), &ck)?;
+        target.commit()?;
     }
-    write_pictures(
-        &t.model,
-        &t.state.params,
-        &data,
-        &metrics,
-        out,
-        cfg.seed,
-        th,
-    )?;
     Ok(metrics)
 }
 
@@ -290,7 +406,9 @@ pub fn decode_images(m: &Vae, p: &[f32], z: &[f32], labels: &[u32], th: Threads)
         .collect()
 }
 
-/// `samples.png`, `recon.png` and `loss.png`.
+/// `samples.png`, `recon.png` and `loss.png`, tagged with the checkpoint
+/// `from` that holds the parameters `p`.
+#[allow(clippy::too_many_arguments)]
 pub fn write_pictures(
     m: &Vae,
     p: &[f32],
@@ -299,9 +417,11 @@ pub fn write_pictures(
     out: &Path,
     seed: u64,
     th: Threads,
+    from: &Source,
 ) -> Result<()> {
     let (z, k) = (m.cfg.latent, m.cfg.n_classes);
-    let mut rng = Rng::new(seed ^ 0x5A3B1E);
+    let noise_seed = seed ^ 0x5A3B1E;
+    let mut rng = Rng::new(noise_seed);
     // One row per class when conditional, else an 8 x 8 sheet.
     let (rows, cols) = if k > 0 { (k, 8) } else { (8, 8) };
     let zs: Vec<f32> = (0..rows * cols * z).map(|_| rng.normal()).collect();
@@ -309,9 +429,14 @@ pub fn write_pictures(
     let imgs = decode_images(m, p, &zs, &labels, th);
     let refs: Vec<&[u8]> = imgs.iter().map(|v| v.as_slice()).collect();
     let scale = (56 / data.shape[1].max(1)).clamp(1, 4);
+    let mut tag = Provenance::samples(from, noise_seed, rows * cols);
+    if k > 0 {
+        tag = tag.with_row_labels((0..rows as u32).collect());
+    }
     plot::save_png(
         &plot::grid::image_grid(&refs, data.shape, cols, scale),
-        &out.join("samples.png"),
+        &out.join(files::SAMPLES_PNG),
+        &tag,
     )?;
 
     // Inputs (odd rows) above their reconstructions from z = mu (even rows).
@@ -338,7 +463,8 @@ pub fn write_pictures(
     let refs: Vec<&[u8]> = pair_rows.iter().map(|v| v.as_slice()).collect();
     plot::save_png(
         &plot::grid::image_grid(&refs, data.shape, 8, scale),
-        &out.join("recon.png"),
+        &out.join(files::RECON_PNG),
+        &Provenance::reconstructions(from, n),
     )?;
 
     let series = [
@@ -362,6 +488,7 @@ pub fn write_pictures(
         "epoch",
         "nats per image",
         &series,
-        &out.join("loss.png"),
+        &out.join(files::LOSS_PNG),
+        &Provenance::plot(),
     )
 }

@@ -4,6 +4,7 @@
 //! decoder gets seeded latents; an encoder gets seeded images.
 
 pub mod ort;
+pub mod signature;
 pub mod tract;
 
 use crate::models::vae::{Vae, VaeActs, VaeConfig};
@@ -239,6 +240,8 @@ fn cycling_labels(n: usize, k: usize) -> Vec<i64> {
 pub fn validate(onnx: &[u8], gguf: &[u8], n: usize, seed: u64) -> Result<Report> {
     let g = Gguf::parse(gguf).map_err(|e| anyhow!("GGUF: {e}"))?;
     edgegen_format::arch::check(&g).map_err(|e| anyhow!("GGUF: {e}"))?;
+    // Before any engine runs: the two files must be the same network.
+    signature::check(onnx, &g)?;
     let part = vae::Part::read(&g).map_err(|e| anyhow!("GGUF: {e}"))?;
     let first = match part {
         vae::Part::Decoder => vae::DEC_WEIGHT[0],

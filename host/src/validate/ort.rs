@@ -63,6 +63,24 @@ pub fn find_library() -> Result<PathBuf> {
     })
 }
 
+/// ONNX Runtime's own log lines (coloured, in its words) stay off the
+/// terminal: edgegen reports every failure itself. `ORT_LOG=warning` (or
+/// `error`, `info`, `verbose`) shows them on stderr for debugging.
+fn log(level: ort::logging::LogLevel, _: &str, _: &str, _: &str, message: &str) {
+    use ort::logging::LogLevel::*;
+    let min = match std::env::var("ORT_LOG").as_deref() {
+        Ok("verbose") => Verbose,
+        Ok("info") => Info,
+        Ok("warning") => Warning,
+        Ok("error") => Error,
+        Ok("fatal") => Fatal,
+        _ => return,
+    };
+    if level >= min {
+        eprintln!("onnxruntime {level:?}: {message}");
+    }
+}
+
 fn environment() -> Result<&'static ort::environment::Environment> {
     static ENV: OnceLock<std::result::Result<ort::environment::Environment, String>> =
         OnceLock::new();
@@ -71,6 +89,7 @@ fn environment() -> Result<&'static ort::environment::Environment> {
         ort::init_from(&lib)
             .map_err(|e| format!("{}: cannot load ONNX Runtime: {e}", lib.display()))?
             .with_name("edgegen")
+            .with_logger(std::sync::Arc::new(log))
             .build()
             .map_err(|e| format!("cannot start ONNX Runtime: {e}"))
     })

@@ -1,0 +1,196 @@
+//! Provenance tags. Telling generated media from real media is one of the
+//! reasons this product exists, so every file edgegen generates says where
+//! it came from: generated pixels name the model (its file and sha256), the
+//! seed and the labels; plots and previews name the command that drew them.
+//! PNGs carry the tag as a tEXt chunk under [`PNG_KEYWORD`]; the only way
+//! to write a PNG here ([`crate::plot::save_png`]) takes a tag.
+
+use anyhow::{Context, Result, anyhow};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use std::path::Path;
+
+/// The PNG text keyword of the tag.
+pub const PNG_KEYWORD: &str = "edgegen-provenance";
+
+/// Lowercase hex sha256 of `b`.
+pub fn sha256_hex(b: &[u8]) -> String {
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// The model that generated something: a file and the sha256 of its bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// The file, as the user named it (or a run-folder file name).
+    pub file: String,
+    /// sha256 of its bytes.
+    pub sha256: String,
+}
+
+impl Source {
+    /// A model file's provenance from its bytes.
+    pub fn file(path: &Path, bytes: &[u8]) -> Self {
+        Self {
+            file: path.display().to_string(),
+            sha256: sha256_hex(bytes),
+        }
+    }
+    /// A training checkpoint's, from the bytes about to be written as
+    /// `name` after `epoch` epochs.
+    pub fn checkpoint(name: &str, bytes: &[u8], epoch: usize) -> Self {
+        Self {
+            file: format!("{name} (epoch {epoch})"),
+            sha256: sha256_hex(bytes),
+        }
+    }
+}
+
+/// What a generated file says about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// Always "edgegen".
+    pub generator: String,
+    /// edgegen's version.
+    pub version: String,
+    /// `samples` (pixels a model generated), `reconstructions` (a model's
+    /// reconstructions of real inputs), `plot`, or `preview` (real data).
+    pub kind: String,
+    /// The command line that wrote the file.
+    pub command: String,
+    /// The model's file, for generated pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_file: Option<String>,
+    /// sha256 of the model's file, for generated pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
+    /// Seed of the noise, for generated pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// The class label of every item, when one label was used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<u32>,
+    /// The class label of each grid row, when rows differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_labels: Option<Vec<u32>>,
+    /// Items in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<usize>,
+}
+
+/// The command line of this process, as the tag records it.
+fn command_line() -> String {
+    let mut args = std::env::args();
+    let prog = args.next().map_or("edgegen".into(), |p| {
+        Path::new(&p)
+            .file_name()
+            .map_or(p.clone(), |f| f.to_string_lossy().into_owned())
+    });
+    std::iter::once(prog)
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Provenance {
+    fn new(kind: &str) -> Self {
+        Self {
+            generator: "edgegen".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            kind: kind.into(),
+            command: command_line(),
+            model_file: None,
+            model_sha256: None,
+            seed: None,
+            label: None,
+            row_labels: None,
+            n: None,
+        }
+    }
+
+    /// A chart: the command is its provenance.
+    pub fn plot() -> Self {
+        Self::new("plot")
+    }
+
+    /// A picture of real data (a dataset preview).
+    pub fn preview(n: usize) -> Self {
+        Self {
+            n: Some(n),
+            ..Self::new("preview")
+        }
+    }
+
+    /// `n` items a model generated from noise drawn with `seed`.
+    pub fn samples(from: &Source, seed: u64, n: usize) -> Self {
+        Self {
+            model_file: Some(from.file.clone()),
+            model_sha256: Some(from.sha256.clone()),
+            seed: Some(seed),
+            n: Some(n),
+            ..Self::new("samples")
+        }
+    }
+
+    /// A model's reconstructions of `n` real inputs (shown beside them).
+    pub fn reconstructions(from: &Source, n: usize) -> Self {
+        Self {
+            kind: "reconstructions".into(),
+            seed: None,
+            ..Self::samples(from, 0, n)
+        }
+    }
+
+    /// The same, with one class label for every item.
+    pub fn with_label(self, label: Option<u32>) -> Self {
+        Self { label, ..self }
+    }
+
+    /// The same, with a class label per grid row.
+    pub fn with_row_labels(self, rows: Vec<u32>) -> Self {
+        Self {
+            row_labels: Some(rows),
+            ..self
+        }
+    }
+
+    /// The tag as PNG text chunks.
+    pub fn png_texts(&self) -> Result<Vec<(String, String)>> {
+        Ok(vec![
+            (PNG_KEYWORD.into(), serde_json::to_string(self)?),
+            ("Software".into(), format!("edgegen {}", self.version)),
+        ])
+    }
+
+    /// Reads the tag of a file edgegen wrote. A file without one gets an
+    /// error that says so plainly.
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            return Err(anyhow!(
+                "{}: carries no edgegen provenance tag: not a PNG, and edgegen tags only the PNGs it writes",
+                path.display()
+            ));
+        }
+        let texts = crate::plot::png_text(&bytes)
+            .with_context(|| format!("{}: not a readable PNG", path.display()))?;
+        let tag = texts
+            .iter()
+            .find(|(k, _)| k == PNG_KEYWORD)
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: carries no edgegen provenance tag (not generated by edgegen, or the tag was stripped)",
+                    path.display()
+                )
+            })?;
+        serde_json::from_str(&tag.1).with_context(|| {
+            format!(
+                "{}: its {PNG_KEYWORD} text is not a valid tag",
+                path.display()
+            )
+        })
+    }
+}
