@@ -760,3 +760,55 @@ fn a_full_disk_and_an_unwritable_folder_lose_nothing() {
     ]);
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
 }
+
+#[test]
+fn without_onnx_runtime_bench_times_the_rest_and_demo_says_so_first() {
+    let f = fixtures();
+    let d = common::tmp("bad", "no-ort");
+    let o = edgegen()
+        .env("ORT_DYLIB_PATH", d.join("missing/libonnxruntime.so"))
+        .args([
+            "bench",
+            s(&f.dir.join("u-decoder.gguf")),
+            "--onnx",
+            s(&f.dir.join("u-decoder.onnx")),
+            "--calls",
+            "3",
+            "--rounds",
+            "2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let engines: Vec<&str> = v["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["engine"].as_str().unwrap())
+        .collect();
+    assert_eq!(engines, ["edgegen-runtime", "tract"]);
+    let skipped = v["skipped"][0].as_str().unwrap();
+    assert!(
+        skipped.starts_with("onnxruntime") && skipped.contains("ORT_DYLIB_PATH"),
+        "{skipped}"
+    );
+
+    // The demo needs ONNX Runtime to validate; it says so before training.
+    let out = d.join("demo");
+    let mut cmd = edgegen();
+    cmd.env("ORT_DYLIB_PATH", d.join("missing/libonnxruntime.so"));
+    run_case(
+        &case(
+            "demo without ONNX Runtime",
+            &["demo", "-o", s(&out)],
+            &[
+                "the demo validates every export against ONNX Runtime",
+                "pip install onnxruntime",
+            ],
+        )
+        .absent(&out),
+        cmd,
+    );
+}
