@@ -6,7 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step prints the seconds since the start, so a CI log shows where the
+# time went.
+start=$SECONDS
+step() { printf '\n== [%4ds] %s\n' "$((SECONDS - start))" "$*"; }
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 step "system packages (qemu-user, qemu-system-arm, gcc-aarch64-linux-gnu)"
@@ -69,4 +72,4 @@ echo "ok: no allocator needed"
 step "NEON kernels and the format crate on aarch64, under qemu-aarch64"
 cargo test --locked -p edgegen-format -p edgegen-runtime --target aarch64-unknown-linux-gnu
 
-printf '\nall tests passed\n'
+printf '\nall tests passed in %d s\n' "$((SECONDS - start))"

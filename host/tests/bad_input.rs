@@ -676,27 +676,31 @@ fn odd_but_valid_wavs_load() {
     );
 }
 
-#[test]
-fn a_full_disk_and_an_unwritable_folder_lose_nothing() {
-    let f = fixtures();
-    let d = common::tmp("bad", "disk");
-    let out = d.join("big.onnx");
-    // A file-size limit stands in for a full disk without root: writes past
-    // it fail with EFBIG, as they fail with ENOSPC on a full one. SIGXFSZ
-    // is ignored (inherited through exec) so that the write returns the
-    // error instead of killing the process.
+/// The binary with a file-size limit of 4 KiB, standing in for a full disk
+/// without root: writes past it fail with EFBIG, as they fail with ENOSPC
+/// on a full one. SIGXFSZ is ignored (that survives exec) so that the write
+/// returns the error instead of killing the process.
+fn on_a_full_disk() -> Command {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg("trap '' XFSZ; ulimit -f 8; exec \"$0\" \"$@\"")
         .arg(env!("CARGO_BIN_EXE_edgegen"))
         .env_remove("EDGEGEN_DATA");
+    cmd
+}
+
+#[test]
+fn a_full_disk_and_an_unwritable_folder_lose_nothing() {
+    let f = fixtures();
+    let d = common::tmp("bad", "disk");
+    let out = d.join("big.onnx");
     let c = case(
         "export onto a full disk",
         &["export", s(&f.run), "--onnx", s(&out)],
         &["big.onnx", "cannot write", "File too large"],
     )
     .absent(&out);
-    run_case(&c, cmd);
+    run_case(&c, on_a_full_disk());
 
     // A run folder on a full disk: training fails at its first write, and a
     // run already there is untouched (--force writes elsewhere first).
@@ -707,11 +711,6 @@ fn a_full_disk_and_an_unwritable_folder_lose_nothing() {
         std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
     }
     let before = checkpoint_bytes(&copy);
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg("trap '' XFSZ; ulimit -f 8; exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_edgegen"))
-        .env_remove("EDGEGEN_DATA");
     let args = [
         &["train", "vae"][..],
         &SMALL,
@@ -732,7 +731,7 @@ fn a_full_disk_and_an_unwritable_folder_lose_nothing() {
             &args,
             &["cannot write", "File too large"],
         ),
-        cmd,
+        on_a_full_disk(),
     );
     assert_eq!(before, checkpoint_bytes(&copy), "the old run was harmed");
 
