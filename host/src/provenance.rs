@@ -123,23 +123,42 @@ impl Provenance {
         }
     }
 
-    /// `n` items a model generated from noise drawn with `seed`.
-    pub fn samples(from: &Source, seed: u64, n: usize) -> Self {
+    /// `n` items of `kind` that the model `from` drew.
+    fn from_model(kind: &str, from: &Source, n: usize) -> Self {
         Self {
             model_file: Some(from.file.clone()),
             model_sha256: Some(from.sha256.clone()),
-            seed: Some(seed),
             n: Some(n),
-            ..Self::new("samples")
+            ..Self::new(kind)
         }
+    }
+
+    /// `n` items a model generated from noise drawn with `seed`.
+    pub fn samples(from: &Source, seed: u64, n: usize) -> Self {
+        Self {
+            seed: Some(seed),
+            ..Self::from_model("samples", from, n)
+        }
+    }
+
+    /// `n` items a model generated without noise (decoded from given
+    /// latents: a latent walk from test images, a grid over the plane).
+    pub fn decoded(from: &Source, n: usize) -> Self {
+        Self::from_model("samples", from, n)
     }
 
     /// A model's reconstructions of `n` real inputs (shown beside them).
     pub fn reconstructions(from: &Source, n: usize) -> Self {
+        Self::from_model("reconstructions", from, n)
+    }
+
+    /// A chart of a model's outputs (such as encodings): the command and
+    /// the model.
+    pub fn plot_of(from: &Source) -> Self {
         Self {
-            kind: "reconstructions".into(),
-            seed: None,
-            ..Self::samples(from, 0, n)
+            model_file: Some(from.file.clone()),
+            model_sha256: Some(from.sha256.clone()),
+            ..Self::plot()
         }
     }
 

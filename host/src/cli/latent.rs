@@ -185,9 +185,11 @@ pub fn run(a: LatentArgs) -> Result<()> {
             let refs: Vec<&[u8]> = imgs.iter().map(|v| v.as_slice()).collect();
             // From test images there is no noise; from seeds, the tag keeps
             // the first (the command line in the tag holds both).
-            let mut tag = Provenance::samples(&source, seeds.unwrap_or(0), 2 * steps)
-                .with_label((m.cfg.n_classes > 0).then_some(lab));
-            tag.seed = seeds;
+            let tag = match seeds {
+                Some(seed) => Provenance::samples(&source, seed, 2 * steps),
+                None => Provenance::decoded(&source, 2 * steps),
+            }
+            .with_label((m.cfg.n_classes > 0).then_some(lab));
             plot::save_png(
                 &plot::grid::image_grid(&refs, shape, steps, scale),
                 &output,
@@ -223,10 +225,9 @@ pub fn run(a: LatentArgs) -> Result<()> {
             let imgs = run::decode_images(&m, &p, &zs, &vec![label; grid * grid], th);
             let refs: Vec<&[u8]> = imgs.iter().map(|v| v.as_slice()).collect();
             let grid_png = output.join("latent_grid.png");
-            let tag = Provenance::samples(&source, 0, grid * grid)
-                .with_label((m.cfg.n_classes > 0).then_some(label));
             // A grid over the latent plane draws no noise.
-            let tag = Provenance { seed: None, ..tag };
+            let tag = Provenance::decoded(&source, grid * grid)
+                .with_label((m.cfg.n_classes > 0).then_some(label));
             plot::save_png(
                 &plot::grid::image_grid(&refs, shape, grid, 1),
                 &grid_png,
@@ -245,11 +246,7 @@ pub fn run(a: LatentArgs) -> Result<()> {
                 &points,
                 &data.classes,
                 &scatter,
-                &Provenance {
-                    model_file: Some(source.file.clone()),
-                    model_sha256: Some(source.sha256.clone()),
-                    ..Provenance::plot()
-                },
+                &Provenance::plot_of(&source),
             )?;
             println!("wrote {} and {}", grid_png.display(), scatter.display());
         }
