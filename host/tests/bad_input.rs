@@ -132,6 +132,10 @@ fn fixtures() -> &'static Fixtures {
         let (run, crun) = (dir.join("run"), dir.join("crun"));
         train(&run, &["--epochs", "2"]);
         train(&crun, &["--epochs", "1", "--conditional"]);
+        // Another latent size, for a mismatched pair.
+        let z5 = dir.join("z5");
+        train(&z5, &["--epochs", "1", "--latent", "5"]);
+        common::ok(&["export", s(&z5), "--gguf", s(&dir.join("z5-decoder.gguf"))]);
         for (r, name) in [(&run, "u"), (&crun, "c")] {
             for part in ["decoder", "encoder"] {
                 common::ok(&[
@@ -446,7 +450,7 @@ fn damaged_and_mismatched_models_say_what_is_wrong() {
         )
         .absent(&png),
         case(
-            "validate a decoder against another latent size",
+            "validate an unconditional graph against a conditional GGUF",
             &[
                 "validate",
                 s(&f.dir.join("u-decoder.onnx")),
@@ -456,6 +460,18 @@ fn damaged_and_mismatched_models_say_what_is_wrong() {
                 "not the same network",
                 "input label: the GGUF's model has it",
                 "conditional on 10 classes",
+            ],
+        ),
+        case(
+            "validate a decoder against another latent size",
+            &[
+                "validate",
+                s(&f.dir.join("u-decoder.onnx")),
+                s(&f.dir.join("z5-decoder.gguf")),
+            ],
+            &[
+                "not the same network",
+                "input z: the ONNX graph has [N, 3] float, the GGUF's model needs [N, 5] float",
             ],
         ),
         case(
