@@ -120,6 +120,23 @@ pub fn parse_size(s: &str) -> std::result::Result<[usize; 2], String> {
     Ok([n(h)?, n(w)?])
 }
 
+/// One image's `H×W×C` bytes (how files and IDX store pixels) as `C×H×W`
+/// (how training reads them), or back with `to_chw` false.
+fn transpose(px: &[u8], c: usize, hw: usize, to_chw: bool) -> Vec<u8> {
+    let mut out = vec![0u8; px.len()];
+    for y in 0..hw {
+        for ch in 0..c {
+            let (hwc, chw) = (y * c + ch, ch * hw + y);
+            if to_chw {
+                out[chw] = px[hwc];
+            } else {
+                out[hwc] = px[chw];
+            }
+        }
+    }
+    out
+}
+
 /// `img` as `c` channels of `h x w`, in C×H×W order.
 fn conform(img: image::DynamicImage, c: usize, [h, w]: [usize; 2]) -> Vec<u8> {
     let img = if (img.height() as usize, img.width() as usize) == (h, w) {
@@ -133,13 +150,7 @@ fn conform(img: image::DynamicImage, c: usize, [h, w]: [usize; 2]) -> Vec<u8> {
         3 => img.into_rgb8().into_raw(),
         _ => img.into_rgba8().into_raw(),
     };
-    let mut chw = vec![0u8; hwc.len()];
-    for y in 0..h * w {
-        for ch in 0..c {
-            chw[ch * h * w + y] = hwc[y * c + ch];
-        }
-    }
-    chw
+    transpose(&hwc, c, h * w, true)
 }
 
 impl ImageSet {
@@ -154,13 +165,7 @@ impl ImageSet {
         }
         let mut pixels = Vec::with_capacity(self.len() * c * hw[0] * hw[1]);
         for i in 0..self.len() {
-            let chw = self.image(i);
-            let mut hwc = vec![0u8; chw.len()];
-            for y in 0..h0 * w0 {
-                for ch in 0..c0 {
-                    hwc[y * c0 + ch] = chw[ch * h0 * w0 + y];
-                }
-            }
+            let hwc = transpose(self.image(i), c0, h0 * w0, false);
             let (w32, h32) = (w0 as u32, h0 as u32);
             let img: image::DynamicImage = match c0 {
                 1 => image::GrayImage::from_raw(w32, h32, hwc).map(Into::into),
@@ -208,15 +213,10 @@ pub fn from_idx(images: idx::Idx, labels: Option<idx::Idx>, name: &str) -> Resul
     let mut pixels = images.data;
     if c > 1 {
         // IDX stores H×W×C; training wants C×H×W.
-        let hwc = pixels;
-        pixels = vec![0; hwc.len()];
-        for i in 0..n {
-            for y in 0..h * w {
-                for ch in 0..c {
-                    pixels[i * h * w * c + ch * h * w + y] = hwc[i * h * w * c + y * c + ch];
-                }
-            }
-        }
+        pixels = pixels
+            .chunks_exact(h * w * c)
+            .flat_map(|im| transpose(im, c, h * w, true))
+            .collect();
     }
     let (labels, classes) = match labels {
         None => (vec![], vec![]),
@@ -330,18 +330,6 @@ fn open_image(path: &Path) -> Result<image::DynamicImage> {
         .with_context(|| format!("{}: cannot read", path.display()))?
         .decode()
         .with_context(|| format!("{}: not a decodable PNG or JPEG", path.display()))
-}
-
-/// Decodes one image file to C×H×W bytes, keeping its channel count
-/// (grey 1, grey+alpha 2, RGB 3, RGBA 4; 16-bit images become 8-bit).
-pub fn decode_image(path: &Path) -> Result<([usize; 3], Vec<u8>)> {
-    let img = open_image(path)?;
-    let (c, h, w) = (
-        img.color().channel_count() as usize,
-        img.height() as usize,
-        img.width() as usize,
-    );
-    Ok(([c, h, w], conform(img, c, [h, w])))
 }
 
 /// Loads one sub-folder per class. Files are brought to one channel count
