@@ -14,8 +14,6 @@ pub mod keys {
     pub const ARCHITECTURE: &str = "general.architecture";
     /// A human-readable model name (optional).
     pub const NAME: &str = "general.name";
-    /// Data alignment (u32, optional, default 32).
-    pub const ALIGNMENT: &str = "general.alignment";
     /// [`super::FORMAT_VERSION`] as a u32.
     pub const FORMAT_VERSION: &str = "edgegen.format_version";
     /// CRC-32 (IEEE) of the data section, as a u32.

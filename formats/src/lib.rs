@@ -48,8 +48,8 @@ mod writer;
 pub use crc32::{Crc32, crc32};
 pub use error::Error;
 pub use reader::{
-    ArrayIter, ArrayView, DEFAULT_ALIGNMENT, F16View, F32View, Gguf, KvIter, MAX_ARRAY_DEPTH,
-    MAX_DIMS, Q8_0View, TensorInfo, TensorIter, Value,
+    ALIGNMENT_KEY, ArrayIter, ArrayView, DEFAULT_ALIGNMENT, F16View, F32View, Gguf, KvIter,
+    MAX_ARRAY_DEPTH, MAX_DIMS, Q8_0View, TensorInfo, TensorIter, Value,
 };
 pub use types::{GgmlType, ValueType};
 #[cfg(feature = "std")]

@@ -17,8 +17,12 @@ use half::f16;
 /// Arrays inside arrays deeper than this are refused, so that hostile bytes
 /// cannot exhaust a small device stack through recursion.
 pub const MAX_ARRAY_DEPTH: usize = 4;
-/// The data alignment when `general.alignment` is absent.
+/// The data alignment when [`ALIGNMENT_KEY`] is absent.
 pub const DEFAULT_ALIGNMENT: usize = 32;
+/// The container's own key for the data alignment (u32, optional): part of
+/// GGUF itself, not of any model family, so it lives beside the reader and
+/// the writer that honour it.
+pub const ALIGNMENT_KEY: &str = "general.alignment";
 /// ggml tensors have at most four dimensions.
 pub const MAX_DIMS: usize = 4;
 
@@ -637,7 +641,7 @@ impl<'a> Gguf<'a> {
             let ty = read_value_type(&mut c)?;
             let offset = c.pos;
             let value = read_value(&mut c, ty, 0)?;
-            if key == crate::arch::keys::ALIGNMENT {
+            if key == ALIGNMENT_KEY {
                 alignment = match value {
                     Value::U32(a) if a.is_power_of_two() => a as usize,
                     v => {

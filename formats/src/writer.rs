@@ -232,7 +232,7 @@ impl GgufWriter {
             return Err(WriteError::BadAlignment(alignment));
         }
         self.alignment = alignment;
-        self.add(crate::arch::keys::ALIGNMENT, alignment as u32)
+        self.add(crate::reader::ALIGNMENT_KEY, alignment as u32)
     }
 
     fn key_free(&self, key: &str) -> Result<(), WriteError> {

@@ -11,9 +11,10 @@
 //! and the test loss after the last epoch (BCE summed over pixels plus KL,
 //! z sampled once, mean over the 10,000 test images: PyTorch's definition).
 
+use edgegen::train::EpochMetrics;
 use edgegen::train::config::TrainConfig;
-use edgegen::train::run::{RunOptions, run_vae};
-use edgegen::train::{EpochMetrics, Parallel};
+use edgegen::train::run::{RunOptions, run};
+use edgegen::train::vae::{Parallel, VaeSettings, VaeTrainer};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -53,14 +54,17 @@ fn main() {
             data: Some(mnist.to_string_lossy().into_owned()),
             epochs,
             threads,
-            parallel: mode,
             val_frac: 0.0,
             seed: 1,
+            vae: Some(VaeSettings {
+                parallel: mode,
+                ..Default::default()
+            }),
             ..TrainConfig::default()
         };
         let out =
             std::env::temp_dir().join(format!("edgegen-bench-vae-{mode:?}-{}", std::process::id()));
-        let m: Vec<EpochMetrics> = run_vae(
+        let m: Vec<EpochMetrics> = run::<VaeTrainer>(
             cfg,
             &RunOptions {
                 out: out.clone(),
@@ -70,7 +74,7 @@ fn main() {
         )
         .expect("training");
         let med = median(m.iter().map(|e| e.seconds).collect());
-        let test = m.last().unwrap().val_loss;
+        let test = m.last().unwrap().get("val_loss");
         println!(
             "edgegen ({mode:?}): epochs {:?}",
             m.iter()

@@ -4,7 +4,7 @@
 mod common;
 
 use common::ok as edgegen;
-use edgegen::train::checkpoint;
+use edgegen::train::{checkpoint, vae};
 use std::path::{Path, PathBuf};
 
 fn tmp(name: &str) -> PathBuf {
@@ -39,7 +39,8 @@ fn train(out: &Path, epochs: &str, extra: &[&str]) {
 }
 
 fn params(run: &Path, file: &str) -> Vec<f32> {
-    checkpoint::load(&run.join(file)).unwrap().1.state.params
+    let ck = checkpoint::load(&run.join(file)).unwrap();
+    vae::load(&ck, "test").unwrap().1.groups[0].params.clone()
 }
 
 #[test]
@@ -149,7 +150,7 @@ fn init_from_fine_tunes_and_config_files_work() {
 
     // The same settings from a TOML file; a flag still overrides the file.
     let cfgfile = tmp("cfg").with_extension("toml");
-    std::fs::write(&cfgfile, "max_train = 600\nhidden = [32]\nlatent = 4\nbatch = 64\nthreads = 2\nseed = 3\nepochs = 5\n").unwrap();
+    std::fs::write(&cfgfile, "max_train = 600\nbatch = 64\nthreads = 2\nseed = 3\nepochs = 5\n[vae]\nhidden = [32]\nlatent = 4\n").unwrap();
     let from_file = tmp("from-file");
     edgegen(&[
         "train",

@@ -8,7 +8,8 @@ use crate::export::{self, Part, Precision};
 use crate::nn::gemm::Threads;
 use crate::train::checkpoint;
 use crate::train::config::TrainConfig;
-use crate::train::run::{self, RunOptions, files, run_vae};
+use crate::train::run::{self, RunOptions, files};
+use crate::train::vae::{self, VaeTrainer};
 use crate::validate;
 use anyhow::{Result, bail};
 use clap::Args;
@@ -76,9 +77,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
         data: Some(path.clone()),
         epochs: a.epochs,
         seed: a.seed,
-        ..TrainConfig::default()
+        ..TrainConfig::vae()
     };
-    run_vae(
+    run::run::<VaeTrainer>(
         cfg.clone(),
         &RunOptions {
             out: run_dir.clone(),
@@ -88,12 +89,12 @@ pub fn run(a: DemoArgs) -> Result<()> {
             ..Default::default()
         },
     )?;
-    let (m, ck) = checkpoint::load(&run_dir.join(files::BEST))?;
-    let p = &ck.state.params;
+    let (m, st) = vae::load(&checkpoint::load(&run_dir.join(files::BEST))?, "the demo")?;
+    let p = &st.groups[0].params;
 
     println!("\n== export the decoder (and the encoder), validate them, sample");
     let exp = a.output.join("export");
-    let data = run::load_data(&cfg)?;
+    let data = vae::load_images(&cfg, None)?;
     let th = Threads(run::init_threads(0));
     let base = eval::vae::elbo(&m, p, &data.test, 1, th).0;
     println!(

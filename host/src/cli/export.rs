@@ -1,8 +1,10 @@
 //! `edgegen export` and `edgegen validate`.
 
 use crate::export::{self, Part, Precision};
+use crate::models::Family;
 use crate::train::checkpoint;
 use crate::train::run::files;
+use crate::train::vae;
 use crate::validate;
 use anyhow::{Result, bail};
 use clap::Args;
@@ -38,13 +40,21 @@ pub fn export(a: ExportArgs) -> Result<()> {
     } else {
         files::BEST
     });
-    let (m, ck) = checkpoint::load(&path)?;
+    let ck = checkpoint::load(&path)?;
+    match ck.family {
+        Family::Vae => export_vae(&a, &ck),
+    }
+}
+
+fn export_vae(a: &ExportArgs, ck: &checkpoint::Checkpoint) -> Result<()> {
+    let (m, st) = vae::load(ck, "`export`")?;
+    let params = &st.groups[0].params;
     let name = a
         .run
         .file_name()
         .map_or("vae".into(), |n| n.to_string_lossy().into_owned());
     if let Some(out) = &a.gguf {
-        let bytes = export::gguf::vae_to_gguf(&m, &ck.state.params, a.part, a.precision, &name)?;
+        let bytes = export::gguf::vae_to_gguf(&m, params, a.part, a.precision, &name)?;
         crate::fsx::write_atomic(out, &bytes)?;
         println!(
             "wrote {} ({} bytes, {:?} {:?})",
@@ -55,7 +65,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
         );
     }
     if let Some(out) = &a.onnx {
-        let bytes = export::onnx::vae_to_onnx(&m, &ck.state.params, a.part, a.precision, &name)?;
+        let bytes = export::onnx::vae_to_onnx(&m, params, a.part, a.precision, &name)?;
         crate::fsx::write_atomic(out, &bytes)?;
         println!(
             "wrote {} ({} bytes, opset {})",

@@ -9,7 +9,8 @@ use crate::rng::Rng;
 use crate::train::checkpoint;
 use crate::train::config::TrainConfig;
 use crate::train::run::{self, files};
-use anyhow::{Context, Result, bail};
+use crate::train::vae;
+use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 
@@ -93,15 +94,15 @@ pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
 }
 
 fn load(run: &Path) -> Result<(Vae, Vec<f32>, TrainConfig, Source)> {
-    let path = run.join(files::BEST);
-    let (m, ck, source) = checkpoint::load_with_source(&path)?;
-    let cfg = serde_json::from_str(&ck.train_json).with_context(|| {
-        format!(
-            "{}: metadata field \"train\" is not a training config",
-            path.display()
-        )
-    })?;
-    Ok((m, ck.state.params, cfg, source))
+    let ck = checkpoint::load(&run.join(files::BEST))?;
+    let (m, st) = vae::load(&ck, "`latent`")?;
+    let params = st
+        .groups
+        .into_iter()
+        .next()
+        .map(|g| g.params)
+        .unwrap_or_default();
+    Ok((m, params, ck.train.clone(), ck.source()))
 }
 
 fn encode_mu(m: &Vae, p: &[f32], x: &[f32], labels: &[u32], th: Threads) -> Vec<f32> {
@@ -142,7 +143,7 @@ pub fn run(a: LatentArgs) -> Result<()> {
             }
             let (za, zb, lab, seeds) = match (from_image, to_image) {
                 (Some(i), Some(j)) => {
-                    let data = run::load_data(&cfg)?;
+                    let data = vae::load_images(&cfg, None)?;
                     let n = data.test.len();
                     if i >= n || j >= n {
                         bail!(
@@ -181,7 +182,7 @@ pub fn run(a: LatentArgs) -> Result<()> {
                 }
             }
             let labels = vec![lab; 2 * steps];
-            let imgs = run::decode_images(&m, &p, &zs, &labels, th);
+            let imgs = vae::decode_images(&m, &p, &zs, &labels, th);
             let refs: Vec<&[u8]> = imgs.iter().map(|v| v.as_slice()).collect();
             // From test images there is no noise; from seeds, the tag keeps
             // the first (the command line in the tag holds both).
@@ -222,7 +223,7 @@ pub fn run(a: LatentArgs) -> Result<()> {
                     zs.extend([f(c), f(grid - 1 - r)]);
                 }
             }
-            let imgs = run::decode_images(&m, &p, &zs, &vec![label; grid * grid], th);
+            let imgs = vae::decode_images(&m, &p, &zs, &vec![label; grid * grid], th);
             let refs: Vec<&[u8]> = imgs.iter().map(|v| v.as_slice()).collect();
             let grid_png = output.join("latent_grid.png");
             // A grid over the latent plane draws no noise.
@@ -233,7 +234,7 @@ pub fn run(a: LatentArgs) -> Result<()> {
                 &grid_png,
                 &tag,
             )?;
-            let data = run::load_data(&cfg)?;
+            let data = vae::load_images(&cfg, None)?;
             let mu = encode_mu(&m, &p, &data.test.x, &data.test.labels, th);
             let points: Vec<(f32, f32, u32)> = mu
                 .chunks_exact(2)

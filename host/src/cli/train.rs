@@ -1,11 +1,14 @@
 //! `edgegen train vae` and `edgegen eval`.
 
 use crate::eval;
+use crate::models::Family;
 use crate::nn::gemm::Threads;
 use crate::nn::optim::Schedule;
+use crate::train::Trainer;
 use crate::train::checkpoint;
 use crate::train::config::TrainConfig;
 use crate::train::run::{self, RunOptions, files};
+use crate::train::vae::{self, Parallel, VaeTrainer};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -17,46 +20,39 @@ pub enum TrainCommand {
     Vae(VaeArgs),
 }
 
-/// Flags override the config file, which overrides the defaults.
+/// The flags every family shares: data, run and optimizer. Flags override
+/// the config file, which overrides the family's defaults.
 #[derive(Debug, Args)]
-pub struct VaeArgs {
+pub struct RunArgs {
     /// Dataset path (default: EDGEGEN_DATA, else the built-in MNIST sample).
     #[arg(long)]
     data: Option<String>,
-    /// Settings from a TOML or JSON file.
+    /// Settings from a TOML or JSON file: common keys at the top level,
+    /// model keys under the family's table ([vae]).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Condition on the class label (conditional VAE).
-    #[arg(long)]
-    conditional: bool,
-    /// Latent size [default: 20].
-    #[arg(long)]
-    latent: Option<usize>,
-    /// Hidden widths, comma-separated, encoder order [default: 400].
-    #[arg(long, value_delimiter = ',', action = clap::ArgAction::Set)]
-    hidden: Option<Vec<usize>>,
-    /// bernoulli or gaussian [default: bernoulli].
-    #[arg(long)]
-    likelihood: Option<String>,
-    /// Hidden activation [default: relu].
-    #[arg(long)]
-    activation: Option<String>,
     /// Epochs in total [default: 10].
     #[arg(long)]
     epochs: Option<usize>,
     /// Batch size [default: 128].
     #[arg(long)]
     batch: Option<usize>,
-    /// Peak learning rate [default: 1e-3].
+    /// Peak learning rate [default: the family's].
     #[arg(long)]
     lr: Option<f32>,
+    /// Adam's beta1 [default: the family's].
+    #[arg(long)]
+    beta1: Option<f32>,
+    /// Adam's beta2 [default: 0.999].
+    #[arg(long)]
+    beta2: Option<f32>,
     /// Learning-rate schedule [default: constant].
     #[arg(long, value_enum)]
     schedule: Option<Schedule>,
     /// Warm-up steps for the cosine schedule.
     #[arg(long)]
     warmup_steps: Option<u64>,
-    /// AdamW weight decay [default: 0].
+    /// AdamW weight decay, never on biases, norms or embeddings [default: 0].
     #[arg(long)]
     weight_decay: Option<f32>,
     /// Clip the global gradient norm to this (0 = off).
@@ -68,9 +64,6 @@ pub struct VaeArgs {
     /// Threads (0 = all cores) [default: 0].
     #[arg(long)]
     threads: Option<usize>,
-    /// How a step uses the threads: split each GEMM, or split the batch [default: gemm].
-    #[arg(long, value_enum)]
-    parallel: Option<crate::train::Parallel>,
     /// Validation fraction of the training images; 0 validates on the test split [default: 0.1].
     #[arg(long)]
     val_frac: Option<f64>,
@@ -107,34 +100,21 @@ pub struct VaeArgs {
     json: bool,
 }
 
-impl VaeArgs {
-    /// The settings: `base` (the defaults, or a resumed run's own), then the
-    /// config file, then the flags.
+/// Sets each field of `$c` whose flag `$a` has.
+macro_rules! over {
+    ($c:expr, $a:expr; $($f:ident),*) => {$( if let Some(v) = &$a.$f { $c.$f = v.clone(); } )*};
+}
+
+impl RunArgs {
+    /// The settings: `base` (the family's defaults, or a resumed run's
+    /// own), then the config file, then the common flags.
     fn config(&self, base: TrainConfig) -> Result<TrainConfig> {
         let mut c = match &self.config {
             Some(p) => TrainConfig::from_file_over(p, &base)?,
             None => base,
         };
-        macro_rules! over {
-            ($($f:ident),*) => {$( if let Some(v) = &self.$f { c.$f = v.clone(); } )*};
-        }
-        over!(
-            latent,
-            hidden,
-            likelihood,
-            activation,
-            epochs,
-            batch,
-            lr,
-            schedule,
-            warmup_steps,
-            weight_decay,
-            clip,
-            seed,
-            threads,
-            parallel,
-            val_frac
-        );
+        over!(c, self; epochs, batch, lr, beta1, beta2, schedule, warmup_steps, weight_decay,
+            clip, seed, threads, val_frac);
         if self.data.is_some() {
             c.data = self.data.clone();
         }
@@ -147,44 +127,88 @@ impl VaeArgs {
         if self.image_size.is_some() {
             c.image_size = self.image_size;
         }
-        c.conditional |= self.conditional;
         Ok(c)
     }
+
+    /// Trains a `T` run: a fresh one from the family's defaults, or the run
+    /// `--resume` names from its own settings; `model` applies the family's
+    /// flags.
+    fn train<T: Trainer>(&self, model: impl Fn(&mut TrainConfig) -> Result<()>) -> Result<()> {
+        let base = match &self.resume {
+            Some(dir) => {
+                // Unless told, a resumed run goes on to its own epoch
+                // target on its own threads.
+                let (family, stored, _) = run::resume_point(dir)?;
+                if family != T::FAMILY {
+                    return Err(family.refuse(
+                        format_args!("--resume {}", dir.display()),
+                        &[T::FAMILY],
+                        &format!("`train {}`", T::FAMILY),
+                    ));
+                }
+                stored
+            }
+            None => TrainConfig::for_family(T::FAMILY),
+        };
+        let mut cfg = self.config(base)?;
+        model(&mut cfg)?;
+        if self.resume.is_some() {
+            cfg.data = cfg.data.as_deref().map(crate::data::canonical);
+        }
+        let opts = RunOptions {
+            out: self
+                .resume
+                .clone()
+                .or(self.output.clone())
+                .context("-o RUN_DIR is required")?,
+            resume: self.resume.is_some(),
+            init_from: self.init_from.clone(),
+            quiet: self.quiet || self.json,
+            force: self.force,
+        };
+        let metrics = run::run::<T>(cfg, &opts)?;
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&metrics)?);
+        } else {
+            println!("run saved in {}", opts.out.display());
+        }
+        Ok(())
+    }
+}
+
+/// `train vae`: the common flags and the `[vae]` table's.
+#[derive(Debug, Args)]
+pub struct VaeArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Condition on the class label (conditional VAE).
+    #[arg(long)]
+    conditional: bool,
+    /// Latent size [default: 20].
+    #[arg(long)]
+    latent: Option<usize>,
+    /// Hidden widths, comma-separated, encoder order [default: 400].
+    #[arg(long, value_delimiter = ',', action = clap::ArgAction::Set)]
+    hidden: Option<Vec<usize>>,
+    /// bernoulli or gaussian [default: bernoulli].
+    #[arg(long)]
+    likelihood: Option<String>,
+    /// Hidden activation [default: relu].
+    #[arg(long)]
+    activation: Option<String>,
+    /// How a step uses the threads: split each GEMM, or split the batch [default: gemm].
+    #[arg(long, value_enum)]
+    parallel: Option<Parallel>,
 }
 
 pub fn run(cmd: TrainCommand) -> Result<()> {
     match cmd {
-        TrainCommand::Vae(a) => {
-            let cfg = match &a.resume {
-                Some(dir) => {
-                    // Unless told, a resumed run goes on to its own epoch
-                    // target on its own threads.
-                    let (stored, _) = run::resume_point(dir)?;
-                    let mut c = a.config(stored)?;
-                    c.data = c.data.as_deref().map(crate::data::canonical);
-                    c
-                }
-                None => a.config(TrainConfig::default())?,
-            };
-            let opts = RunOptions {
-                out: a
-                    .resume
-                    .clone()
-                    .or(a.output.clone())
-                    .context("-o RUN_DIR is required")?,
-                resume: a.resume.is_some(),
-                init_from: a.init_from.clone(),
-                quiet: a.quiet || a.json,
-                force: a.force,
-            };
-            let metrics = run::run_vae(cfg, &opts)?;
-            if a.json {
-                println!("{}", serde_json::to_string_pretty(&metrics)?);
-            } else {
-                println!("run saved in {}", opts.out.display());
-            }
+        TrainCommand::Vae(a) => a.run.train::<VaeTrainer>(|c| {
+            let t = c.vae.get_or_insert_with(Default::default);
+            over!(t, a; latent, hidden, likelihood, activation, parallel);
+            t.conditional |= a.conditional;
             Ok(())
-        }
+        }),
     }
 }
 
@@ -222,19 +246,22 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     } else {
         files::BEST
     });
-    let (model, ck) = checkpoint::load(&path)?;
-    let mut cfg: TrainConfig = serde_json::from_str(&ck.train_json).with_context(|| {
-        format!(
-            "{}: metadata field \"train\" is not a training config",
-            path.display()
-        )
-    })?;
+    let ck = checkpoint::load(&path)?;
+    match ck.family {
+        Family::Vae => eval_vae(&a, &ck),
+    }
+}
+
+fn eval_vae(a: &EvalArgs, ck: &checkpoint::Checkpoint) -> Result<()> {
+    let path = &ck.path;
+    let (model, st) = vae::load(ck, "`eval`")?;
+    let mut cfg = ck.train.clone();
     if a.data.is_some() {
         cfg.data = a.data.clone();
     }
     let th = Threads(run::init_threads(a.threads));
-    let data = run::load_data(&cfg)?;
-    if run::model_config(&cfg, &data) != model.cfg {
+    let data = vae::load_images(&cfg, None)?;
+    if vae::model_config(&cfg, &data)? != model.cfg {
         bail!(
             "{}: the model does not fit this data (image shape or classes differ)",
             path.display()
@@ -243,7 +270,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     if a.k == 0 {
         bail!("--k: expected at least 1 importance sample");
     }
-    let mut params = ck.state.params;
+    let mut params = st.groups[0].params.clone();
     crate::export::store_decoder(&model, &mut params, a.decoder_precision);
     let r = eval::vae::evaluate(&model, &params, &data.test, a.k, a.seed, th);
     if a.json {

@@ -8,6 +8,7 @@ pub mod audio;
 pub mod idx;
 pub mod images;
 pub mod info;
+pub mod inputs;
 pub mod split;
 pub mod text;
 

@@ -1,10 +1,10 @@
 //! VAE evaluation: the test ELBO loss (as PyTorch's example defines it), an
 //! importance-weighted NLL estimate, and the reconstruction error.
 
+use crate::data::inputs::Images;
 use crate::models::vae::{Vae, VaeActs};
 use crate::nn::gemm::Threads;
 use crate::rng::Rng;
-use crate::train::Images;
 use serde::Serialize;
 
 /// Rows per evaluation batch.

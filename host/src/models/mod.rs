@@ -1,3 +1,79 @@
 //! Model families built on the training engine.
 
 pub mod vae;
+
+use anyhow::{Result, bail};
+use std::fmt;
+
+/// The model families. A run's checkpoint stores its family, and every
+/// command that loads a run matches on it once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// A variational autoencoder on images.
+    Vae,
+}
+
+impl Family {
+    /// Every family, in the order the CLI lists them.
+    pub const ALL: [Family; 1] = [Family::Vae];
+
+    /// The name stored in checkpoints and config files (`[vae]`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Vae => "vae",
+        }
+    }
+
+    /// The family named `s`.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == s)
+    }
+
+    /// "a vae" / "an ...": for messages.
+    pub fn article(self) -> &'static str {
+        "a"
+    }
+
+    /// The error for a run of this family given to something that needs
+    /// another: "runs/x is a gan run; `latent` needs a vae".
+    pub fn refuse(self, what: impl fmt::Display, wanted: &[Family], by: &str) -> anyhow::Error {
+        let names: Vec<String> = wanted
+            .iter()
+            .map(|f| format!("{} {}", f.article(), f.name()))
+            .collect();
+        anyhow::anyhow!(
+            "{what} is {} {} run; {by} needs {}",
+            self.article(),
+            self.name(),
+            names.join(" or ")
+        )
+    }
+
+    /// Checks that this family is one of `wanted`.
+    pub fn expect(self, what: impl fmt::Display, wanted: &[Family], by: &str) -> Result<()> {
+        if wanted.contains(&self) {
+            return Ok(());
+        }
+        Err(self.refuse(what, wanted, by))
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Parses a stored family name.
+pub fn parse_family(s: &str, what: impl fmt::Display) -> Result<Family> {
+    match Family::from_name(s) {
+        Some(f) => Ok(f),
+        None => {
+            let names: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
+            bail!(
+                "{what}: family {s:?} is not one this edgegen knows (expected {})",
+                names.join(", ")
+            )
+        }
+    }
+}

@@ -55,6 +55,49 @@ pub fn adam_step(
         });
 }
 
+/// [`adam_step`] over a model's flat buffers, with weight decay only on
+/// the tensors `layout` marks for it.
+#[allow(clippy::too_many_arguments)]
+pub fn adam_step_layout(
+    cfg: &AdamConfig,
+    layout: &super::params::Layout,
+    params: &mut [f32],
+    grads: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    t: u64,
+    lr: f32,
+) {
+    if cfg.weight_decay == 0.0 || layout.entries.iter().all(|e| e.decay) {
+        return adam_step(cfg, params, grads, m, v, t, lr);
+    }
+    // Runs of neighbouring tensors that share the flag take one call each.
+    let mut start = 0;
+    let entries = &layout.entries;
+    while start < entries.len() {
+        let decay = entries[start].decay;
+        let mut end = start;
+        while end < entries.len() && entries[end].decay == decay {
+            end += 1;
+        }
+        let r = entries[start].offset..entries[end - 1].range().end;
+        let c = AdamConfig {
+            weight_decay: if decay { cfg.weight_decay } else { 0.0 },
+            ..*cfg
+        };
+        adam_step(
+            &c,
+            &mut params[r.clone()],
+            &mut grads[r.clone()],
+            &mut m[r.clone()],
+            &mut v[r],
+            t,
+            lr,
+        );
+        start = end;
+    }
+}
+
 super::fastmath::dispatch! {
     fn adam_chunk(p: &mut [f32], g: &mut [f32], m: &mut [f32], v: &mut [f32], k: [f32; 7]) {
         let [b1, b2, eps, wd, lr, ibc1, ibc2] = k;
@@ -158,6 +201,22 @@ mod tests {
         let mut q = vec![2.0f32];
         adam_step(&cfg, &mut q, &mut [0.0], &mut [0.0], &mut [0.0], 1, 0.5);
         assert!((q[0] - 1.9).abs() < 1e-6);
+    }
+
+    #[test]
+    fn weight_decay_skips_vectors_and_embeddings() {
+        let mut l = super::super::params::Layout::default();
+        l.push("w", &[1, 2]);
+        l.push("b", &[1]);
+        l.push_no_decay("emb", &[1, 1]);
+        let cfg = AdamConfig {
+            weight_decay: 0.1,
+            ..AdamConfig::default()
+        };
+        let mut p = vec![2.0f32; 4];
+        let (mut m, mut v) = (vec![0.0; 4], vec![0.0; 4]);
+        adam_step_layout(&cfg, &l, &mut p, &mut [0.0; 4], &mut m, &mut v, 1, 0.5);
+        assert_eq!(p, [1.9, 1.9, 2.0, 2.0]);
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub struct Entry {
     pub shape: Vec<usize>,
     /// Where it starts in the flat buffer.
     pub offset: usize,
+    /// Whether weight decay applies: to weight matrices and kernels, not
+    /// to biases, norm scales or embeddings.
+    pub decay: bool,
 }
 
 impl Entry {
@@ -38,13 +41,25 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Appends a tensor; returns its offset.
+    /// Appends a tensor; returns its offset. Tensors of two or more
+    /// dimensions decay (weights, kernels); vectors (biases, norm scales)
+    /// do not.
     pub fn push(&mut self, name: impl Into<String>, shape: &[usize]) -> usize {
+        self.push_with(name, shape, shape.len() >= 2)
+    }
+
+    /// Appends a tensor that weight decay never touches (an embedding).
+    pub fn push_no_decay(&mut self, name: impl Into<String>, shape: &[usize]) -> usize {
+        self.push_with(name, shape, false)
+    }
+
+    fn push_with(&mut self, name: impl Into<String>, shape: &[usize], decay: bool) -> usize {
         let offset = self.total();
         self.entries.push(Entry {
             name: name.into(),
             shape: shape.to_vec(),
             offset,
+            decay,
         });
         offset
     }

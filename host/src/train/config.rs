@@ -1,47 +1,26 @@
-//! Training settings: defaults, a TOML or JSON file, then command-line
-//! flags, each overriding the one before.
+//! Training settings: the family's defaults, a TOML or JSON file, then
+//! command-line flags, each overriding the one before.
+//!
+//! One section is common to every family: the data, the run and the
+//! optimizer, at the top level of a file. Each family's model settings sit
+//! in a table named for it (`[vae]`), so that a key means one thing in every
+//! family, and a key in the wrong place is an error that says where it goes.
 
+use crate::models::Family;
 use crate::nn::optim::Schedule;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use std::path::Path;
 
-/// Every setting of a VAE training run.
+pub use super::vae::VaeSettings;
+
+/// Every setting of a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     /// Dataset path (`builtin:mnist-sample` by default).
     pub data: Option<String>,
-    /// Condition on the class label.
-    pub conditional: bool,
-    /// Latent size Z.
-    pub latent: usize,
-    /// Hidden widths, encoder order.
-    pub hidden: Vec<usize>,
-    /// `bernoulli` or `gaussian`.
-    pub likelihood: String,
-    /// Hidden activation.
-    pub activation: String,
-    /// Epochs to train in total.
-    pub epochs: usize,
-    /// Batch size.
-    pub batch: usize,
-    /// Peak learning rate.
-    pub lr: f32,
-    /// Learning-rate schedule.
-    pub schedule: Schedule,
-    /// Warm-up steps of the cosine schedule.
-    pub warmup_steps: u64,
-    /// AdamW weight decay (0 = Adam).
-    pub weight_decay: f32,
-    /// Global gradient-norm clip (0 = off).
-    pub clip: f32,
-    /// Seed of every random choice: split, init, shuffles, noise.
-    pub seed: u64,
-    /// Threads (0 = all cores).
-    pub threads: usize,
-    /// How a step uses the threads.
-    pub parallel: super::Parallel,
     /// Fraction of the training images held out for validation. 0 uses the
     /// test split for validation, as PyTorch's example does.
     pub val_frac: f64,
@@ -51,66 +30,200 @@ pub struct TrainConfig {
     pub channels: Option<usize>,
     /// Resize every image to `[H, W]`.
     pub image_size: Option<[usize; 2]>,
+    /// Epochs to train in total.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Seed of every random choice: split, init, shuffles, noise.
+    pub seed: u64,
+    /// Threads (0 = all cores).
+    pub threads: usize,
+    /// Peak learning rate (of every parameter group, unless a family's
+    /// table sets a group's own).
+    pub lr: f32,
+    /// Adam's beta1.
+    pub beta1: f32,
+    /// Adam's beta2.
+    pub beta2: f32,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Warm-up steps of the cosine schedule.
+    pub warmup_steps: u64,
+    /// AdamW weight decay (0 = Adam). Norms, biases and embeddings never
+    /// decay.
+    pub weight_decay: f32,
+    /// Global gradient-norm clip (0 = off).
+    pub clip: f32,
+    /// The VAE's model settings (`[vae]`); present exactly when the run
+    /// trains a VAE.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vae: Option<VaeSettings>,
 }
 
 impl Default for TrainConfig {
+    /// The common defaults, with no family table: see [`Self::for_family`].
     fn default() -> Self {
         Self {
             data: None,
-            conditional: false,
-            latent: 20,
-            hidden: vec![400],
-            likelihood: "bernoulli".into(),
-            activation: "relu".into(),
-            epochs: 10,
-            batch: 128,
-            lr: 1e-3,
-            schedule: Schedule::Constant,
-            warmup_steps: 0,
-            weight_decay: 0.0,
-            clip: 0.0,
-            seed: 1,
-            threads: 0,
-            parallel: super::Parallel::Gemm,
             val_frac: 0.1,
             max_train: None,
             channels: None,
             image_size: None,
+            epochs: 10,
+            batch: 128,
+            seed: 1,
+            threads: 0,
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            schedule: Schedule::Constant,
+            warmup_steps: 0,
+            weight_decay: 0.0,
+            clip: 0.0,
+            vae: None,
         }
     }
 }
 
 impl TrainConfig {
-    /// Reads a `.toml` or `.json` file; unknown keys are errors.
-    pub fn from_file(path: &Path) -> Result<Self> {
-        Self::from_file_over(path, &Self::default())
+    /// The defaults of a `family` run.
+    pub fn for_family(family: Family) -> Self {
+        match family {
+            Family::Vae => Self {
+                vae: Some(VaeSettings::default()),
+                ..Self::default()
+            },
+        }
+    }
+
+    /// A VAE run's defaults.
+    pub fn vae() -> Self {
+        Self::for_family(Family::Vae)
+    }
+
+    /// The family whose table the config holds.
+    pub fn family(&self) -> Result<Family> {
+        let present: Vec<Family> = Family::ALL
+            .into_iter()
+            .filter(|f| self.table(*f).is_some())
+            .collect();
+        match present.as_slice() {
+            [f] => Ok(*f),
+            [] => bail!("the training config has no model table (expected one of [vae])"),
+            many => bail!(
+                "the training config has {} model tables ({}); a run trains one family",
+                many.len(),
+                many.iter()
+                    .map(|f| format!("[{f}]"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// The family's table, as JSON, if present.
+    fn table(&self, f: Family) -> Option<Value> {
+        match f {
+            Family::Vae => self.vae.as_ref().and_then(|t| serde_json::to_value(t).ok()),
+        }
+    }
+
+    /// The VAE table; an error for a run of another family.
+    pub fn vae_settings(&self) -> Result<&VaeSettings> {
+        match &self.vae {
+            Some(v) => Ok(v),
+            None => Err(self
+                .family()?
+                .refuse("this run", &[Family::Vae], "a VAE setting")),
+        }
+    }
+
+    /// Reads a `.toml` or `.json` file over the defaults of `family`.
+    pub fn from_file(path: &Path, family: Family) -> Result<Self> {
+        Self::from_file_over(path, &Self::for_family(family))
     }
 
     /// Reads a `.toml` or `.json` file over `base`: keys the file does not
     /// name keep `base`'s values (a resumed run's own, for `--resume`).
+    /// Unknown keys are errors; a model key at the top level, or another
+    /// family's table, is an error that says where the key belongs.
     pub fn from_file_over(path: &Path, base: &Self) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read", path.display()))?;
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        let file: serde_json::Value = match ext {
+        let file: Value = match ext {
             "toml" => toml::from_str(&text)
                 .with_context(|| format!("{}: invalid training config", path.display()))?,
             "json" => serde_json::from_str(&text)
                 .with_context(|| format!("{}: invalid training config", path.display()))?,
             _ => bail!("{}: expected a .toml or .json file", path.display()),
         };
-        let serde_json::Value::Object(file) = file else {
+        let Value::Object(file) = file else {
             bail!(
                 "{}: expected a table of settings at the top level",
                 path.display()
             );
         };
-        let serde_json::Value::Object(mut merged) = serde_json::to_value(base)? else {
-            bail!("training config is not a table");
-        };
-        merged.extend(file);
-        serde_json::from_value(serde_json::Value::Object(merged))
+        let family = base.family()?;
+        let own = base.table(family).unwrap_or(Value::Null);
+        for (k, v) in &file {
+            if let Some(other) = Family::from_name(k) {
+                if other != family {
+                    bail!(
+                        "{}: [{other}] holds the settings of {} {other} run; this is {} {family} run, whose model settings go under [{family}]",
+                        path.display(),
+                        other.article(),
+                        family.article()
+                    );
+                }
+                if !v.is_object() {
+                    bail!("{}: {k}: expected a table of settings", path.display());
+                }
+            } else if own.get(k).is_some() {
+                bail!(
+                    "{}: `{k}` is a {family} model setting: put it under [{family}]",
+                    path.display()
+                );
+            }
+        }
+        let mut merged = serde_json::to_value(base)?;
+        merge(&mut merged, Value::Object(file));
+        serde_json::from_value(merged)
             .with_context(|| format!("{}: invalid training config", path.display()))
+    }
+
+    /// A run's stored settings (`config.json`'s `train`, or a checkpoint's
+    /// `train` field). Runs written before the model tables existed kept
+    /// the VAE's keys at the top level; they are moved into `[vae]`, and
+    /// the keys added since take their defaults (the values those runs used).
+    pub fn from_stored(v: Value, family: Family, what: impl std::fmt::Display) -> Result<Self> {
+        let Value::Object(mut top) = v else {
+            bail!("{what}: the training settings are not a table");
+        };
+        let defaults = Self::for_family(family);
+        if !top.contains_key(family.name())
+            && let Some(Value::Object(own)) = defaults.table(family)
+        {
+            let mut moved = Map::new();
+            for k in own.keys() {
+                if let Some(v) = top.remove(k) {
+                    moved.insert(k.clone(), v);
+                }
+            }
+            top.insert(family.name().into(), Value::Object(moved));
+        }
+        let mut merged = serde_json::to_value(&defaults)?;
+        merge(&mut merged, Value::Object(top));
+        let cfg: Self = serde_json::from_value(merged)
+            .with_context(|| format!("{what}: not a training config"))?;
+        if cfg.family()? != family {
+            bail!(
+                "{what}: the training settings are for {} {} run, the checkpoint's family is {family}",
+                cfg.family()?.article(),
+                cfg.family()?
+            );
+        }
+        Ok(cfg)
     }
 
     /// Checks every setting before anything runs. Each error names the
@@ -118,40 +231,12 @@ impl TrainConfig {
     /// the value expected and the value found, so that no run starts that
     /// would leave nothing usable behind.
     pub fn validate(&self) -> Result<()> {
+        let family = self.family()?;
         self.shaping().validate()?;
-        let at_least_1 = |flag: &str, v: usize| -> Result<()> {
-            if v == 0 {
-                bail!("{flag}: expected at least 1, found 0");
-            }
-            Ok(())
-        };
         at_least_1("--epochs", self.epochs)?;
         at_least_1("--batch", self.batch)?;
-        at_least_1("--latent", self.latent)?;
         if let Some(m) = self.max_train {
             at_least_1("--max-train", m)?;
-        }
-        let max_hidden = edgegen_format::arch::vae::MAX_HIDDEN;
-        if self.hidden.is_empty() || self.hidden.len() > max_hidden {
-            bail!(
-                "--hidden: expected 1 to {max_hidden} comma-separated widths, found {}",
-                self.hidden.len()
-            );
-        }
-        if let Some(i) = self.hidden.iter().position(|&h| h == 0) {
-            bail!(
-                "--hidden: expected every width to be at least 1, found 0 at position {}",
-                i + 1
-            );
-        }
-        const MAX_WIDTH: usize = 1 << 16;
-        for (flag, v) in [
-            ("--latent", self.latent),
-            ("--hidden", self.hidden.iter().copied().max().unwrap_or(0)),
-        ] {
-            if v > MAX_WIDTH {
-                bail!("{flag}: expected at most {MAX_WIDTH}, found {v}");
-            }
         }
         if self.batch > 1 << 16 {
             bail!("--batch: expected at most 65536, found {}", self.batch);
@@ -162,20 +247,13 @@ impl TrainConfig {
                 self.threads
             );
         }
-        if crate::models::vae::Likelihood::from_name(&self.likelihood).is_none() {
-            bail!(
-                "--likelihood: expected bernoulli or gaussian, found {:?}",
-                self.likelihood
-            );
-        }
-        if crate::nn::act::Activation::from_name(&self.activation).is_none() {
-            bail!(
-                "--activation: expected relu, leaky_relu, tanh, sigmoid, gelu or softplus, found {:?}",
-                self.activation
-            );
-        }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             bail!("--lr: expected a positive number, found {}", self.lr);
+        }
+        for (flag, v) in [("--beta1", self.beta1), ("--beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                bail!("{flag}: expected 0 <= value < 1, found {v}");
+            }
         }
         for (flag, v) in [("--weight-decay", self.weight_decay), ("--clip", self.clip)] {
             if !(v >= 0.0 && v.is_finite()) {
@@ -188,7 +266,9 @@ impl TrainConfig {
                 self.val_frac
             );
         }
-        Ok(())
+        match family {
+            Family::Vae => self.vae_settings()?.validate(),
+        }
     }
 
     /// How the run's images are brought to one shape.
@@ -200,29 +280,33 @@ impl TrainConfig {
     }
 
     /// The settings that `--resume` may change: how long the run goes on
-    /// and on how many threads. Threads change no result in `gemm` mode,
-    /// since faer splits each GEMM's output, not its sums.
+    /// and on how many threads. Threads change no result, since faer splits
+    /// each GEMM's output, not its sums (and the VAE's `--parallel batch`
+    /// keeps its split of the batch when resumed on other threads).
     pub const RESUMABLE: [&'static str; 2] = ["epochs", "threads"];
 
     /// Every setting of `given` that differs from the run's `stored` one,
-    /// besides [`Self::RESUMABLE`]: `(flag, stored, given)`.
+    /// besides [`Self::RESUMABLE`]: `(flag, stored, given)`. Model settings
+    /// are named by their flag, as at the top level.
     pub fn conflicts(stored: &Self, given: &Self) -> Vec<(String, String, String)> {
         // Through text, so that an f32 reads as written (0.001, not
         // 0.0010000000474974513 as a direct conversion gives).
         let value = |c: &Self| {
             serde_json::to_string(c)
                 .ok()
-                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .map(flatten)
+                .unwrap_or_default()
         };
-        let (Some(serde_json::Value::Object(a)), Some(serde_json::Value::Object(b))) =
-            (value(stored), value(given))
-        else {
-            return vec![];
-        };
-        a.iter()
-            .filter(|(k, _)| !Self::RESUMABLE.contains(&k.as_str()))
-            .filter_map(|(k, va)| {
-                let vb = b.get(k).unwrap_or(&serde_json::Value::Null);
+        let (a, b) = (value(stored), value(given));
+        let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .filter(|k| !Self::RESUMABLE.contains(&k.as_str()))
+            .filter_map(|k| {
+                let va = a.get(k).unwrap_or(&Value::Null);
+                let vb = b.get(k).unwrap_or(&Value::Null);
                 (va != vb).then(|| {
                     (
                         format!("--{}", k.replace('_', "-")),
@@ -235,6 +319,48 @@ impl TrainConfig {
     }
 }
 
+fn at_least_1(flag: &str, v: usize) -> Result<()> {
+    if v == 0 {
+        bail!("{flag}: expected at least 1, found 0");
+    }
+    Ok(())
+}
+
+/// Merges `over` into `base`: tables key by key, anything else replaced.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// The settings as one flat table: a family table's keys join the top
+/// level, where their flags live.
+fn flatten(v: Value) -> Map<String, Value> {
+    let Value::Object(top) = v else {
+        return Map::new();
+    };
+    let mut out = Map::new();
+    for (k, v) in top {
+        match v {
+            Value::Object(inner) if Family::from_name(&k).is_some() => out.extend(inner),
+            v => {
+                out.insert(k, v);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,23 +371,69 @@ mod tests {
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(
             d.join("a.toml"),
-            "latent = 2\nhidden = [256, 128]\nschedule = \"cosine\"\n",
+            "schedule = \"cosine\"\n[vae]\nlatent = 2\nhidden = [256, 128]\n",
         )
         .unwrap();
-        let c = TrainConfig::from_file(&d.join("a.toml")).unwrap();
+        let c = TrainConfig::from_file(&d.join("a.toml"), Family::Vae).unwrap();
+        let v = c.vae_settings().unwrap();
         assert_eq!(
-            (c.latent, c.hidden.clone(), c.schedule),
+            (v.latent, v.hidden.clone(), c.schedule),
             (2, vec![256, 128], Schedule::Cosine)
         );
-        assert_eq!(c.batch, 128);
+        assert_eq!((c.batch, v.likelihood.as_str()), (128, "bernoulli"));
         std::fs::write(d.join("b.json"), r#"{"epochs": 3, "lr": 0.01}"#).unwrap();
-        let c = TrainConfig::from_file(&d.join("b.json")).unwrap();
+        let c = TrainConfig::from_file(&d.join("b.json"), Family::Vae).unwrap();
         assert_eq!((c.epochs, c.lr), (3, 0.01));
-        std::fs::write(d.join("c.toml"), "laten = 2\n").unwrap();
-        let e = format!(
-            "{:#}",
-            TrainConfig::from_file(&d.join("c.toml")).unwrap_err()
-        );
+        let err = |file: &str, text: &str| {
+            std::fs::write(d.join(file), text).unwrap();
+            format!(
+                "{:#}",
+                TrainConfig::from_file(&d.join(file), Family::Vae).unwrap_err()
+            )
+        };
+        let e = err("c.toml", "laten = 2\n");
         assert!(e.contains("c.toml") && e.contains("laten"), "{e}");
+        let e = err("d.toml", "[vae]\nlaten = 2\n");
+        assert!(e.contains("d.toml") && e.contains("laten"), "{e}");
+        let e = err("e.toml", "latent = 2\n");
+        assert!(
+            e.contains("`latent` is a vae model setting: put it under [vae]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_file_over_a_stored_run_keeps_the_run_s_model_settings() {
+        let d = std::env::temp_dir().join(format!("edgegen-cfg2-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let mut stored = TrainConfig::vae();
+        stored.vae.as_mut().unwrap().hidden = vec![32];
+        std::fs::write(d.join("f.toml"), "epochs = 4\n[vae]\nlatent = 20\n").unwrap();
+        let c = TrainConfig::from_file_over(&d.join("f.toml"), &stored).unwrap();
+        assert_eq!(c.vae_settings().unwrap().hidden, vec![32]);
+        assert!(TrainConfig::conflicts(&stored, &c).is_empty());
+        let mut other = c.clone();
+        other.vae.as_mut().unwrap().latent = 3;
+        other.lr = 0.01;
+        let k: Vec<String> = TrainConfig::conflicts(&stored, &other)
+            .into_iter()
+            .map(|c| format!("{} {} {}", c.0, c.1, c.2))
+            .collect();
+        assert_eq!(k, ["--latent 20 3", "--lr 0.001 0.01"]);
+    }
+
+    #[test]
+    fn settings_stored_before_the_model_tables_still_read() {
+        let old = serde_json::json!({
+            "data": "x", "conditional": true, "latent": 3, "hidden": [16],
+            "likelihood": "bernoulli", "activation": "relu", "epochs": 2, "batch": 8,
+            "lr": 0.001, "schedule": "constant", "warmup_steps": 0, "weight_decay": 0.0,
+            "clip": 0.0, "seed": 1, "threads": 0, "parallel": "gemm", "val_frac": 0.1,
+            "max_train": null, "channels": null, "image_size": null
+        });
+        let c = TrainConfig::from_stored(old, Family::Vae, "ck").unwrap();
+        let v = c.vae_settings().unwrap();
+        assert!(v.conditional && v.latent == 3 && v.hidden == [16]);
+        assert_eq!((c.beta1, c.batch), (0.9, 8));
     }
 }
