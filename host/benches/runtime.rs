@@ -49,7 +49,8 @@ fn main() {
         let mut scratch = vec![0f32; dec.scratch_len()];
         let mut out = vec![0f32; 784];
         let mut ort = OrtModel::new(&onnx).expect("ONNX Runtime (pip install onnxruntime)");
-        let tract = TractModel::new(&onnx, 1, 20, false).unwrap();
+        let inputs = edgegen::validate::vae::inputs("z", z.clone(), 20, &[]);
+        let tract = TractModel::new(&onnx, &inputs).unwrap();
         let floor = ReadFloor::new(dec.weight_bytes());
         let r = interleaved(
             &mut [
@@ -57,8 +58,8 @@ fn main() {
                     dec.decode(black_box(&z), None, &mut scratch, &mut out)
                         .unwrap()
                 },
-                &mut || drop(black_box(ort.decode(&z, 20, &[]).unwrap())),
-                &mut || drop(black_box(tract.run(&z, &[]).unwrap())),
+                &mut || drop(black_box(ort.run(&inputs, &["x"]).unwrap())),
+                &mut || drop(black_box(tract.run(&inputs).unwrap())),
                 &mut || floor.read(),
             ],
             1000,

@@ -131,8 +131,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
             signature::check(&onnx, &g)
                 .map_err(|e| anyhow!("{} and {}: {e:#}", p.display(), a.model.display()))?;
             let labels: Vec<i64> = label.map(i64::from).into_iter().collect();
-            let width = input.len();
-            let data = &input;
+            let (first, outputs): (&str, &[&str]) = if encoder {
+                ("x", &["mu", "logvar"])
+            } else {
+                ("z", &["x"])
+            };
+            let inputs = crate::validate::vae::inputs(first, input.clone(), input.len(), &labels);
+            let inputs = &inputs;
             // Without ONNX Runtime's library the other engines still run.
             let mut ort = match OrtModel::new(&onnx) {
                 Ok(m) => Some(m),
@@ -142,24 +147,18 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 }
             };
             let have_ort = ort.is_some();
-            let ort_call = |o: &mut OrtModel| {
-                if encoder {
-                    o.encode(data, width, &labels)
-                } else {
-                    o.decode(data, width, &labels)
-                }
-            };
+            let ort_call = |o: &mut OrtModel| o.run(inputs, outputs);
             if let Some(o) = ort.as_mut() {
                 ort_call(o).map_err(|e| anyhow!("{}: {e:#}", p.display()))?;
             }
-            let tract = TractModel::new(&onnx, 1, width, label.is_some())
-                .map_err(|e| anyhow!("{}: {e:#}", p.display()))?;
+            let tract =
+                TractModel::new(&onnx, inputs).map_err(|e| anyhow!("{}: {e:#}", p.display()))?;
             let mut ort_engine = || {
                 if let Some(o) = ort.as_mut() {
                     drop(black_box(ort_call(o).expect("ran once")));
                 }
             };
-            let mut tract_engine = || drop(black_box(tract.run(data, &labels).expect("planned")));
+            let mut tract_engine = || drop(black_box(tract.run(inputs).expect("planned")));
             let mut floor_engine = || floor.read();
             let mut engines: Vec<&mut dyn FnMut()> = vec![&mut runtime];
             if have_ort {

@@ -117,19 +117,21 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         println!(
-            "{} {} inputs, {} weights; engines: {}",
+            "{} {} {} inputs, {} weights; engines: {}",
+            r.family,
             r.part,
             r.n,
             r.precision,
             r.engines.join(", ")
         );
         println!(
-            "{:<17} {:<16} {:>12} {:>12} {:>10}",
-            "engine", "vs engine", "max abs", "mean abs", "tolerance"
+            "{:<8} {:<17} {:<16} {:>12} {:>12} {:>10}",
+            "output", "engine", "vs engine", "max abs", "mean abs", "tolerance"
         );
         for p in &r.pairs {
             println!(
-                "{:<17} {:<16} {:>12.3e} {:>12.3e} {:>10.0e} {}",
+                "{:<8} {:<17} {:<16} {:>12.3e} {:>12.3e} {:>10.0e} {}",
+                p.output,
                 p.a,
                 p.b,
                 p.max_abs,

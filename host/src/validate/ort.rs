@@ -1,6 +1,7 @@
 //! ONNX Runtime through the `ort` crate, loaded at run time from the
 //! Python `onnxruntime` package (or `ORT_DYLIB_PATH`): nothing is downloaded.
 
+use super::io::{Data, Input, Outputs};
 use anyhow::{Context, Result, anyhow, bail};
 use ort::session::Session;
 use ort::value::Tensor;
@@ -115,39 +116,26 @@ impl OrtModel {
         Ok(Self { session })
     }
 
-    /// Runs a decoder: `z` is `(n, Z)`, `labels` empty or `n` long; returns
-    /// output `x` as `(n, D)`.
-    pub fn decode(&mut self, z: &[f32], zdim: usize, labels: &[i64]) -> Result<Vec<f32>> {
-        self.run("z", z, zdim, labels, &["x"])
-    }
-
-    /// Runs an encoder: `x` is `(n, D)`; returns `mu` `(n, Z)` then
-    /// `logvar` `(n, Z)`.
-    pub fn encode(&mut self, x: &[f32], d: usize, labels: &[i64]) -> Result<Vec<f32>> {
-        self.run("x", x, d, labels, &["mu", "logvar"])
-    }
-
-    /// Feeds `data` (`(n, width)`) as `input` with `label` when `labels` is
-    /// not empty, and returns the `outputs` one after another.
-    fn run(
-        &mut self,
-        input: &str,
-        data: &[f32],
-        width: usize,
-        labels: &[i64],
-        outputs: &[&str],
-    ) -> Result<Vec<f32>> {
-        let n = data.len() / width.max(1);
-        let t = Tensor::from_array(([n, width], data.to_vec()))
-            .map_err(|e| anyhow!("{input} tensor: {e}"))?;
-        let res = if labels.is_empty() {
-            self.session.run(ort::inputs![input => t])
-        } else {
-            let lt = Tensor::from_array(([n], labels.to_vec()))
-                .map_err(|e| anyhow!("label tensor: {e}"))?;
-            self.session.run(ort::inputs![input => t, "label" => lt])
+    /// Runs the graph on named, typed `inputs`, and returns the `outputs`
+    /// asked for, by name.
+    pub fn run(&mut self, inputs: &[Input], outputs: &[&str]) -> Result<Outputs> {
+        let mut feed: Vec<(String, ort::value::DynValue)> = Vec::with_capacity(inputs.len());
+        for i in inputs {
+            let v = match &i.data {
+                Data::F32(d) => {
+                    Tensor::from_array((i.shape.clone(), d.clone())).map(|t| t.into_dyn())
+                }
+                Data::I64(d) => {
+                    Tensor::from_array((i.shape.clone(), d.clone())).map(|t| t.into_dyn())
+                }
+            }
+            .map_err(|e| anyhow!("{} tensor: {e}", i.name))?;
+            feed.push((i.name.clone(), v));
         }
-        .map_err(|e| anyhow!("ONNX Runtime run: {e}"))?;
+        let res = self
+            .session
+            .run(feed)
+            .map_err(|e| anyhow!("ONNX Runtime run: {e}"))?;
         let mut out = Vec::new();
         for name in outputs {
             let v = res
@@ -156,7 +144,7 @@ impl OrtModel {
             let (_, x) = v
                 .try_extract_tensor::<f32>()
                 .map_err(|e| anyhow!("ONNX Runtime output {name}: {e}"))?;
-            out.extend_from_slice(x);
+            out.push((name.to_string(), x.to_vec()));
         }
         Ok(out)
     }

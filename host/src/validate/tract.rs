@@ -1,68 +1,92 @@
 //! tract, the pure-Rust ONNX engine, as the second independent reference.
 
-use anyhow::{Result, anyhow};
+use super::io::{Data, Input, Outputs};
+use anyhow::{Result, anyhow, bail};
 use tract_onnx::prelude::*;
 
-/// A graph planned by tract for a fixed batch: a decoder (`z` in, `x`
-/// out) or an encoder (`x` in, `mu` and `logvar` out).
+/// A graph planned by tract for fixed input shapes.
 pub struct TractModel {
     plan: std::sync::Arc<TypedRunnableModel>,
-    n: usize,
-    width: usize,
-    labels: bool,
+    /// The graph's inputs in order, with the shape planned for.
+    inputs: Vec<(String, Vec<usize>)>,
+    /// The graph's outputs in order.
+    outputs: Vec<String>,
 }
 
 impl TractModel {
-    /// Plans `onnx` for batches of `n` rows of `width` inputs (latents or
-    /// pixels), and labels when `labels`.
-    pub fn new(onnx: &[u8], n: usize, width: usize, labels: bool) -> Result<Self> {
+    /// Plans `onnx` for inputs shaped as `like` (names, shapes and types;
+    /// the values are not used).
+    pub fn new(onnx: &[u8], like: &[Input]) -> Result<Self> {
         let mut model = tract_onnx::onnx()
             .model_for_read(&mut std::io::Cursor::new(onnx))
             .map_err(|e| anyhow!("tract refused the model: {e:#}"))?;
-        model
-            .set_input_fact(0, f32::fact([n, width]).into())
-            .map_err(|e| anyhow!("tract input 0: {e:#}"))?;
-        if labels {
+        let mut inputs = vec![];
+        for (slot, outlet) in model.input_outlets()?.to_vec().into_iter().enumerate() {
+            let name = model.node(outlet.node).name.clone();
+            let Some(i) = like.iter().find(|i| i.name == name) else {
+                bail!(
+                    "tract: the graph's input {name:?} has no value (given {:?})",
+                    like.iter().map(|i| i.name.as_str()).collect::<Vec<_>>()
+                );
+            };
+            let fact = match i.data {
+                Data::F32(_) => f32::fact(&i.shape),
+                Data::I64(_) => i64::fact(&i.shape),
+            };
             model
-                .set_input_fact(1, i64::fact([n]).into())
-                .map_err(|e| anyhow!("tract input label: {e:#}"))?;
+                .set_input_fact(slot, fact.into())
+                .map_err(|e| anyhow!("tract input {name}: {e:#}"))?;
+            inputs.push((name, i.shape.clone()));
         }
+        let outputs = model
+            .output_outlets()?
+            .iter()
+            .map(|o| {
+                model
+                    .outlet_label(*o)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| model.node(o.node).name.clone())
+            })
+            .collect();
         let plan = model
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(|e| anyhow!("tract could not plan the model: {e:#}"))?;
         Ok(Self {
             plan,
-            n,
-            width,
-            labels,
+            inputs,
+            outputs,
         })
     }
 
-    /// Runs one batch; returns every output, row-major, one after another.
-    pub fn run(&self, data: &[f32], labels: &[i64]) -> Result<Vec<f32>> {
-        let mut inputs: TVec<TValue> =
-            tvec![Tensor::from_shape(&[self.n, self.width], data)?.into()];
-        if self.labels {
-            inputs.push(Tensor::from_shape(&[self.n], labels)?.into());
+    /// Runs the planned graph on `inputs` (the shapes it was planned for);
+    /// returns every output by name.
+    pub fn run(&self, inputs: &[Input]) -> Result<Outputs> {
+        let mut feed: TVec<TValue> = tvec![];
+        for (name, shape) in &self.inputs {
+            let i = super::io::find(inputs, name)?;
+            let t = match &i.data {
+                Data::F32(v) => Tensor::from_shape(shape, v)?,
+                Data::I64(v) => Tensor::from_shape(shape, v)?,
+            };
+            feed.push(t.into());
         }
         let outs = self
             .plan
-            .run(inputs)
+            .run(feed)
             .map_err(|e| anyhow!("tract run: {e:#}"))?;
         let mut v = Vec::new();
-        for o in &outs {
+        for (name, o) in self.outputs.iter().zip(&outs) {
             let a = o
                 .to_plain_array_view::<f32>()
-                .map_err(|e| anyhow!("tract output: {e:#}"))?;
-            v.extend(a.iter().copied());
+                .map_err(|e| anyhow!("tract output {name}: {e:#}"))?;
+            v.push((name.clone(), a.iter().copied().collect()));
         }
         Ok(v)
     }
 }
 
-/// Runs an ONNX model in tract on `n` rows of `width` inputs (and labels);
-/// returns every output, one after another.
-pub fn run(onnx: &[u8], data: &[f32], width: usize, labels: &[i64]) -> Result<Vec<f32>> {
-    TractModel::new(onnx, data.len() / width.max(1), width, !labels.is_empty())?.run(data, labels)
+/// Plans and runs an ONNX model in tract once on `inputs`.
+pub fn run(onnx: &[u8], inputs: &[Input]) -> Result<Outputs> {
+    TractModel::new(onnx, inputs)?.run(inputs)
 }
