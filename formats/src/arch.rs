@@ -186,33 +186,16 @@ pub mod vae {
     pub const MAX_HIDDEN: usize = 4;
 
     /// Decoder layer `i`'s weight, GGUF shape `[in, out]` (a row-major
-    /// `(out, in)` matrix). Layer 0 reads `[z, onehot]`; the last writes pixels.
-    pub const DEC_WEIGHT: [&str; MAX_HIDDEN + 1] = [
-        "dec.0.weight",
-        "dec.1.weight",
-        "dec.2.weight",
-        "dec.3.weight",
-        "dec.4.weight",
-    ];
+    /// `(out, in)` matrix). Layer 0 reads `[z, onehot]`; the last writes
+    /// pixels. A pattern: see [`TensorName::at`](crate::TensorName::at).
+    pub const DEC_WEIGHT: &str = "dec.{i}.weight";
     /// Decoder layer `i`'s bias, GGUF shape `[out]`.
-    pub const DEC_BIAS: [&str; MAX_HIDDEN + 1] = [
-        "dec.0.bias",
-        "dec.1.bias",
-        "dec.2.bias",
-        "dec.3.bias",
-        "dec.4.bias",
-    ];
+    pub const DEC_BIAS: &str = "dec.{i}.bias";
     /// Encoder layer `i`'s weight, GGUF shape `[in, out]`. Layer 0 reads
     /// `[x, onehot]`.
-    pub const ENC_WEIGHT: [&str; MAX_HIDDEN] = [
-        "enc.0.weight",
-        "enc.1.weight",
-        "enc.2.weight",
-        "enc.3.weight",
-    ];
+    pub const ENC_WEIGHT: &str = "enc.{i}.weight";
     /// Encoder layer `i`'s bias.
-    pub const ENC_BIAS: [&str; MAX_HIDDEN] =
-        ["enc.0.bias", "enc.1.bias", "enc.2.bias", "enc.3.bias"];
+    pub const ENC_BIAS: &str = "enc.{i}.bias";
     /// The encoder heads: weight `[h_last, latent]` and bias `[latent]`.
     pub const ENC_MU_WEIGHT: &str = "enc.mu.weight";
     /// See [`ENC_MU_WEIGHT`].

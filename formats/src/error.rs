@@ -142,8 +142,8 @@ pub enum Error {
     },
     /// A tensor that the model needs is missing.
     MissingTensor {
-        /// The tensor's name (or its pattern, for per-layer tensors).
-        name: &'static str,
+        /// The tensor's name (a pattern and index, for per-layer tensors).
+        name: crate::TensorName,
     },
     /// A tensor has another type than the one asked for.
     WrongTensorType {
@@ -154,8 +154,8 @@ pub enum Error {
     },
     /// A tensor has another shape than the hyperparameters imply.
     WrongShape {
-        /// The tensor's name (or its pattern).
-        name: &'static str,
+        /// The tensor's name (a pattern and index, for per-layer tensors).
+        name: crate::TensorName,
         /// The shape implied, in GGUF order (fastest-varying first).
         expected: [u64; 4],
         /// The shape stored.
@@ -255,7 +255,9 @@ impl fmt::Display for Error {
                 write!(f, "metadata key {key} is {found:?}, expected {expected:?}")
             }
             BadValue { key, expected } => write!(f, "metadata key {key}: expected {expected}"),
-            MissingTensor { name } => write!(f, "missing tensor {name}"),
+            MissingTensor { name } => {
+                write!(f, "missing tensor {}", crate::name::Described(name))
+            }
             WrongTensorType { expected, found } => {
                 write!(f, "tensor type is {found:?}, expected {expected:?}")
             }
@@ -265,7 +267,8 @@ impl fmt::Display for Error {
                 found,
             } => write!(
                 f,
-                "tensor {name} has shape {found:?}, expected {expected:?} (GGUF order, fastest first)"
+                "tensor {} has shape {found:?}, expected {expected:?} (GGUF order, fastest first)",
+                crate::name::Described(name)
             ),
             BufferSize { expected, found } => {
                 write!(f, "buffer holds {found} values, expected {expected}")

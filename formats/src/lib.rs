@@ -39,6 +39,7 @@ extern crate std;
 pub mod arch;
 mod crc32;
 mod error;
+mod name;
 pub mod quant;
 mod reader;
 mod types;
@@ -47,6 +48,7 @@ mod writer;
 
 pub use crc32::{Crc32, crc32};
 pub use error::Error;
+pub use name::TensorName;
 pub use reader::{
     ALIGNMENT_KEY, ArrayIter, ArrayView, DEFAULT_ALIGNMENT, F16View, F32View, Gguf, KvIter,
     MAX_ARRAY_DEPTH, MAX_DIMS, Q8_0View, TensorInfo, TensorIter, Value,

@@ -751,6 +751,12 @@ impl<'a> Gguf<'a> {
         self.tensors().find(|t| t.name == name)
     }
 
+    /// The tensor `name` names (a fixed name, or a per-layer pattern and
+    /// its index), found without formatting the name anywhere.
+    pub fn tensor_named(&self, name: crate::TensorName) -> Option<TensorInfo<'a>> {
+        self.tensors().find(|t| name.matches(t.name))
+    }
+
     /// The CRC-32 of [`Gguf::data`].
     pub fn data_crc32(&self) -> u32 {
         crate::crc32(self.data())

@@ -7,9 +7,8 @@
 //! `scripts/test.sh` installs.
 
 use edgegen_format::{GgmlType, arch};
-use edgegen_tests::{
-    cargo_build, check_samples_against_host, decoder_gguf, repo_root, scratch_dir,
-};
+use edgegen_tests::vae::{check_samples_against_host, decoder_gguf};
+use edgegen_tests::{cargo_build, repo_root, scratch_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

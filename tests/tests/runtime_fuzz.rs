@@ -22,11 +22,11 @@ fn hparams(k: u32) -> arch::vae::Hparams {
 }
 
 fn decoder(ty: GgmlType, k: u32) -> Vec<u8> {
-    edgegen_tests::decoder_gguf(&hparams(k), ty, 3, [1.0, 1.0], [0.1, -0.1])
+    edgegen_tests::vae::decoder_gguf(&hparams(k), ty, 3, [1.0, 1.0], [0.1, -0.1])
 }
 
 fn encoder(ty: GgmlType, k: u32) -> Vec<u8> {
-    edgegen_tests::encoder_gguf(&hparams(k), ty, 4, [0.5, 0.5], [0.1, -0.1])
+    edgegen_tests::vae::encoder_gguf(&hparams(k), ty, 4, [0.5, 0.5], [0.1, -0.1])
 }
 
 /// Re-stamps `edgegen.data_crc32` so a damaged file passes the CRC check.

@@ -4,9 +4,8 @@
 //! `gcc-aarch64-linux-gnu` and `qemu-user`.
 
 use edgegen_format::{GgmlType, arch};
-use edgegen_tests::{
-    cargo_build, check_samples_against_host, decoder_gguf, repo_root, scratch_dir,
-};
+use edgegen_tests::vae::{check_samples_against_host, decoder_gguf};
+use edgegen_tests::{cargo_build, repo_root, scratch_dir};
 use std::process::Command;
 
 #[test]

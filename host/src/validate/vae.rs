@@ -8,7 +8,7 @@ use crate::nn::gemm::Threads;
 use crate::rng::Rng;
 use anyhow::{Context, Result, anyhow};
 use edgegen_format::arch::vae;
-use edgegen_format::{GgmlType, Gguf};
+use edgegen_format::{GgmlType, Gguf, TensorName};
 use edgegen_runtime::models::vae::{VaeDecoder, VaeEncoder};
 
 /// Rebuilds the host model of a VAE GGUF (either part), with its stored
@@ -26,21 +26,36 @@ pub fn host_model(g: &Gguf<'_>) -> Result<(Vae, Vec<f32>)> {
     };
     let m = Vae::new(cfg)?;
     let mut p = vec![0f32; m.n_params()];
-    let names: Vec<&str> = match vae::Part::read(g)? {
+    let names: Vec<TensorName> = match vae::Part::read(g)? {
         vae::Part::Decoder => (0..=hp.n_hidden)
-            .flat_map(|i| [vae::DEC_WEIGHT[i], vae::DEC_BIAS[i]])
+            .flat_map(|i| {
+                [
+                    TensorName::at(vae::DEC_WEIGHT, i),
+                    TensorName::at(vae::DEC_BIAS, i),
+                ]
+            })
             .collect(),
         vae::Part::Encoder => (0..hp.n_hidden)
-            .flat_map(|i| [vae::ENC_WEIGHT[i], vae::ENC_BIAS[i]])
-            .chain([
-                vae::ENC_MU_WEIGHT,
-                vae::ENC_MU_BIAS,
-                vae::ENC_LOGVAR_WEIGHT,
-                vae::ENC_LOGVAR_BIAS,
-            ])
+            .flat_map(|i| {
+                [
+                    TensorName::at(vae::ENC_WEIGHT, i),
+                    TensorName::at(vae::ENC_BIAS, i),
+                ]
+            })
+            .chain(
+                [
+                    vae::ENC_MU_WEIGHT,
+                    vae::ENC_MU_BIAS,
+                    vae::ENC_LOGVAR_WEIGHT,
+                    vae::ENC_LOGVAR_BIAS,
+                ]
+                .map(TensorName::fixed),
+            )
             .collect(),
     };
     for name in names {
+        let name = name.to_string();
+        let name = name.as_str();
         let e = m
             .layout
             .get(name)
@@ -109,11 +124,11 @@ fn engine(name: &str, outputs: Outputs, gating: bool) -> Engine {
 pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<Produced> {
     let part = vae::Part::read(g).map_err(|e| anyhow!("GGUF: {e}"))?;
     let first = match part {
-        vae::Part::Decoder => vae::DEC_WEIGHT[0],
-        vae::Part::Encoder => vae::ENC_WEIGHT[0],
+        vae::Part::Decoder => vae::DEC_WEIGHT,
+        vae::Part::Encoder => vae::ENC_WEIGHT,
     };
     let precision = g
-        .tensor(first)
+        .tensor_named(TensorName::at(first, 0))
         .map(|t| t.ggml_type())
         .unwrap_or(GgmlType::F32);
     let (engines, relative) = match part {

@@ -3,7 +3,7 @@
 use crate::kernels::{self, Matrix};
 use crate::math::{self, Math};
 use edgegen_format::arch::Activation;
-use edgegen_format::{Error, F16View, F32View, GgmlType, Gguf};
+use edgegen_format::{Error, F16View, F32View, GgmlType, Gguf, TensorName};
 
 /// A bias or norm vector, read in place.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -77,12 +77,12 @@ pub struct Dense<'a> {
 /// where Q8_0 rows may be zero-padded to whole blocks).
 pub fn load_matrix<'a>(
     g: &Gguf<'a>,
-    name: &'static str,
+    name: TensorName,
     rows: usize,
     cols: usize,
 ) -> Result<Matrix<'a>, Error> {
     use kernels::Weights;
-    let t = g.tensor(name).ok_or(Error::MissingTensor { name })?;
+    let t = g.tensor_named(name).ok_or(Error::MissingTensor { name })?;
     let stride = match t.ggml_type() {
         GgmlType::Q8_0 => cols.div_ceil(32) * 32,
         _ => cols,
@@ -114,8 +114,8 @@ pub fn load_matrix<'a>(
 }
 
 /// Reads `name` as a vector of `n` F32 or F16 values.
-pub fn load_vector<'a>(g: &Gguf<'a>, name: &'static str, n: usize) -> Result<Vector<'a>, Error> {
-    let t = g.tensor(name).ok_or(Error::MissingTensor { name })?;
+pub fn load_vector<'a>(g: &Gguf<'a>, name: TensorName, n: usize) -> Result<Vector<'a>, Error> {
+    let t = g.tensor_named(name).ok_or(Error::MissingTensor { name })?;
     let expected = [n as u64, 1, 1, 1];
     if t.dims4() != expected || t.shape().len() != 1 {
         return Err(Error::WrongShape {

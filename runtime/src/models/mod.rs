@@ -7,6 +7,48 @@ pub mod vae;
 use edgegen_format::arch::{self, Family};
 use edgegen_format::{Error, Gguf};
 
+/// `Ok` when a buffer holds exactly `expected` values.
+pub(crate) fn check_len(expected: usize, found: usize) -> Result<(), Error> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(Error::BufferSize { expected, found })
+    }
+}
+
+/// `Ok` when a scratch buffer holds at least `need` floats.
+pub(crate) fn check_scratch(need: usize, found: usize) -> Result<(), Error> {
+    if found >= need {
+        Ok(())
+    } else {
+        Err(Error::BufferSize {
+            expected: need,
+            found,
+        })
+    }
+}
+
+/// `Ok` when `label` fits a model of `k` classes (none when `k` is 0):
+/// every conditional family takes its label the same way.
+pub(crate) fn check_label(k: usize, label: Option<u32>) -> Result<(), Error> {
+    match (k, label) {
+        (0, None) => Ok(()),
+        (0, Some(_)) => Err(Error::BadValue {
+            key: "label",
+            expected: "none: this model is unconditional",
+        }),
+        (_, None) => Err(Error::BadValue {
+            key: "label",
+            expected: "a class label: this model is conditional",
+        }),
+        (k, Some(l)) if l as usize >= k => Err(Error::BadValue {
+            key: "label",
+            expected: "a label below the model's n_classes",
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// A model loaded from GGUF bytes.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

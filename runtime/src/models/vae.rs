@@ -5,53 +5,13 @@
 //!
 //! Z latent size, K classes (0 if unconditional), D pixels.
 
+use super::{check_label, check_len, check_scratch};
 use crate::layers::{self, Dense};
 use edgegen_format::arch::vae::{
     self, DEC_BIAS, DEC_WEIGHT, ENC_BIAS, ENC_LOGVAR_BIAS, ENC_LOGVAR_WEIGHT, ENC_MU_BIAS,
     ENC_MU_WEIGHT, ENC_WEIGHT, Hparams, Likelihood,
 };
-use edgegen_format::{Error, Gguf};
-
-/// `Ok` when a buffer holds exactly `expected` values.
-fn check_len(expected: usize, found: usize) -> Result<(), Error> {
-    if expected == found {
-        Ok(())
-    } else {
-        Err(Error::BufferSize { expected, found })
-    }
-}
-
-/// `Ok` when a scratch buffer holds at least `need` floats.
-fn check_scratch(need: usize, found: usize) -> Result<(), Error> {
-    if found >= need {
-        Ok(())
-    } else {
-        Err(Error::BufferSize {
-            expected: need,
-            found,
-        })
-    }
-}
-
-/// `Ok` when `label` fits a model of `k` classes (none when `k` is 0).
-fn check_label(k: usize, label: Option<u32>) -> Result<(), Error> {
-    match (k, label) {
-        (0, None) => Ok(()),
-        (0, Some(_)) => Err(Error::BadValue {
-            key: "label",
-            expected: "none: this model is unconditional",
-        }),
-        (_, None) => Err(Error::BadValue {
-            key: "label",
-            expected: "a class label: this model is conditional",
-        }),
-        (k, Some(l)) if l as usize >= k => Err(Error::BadValue {
-            key: "label",
-            expected: "a label below edgegen.vae.n_classes",
-        }),
-        _ => Ok(()),
-    }
-}
+use edgegen_format::{Error, Gguf, TensorName};
 
 /// Runs `[v, onehot(label)]` through `hidden`, each layer followed by
 /// `act`, ping-ponging between the two halves of `scratch` (each as wide as
@@ -136,8 +96,8 @@ impl<'a> VaeDecoder<'a> {
         let mut layers = heapless::Vec::new();
         for i in 0..=hp.n_hidden {
             let (inp, out) = hp.decoder_layer(i);
-            let w = layers::load_matrix(g, DEC_WEIGHT[i], out, inp)?;
-            let b = layers::load_vector(g, DEC_BIAS[i], out)?;
+            let w = layers::load_matrix(g, TensorName::at(DEC_WEIGHT, i), out, inp)?;
+            let b = layers::load_vector(g, TensorName::at(DEC_BIAS, i), out)?;
             // Capacity is MAX_HIDDEN + 1 and n_hidden <= MAX_HIDDEN.
             let _ = layers.push(Dense { w, b });
         }
@@ -304,8 +264,8 @@ impl<'a> VaeEncoder<'a> {
         let mut layers = heapless::Vec::new();
         for i in 0..hp.n_hidden {
             let (inp, out) = hp.encoder_layer(i);
-            let w = layers::load_matrix(g, ENC_WEIGHT[i], out, inp)?;
-            let b = layers::load_vector(g, ENC_BIAS[i], out)?;
+            let w = layers::load_matrix(g, TensorName::at(ENC_WEIGHT, i), out, inp)?;
+            let b = layers::load_vector(g, TensorName::at(ENC_BIAS, i), out)?;
             // Capacity is MAX_HIDDEN and n_hidden <= MAX_HIDDEN.
             let _ = layers.push(Dense { w, b });
         }
@@ -322,8 +282,14 @@ impl<'a> VaeEncoder<'a> {
         Ok(Self {
             hp,
             layers,
-            mu: head(ENC_MU_WEIGHT, ENC_MU_BIAS)?,
-            logvar: head(ENC_LOGVAR_WEIGHT, ENC_LOGVAR_BIAS)?,
+            mu: head(
+                TensorName::fixed(ENC_MU_WEIGHT),
+                TensorName::fixed(ENC_MU_BIAS),
+            )?,
+            logvar: head(
+                TensorName::fixed(ENC_LOGVAR_WEIGHT),
+                TensorName::fixed(ENC_LOGVAR_BIAS),
+            )?,
         })
     }
 
@@ -415,12 +381,13 @@ mod tests {
     use crate::models::Model;
     use edgegen_format::arch::{Activation, vae::Part};
     use edgegen_format::{GgmlType, GgufWriter};
+    use std::string::{String, ToString};
     use std::vec::Vec;
 
     /// A conditional encoder `[x(6), onehot(2)] -> 5 -> 4 -> (mu, logvar)(3)`
     /// with F32 weights, and its weights as `(name, rows, cols, values)`.
     /// A tensor: name, rows, columns (1 for a bias), values.
-    type Tensor = (&'static str, usize, usize, Vec<f32>);
+    type Tensor = (String, usize, usize, Vec<f32>);
 
     fn encoder() -> (Vec<u8>, Vec<Tensor>) {
         let hp = Hparams::new(
@@ -437,25 +404,25 @@ mod tests {
         w.add(vae::PART, Part::Encoder.name()).unwrap();
         let mut rng = crate::sample::Rng::new(9);
         let mut ts = Vec::new();
-        let mut add = |w: &mut GgufWriter, name, rows: usize, cols: usize| {
+        let mut add = |w: &mut GgufWriter, name: String, rows: usize, cols: usize| {
             let v: Vec<f32> = (0..rows * cols).map(|_| 0.5 * rng.normal()).collect();
             let shape: &[u64] = if cols == 1 {
                 &[rows as u64]
             } else {
                 &[cols as u64, rows as u64]
             };
-            w.add_tensor(name, shape, GgmlType::F32, &v).unwrap();
+            w.add_tensor(&name, shape, GgmlType::F32, &v).unwrap();
             ts.push((name, rows, cols, v));
         };
         for i in 0..2 {
             let (inp, out) = hp.encoder_layer(i);
-            add(&mut w, ENC_WEIGHT[i], out, inp);
-            add(&mut w, ENC_BIAS[i], out, 1);
+            add(&mut w, TensorName::at(ENC_WEIGHT, i).to_string(), out, inp);
+            add(&mut w, TensorName::at(ENC_BIAS, i).to_string(), out, 1);
         }
-        add(&mut w, ENC_MU_WEIGHT, 3, 4);
-        add(&mut w, ENC_MU_BIAS, 3, 1);
-        add(&mut w, ENC_LOGVAR_WEIGHT, 3, 4);
-        add(&mut w, ENC_LOGVAR_BIAS, 3, 1);
+        add(&mut w, ENC_MU_WEIGHT.into(), 3, 4);
+        add(&mut w, ENC_MU_BIAS.into(), 3, 1);
+        add(&mut w, ENC_LOGVAR_WEIGHT.into(), 3, 4);
+        add(&mut w, ENC_LOGVAR_BIAS.into(), 3, 1);
         (w.to_bytes(), ts)
     }
 
@@ -522,7 +489,7 @@ mod tests {
         dec[pos..pos + 7].copy_from_slice(b"decoder");
         assert!(matches!(
             Model::from_gguf(&dec),
-            Err(Error::MissingTensor { name }) if name == DEC_WEIGHT[0]
+            Err(Error::MissingTensor { name }) if name == TensorName::at(DEC_WEIGHT, 0)
         ));
         // The decoder-only loader refuses the encoder by its part.
         assert!(matches!(
