@@ -150,3 +150,186 @@ fn kl_and_reparam_backwards_match_finite_differences() {
     loss::reparam_backward(&mut d, &rw, stride, &stats, &eps, z);
     check("reparam", &stats, &d, &f);
 }
+
+#[test]
+fn conv_and_transposed_conv_backwards_match_finite_differences() {
+    use super::conv::{Conv2d, ConvTranspose2d, Geom};
+    let mut r = Rng::new(5);
+    let th = Threads(2);
+    // (C, H, W, OC, K, stride, pad, B): DCGAN's k4 s2 p1, a same-size 3x3,
+    // and a kernel that overhangs the image.
+    for &(c, h, w, oc, k, s, p, b) in &[
+        (2, 6, 6, 3, 4, 2, 1, 2),
+        (2, 4, 5, 2, 3, 1, 1, 2),
+        (1, 3, 3, 2, 5, 2, 2, 1),
+    ] {
+        let g = Geom::new(c, h, w, k, s, p).unwrap();
+        let mut layout = Layout::default();
+        let conv = Conv2d::new(&mut layout, "c", g, oc);
+        let mut params = vec![0.0; layout.total()];
+        conv.init(&mut params, &mut r);
+        let x = randn(&mut r, b * g.image_len());
+        let rw = randn(&mut r, b * conv.out_len());
+        let mut scratch = vec![0.0; conv.scratch_len(b)];
+        let loss = |p: &[f32], x: &[f32]| {
+            let mut y = vec![0.0; b * conv.out_len()];
+            let mut sc = vec![0.0; conv.scratch_len(b)];
+            conv.forward(p, &mut y, x, b, &mut sc, th);
+            dot(&y, &rw)
+        };
+        let mut grads = vec![0.0; layout.total()];
+        let mut dx = vec![0.0; x.len()];
+        conv.backward(
+            &params,
+            &mut grads,
+            Some(&mut dx),
+            &rw,
+            &x,
+            b,
+            &mut scratch,
+            th,
+        );
+        check("conv dx", &x, &dx, &|xx| loss(&params, xx));
+        check("conv dparams", &params, &grads, &|pp| loss(pp, &x));
+
+        // The transposed convolution from (oc, oh, ow) back to (c, h, w).
+        let mut layout = Layout::default();
+        let t = ConvTranspose2d::new(&mut layout, "t", (oc, g.oh, g.ow), c, k, s, p);
+        // Not every conv's output maps back to the same size (strides that
+        // drop pixels); those that do not are skipped by construction.
+        let Some(t) = t else { continue };
+        let mut params = vec![0.0; layout.total()];
+        t.init(&mut params, &mut r);
+        let x = randn(&mut r, b * t.in_len());
+        let rw = randn(&mut r, b * t.out_len());
+        let loss = |p: &[f32], x: &[f32]| {
+            let mut y = vec![0.0; b * t.out_len()];
+            let mut sc = vec![0.0; t.scratch_len(b)];
+            t.forward(p, &mut y, x, b, &mut sc, th);
+            dot(&y, &rw)
+        };
+        let mut scratch = vec![0.0; t.scratch_len(b)];
+        let mut grads = vec![0.0; layout.total()];
+        let mut dx = vec![0.0; x.len()];
+        t.backward(
+            &params,
+            &mut grads,
+            Some(&mut dx),
+            &rw,
+            &x,
+            b,
+            &mut scratch,
+            th,
+        );
+        check("convT dx", &x, &dx, &|xx| loss(&params, xx));
+        check("convT dparams", &params, &grads, &|pp| loss(pp, &x));
+    }
+}
+
+#[test]
+fn batch_norm_backward_matches_finite_differences_in_1d_and_2d() {
+    use super::norm::BatchNorm;
+    let mut r = Rng::new(6);
+    for &(b, c, s) in &[(4, 3, 1), (2, 3, 5)] {
+        let (mut pl, mut bl) = (Layout::default(), Layout::default());
+        let bn = BatchNorm::new(&mut pl, &mut bl, "bn", c, s);
+        let mut params = vec![0.0; pl.total()];
+        let mut buffers = vec![0.0; bl.total()];
+        bn.init(&mut params, &mut buffers);
+        // A scale and shift away from (1, 0), so both gradients show.
+        for (i, p) in params.iter_mut().enumerate() {
+            *p += 0.3 * (i as f32 - 2.0);
+        }
+        let x: Vec<f32> = randn(&mut r, b * c * s)
+            .iter()
+            .map(|v| 2.0 * v + 0.5)
+            .collect();
+        let rw = randn(&mut r, b * c * s);
+        let loss = |p: &[f32], x: &[f32]| {
+            let mut y = vec![0.0; x.len()];
+            let mut saved = vec![0.0; bn.saved_len()];
+            let mut buf = buffers.clone();
+            bn.forward_train(p, &mut buf, &mut y, x, b, &mut saved);
+            dot(&y, &rw)
+        };
+        let mut y = vec![0.0; x.len()];
+        let mut saved = vec![0.0; bn.saved_len()];
+        let mut buf = buffers.clone();
+        bn.forward_train(&params, &mut buf, &mut y, &x, b, &mut saved);
+        // Normalized per channel: mean 0 and variance 1 before the affine.
+        let (mut grads, mut dx) = (vec![0.0; pl.total()], vec![0.0; x.len()]);
+        bn.backward(&params, &mut grads, &mut dx, &rw, &x, b, &saved);
+        check("bn dx", &x, &dx, &|xx| loss(&params, xx));
+        check("bn dparams", &params, &grads, &|pp| loss(pp, &x));
+        // The running statistics moved a tenth of the way to the batch's,
+        // and eval mode with running statistics equal to the batch's
+        // (biased variance) gives the training output.
+        let (rm, _) = bn.running(&buf);
+        let mean0: f32 = (0..b)
+            .flat_map(|i| x[i * c * s..i * c * s + s].to_vec())
+            .sum::<f32>()
+            / (b * s) as f32;
+        assert!(
+            (rm[0] - 0.1 * mean0).abs() < 1e-5,
+            "{} vs {}",
+            rm[0],
+            0.1 * mean0
+        );
+        let mut same = buffers.clone();
+        let (m, rs) = saved.split_at(c);
+        for ch in 0..c {
+            same[bn.buf_offset + ch] = m[ch];
+            same[bn.buf_offset + c + ch] = 1.0 / (rs[ch] * rs[ch]) - super::norm::EPS;
+        }
+        let mut y2 = vec![0.0; x.len()];
+        bn.forward_eval(&params, &same, &mut y2, &x, b);
+        for (a, e) in y.iter().zip(&y2) {
+            assert!((a - e).abs() < 1e-3, "{a} vs {e}");
+        }
+    }
+}
+
+#[test]
+fn embedding_and_dropout_backwards_match_finite_differences() {
+    use super::embed::Embedding;
+    let mut r = Rng::new(7);
+    let mut layout = Layout::default();
+    let e = Embedding::new(&mut layout, "emb", 4, 3);
+    assert!(!layout.entries[0].decay, "embeddings never decay");
+    let mut params = vec![0.0; layout.total()];
+    e.init(&mut params, &mut r);
+    let idx = [2u32, 0, 2, 3, 9];
+    let rw = randn(&mut r, idx.len() * 3);
+    let loss = |p: &[f32]| {
+        let mut y = vec![0.0; idx.len() * 3];
+        e.forward(p, &mut y, &idx);
+        dot(&y, &rw)
+    };
+    let mut grads = vec![0.0; layout.total()];
+    e.backward(&mut grads, &rw, &idx);
+    check("embedding", &params, &grads, &loss);
+
+    let x = randn(&mut r, 50);
+    let rw = randn(&mut r, 50);
+    let mut mask = vec![0.0; 50];
+    let mut y = vec![0.0; 50];
+    super::dropout::forward(&mut y, &x, &mut mask, 0.3, &mut Rng::new(8));
+    let dropped = mask.iter().filter(|&&m| m == 0.0).count();
+    assert!(
+        (5..=25).contains(&dropped),
+        "{dropped} of 50 dropped at p = 0.3"
+    );
+    assert!(
+        mask.iter()
+            .all(|&m| m == 0.0 || (m - 1.0 / 0.7).abs() < 1e-6)
+    );
+    let f = |x: &[f32]| {
+        let mut y = vec![0.0; 50];
+        let mut m = vec![0.0; 50];
+        super::dropout::forward(&mut y, x, &mut m, 0.3, &mut Rng::new(8));
+        dot(&y, &rw)
+    };
+    let mut dx = vec![0.0; 50];
+    super::dropout::backward(&mut dx, &rw, &mask);
+    check("dropout", &x, &dx, &f);
+}

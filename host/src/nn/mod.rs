@@ -7,10 +7,14 @@
 //! image, Z latent size, K classes.
 
 pub mod act;
+pub mod conv;
+pub mod dropout;
+pub mod embed;
 pub mod fastmath;
 pub mod gemm;
 pub mod linear;
 pub mod loss;
+pub mod norm;
 pub mod optim;
 pub mod params;
 
