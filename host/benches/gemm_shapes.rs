@@ -19,13 +19,38 @@ fn main() {
         ("half dec dX", 64, 400, 784, false, false),
         ("half dec dW", 784, 400, 64, true, false),
         ("half enc dW", 400, 784, 64, true, false),
+        // The DCGAN step's (batch 128): conv.1 of D and up.0 of G.
+        ("D conv fwd W cols", 128, 6272, 1024, false, false),
+        ("D conv dW dy cols^T", 128, 1024, 6272, false, true),
+        ("D conv dcols W^T dy", 1024, 6272, 128, true, false),
+        ("G up fwd W^T x", 1024, 6272, 128, true, false),
+        ("G up dW x dcols^T", 128, 1024, 6272, false, true),
+        ("G up dx W dcols", 128, 6272, 1024, false, false),
+        ("D conv fwd 1 image", 128, 49, 1024, false, false),
+        ("D conv fwd 16 images", 128, 784, 1024, false, false),
+        ("D conv dW 1 image", 128, 1024, 49, false, true),
+        ("D conv dcols 1 image", 1024, 49, 128, true, false),
+        ("D conv dW 4 images", 128, 1024, 196, false, true),
+        ("G up fwd 1 image", 1024, 49, 128, true, false),
+        ("G up dW 1 image", 128, 1024, 49, false, true),
+        ("G up dx 1 image", 128, 49, 1024, false, false),
+        ("D fwd 1 image P-major", 49, 128, 1024, true, true),
+        ("D fwd 2 images P-major", 98, 128, 1024, true, true),
+        ("D fwd 8 images P-major", 392, 128, 1024, false, true),
+        ("D fwd 8 images C-major", 128, 392, 1024, false, false),
+        ("D fwd 1 image C-major N=64", 128, 64, 1024, false, false),
+        ("D fwd 1 image P-major M=64", 64, 128, 1024, true, true),
     ];
+    let only_gan = std::env::args().any(|a| a == "gan");
     for (name, m, n, k, ta, tb) in shapes {
+        if only_gan && !name.starts_with('D') && !name.starts_with('G') {
+            continue;
+        }
         let a = vec![0.5f32; m * k];
         let b = vec![0.25f32; k * n];
         let mut c = vec![0f32; m * n];
         for th in [1, 2] {
-            let reps = 400;
+            let reps = (400_000_000 / (m * n * k)).clamp(3, 400);
             let mut times = vec![];
             for _ in 0..5 {
                 let t = Instant::now();

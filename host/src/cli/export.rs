@@ -43,6 +43,10 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let ck = checkpoint::load(&path)?;
     match ck.family {
         Family::Vae => export_vae(&a, &ck),
+        Family::Gan => bail!(
+            "{}: GAN export comes with the GAN runtime, not built yet",
+            path.display()
+        ),
     }
 }
 

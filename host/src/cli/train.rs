@@ -7,6 +7,7 @@ use crate::nn::optim::Schedule;
 use crate::train::Trainer;
 use crate::train::checkpoint;
 use crate::train::config::TrainConfig;
+use crate::train::gan::GanTrainer;
 use crate::train::run::{self, RunOptions, files};
 use crate::train::vae::{self, Parallel, VaeTrainer};
 use anyhow::{Context, Result, bail};
@@ -18,6 +19,9 @@ pub enum TrainCommand {
     /// A variational autoencoder on images.
     #[command(args_override_self = true)]
     Vae(VaeArgs),
+    /// A DCGAN on images (Adam 2e-4, beta1 0.5 by default).
+    #[command(args_override_self = true)]
+    Gan(GanArgs),
 }
 
 /// The flags every family shares: data, run and optimizer. Flags override
@@ -201,11 +205,49 @@ pub struct VaeArgs {
     parallel: Option<Parallel>,
 }
 
+/// `train gan`: the common flags and the `[gan]` table's.
+#[derive(Debug, Args)]
+pub struct GanArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Condition both networks on the class label (projection discriminator).
+    #[arg(long)]
+    conditional: bool,
+    /// Noise size [default: 64].
+    #[arg(long)]
+    latent: Option<usize>,
+    /// The generator's widest channel count, after its dense layer [default: 128].
+    #[arg(long)]
+    g_width: Option<usize>,
+    /// The discriminator's first channel count (its second is twice it) [default: 64].
+    #[arg(long)]
+    d_width: Option<usize>,
+    /// ns (non-saturating) or hinge [default: ns].
+    #[arg(long)]
+    loss: Option<String>,
+    /// The discriminator's learning rate [default: --lr].
+    #[arg(long)]
+    d_lr: Option<f32>,
+    /// Decay of the moving average of the generator's weights that samples
+    /// and exports use; 0 is off [default: 0].
+    #[arg(long)]
+    ema: Option<f32>,
+}
+
 pub fn run(cmd: TrainCommand) -> Result<()> {
     match cmd {
         TrainCommand::Vae(a) => a.run.train::<VaeTrainer>(|c| {
             let t = c.vae.get_or_insert_with(Default::default);
             over!(t, a; latent, hidden, likelihood, activation, parallel);
+            t.conditional |= a.conditional;
+            Ok(())
+        }),
+        TrainCommand::Gan(a) => a.run.train::<GanTrainer>(|c| {
+            let t = c.gan.get_or_insert_with(Default::default);
+            over!(t, a; latent, g_width, d_width, loss, ema);
+            if a.d_lr.is_some() {
+                t.d_lr = a.d_lr;
+            }
             t.conditional |= a.conditional;
             Ok(())
         }),
@@ -249,6 +291,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let ck = checkpoint::load(&path)?;
     match ck.family {
         Family::Vae => eval_vae(&a, &ck),
+        Family::Gan => bail!(
+            "{}: evaluating a GAN needs --classifier, not built yet",
+            path.display()
+        ),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Model families built on the training engine.
 
+pub mod gan;
 pub mod vae;
 
 use anyhow::{Result, bail};
@@ -11,16 +12,19 @@ use std::fmt;
 pub enum Family {
     /// A variational autoencoder on images.
     Vae,
+    /// A DCGAN on images.
+    Gan,
 }
 
 impl Family {
     /// Every family, in the order the CLI lists them.
-    pub const ALL: [Family; 1] = [Family::Vae];
+    pub const ALL: [Family; 2] = [Family::Vae, Family::Gan];
 
     /// The name stored in checkpoints and config files (`[vae]`).
     pub fn name(self) -> &'static str {
         match self {
             Family::Vae => "vae",
+            Family::Gan => "gan",
         }
     }
 

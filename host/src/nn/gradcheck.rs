@@ -24,7 +24,11 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
 
 /// Checks `analytic` against central differences of `f` around `x`.
 fn check(name: &str, x: &[f32], analytic: &[f32], f: &dyn Fn(&[f32]) -> f64) {
-    let h = 1e-2f32;
+    check_with(name, x, analytic, f, 1e-2)
+}
+
+/// [`check`] with step `h`.
+fn check_with(name: &str, x: &[f32], analytic: &[f32], f: &dyn Fn(&[f32]) -> f64, h: f32) {
     let mut xp = x.to_vec();
     let mut worst = 0f64;
     for i in 0..x.len() {
@@ -170,10 +174,10 @@ fn conv_and_transposed_conv_backwards_match_finite_differences() {
         conv.init(&mut params, &mut r);
         let x = randn(&mut r, b * g.image_len());
         let rw = randn(&mut r, b * conv.out_len());
-        let mut scratch = vec![0.0; conv.scratch_len(b)];
+        let mut scratch = vec![0.0; conv.scratch_len(2)];
         let loss = |p: &[f32], x: &[f32]| {
             let mut y = vec![0.0; b * conv.out_len()];
-            let mut sc = vec![0.0; conv.scratch_len(b)];
+            let mut sc = vec![0.0; conv.scratch_len(2)];
             conv.forward(p, &mut y, x, b, &mut sc, th);
             dot(&y, &rw)
         };
@@ -181,7 +185,7 @@ fn conv_and_transposed_conv_backwards_match_finite_differences() {
         let mut dx = vec![0.0; x.len()];
         conv.backward(
             &params,
-            &mut grads,
+            Some(&mut grads),
             Some(&mut dx),
             &rw,
             &x,
@@ -204,16 +208,16 @@ fn conv_and_transposed_conv_backwards_match_finite_differences() {
         let rw = randn(&mut r, b * t.out_len());
         let loss = |p: &[f32], x: &[f32]| {
             let mut y = vec![0.0; b * t.out_len()];
-            let mut sc = vec![0.0; t.scratch_len(b)];
+            let mut sc = vec![0.0; t.scratch_len(2)];
             t.forward(p, &mut y, x, b, &mut sc, th);
             dot(&y, &rw)
         };
-        let mut scratch = vec![0.0; t.scratch_len(b)];
+        let mut scratch = vec![0.0; t.scratch_len(2)];
         let mut grads = vec![0.0; layout.total()];
         let mut dx = vec![0.0; x.len()];
         t.backward(
             &params,
-            &mut grads,
+            Some(&mut grads),
             Some(&mut dx),
             &rw,
             &x,
@@ -332,4 +336,70 @@ fn embedding_and_dropout_backwards_match_finite_differences() {
     let mut dx = vec![0.0; 50];
     super::dropout::backward(&mut dx, &rw, &mask);
     check("dropout", &x, &dx, &f);
+}
+
+#[test]
+fn gan_generator_and_projection_discriminator_match_finite_differences() {
+    use crate::models::gan::{DiscActs, Gan, GanConfig, GenActs, Mode};
+    let mut r = Rng::new(9);
+    let m = Gan::new(GanConfig {
+        image_shape: [2, 8, 4],
+        latent: 3,
+        n_classes: 2,
+        g_width: 4,
+        d_width: 2,
+    })
+    .unwrap();
+    let (gl, dl) = (m.gen_.layout.total(), m.disc.layout.total());
+    let (mut gp, mut dp) = (vec![0.0; gl], vec![0.0; dl]);
+    let mut buffers = vec![0.0; m.buffers.total()];
+    m.init(&mut gp, &mut dp, &mut buffers, &mut r);
+    // Larger weights than DCGAN's 0.02, so that every path carries signal.
+    gp.iter_mut().for_each(|v| *v += 0.3 * r.normal());
+    dp.iter_mut().for_each(|v| *v += 0.3 * r.normal());
+    let (b, th) = (3, Threads(1));
+    let d = m.cfg.image_len();
+    let z = randn(&mut r, b * 3);
+    let labels = [1u32, 0, 1];
+    let rw = randn(&mut r, b * d);
+    let gen_loss = |p: &[f32]| {
+        let mut a = GenActs::new(&m, b);
+        a.set_input(&m.cfg, &z, &labels);
+        let mut buf = buffers.clone();
+        m.gen_.forward(p, &mut buf, &mut a, b, Mode::Train, th);
+        dot(&a.out[..b * d], &rw)
+    };
+    let mut a = GenActs::new(&m, b);
+    a.set_input(&m.cfg, &z, &labels);
+    let mut buf = buffers.clone();
+    m.gen_.forward(&gp, &mut buf, &mut a, b, Mode::Train, th);
+    a.d_out[..b * d].copy_from_slice(&rw);
+    let mut g = vec![0.0; gl];
+    m.gen_.backward(&gp, &mut g, &mut a, b, th);
+    // ReLUs between batch norms of three rows put kinks within 1e-2 of
+    // some weights; 1e-3 steps over none of them.
+    check_with("generator", &gp, &g, &gen_loss, 1e-3);
+
+    let x: Vec<f32> = randn(&mut r, b * d).iter().map(|v| v.tanh()).collect();
+    let rl = randn(&mut r, b);
+    let disc_loss = |p: &[f32], x: &[f32]| {
+        let mut a = DiscActs::new(&m, b);
+        a.x[..b * d].copy_from_slice(x);
+        a.labels[..b].copy_from_slice(&labels);
+        let mut buf = buffers.clone();
+        m.disc.forward(p, &mut buf, &mut a, b, Mode::Train, th);
+        dot(&a.logit[..b], &rl)
+    };
+    let mut a = DiscActs::new(&m, b);
+    a.x[..b * d].copy_from_slice(&x);
+    a.labels[..b].copy_from_slice(&labels);
+    let mut buf = buffers.clone();
+    m.disc.forward(&dp, &mut buf, &mut a, b, Mode::Train, th);
+    a.d_logit[..b].copy_from_slice(&rl);
+    let mut g = vec![0.0; dl];
+    m.disc.backward(&dp, Some(&mut g), &mut a, b, true, th);
+    check("discriminator dx", &x, &a.d_x[..b * d], &|xx| {
+        disc_loss(&dp, xx)
+    });
+    check("discriminator dparams", &dp, &g, &|pp| disc_loss(pp, &x));
 }

@@ -65,6 +65,13 @@ impl BatchNorm {
         buffers[self.buf_offset + c..self.buf_offset + 2 * c].fill(1.0);
     }
 
+    /// Running mean 0 and variance 1 only.
+    pub fn init_running(&self, buffers: &mut [f32]) {
+        let c = self.c;
+        buffers[self.buf_offset..self.buf_offset + c].fill(0.0);
+        buffers[self.buf_offset + c..self.buf_offset + 2 * c].fill(1.0);
+    }
+
     /// `(gamma, beta)`.
     pub fn affine<'a>(&self, params: &'a [f32]) -> (&'a [f32], &'a [f32]) {
         params[self.offset..self.offset + 2 * self.c].split_at(self.c)

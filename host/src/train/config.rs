@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::Path;
 
+pub use super::gan::GanSettings;
 pub use super::vae::VaeSettings;
 
 /// Every setting of a training run.
@@ -58,6 +59,9 @@ pub struct TrainConfig {
     /// trains a VAE.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vae: Option<VaeSettings>,
+    /// The GAN's model and loss settings (`[gan]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gan: Option<GanSettings>,
 }
 
 impl Default for TrainConfig {
@@ -81,6 +85,7 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             clip: 0.0,
             vae: None,
+            gan: None,
         }
     }
 }
@@ -91,6 +96,15 @@ impl TrainConfig {
         match family {
             Family::Vae => Self {
                 vae: Some(VaeSettings::default()),
+                ..Self::default()
+            },
+            // DCGAN's recipe: Adam at 2e-4 with beta1 0.5, on every
+            // training image (the test split watches nothing a GAN picks).
+            Family::Gan => Self {
+                gan: Some(GanSettings::default()),
+                lr: 2e-4,
+                beta1: 0.5,
+                val_frac: 0.0,
                 ..Self::default()
             },
         }
@@ -109,7 +123,7 @@ impl TrainConfig {
             .collect();
         match present.as_slice() {
             [f] => Ok(*f),
-            [] => bail!("the training config has no model table (expected one of [vae])"),
+            [] => bail!("the training config has no model table (expected one of [vae], [gan])"),
             many => bail!(
                 "the training config has {} model tables ({}); a run trains one family",
                 many.len(),
@@ -125,6 +139,7 @@ impl TrainConfig {
     fn table(&self, f: Family) -> Option<Value> {
         match f {
             Family::Vae => self.vae.as_ref().and_then(|t| serde_json::to_value(t).ok()),
+            Family::Gan => self.gan.as_ref().and_then(|t| serde_json::to_value(t).ok()),
         }
     }
 
@@ -135,6 +150,16 @@ impl TrainConfig {
             None => Err(self
                 .family()?
                 .refuse("this run", &[Family::Vae], "a VAE setting")),
+        }
+    }
+
+    /// The GAN table; an error for a run of another family.
+    pub fn gan_settings(&self) -> Result<&GanSettings> {
+        match &self.gan {
+            Some(v) => Ok(v),
+            None => Err(self
+                .family()?
+                .refuse("this run", &[Family::Gan], "a GAN setting")),
         }
     }
 
@@ -268,6 +293,7 @@ impl TrainConfig {
         }
         match family {
             Family::Vae => self.vae_settings()?.validate(),
+            Family::Gan => self.gan_settings()?.validate(),
         }
     }
 

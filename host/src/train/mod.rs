@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod gan;
 pub mod run;
 pub mod rundir;
 pub mod vae;
