@@ -47,6 +47,10 @@ pub fn export(a: ExportArgs) -> Result<()> {
             "{}: GAN export comes with the GAN runtime, not built yet",
             path.display()
         ),
+        Family::Classifier => bail!(
+            "{}: a classifier stays on the host (it scores models with `eval --classifier`); export takes generative models",
+            path.display()
+        ),
     }
 }
 

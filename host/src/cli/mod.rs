@@ -3,6 +3,7 @@
 mod bench;
 mod data;
 mod demo;
+mod eval;
 mod export;
 mod latent;
 mod sample;
@@ -33,8 +34,9 @@ enum Command {
         #[command(subcommand)]
         command: train::TrainCommand,
     },
-    /// Evaluate a trained run on its test split.
-    Eval(train::EvalArgs),
+    /// Evaluate a trained run on its test split; image models also by a
+    /// classifier run (--classifier), side by side.
+    Eval(eval::EvalArgs),
     /// Explore a VAE's latent space: interpolations and maps.
     Latent(latent::LatentArgs),
     /// Export a run as GGUF weights and/or an ONNX graph.
@@ -63,7 +65,7 @@ pub fn run_with(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Data { command } => data::run(command),
         Command::Train { command } => train::run(command),
-        Command::Eval(a) => train::eval(a),
+        Command::Eval(a) => eval::run(a),
         Command::Latent(a) => latent::run(a),
         Command::Export(a) => export::export(a),
         Command::Validate(a) => export::validate(a),

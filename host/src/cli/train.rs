@@ -1,16 +1,13 @@
-//! `edgegen train vae` and `edgegen eval`.
+//! `edgegen train vae|gan|classifier`.
 
-use crate::eval;
-use crate::models::Family;
-use crate::nn::gemm::Threads;
 use crate::nn::optim::Schedule;
 use crate::train::Trainer;
-use crate::train::checkpoint;
+use crate::train::classifier::ClassifierTrainer;
 use crate::train::config::TrainConfig;
 use crate::train::gan::GanTrainer;
-use crate::train::run::{self, RunOptions, files};
-use crate::train::vae::{self, Parallel, VaeTrainer};
-use anyhow::{Context, Result, bail};
+use crate::train::run::{self, RunOptions};
+use crate::train::vae::{Parallel, VaeTrainer};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -22,6 +19,10 @@ pub enum TrainCommand {
     /// A DCGAN on images (Adam 2e-4, beta1 0.5 by default).
     #[command(args_override_self = true)]
     Gan(GanArgs),
+    /// A CNN classifier for a labeled image set: what `eval --classifier`
+    /// scores image models with.
+    #[command(args_override_self = true)]
+    Classifier(ClassifierArgs),
 }
 
 /// The flags every family shares: data, run and optimizer. Flags override
@@ -234,12 +235,41 @@ pub struct GanArgs {
     ema: Option<f32>,
 }
 
+/// `train classifier`: the common flags and the `[classifier]` table's.
+#[derive(Debug, Args)]
+pub struct ClassifierArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Channels of the two convolutions, comma-separated [default: 32,64].
+    #[arg(long, value_delimiter = ',', action = clap::ArgAction::Set)]
+    widths: Option<Vec<usize>>,
+    /// Width of the feature layer the evaluation suite compares [default: 128].
+    #[arg(long)]
+    features: Option<usize>,
+    /// Dropout before the last layer [default: 0.3].
+    #[arg(long)]
+    dropout: Option<f32>,
+}
+
 pub fn run(cmd: TrainCommand) -> Result<()> {
     match cmd {
         TrainCommand::Vae(a) => a.run.train::<VaeTrainer>(|c| {
             let t = c.vae.get_or_insert_with(Default::default);
             over!(t, a; latent, hidden, likelihood, activation, parallel);
             t.conditional |= a.conditional;
+            Ok(())
+        }),
+        TrainCommand::Classifier(a) => a.run.train::<ClassifierTrainer>(|c| {
+            let t = c.classifier.get_or_insert_with(Default::default);
+            over!(t, a; features, dropout);
+            if let Some(w) = &a.widths {
+                t.widths = w.as_slice().try_into().map_err(|_| {
+                    anyhow::anyhow!(
+                        "--widths: expected two comma-separated widths, found {}",
+                        w.len()
+                    )
+                })?;
+            }
             Ok(())
         }),
         TrainCommand::Gan(a) => a.run.train::<GanTrainer>(|c| {
@@ -252,90 +282,4 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
             Ok(())
         }),
     }
-}
-
-#[derive(Debug, Args)]
-pub struct EvalArgs {
-    /// A run folder from `edgegen train`.
-    run: PathBuf,
-    /// Dataset whose test split to use (default: the one the run trained on).
-    #[arg(long)]
-    data: Option<String>,
-    /// Importance samples per image for the NLL estimate.
-    #[arg(long, default_value_t = 100)]
-    k: usize,
-    /// Evaluate the last checkpoint instead of the best one.
-    #[arg(long)]
-    last: bool,
-    /// Seed of the evaluation noise.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Threads (0 = all cores).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Evaluate with the decoder's weights as this precision stores them
-    /// (what a device running that export computes).
-    #[arg(long, value_enum, default_value = "f32")]
-    decoder_precision: crate::export::Precision,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-pub fn eval(a: EvalArgs) -> Result<()> {
-    let path = a.run.join(if a.last {
-        files::CHECKPOINT
-    } else {
-        files::BEST
-    });
-    let ck = checkpoint::load(&path)?;
-    match ck.family {
-        Family::Vae => eval_vae(&a, &ck),
-        Family::Gan => bail!(
-            "{}: evaluating a GAN needs --classifier, not built yet",
-            path.display()
-        ),
-    }
-}
-
-fn eval_vae(a: &EvalArgs, ck: &checkpoint::Checkpoint) -> Result<()> {
-    let path = &ck.path;
-    let (model, st) = vae::load(ck, "`eval`")?;
-    let mut cfg = ck.train.clone();
-    if a.data.is_some() {
-        cfg.data = a.data.clone();
-    }
-    let th = Threads(run::init_threads(a.threads));
-    let data = vae::load_images(&cfg, None)?;
-    if vae::model_config(&cfg, &data)? != model.cfg {
-        bail!(
-            "{}: the model does not fit this data (image shape or classes differ)",
-            path.display()
-        );
-    }
-    if a.k == 0 {
-        bail!("--k: expected at least 1 importance sample");
-    }
-    let mut params = st.groups[0].params.clone();
-    crate::export::store_decoder(&model, &mut params, a.decoder_precision);
-    let r = eval::vae::evaluate(&model, &params, &data.test, a.k, a.seed, th);
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    } else {
-        println!("test images        {}", r.n);
-        println!(
-            "test_loss_nats     {:.3}  (reconstruction {:.3} + KL {:.3})",
-            r.test_loss_nats, r.test_rec_nats, r.test_kl_nats
-        );
-        println!(
-            "iwae_nll_nats      {:.3}  (k = {})",
-            r.iwae_nll_nats, r.iwae_k
-        );
-        println!(
-            "recon_mse          {:.5} per pixel, {:.3} nats per image at z = mu",
-            r.recon_mse, r.recon_nats_at_mu
-        );
-        println!("conditional acc.   not measured: needs the classifier of the GAN issue");
-    }
-    Ok(())
 }

@@ -130,9 +130,6 @@ pub struct VaeEval {
     pub recon_mse: f64,
     /// Reconstruction loss per image at z = mu (nats).
     pub recon_nats_at_mu: f64,
-    /// Accuracy of class-conditioned samples under a classifier; needs the
-    /// classifier that comes with the GAN family.
-    pub conditional_sample_accuracy: Option<f64>,
 }
 
 /// Runs every evaluation.
@@ -148,6 +145,5 @@ pub fn evaluate(m: &Vae, p: &[f32], test: &Images, k: usize, seed: u64, th: Thre
         iwae_k: k,
         recon_mse: mse,
         recon_nats_at_mu: nll_mu,
-        conditional_sample_accuracy: None,
     }
 }

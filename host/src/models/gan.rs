@@ -70,15 +70,7 @@ impl GanConfig {
     }
 }
 
-/// Whether batch norms use the batch's statistics (and update their
-/// running ones) or the running ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Batch statistics; running statistics updated.
-    Train,
-    /// Running statistics.
-    Eval,
-}
+pub use crate::nn::norm::Mode;
 
 /// The generator's layers and their places in its parameter group.
 #[derive(Debug, Clone)]
@@ -527,7 +519,7 @@ impl Discriminator {
     pub fn backward(
         &self,
         p: &[f32],
-        mut g: Option<&mut [f32]>,
+        g: Option<&mut [f32]>,
         a: &mut DiscActs,
         n: usize,
         input_grad: bool,
@@ -537,7 +529,7 @@ impl Discriminator {
         // theirs into a scratch that is dropped.
         let want = g.is_some();
         let mut sink = std::mem::take(&mut a.sink);
-        let gl: &mut [f32] = match g.as_deref_mut() {
+        let gl: &mut [f32] = match g {
             Some(g) => g,
             None => &mut sink,
         };

@@ -1,5 +1,6 @@
 //! Model families built on the training engine.
 
+pub mod classifier;
 pub mod gan;
 pub mod vae;
 
@@ -14,17 +15,21 @@ pub enum Family {
     Vae,
     /// A DCGAN on images.
     Gan,
+    /// A CNN that classifies images: what the evaluation suite scores
+    /// every image model with.
+    Classifier,
 }
 
 impl Family {
     /// Every family, in the order the CLI lists them.
-    pub const ALL: [Family; 2] = [Family::Vae, Family::Gan];
+    pub const ALL: [Family; 3] = [Family::Vae, Family::Gan, Family::Classifier];
 
     /// The name stored in checkpoints and config files (`[vae]`).
     pub fn name(self) -> &'static str {
         match self {
             Family::Vae => "vae",
             Family::Gan => "gan",
+            Family::Classifier => "classifier",
         }
     }
 

@@ -209,12 +209,12 @@ fn fit(th: Threads, scratch: &[f32], each: usize) -> Threads {
 }
 
 /// Per group: `(first image, images, scratch slice)`.
-fn tasks<'s>(
+fn tasks(
     batch: usize,
     th: Threads,
-    scratch: &'s mut [f32],
+    scratch: &mut [f32],
     each: usize,
-) -> Vec<(usize, usize, &'s mut [f32])> {
+) -> Vec<(usize, usize, &mut [f32])> {
     let (groups, per) = split(batch, th);
     scratch[..groups * each]
         .chunks_exact_mut(each)

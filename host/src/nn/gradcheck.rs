@@ -125,6 +125,27 @@ fn bce_and_gaussian_backwards_match_finite_differences() {
 }
 
 #[test]
+fn softmax_cross_entropy_backward_matches_finite_differences() {
+    let mut r = Rng::new(10);
+    let (rows, k) = (4, 5);
+    let logits = randn(&mut r, rows * k);
+    let labels = [0u32, 4, 2, 2];
+    let mut l = vec![0.0; rows];
+    let mut g = vec![0.0; rows * k];
+    loss::softmax_cross_entropy(&mut l, Some(&mut g), &logits, &labels, k, 1.0);
+    let f = |x: &[f32]| {
+        let mut l = vec![0.0; rows];
+        loss::softmax_cross_entropy(&mut l, None, x, &labels, k, 1.0);
+        l.iter().map(|&v| v as f64).sum()
+    };
+    check("softmax cross-entropy", &logits, &g, &f);
+    // Uniform logits cost log k.
+    let mut l = vec![0.0; 1];
+    loss::softmax_cross_entropy(&mut l, None, &[0.3; 5], &[1], 5, 1.0);
+    assert!((l[0] - 5f32.ln()).abs() < 1e-6);
+}
+
+#[test]
 fn kl_and_reparam_backwards_match_finite_differences() {
     let mut r = Rng::new(4);
     let (rows, z, stride) = (2, 3, 5);

@@ -231,6 +231,36 @@ pub fn logits_to_pixels(out: &mut [f32], logits: &[f32]) {
     }
 }
 
+/// Softmax cross-entropy per row of `logits` `(rows, k)` against integer
+/// `labels`: `loss[r] = logsumexp(l_r) - l_r[y_r]` (nats), with `scale *
+/// (softmax(l_r) - onehot(y_r))` written into `dlogits` when asked. A label
+/// past the classes has no target: its row's loss is the logsumexp alone.
+pub fn softmax_cross_entropy(
+    loss: &mut [f32],
+    dlogits: Option<&mut [f32]>,
+    logits: &[f32],
+    labels: &[u32],
+    k: usize,
+    scale: f32,
+) {
+    let rows = loss.len();
+    let mut dl = dlogits;
+    for r in 0..rows {
+        let l = &logits[r * k..(r + 1) * k];
+        let m = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f64 = l.iter().map(|&v| ((v - m) as f64).exp()).sum();
+        let lse = m as f64 + sum.ln();
+        let y = labels[r] as usize;
+        loss[r] = (lse - l.get(y).map_or(0.0, |&v| v as f64)) as f32;
+        if let Some(d) = dl.as_deref_mut() {
+            for (j, (g, &v)) in d[r * k..(r + 1) * k].iter_mut().zip(l).enumerate() {
+                let p = ((v as f64 - lse).exp()) as f32;
+                *g = scale * (p - if j == y { 1.0 } else { 0.0 });
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

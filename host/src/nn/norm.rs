@@ -12,6 +12,16 @@ pub const EPS: f32 = 1e-5;
 /// Weight of the newest batch in the running statistics.
 pub const MOMENTUM: f32 = 0.1;
 
+/// Whether batch norms use the batch's statistics (and update their
+/// running ones) or the running ones; dropout too drops only in training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Batch statistics; running statistics updated.
+    Train,
+    /// Running statistics.
+    Eval,
+}
+
 /// A batch norm's place in the parameter and buffer layouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchNorm {
@@ -173,6 +183,25 @@ impl BatchNorm {
     ) {
         let (scale, shift) = self.folded(params, buffers);
         self.apply(out, inp, batch, &scale, &shift);
+    }
+
+    /// [`BatchNorm::forward_train`] or [`BatchNorm::forward_eval`], as
+    /// `mode` says.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        params: &[f32],
+        buffers: &mut [f32],
+        out: &mut [f32],
+        inp: &[f32],
+        batch: usize,
+        saved: &mut [f32],
+        mode: Mode,
+    ) {
+        match mode {
+            Mode::Train => self.forward_train(params, buffers, out, inp, batch, saved),
+            Mode::Eval => self.forward_eval(params, buffers, out, inp, batch),
+        }
     }
 
     /// The eval-mode affine map per channel, `(scale, shift)`: what export

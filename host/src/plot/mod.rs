@@ -1,5 +1,6 @@
 //! PNG output: sample grids and plots. Every file is written atomically.
 
+pub mod confusion;
 pub mod curves;
 pub mod grid;
 pub mod scatter;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::Path;
 
+pub use super::classifier::ClassifierSettings;
 pub use super::gan::GanSettings;
 pub use super::vae::VaeSettings;
 
@@ -62,6 +63,9 @@ pub struct TrainConfig {
     /// The GAN's model and loss settings (`[gan]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gan: Option<GanSettings>,
+    /// The classifier's settings (`[classifier]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<ClassifierSettings>,
 }
 
 impl Default for TrainConfig {
@@ -86,6 +90,7 @@ impl Default for TrainConfig {
             clip: 0.0,
             vae: None,
             gan: None,
+            classifier: None,
         }
     }
 }
@@ -107,6 +112,11 @@ impl TrainConfig {
                 val_frac: 0.0,
                 ..Self::default()
             },
+            Family::Classifier => Self {
+                classifier: Some(ClassifierSettings::default()),
+                epochs: 8,
+                ..Self::default()
+            },
         }
     }
 
@@ -123,7 +133,9 @@ impl TrainConfig {
             .collect();
         match present.as_slice() {
             [f] => Ok(*f),
-            [] => bail!("the training config has no model table (expected one of [vae], [gan])"),
+            [] => bail!(
+                "the training config has no model table (expected one of [vae], [gan], [classifier])"
+            ),
             many => bail!(
                 "the training config has {} model tables ({}); a run trains one family",
                 many.len(),
@@ -140,6 +152,10 @@ impl TrainConfig {
         match f {
             Family::Vae => self.vae.as_ref().and_then(|t| serde_json::to_value(t).ok()),
             Family::Gan => self.gan.as_ref().and_then(|t| serde_json::to_value(t).ok()),
+            Family::Classifier => self
+                .classifier
+                .as_ref()
+                .and_then(|t| serde_json::to_value(t).ok()),
         }
     }
 
@@ -160,6 +176,18 @@ impl TrainConfig {
             None => Err(self
                 .family()?
                 .refuse("this run", &[Family::Gan], "a GAN setting")),
+        }
+    }
+
+    /// The classifier table; an error for a run of another family.
+    pub fn classifier_settings(&self) -> Result<&ClassifierSettings> {
+        match &self.classifier {
+            Some(v) => Ok(v),
+            None => Err(self.family()?.refuse(
+                "this run",
+                &[Family::Classifier],
+                "a classifier setting",
+            )),
         }
     }
 
@@ -294,6 +322,7 @@ impl TrainConfig {
         match family {
             Family::Vae => self.vae_settings()?.validate(),
             Family::Gan => self.gan_settings()?.validate(),
+            Family::Classifier => self.classifier_settings()?.validate(),
         }
     }
 

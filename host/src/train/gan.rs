@@ -8,7 +8,7 @@
 //! batch norms' running statistics are buffers, and so is the moving
 //! average (`ema.` + the generator's names) with its own statistics.
 
-use super::checkpoint::{GroupState, Spec, TrainState};
+use super::checkpoint::{Checkpoint, GroupState, Spec, TrainState};
 use super::config::TrainConfig;
 use super::run::files;
 use super::vae::load_images;
@@ -190,6 +190,18 @@ pub fn spec<'a>(m: &'a Gan, buffers: &'a Layout) -> Spec<'a> {
         groups: vec![(GEN, &m.gen_.layout), (DISC, &m.disc.layout)],
         buffers,
     }
+}
+
+/// A GAN, its training state and whether it keeps a moving average, from
+/// a checkpoint; `by` names what needs a GAN.
+pub fn load(ck: &Checkpoint, by: &str) -> Result<(Gan, TrainState, bool)> {
+    ck.expect(&[Family::Gan], by)?;
+    let m = Gan::new(ck.model_config()?)
+        .map_err(|e| anyhow::anyhow!("{}: model config: {e:#}", ck.path.display()))?;
+    let ema = ck.train.gan_settings()?.ema > 0.0;
+    let buffers = stored_buffers(&m, ema);
+    let st = ck.state(&spec(&m, &buffers))?;
+    Ok((m, st, ema))
 }
 
 /// The generator a run samples and exports: its parameters and the

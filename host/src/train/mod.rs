@@ -5,6 +5,7 @@
 //! draws its pictures.
 
 pub mod checkpoint;
+pub mod classifier;
 pub mod config;
 pub mod gan;
 pub mod run;

@@ -49,6 +49,10 @@ pub mod files {
     pub const SAMPLES_PNG: &str = "samples.png";
     /// Test images above their reconstructions.
     pub const RECON_PNG: &str = "recon.png";
+    /// A classifier's test accuracy and confusion matrix.
+    pub const TEST_JSON: &str = "test.json";
+    /// The same confusion matrix, drawn.
+    pub const CONFUSION_PNG: &str = "confusion.png";
 }
 
 /// Sets the global rayon pool (used by faer and the optimizer) to `n`

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// Every file a run writes into its folder. Any one of them marks the folder
 /// as holding a run.
-pub const RUN_FILES: [&str; 7] = [
+pub const RUN_FILES: [&str; 9] = [
     files::CHECKPOINT,
     files::BEST,
     files::CONFIG,
@@ -17,6 +17,8 @@ pub const RUN_FILES: [&str; 7] = [
     files::LOSS_PNG,
     files::SAMPLES_PNG,
     files::RECON_PNG,
+    files::TEST_JSON,
+    files::CONFUSION_PNG,
 ];
 
 /// The folder inside a run folder where a `--force` run writes until its

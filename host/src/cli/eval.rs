@@ -1,0 +1,292 @@
+//! `edgegen eval`: each family's own measures on its test split, and for
+//! every image model, with `--classifier`, the evaluation suite.
+
+use crate::data::inputs::ImageSplits;
+use crate::eval::suite::{self, Scorer, SuiteReport};
+use crate::eval::vae::VaeEval;
+use crate::models::Family;
+use crate::nn::gemm::Threads;
+use crate::rng::Rng;
+use crate::train::checkpoint::{self, Checkpoint};
+use crate::train::classifier::{self, TestReport};
+use crate::train::run::{self, files};
+use crate::train::{gan, vae};
+use anyhow::{Result, bail};
+use clap::Args;
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A run folder from `edgegen train`.
+    run: PathBuf,
+    /// A classifier run (`edgegen train classifier`) to score generated
+    /// images with: classifier_score, fd_classifier, precision, recall and
+    /// conditional_accuracy.
+    #[arg(long)]
+    classifier: Option<PathBuf>,
+    /// Images to generate for the suite.
+    #[arg(long, default_value_t = 10_000)]
+    n: usize,
+    /// Dataset whose splits to use (default: the one the run trained on).
+    #[arg(long)]
+    data: Option<String>,
+    /// Importance samples per image for a VAE's NLL estimate.
+    #[arg(long, default_value_t = 100)]
+    k: usize,
+    /// Evaluate the last checkpoint instead of the best one.
+    #[arg(long)]
+    last: bool,
+    /// Seed of the evaluation noise.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Evaluate a VAE with its decoder's weights as this precision stores
+    /// them (what a device running that export computes).
+    #[arg(long, value_enum, default_value = "f32")]
+    decoder_precision: crate::export::Precision,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Everything `eval` found, for `--json`.
+#[derive(Debug, Serialize)]
+struct Report {
+    family: &'static str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    vae: Option<VaeEval>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    classifier: Option<TestReport>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    suite: Option<SuiteReport>,
+}
+
+/// Most images the suite generates: its k-NN pass is quadratic.
+const MAX_N: usize = 100_000;
+
+pub fn run(a: EvalArgs) -> Result<()> {
+    let path = a.run.join(if a.last {
+        files::CHECKPOINT
+    } else {
+        files::BEST
+    });
+    let ck = checkpoint::load(&path)?;
+    if a.n < 2 || a.n > MAX_N {
+        bail!("--n: expected 2 to {MAX_N} images, found {}", a.n);
+    }
+    if a.k == 0 {
+        bail!("--k: expected at least 1 importance sample");
+    }
+    let th = Threads(run::init_threads(a.threads));
+    let mut cfg = ck.train.clone();
+    if a.data.is_some() {
+        cfg.data = a.data.clone();
+    }
+    // Every family here trains on images, split as the run split them.
+    let labels_for = (ck.family == Family::Classifier).then_some("a classifier");
+    let data = vae::load_images(&cfg, labels_for)?;
+    let report = match ck.family {
+        Family::Vae => eval_vae(&a, &ck, &data, th)?,
+        Family::Gan => eval_gan(&a, &ck, &data, th)?,
+        Family::Classifier => eval_classifier(&a, &ck, &data, th)?,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(())
+}
+
+/// The suite for `pixels`, when `--classifier` was given.
+fn suite_for(
+    a: &EvalArgs,
+    pixels: &[f32],
+    labels: Option<&[u32]>,
+    data: &ImageSplits,
+    th: Threads,
+) -> Result<Option<SuiteReport>> {
+    let Some(dir) = &a.classifier else {
+        return Ok(None);
+    };
+    let ck = checkpoint::load(&dir.join(files::BEST))?;
+    let (m, p, b) = classifier::load(&ck, "--classifier")?;
+    if m.cfg.image_shape != data.shape {
+        bail!(
+            "--classifier {}: it takes images of shape {:?}, and this run's are {:?}",
+            dir.display(),
+            m.cfg.image_shape,
+            data.shape
+        );
+    }
+    if let Some(l) = labels
+        && l.iter().any(|&y| y as usize >= m.cfg.n_classes)
+    {
+        bail!(
+            "--classifier {}: it knows {} classes, fewer than the model's labels",
+            dir.display(),
+            m.cfg.n_classes
+        );
+    }
+    let s = Scorer {
+        model: &m,
+        params: &p,
+        buffers: &b,
+        path: ck.path.display().to_string(),
+    };
+    suite::score(&s, pixels, labels, &data.train, &data.test, th).map(Some)
+}
+
+fn eval_vae(a: &EvalArgs, ck: &Checkpoint, data: &ImageSplits, th: Threads) -> Result<Report> {
+    let (model, st) = vae::load(ck, "`eval`")?;
+    let cfg = ck.train.clone();
+    if vae::model_config(&cfg, data)? != model.cfg {
+        bail!(
+            "{}: the model does not fit this data (image shape or classes differ)",
+            ck.path.display()
+        );
+    }
+    let mut params = st.groups[0].params.clone();
+    crate::export::store_decoder(&model, &mut params, a.decoder_precision);
+    let r = crate::eval::vae::evaluate(&model, &params, &data.test, a.k, a.seed, th);
+    let suite = if a.classifier.is_some() {
+        let (z, k) = (model.cfg.latent, model.cfg.n_classes);
+        let mut rng = Rng::new(a.seed ^ 0x5A3B1E);
+        let zs: Vec<f32> = (0..a.n * z).map(|_| rng.normal()).collect();
+        let labels = suite::balanced_labels(a.n, k);
+        // In chunks: a VAE's batch buffers for 10,000 rows are large.
+        let mut px = Vec::with_capacity(a.n * model.cfg.input_dim());
+        for (zc, lc) in zs.chunks(1000 * z).zip(labels.chunks(1000)) {
+            px.extend(model.decode_pixels(&params, zc, lc, th));
+        }
+        suite_for(a, &px, (k > 0).then_some(&labels[..]), data, th)?
+    } else {
+        None
+    };
+    Ok(Report {
+        family: "vae",
+        vae: Some(r),
+        classifier: None,
+        suite,
+    })
+}
+
+fn eval_gan(a: &EvalArgs, ck: &Checkpoint, data: &ImageSplits, th: Threads) -> Result<Report> {
+    if a.classifier.is_none() {
+        bail!(
+            "{}: a GAN has no likelihood to measure; give --classifier CLS_RUN (from `edgegen train classifier`) to score its samples",
+            ck.path.display()
+        );
+    }
+    let (m, st, ema) = gan::load(ck, "`eval`")?;
+    if m.cfg.image_shape != data.shape {
+        bail!(
+            "{}: the model makes {:?} images, this data has {:?}",
+            ck.path.display(),
+            m.cfg.image_shape,
+            data.shape
+        );
+    }
+    let (zd, k) = (m.cfg.latent, m.cfg.n_classes);
+    let mut rng = Rng::new(a.seed ^ 0x5A3B1E);
+    let z: Vec<f32> = (0..a.n * zd).map(|_| rng.normal()).collect();
+    let labels = suite::balanced_labels(a.n, k);
+    let (gp, bufs) = gan::sampling_generator(&m, &st, ema);
+    let px = gan::generate(&m, &gp, &bufs, &z, &labels, th);
+    Ok(Report {
+        family: "gan",
+        vae: None,
+        classifier: None,
+        suite: suite_for(a, &px, (k > 0).then_some(&labels[..]), data, th)?,
+    })
+}
+
+fn eval_classifier(
+    a: &EvalArgs,
+    ck: &Checkpoint,
+    data: &ImageSplits,
+    th: Threads,
+) -> Result<Report> {
+    if a.classifier.is_some() {
+        bail!(
+            "--classifier scores generative models; {} is a classifier run",
+            a.run.display()
+        );
+    }
+    let (m, p, b) = classifier::load(ck, "`eval`")?;
+    if m.cfg.image_shape != data.shape {
+        bail!(
+            "{}: the classifier takes {:?} images, this data has {:?}",
+            ck.path.display(),
+            m.cfg.image_shape,
+            data.shape
+        );
+    }
+    let mut acts = crate::models::classifier::ClassifierActs::new(&m, 256);
+    let (loss, acc, confusion) = classifier::evaluate(&m, &p, &b, &data.test, &mut acts, th);
+    Ok(Report {
+        family: "classifier",
+        vae: None,
+        classifier: Some(TestReport {
+            epoch: ck.epoch,
+            n: data.test.len(),
+            test_accuracy: acc,
+            test_loss: loss,
+            classes: data.classes.clone(),
+            confusion,
+        }),
+        suite: None,
+    })
+}
+
+fn print_report(r: &Report) {
+    if let Some(v) = &r.vae {
+        println!("test images        {}", v.n);
+        println!(
+            "test_loss_nats     {:.3}  (reconstruction {:.3} + KL {:.3})",
+            v.test_loss_nats, v.test_rec_nats, v.test_kl_nats
+        );
+        println!(
+            "iwae_nll_nats      {:.3}  (k = {})",
+            v.iwae_nll_nats, v.iwae_k
+        );
+        println!(
+            "recon_mse          {:.5} per pixel, {:.3} nats per image at z = mu",
+            v.recon_mse, v.recon_nats_at_mu
+        );
+    }
+    if let Some(c) = &r.classifier {
+        println!("test images        {}", c.n);
+        println!("test_accuracy      {:.4}", c.test_accuracy);
+        println!("test_loss          {:.4} nats", c.test_loss);
+    }
+    match &r.suite {
+        Some(s) => {
+            println!("generated images   {} (scored by {})", s.n, s.classifier);
+            println!(
+                "classifier_score   {:.3}  (real test images: {:.3}; classifier accuracy {:.4})",
+                s.classifier_score, s.real_test_score, s.classifier_test_accuracy
+            );
+            println!(
+                "fd_classifier      {:.3}  (fd_real_baseline {:.3}, ratio {:.1})",
+                s.fd_classifier,
+                s.fd_real_baseline,
+                s.fd_classifier / s.fd_real_baseline.max(1e-12)
+            );
+            println!("precision          {:.4}  (k = {})", s.precision, s.k);
+            println!("recall             {:.4}", s.recall);
+            match s.conditional_accuracy {
+                Some(c) => println!("conditional_acc.   {c:.4}"),
+                None => println!("conditional_acc.   n/a (an unconditional model)"),
+            }
+        }
+        None if r.family != "classifier" => {
+            println!("classifier_score, fd_classifier, precision, recall, conditional_accuracy:");
+            println!("                   give --classifier CLS_RUN (edgegen train classifier)");
+        }
+        None => {}
+    }
+}

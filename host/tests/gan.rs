@@ -1,0 +1,261 @@
+//! `edgegen train gan`, `train classifier` and `eval --classifier` end to
+//! end, on tiny models and the built-in sample so that they run in seconds.
+
+mod common;
+
+use common::{ok, run};
+use edgegen::train::{checkpoint, gan};
+use std::path::{Path, PathBuf};
+
+fn tmp(name: &str) -> PathBuf {
+    common::tmp("gan", name)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A tiny, fast GAN on 256 images of the built-in sample.
+const TINY_GAN: [&str; 14] = [
+    "--max-train",
+    "256",
+    "--latent",
+    "8",
+    "--g-width",
+    "8",
+    "--d-width",
+    "4",
+    "--batch",
+    "64",
+    "--threads",
+    "2",
+    "--quiet",
+    "--json",
+];
+
+fn train_gan(out: &Path, epochs: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["train", "gan"];
+    args.extend(TINY_GAN);
+    args.extend(["--epochs", epochs, "-o", s(out)]);
+    args.extend(extra);
+    serde_json::from_str(&ok(&args)).unwrap()
+}
+
+/// A tiny classifier on the built-in sample (6,000 images, one epoch).
+fn train_classifier(out: &Path) {
+    ok(&[
+        "train",
+        "classifier",
+        "--epochs",
+        "1",
+        "--widths",
+        "8,16",
+        "--features",
+        "32",
+        "--threads",
+        "2",
+        "--quiet",
+        "-o",
+        s(out),
+    ]);
+}
+
+#[test]
+fn a_gan_run_records_both_losses_resumes_exactly_and_draws_one_row_per_class() {
+    let d = tmp("run");
+    let m = train_gan(&d.join("a"), "2", &["--conditional", "--ema", "0.9"]);
+    let rows = m.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        for k in [
+            "d_loss",
+            "g_loss",
+            "d_real",
+            "d_fake",
+            "seconds",
+            "samples_per_s",
+        ] {
+            assert!(r[k].as_f64().unwrap().is_finite(), "{k}: {r}");
+        }
+        // Non-saturating D loss: two softplus terms, at most ~2 log 2 at start.
+        assert!(r["d_loss"].as_f64().unwrap() > 0.0);
+        let (dr, df) = (r["d_real"].as_f64().unwrap(), r["d_fake"].as_f64().unwrap());
+        assert!((0.0..=1.0).contains(&dr) && (0.0..=1.0).contains(&df));
+    }
+    for f in [
+        "samples.png",
+        "loss.png",
+        "metrics.jsonl",
+        "config.json",
+        "best.safetensors",
+    ] {
+        assert!(d.join("a").join(f).exists(), "{f}");
+    }
+    // One row per class of 28-pixel images (scale 2, 8 columns).
+    let img = image::open(d.join("a/samples.png")).unwrap();
+    assert_eq!((img.width(), img.height()), (8 * 56 + 9, 10 * 56 + 11));
+
+    // One epoch, then resumed to two: the same state, bit for bit, EMA and
+    // running statistics included.
+    train_gan(&d.join("b"), "1", &["--conditional", "--ema", "0.9"]);
+    let o = ok(&[
+        "train",
+        "gan",
+        "--resume",
+        s(&d.join("b")),
+        "--epochs",
+        "2",
+        "--quiet",
+    ]);
+    assert!(o.contains("run saved"), "{o}");
+    let state = |dir: &Path| {
+        let ck = checkpoint::load(&dir.join("checkpoint.safetensors")).unwrap();
+        gan::load(&ck, "test").unwrap().1
+    };
+    let (a, b) = (state(&d.join("a")), state(&d.join("b")));
+    assert_eq!(a.groups, b.groups, "G and D with their Adam moments");
+    assert_eq!(a.buffers, b.buffers, "running statistics and the EMA");
+    assert_eq!((a.step, a.rng, a.epoch), (b.step, b.rng, b.epoch));
+    assert_eq!(a.groups[0].name, "gen");
+    assert_eq!(a.groups[1].step, a.groups[0].step);
+}
+
+#[test]
+fn family_mismatches_and_gan_flags_are_refused_by_name() {
+    let d = tmp("mismatch");
+    let g = d.join("g");
+    train_gan(&g, "1", &[]);
+    let err = |args: &[&str]| {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let e = err(&["latent", s(&g), "interpolate", "-o", s(&d.join("x.png"))]);
+    assert!(e.contains("is a gan run; `latent` needs a vae"), "{e}");
+    let e = err(&["train", "vae", "--resume", s(&g), "--epochs", "2"]);
+    assert!(e.contains("is a gan run; `train vae` needs a vae"), "{e}");
+    let e = err(&["eval", s(&g)]);
+    assert!(e.contains("give --classifier"), "{e}");
+    let e = err(&["train", "gan", "--loss", "wgan", "-o", s(&d.join("y"))]);
+    assert!(
+        e.contains("--loss: expected ns or hinge, found \"wgan\""),
+        "{e}"
+    );
+    let e = err(&["train", "gan", "--ema", "1", "-o", s(&d.join("y"))]);
+    assert!(e.contains("--ema"), "{e}");
+    // A GAN upsamples twice by 2: 30 x 30 images are refused, with the fix.
+    let e = err(&[
+        "train",
+        "gan",
+        "--image-size",
+        "30x30",
+        "--max-train",
+        "64",
+        "-o",
+        s(&d.join("y")),
+    ]);
+    assert!(
+        e.contains("multiples of 4") && e.contains("--image-size"),
+        "{e}"
+    );
+    // A VAE table in a GAN's config file says where it belongs.
+    let cfg = d.join("c.toml");
+    std::fs::write(&cfg, "[vae]\nlatent = 3\n").unwrap();
+    let e = err(&["train", "gan", "--config", s(&cfg), "-o", s(&d.join("y"))]);
+    assert!(e.contains("[vae] holds the settings of a vae run"), "{e}");
+    assert!(!d.join("y").exists(), "refused runs leave no folder");
+}
+
+#[test]
+fn the_suite_scores_a_vae_and_a_gan_with_one_classifier() {
+    let d = tmp("suite");
+    let cls = d.join("cls");
+    train_classifier(&cls);
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cls.join("test.json")).unwrap()).unwrap();
+    let acc = t["test_accuracy"].as_f64().unwrap();
+    assert!(acc > 0.8, "one epoch on 6,000 images: {acc}");
+    assert_eq!(t["n"], 1000);
+    let confusion: u64 = t["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()))
+        .sum();
+    assert_eq!(confusion, 1000);
+    assert!(cls.join("confusion.png").exists());
+    // The classifier's own eval gives the same accuracy.
+    let e: serde_json::Value = serde_json::from_str(&ok(&["eval", s(&cls), "--json"])).unwrap();
+    assert_eq!(e["test_accuracy"], t["test_accuracy"]);
+
+    let g = d.join("g");
+    train_gan(&g, "1", &["--conditional"]);
+    let v = d.join("v");
+    ok(&[
+        "train",
+        "vae",
+        "--conditional",
+        "--max-train",
+        "600",
+        "--hidden",
+        "32",
+        "--latent",
+        "4",
+        "--epochs",
+        "1",
+        "--quiet",
+        "-o",
+        s(&v),
+    ]);
+    for (run, family) in [(&g, "gan"), (&v, "vae")] {
+        let out = ok(&[
+            "eval",
+            s(run),
+            "--classifier",
+            s(&cls),
+            "--n",
+            "300",
+            "--json",
+        ]);
+        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(r["family"], family);
+        assert_eq!(r["n"], 300);
+        let score = r["classifier_score"].as_f64().unwrap();
+        assert!((1.0..=10.0).contains(&score), "{family}: {score}");
+        let real = r["real_test_score"].as_f64().unwrap();
+        assert!(
+            real > score,
+            "{family}: real images {real} vs samples {score}"
+        );
+        let (fd, base) = (
+            r["fd_classifier"].as_f64().unwrap(),
+            r["fd_real_baseline"].as_f64().unwrap(),
+        );
+        assert!(fd > base && base >= 0.0, "{family}: {fd} vs {base}");
+        for k in ["precision", "recall", "conditional_accuracy"] {
+            let v = r[k].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{family} {k}: {v}");
+        }
+        assert_eq!(r["k"], 3);
+    }
+    // The VAE keeps its own measures beside the suite's.
+    let r: serde_json::Value = serde_json::from_str(&ok(&[
+        "eval",
+        s(&v),
+        "--classifier",
+        s(&cls),
+        "--n",
+        "100",
+        "--k",
+        "2",
+        "--json",
+    ]))
+    .unwrap();
+    assert!(r["test_loss_nats"].as_f64().unwrap() > 0.0);
+    // A classifier must be one.
+    let o = run(&["eval", s(&g), "--classifier", s(&v)]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("is a vae run; --classifier needs a classifier")
+    );
+}
