@@ -395,6 +395,204 @@ pub mod vae {
     }
 }
 
+/// The GAN family: a DCGAN generator. `[z, onehot(label)] -> dense ->
+/// (C_0, H / 2^n, W / 2^n)` (ReLU), then `n` transposed convolutions
+/// (kernel 4, stride 2, padding 1), each doubling the plane: ReLU after
+/// all but the last, tanh after the last. Batch norms are folded into the
+/// weights and biases at export, so a device runs dense and transposed
+/// convolutions only.
+pub mod gan {
+    use crate::{Error, Gguf};
+
+    /// `[C, H, W]` (u32[3]) of the generated image; H and W are multiples
+    /// of `2^n`.
+    pub const IMAGE_SHAPE: &str = "edgegen.gan.image_shape";
+    /// Noise size `Z` (u32).
+    pub const LATENT_DIM: &str = "edgegen.gan.latent_dim";
+    /// Classes `K` (u32), 0 if unconditional.
+    pub const N_CLASSES: &str = "edgegen.gan.n_classes";
+    /// The channels of each plane before each transposed convolution,
+    /// `[C_0, .., C_{n-1}]` (u32[1..=4]); the last one makes `C`.
+    pub const CHANNELS: &str = "edgegen.gan.channels";
+
+    /// The dense layer: GGUF shape `[Z+K, C_0 * h0 * w0]` (a row-major
+    /// `(out, in)` matrix, as the VAE's), rows in `(c, y, x)` order.
+    pub const FC_WEIGHT: &str = "gen.fc.weight";
+    /// Its bias, `[C_0 * h0 * w0]`.
+    pub const FC_BIAS: &str = "gen.fc.bias";
+    /// Up block `i`'s weight: GGUF shape `[C_i, C_{i+1} * 16]`, a row-major
+    /// `(C_{i+1} * 4 * 4, C_i)` matrix, rows in `(oc, ky, kx)` order: row
+    /// `(oc, ky, kx)` dotted with input pixel `(y, x)`'s channels adds to
+    /// output pixel `(oc, 2y + ky - 1, 2x + kx - 1)`. (PyTorch's weight
+    /// `(C_i, C_{i+1}, 4, 4)`, transposed so that a row is contiguous.)
+    pub const UP_WEIGHT: &str = "gen.up.{i}.weight";
+    /// Up block `i`'s bias, `[C_{i+1}]`.
+    pub const UP_BIAS: &str = "gen.up.{i}.bias";
+
+    /// Every up block's kernel size.
+    pub const KERNEL: usize = 4;
+    /// Every up block's stride.
+    pub const STRIDE: usize = 2;
+    /// Every up block's padding.
+    pub const PAD: usize = 1;
+    /// The most up blocks a generator may have.
+    pub const MAX_UP: usize = 4;
+
+    /// A generator's hyperparameters.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Hparams {
+        /// `[C, H, W]`.
+        pub image_shape: [u32; 3],
+        /// Noise size.
+        pub latent_dim: u32,
+        /// Classes, 0 if unconditional.
+        pub n_classes: u32,
+        /// Plane channels before each up block; only `..n_up` are used.
+        pub channels: [u32; MAX_UP],
+        /// Up blocks.
+        pub n_up: usize,
+    }
+
+    impl Hparams {
+        /// Hyperparameters with one entry of `channels` per up block; `None`
+        /// unless there are 1 to [`MAX_UP`] of them.
+        ///
+        /// ```
+        /// use edgegen_format::arch::gan::Hparams;
+        /// let hp = Hparams::new([1, 28, 28], 64, 10, &[128, 64]).unwrap();
+        /// assert_eq!((hp.base(), hp.plane(1), hp.plane(2)), ((7, 7), (64, 14, 14), (1, 28, 28)));
+        /// ```
+        pub fn new(
+            image_shape: [u32; 3],
+            latent_dim: u32,
+            n_classes: u32,
+            channels: &[u32],
+        ) -> Option<Self> {
+            if channels.is_empty() || channels.len() > MAX_UP {
+                return None;
+            }
+            let mut c = [0u32; MAX_UP];
+            c[..channels.len()].copy_from_slice(channels);
+            Some(Self {
+                image_shape,
+                latent_dim,
+                n_classes,
+                channels: c,
+                n_up: channels.len(),
+            })
+        }
+
+        /// The channels in use.
+        pub fn channels(&self) -> &[u32] {
+            &self.channels[..self.n_up]
+        }
+
+        /// `(h0, w0)`: the dense layer's plane.
+        pub const fn base(&self) -> (usize, usize) {
+            (
+                self.image_shape[1] as usize >> self.n_up,
+                self.image_shape[2] as usize >> self.n_up,
+            )
+        }
+
+        /// `(C, H, W)` of plane `i`: 0 is the dense layer's, `n_up` the image.
+        pub fn plane(&self, i: usize) -> (usize, usize, usize) {
+            let (h0, w0) = self.base();
+            let c = if i >= self.n_up {
+                self.image_shape[0] as usize
+            } else {
+                self.channels[i] as usize
+            };
+            (c, h0 << i, w0 << i)
+        }
+
+        /// Values in plane `i`.
+        pub fn plane_len(&self, i: usize) -> usize {
+            let (c, h, w) = self.plane(i);
+            c * h * w
+        }
+
+        /// `C * H * W`.
+        pub const fn image_len(&self) -> usize {
+            self.image_shape[0] as usize
+                * self.image_shape[1] as usize
+                * self.image_shape[2] as usize
+        }
+
+        /// Reads and range-checks the hyperparameters.
+        pub fn read(g: &Gguf<'_>) -> Result<Self, Error> {
+            let mut shape = [0u32; 3];
+            let mut channels = [0u32; MAX_UP];
+            let n_up = g.require_u32_array(CHANNELS, &mut channels)?;
+            if n_up == 0 || channels[..n_up].iter().any(|&c| c == 0 || c > 4096) {
+                return Err(Error::BadValue {
+                    key: CHANNELS,
+                    expected: "1 to 4 channel counts, each 1 to 4096",
+                });
+            }
+            if g.require_u32_array(IMAGE_SHAPE, &mut shape)? != 3
+                || shape[0] == 0
+                || shape[0] > 4096
+                || shape[1] == 0
+                || shape[2] == 0
+                || shape[1] % (1 << n_up) != 0
+                || shape[2] % (1 << n_up) != 0
+            {
+                return Err(Error::BadValue {
+                    key: IMAGE_SHAPE,
+                    expected: "[C, H, W]: C 1 to 4096, H and W non-zero multiples of 2^(up blocks)",
+                });
+            }
+            if shape.iter().map(|&d| d as u64).product::<u64>() > 1 << 24 {
+                return Err(Error::BadValue {
+                    key: IMAGE_SHAPE,
+                    expected: "at most 2^24 values",
+                });
+            }
+            let latent_dim = g.require_u32(LATENT_DIM)?;
+            if latent_dim == 0 || latent_dim > 1 << 16 {
+                return Err(Error::BadValue {
+                    key: LATENT_DIM,
+                    expected: "1 to 65536",
+                });
+            }
+            let n_classes = g.require_u32(N_CLASSES)?;
+            if n_classes > 1 << 16 {
+                return Err(Error::BadValue {
+                    key: N_CLASSES,
+                    expected: "0 to 65536",
+                });
+            }
+            let hp = Self {
+                image_shape: shape,
+                latent_dim,
+                n_classes,
+                channels,
+                n_up,
+            };
+            // Every plane's size must be computable without overflow.
+            if (0..=n_up).any(|i| hp.plane_len(i) > 1 << 26) {
+                return Err(Error::BadValue {
+                    key: CHANNELS,
+                    expected: "planes of at most 2^26 values",
+                });
+            }
+            Ok(hp)
+        }
+
+        /// Writes the architecture, the shared keys and these hyperparameters.
+        #[cfg(feature = "std")]
+        pub fn write(&self, w: &mut crate::GgufWriter) -> Result<(), crate::WriteError> {
+            use crate::OwnedValue;
+            super::write_common(w, super::Family::Gan)?;
+            w.add(IMAGE_SHAPE, OwnedValue::u32s(&self.image_shape))?;
+            w.add(LATENT_DIM, self.latent_dim)?;
+            w.add(N_CLASSES, self.n_classes)?;
+            w.add(CHANNELS, OwnedValue::u32s(self.channels()))
+        }
+    }
+}
+
 /// Writes `general.architecture`, `edgegen.format_version` and asks for
 /// `edgegen.data_crc32`.
 #[cfg(feature = "std")]

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// A GGUF model file (a VAE decoder or encoder).
+    /// A GGUF model file (a VAE decoder or encoder, or a GAN generator).
     model: PathBuf,
     /// The same model's ONNX export: also time ONNX Runtime and tract.
     #[arg(long)]
@@ -85,10 +85,22 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 e.hp.n_classes,
             )
         }
-        _ => bail!("{}: bench knows VAE models only so far", a.model.display()),
+        Model::Generator(g) => {
+            let z: Vec<f32> = (0..g.latent_dim()).map(|_| rng.normal()).collect();
+            (false, z, g.weight_bytes(), g.output_len(), g.hp.n_classes)
+        }
+        _ => bail!(
+            "{}: bench knows VAE models and GAN generators so far",
+            a.model.display()
+        ),
     };
     let label = (k > 0).then_some(0u32);
-    let mut scratch = vec![0f32; model.scratch_len()];
+    // A generator runs fastest with scratch for a whole plane per product.
+    let scratch_len = match &model {
+        Model::Generator(g) => g.scratch_len_fast(),
+        m => m.scratch_len(),
+    };
+    let mut scratch = vec![0f32; scratch_len];
     let mut out = vec![0f32; out_len];
     let mut runtime = || {
         match &model {
@@ -97,6 +109,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 let (mu, logvar) = out.split_at_mut(out_len / 2);
                 e.encode(black_box(&input), label, &mut scratch, mu, logvar)
             }
+            Model::Generator(g) => g.generate(black_box(&input), label, &mut scratch, &mut out),
             _ => unreachable!("refused above"),
         }
         .expect("sizes checked above")

@@ -43,15 +43,48 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let ck = checkpoint::load(&path)?;
     match ck.family {
         Family::Vae => export_vae(&a, &ck),
-        Family::Gan => bail!(
-            "{}: GAN export comes with the GAN runtime, not built yet",
-            path.display()
-        ),
+        Family::Gan => export_gan(&a, &ck),
         Family::Classifier => bail!(
             "{}: a classifier stays on the host (it scores models with `eval --classifier`); export takes generative models",
             path.display()
         ),
     }
+}
+
+/// A GAN's generator (its moving average, when the run keeps one), with
+/// its batch norms folded in. `--part` is a VAE's choice.
+fn export_gan(a: &ExportArgs, ck: &checkpoint::Checkpoint) -> Result<()> {
+    if a.part != Part::Decoder {
+        bail!("--part: a GAN exports its generator only; --part encoder is a VAE's");
+    }
+    let (m, st, ema) = crate::train::gan::load(ck, "`export`")?;
+    let (gp, bufs) = crate::train::gan::sampling_generator(&m, &st, ema);
+    let name = a
+        .run
+        .file_name()
+        .map_or("gan".into(), |n| n.to_string_lossy().into_owned());
+    if let Some(out) = &a.gguf {
+        let bytes = export::gan::to_gguf(&m, &gp, &bufs, a.precision, &name)?;
+        crate::fsx::write_atomic(out, &bytes)?;
+        println!(
+            "wrote {} ({} bytes, generator {:?}{})",
+            out.display(),
+            bytes.len(),
+            a.precision,
+            if ema { ", moving-average weights" } else { "" }
+        );
+    }
+    if let Some(out) = &a.onnx {
+        let bytes = export::onnx::gan_to_onnx(&m, &gp, &bufs, a.precision, &name)?;
+        crate::fsx::write_atomic(out, &bytes)?;
+        println!(
+            "wrote {} ({} bytes, opset {})",
+            out.display(),
+            bytes.len(),
+            export::onnx::OPSET
+        );
+    }
+    Ok(())
 }
 
 fn export_vae(a: &ExportArgs, ck: &checkpoint::Checkpoint) -> Result<()> {

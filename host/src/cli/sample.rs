@@ -38,6 +38,60 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     sample_to(&a.model, a.n, a.seed, a.label, &a.output)
 }
 
+/// What `sample` draws from: a VAE decoder or a GAN generator, both noise
+/// (and a label) to pixels in [0, 1].
+enum Sampler<'a> {
+    Decoder(edgegen_runtime::models::vae::VaeDecoder<'a>),
+    Generator(edgegen_runtime::models::gan::Generator<'a>),
+}
+
+impl Sampler<'_> {
+    fn n_classes(&self) -> u32 {
+        match self {
+            Sampler::Decoder(d) => d.hp.n_classes,
+            Sampler::Generator(g) => g.hp.n_classes,
+        }
+    }
+    fn image_shape(&self) -> [usize; 3] {
+        match self {
+            Sampler::Decoder(d) => d.hp.image_shape,
+            Sampler::Generator(g) => g.hp.image_shape,
+        }
+        .map(|v| v as usize)
+    }
+    fn output_len(&self) -> usize {
+        match self {
+            Sampler::Decoder(d) => d.output_len(),
+            Sampler::Generator(g) => g.output_len(),
+        }
+    }
+    fn latent_dim(&self) -> usize {
+        match self {
+            Sampler::Decoder(d) => d.latent_dim(),
+            Sampler::Generator(g) => g.latent_dim(),
+        }
+    }
+    fn scratch_len(&self) -> usize {
+        match self {
+            Sampler::Decoder(d) => d.scratch_len(),
+            Sampler::Generator(g) => g.scratch_len_fast(),
+        }
+    }
+    fn sample(
+        &self,
+        rng: &mut Rng,
+        label: Option<u32>,
+        z: &mut [f32],
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) -> Result<(), edgegen_runtime::Error> {
+        match self {
+            Sampler::Decoder(d) => d.sample(rng, label, z, scratch, out),
+            Sampler::Generator(g) => g.sample(rng, label, z, scratch, out),
+        }
+    }
+}
+
 /// Samples `n` images from a GGUF model with the device runtime and writes
 /// a tagged PNG grid.
 pub fn sample_to(
@@ -58,17 +112,18 @@ pub fn sample_to(
         std::fs::read(&a.model).with_context(|| format!("{}: cannot read", a.model.display()))?;
     let model = Model::from_gguf(&bytes).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
     let dec = match model {
-        Model::VaeDecoder(d) => d,
+        Model::VaeDecoder(d) => Sampler::Decoder(d),
+        Model::Generator(g) => Sampler::Generator(g),
         Model::VaeEncoder(_) => bail!(
             "{}: holds a VAE encoder; sample needs the decoder (edgegen export --part decoder)",
             a.model.display()
         ),
         _ => bail!(
-            "{}: sample knows VAE decoders only so far",
+            "{}: sample knows VAE decoders and GAN generators so far",
             a.model.display()
         ),
     };
-    let k = dec.hp.n_classes;
+    let k = dec.n_classes();
     if a.n == 0 {
         bail!("--n: expected at least 1 sample");
     }
@@ -110,7 +165,7 @@ pub fn sample_to(
                 .collect::<Vec<u8>>(),
         );
     }
-    let shape = dec.hp.image_shape.map(|v| v as usize);
+    let shape = dec.image_shape();
     let refs: Vec<&[u8]> = imgs.iter().map(|v| v.as_slice()).collect();
     let grid = plot::grid::image_grid(&refs, shape, cols, (56 / shape[1].max(1)).clamp(1, 4));
     let source = Source::file(&a.model, &bytes);
@@ -226,6 +281,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     let (scratch, flops) = match &model {
         Ok(Model::VaeDecoder(d)) => (Some(4 * d.scratch_len()), Some(2 * d.macs())),
         Ok(Model::VaeEncoder(e)) => (Some(4 * e.scratch_len()), Some(2 * e.macs())),
+        Ok(Model::Generator(g)) => (Some(4 * g.scratch_len()), Some(2 * g.macs())),
         _ => (None, None),
     };
     let r = Inspect {

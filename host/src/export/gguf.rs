@@ -30,6 +30,20 @@ pub fn hparams(m: &Vae) -> Result<Hparams> {
 /// Adds one dense layer: weight `[in, out]` (Q8_0 rows zero-padded to a
 /// multiple of 32 inputs) in `prec`, bias `[out]` in F32.
 pub fn add_layer(w: &mut GgufWriter, l: &Layer<'_>, prec: Precision) -> Result<()> {
+    add_weight(w, l, prec)?;
+    w.add_tensor(
+        &format!("{}.bias", l.name),
+        &[l.out as u64],
+        GgmlType::F32,
+        l.b,
+    )
+    .with_context(|| format!("tensor {}.bias", l.name))?;
+    Ok(())
+}
+
+/// Adds a layer's weight only: `[in, out]` in `prec`, Q8_0 rows zero-padded
+/// to a multiple of 32 inputs.
+pub fn add_weight(w: &mut GgufWriter, l: &Layer<'_>, prec: Precision) -> Result<()> {
     let wname = format!("{}.weight", l.name);
     match prec {
         Precision::Q8_0 => {
@@ -43,13 +57,6 @@ pub fn add_layer(w: &mut GgufWriter, l: &Layer<'_>, prec: Precision) -> Result<(
         _ => w.add_tensor(&wname, &[l.inp as u64, l.out as u64], prec.ggml(), l.w),
     }
     .with_context(|| format!("tensor {wname}"))?;
-    w.add_tensor(
-        &format!("{}.bias", l.name),
-        &[l.out as u64],
-        GgmlType::F32,
-        l.b,
-    )
-    .with_context(|| format!("tensor {}.bias", l.name))?;
     Ok(())
 }
 

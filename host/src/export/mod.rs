@@ -2,6 +2,7 @@
 //! graphs for everything else. Both read the same layer list, so what one
 //! file holds the other computes.
 
+pub mod gan;
 pub mod gguf;
 pub mod onnx;
 

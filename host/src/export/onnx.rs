@@ -327,3 +327,106 @@ pub fn vae_to_onnx(m: &Vae, p: &[f32], part: Part, prec: Precision, name: &str) 
     };
     Ok(model.encode_to_vec())
 }
+
+fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Ints as i32,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// The ONNX bytes of a GAN's generator: `z` `(N, Z)` (and `label` `(N)`)
+/// in, pixels `x` `(N, C*H*W)` in [0, 1] out, with the batch norms folded
+/// as in the GGUF. Each up block's weight is stored as the GGUF stores it,
+/// rows `(oc, ky, kx)` over the input channels, and turned into
+/// ConvTranspose's `(C_in, C_out, 4, 4)` in the graph.
+pub fn gan_to_onnx(
+    m: &crate::models::gan::Gan,
+    gp: &[f32],
+    buffers: &[f32],
+    prec: Precision,
+    name: &str,
+) -> Result<Vec<u8>> {
+    let f = super::gan::fold(m, gp, buffers);
+    let (z, k) = (m.cfg.latent, m.cfg.n_classes);
+    let [c, h, w] = m.cfg.image_shape;
+    let (h0, w0) = m.cfg.base();
+    let layers = super::gan::layers(&f, z + k);
+    let mut g = Graph::default();
+    let mut inputs = vec![value_info("z", DataType::Float, &[None, Some(z)])];
+    let x = g.with_label("z", k);
+    let fc = Layer {
+        act: Some(Activation::Relu),
+        ..layers[0].clone()
+    };
+    let mut y = g.dense(&x, &fc, prec);
+    let shape = g.init_i64(
+        "gen.fc.shape",
+        &[-1, m.cfg.g_width as i64, h0 as i64, w0 as i64],
+    );
+    y = g.node("Reshape", &[&y, &shape], vec![], "plane");
+    let n = layers.len() - 1;
+    for (i, l) in layers[1..].iter().enumerate() {
+        let (cin, cout) = (l.inp, l.out / 16);
+        let rows = g.weight(l, prec);
+        let t = g.node(
+            "Transpose",
+            &[&rows],
+            vec![attr_ints("perm", &[1, 0])],
+            &l.name,
+        );
+        let wshape = g.init_i64(
+            &format!("{}.wshape", l.name),
+            &[cin as i64, cout as i64, 4, 4],
+        );
+        let wt = g.node("Reshape", &[&t, &wshape], vec![], &l.name);
+        let b = g.init_f32(&format!("{}.bias", l.name), &[cout], l.b);
+        y = g.node(
+            "ConvTranspose",
+            &[&y, &wt, &b],
+            vec![
+                attr_ints("kernel_shape", &[4, 4]),
+                attr_ints("strides", &[2, 2]),
+                attr_ints("pads", &[1, 1, 1, 1]),
+            ],
+            &l.name,
+        );
+        y = if i + 1 < n {
+            g.node("Relu", &[&y], vec![], "relu")
+        } else {
+            g.node("Tanh", &[&y], vec![], "tanh")
+        };
+    }
+    // [-1, 1] to pixels, flattened to (N, C*H*W) as a decoder's.
+    let one = g.init_f32("pixel_one", &[], &[1.0]);
+    let half = g.init_f32("pixel_half", &[], &[0.5]);
+    let y = g.node("Add", &[&y, &one], vec![], "pixels");
+    let y = g.node("Mul", &[&y, &half], vec![], "pixels");
+    let flat = g.init_i64("pixels.shape", &[-1, (c * h * w) as i64]);
+    g.node_to("Reshape", &[&y, &flat], vec![], "x");
+    if k > 0 {
+        inputs.push(value_info("label", DataType::Int64, &[None]));
+    }
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
+        producer_name: "edgegen".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string: format!("edgegen GAN generator ({prec:?} weights): {name}"),
+        graph: Some(GraphProto {
+            node: g.nodes,
+            name: "edgegen_gan_generator".into(),
+            initializer: g.inits,
+            input: inputs,
+            output: vec![value_info("x", DataType::Float, &[None, Some(c * h * w)])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Ok(model.encode_to_vec())
+}

@@ -5,8 +5,9 @@
 //!
 //! Two halves: this module's comparison core (engines x named outputs ->
 //! a table of errors, pass or fail against tolerances), and one producer
-//! per family (`vae`) that draws seeded inputs and runs each engine.
+//! per family (`vae`, `gan`) that draws seeded inputs and runs each engine.
 
+pub mod gan;
 pub mod io;
 pub mod ort;
 pub mod signature;
@@ -176,7 +177,11 @@ pub fn validate(onnx: &[u8], gguf: &[u8], n: usize, seed: u64) -> Result<Report>
     signature::check(onnx, &g)?;
     let produced = match family {
         Family::Vae => vae::produce(onnx, &g, n, seed)?,
-        other => bail!("GGUF: {}: validate knows the VAE only so far", other.arch()),
+        Family::Gan => gan::produce(onnx, &g, n, seed)?,
+        other => bail!(
+            "GGUF: {}: validate knows the VAE and the GAN so far",
+            other.arch()
+        ),
     };
     let pairs = compare(&produced)?;
     Ok(Report {

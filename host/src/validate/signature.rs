@@ -104,6 +104,22 @@ pub fn of_onnx(onnx: &[u8]) -> Result<Signature> {
 
 /// What edgegen's ONNX export of the model in `g` declares.
 pub fn of_gguf(g: &Gguf<'_>) -> Result<Signature> {
+    if edgegen_format::arch::check(g)? == edgegen_format::arch::Family::Gan {
+        // A generator: noise (and a label) in, pixels out, as a decoder.
+        let hp = edgegen_format::arch::gan::Hparams::read(g)?;
+        let mut inputs = vec![Port::new("z", "float", &[None, Some(hp.latent_dim as i64)])];
+        if hp.n_classes > 0 {
+            inputs.push(Port::new("label", "int64", &[None]));
+        }
+        return Ok(Signature {
+            inputs,
+            outputs: vec![Port::new(
+                "x",
+                "float",
+                &[None, Some(hp.image_len() as i64)],
+            )],
+        });
+    }
     let hp = vae::Hparams::read(g)?;
     let d = hp.image_shape.iter().map(|&v| v as i64).product::<i64>();
     let (z, k) = (hp.latent_dim as i64, hp.n_classes);
@@ -177,9 +193,13 @@ fn differences(side: &str, want: &[Port], have: &[Port], label_note: &str) -> Ve
 pub fn check(onnx: &[u8], g: &Gguf<'_>) -> Result<()> {
     let have = of_onnx(onnx)?;
     let want = of_gguf(g)?;
-    let hp = vae::Hparams::read(g)?;
-    let note = if hp.n_classes > 0 {
-        format!("; it is conditional on {} classes", hp.n_classes)
+    // Either family states its classes under its own key.
+    let k = match edgegen_format::arch::check(g)? {
+        edgegen_format::arch::Family::Gan => edgegen_format::arch::gan::Hparams::read(g)?.n_classes,
+        _ => vae::Hparams::read(g)?.n_classes,
+    };
+    let note = if k > 0 {
+        format!("; it is conditional on {k} classes")
     } else {
         "; it is unconditional".into()
     };

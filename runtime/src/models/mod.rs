@@ -2,6 +2,7 @@
 //! hyperparameters), weights borrowed from the GGUF bytes, and a forward
 //! pass over caller scratch.
 
+pub mod gan;
 pub mod vae;
 
 use edgegen_format::arch::{self, Family};
@@ -57,6 +58,8 @@ pub enum Model<'a> {
     VaeDecoder(vae::VaeDecoder<'a>),
     /// A VAE encoder.
     VaeEncoder(vae::VaeEncoder<'a>),
+    /// A GAN generator.
+    Generator(gan::Generator<'a>),
 }
 
 impl<'a> Model<'a> {
@@ -70,9 +73,10 @@ impl<'a> Model<'a> {
                 arch::vae::Part::Decoder => Ok(Model::VaeDecoder(vae::VaeDecoder::from_gguf(&g)?)),
                 arch::vae::Part::Encoder => Ok(Model::VaeEncoder(vae::VaeEncoder::from_gguf(&g)?)),
             },
+            Family::Gan => Ok(Model::Generator(gan::Generator::from_gguf(&g)?)),
             _ => Err(Error::BadValue {
                 key: arch::keys::ARCHITECTURE,
-                expected: "edgegen.vae (the other families are not in the runtime yet)",
+                expected: "edgegen.vae or edgegen.gan (the other families are not in the runtime yet)",
             }),
         }
     }
@@ -82,6 +86,7 @@ impl<'a> Model<'a> {
         match self {
             Model::VaeDecoder(d) => d.scratch_len(),
             Model::VaeEncoder(e) => e.scratch_len(),
+            Model::Generator(g) => g.scratch_len(),
         }
     }
 }
