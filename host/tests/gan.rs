@@ -259,3 +259,66 @@ fn the_suite_scores_a_vae_and_a_gan_with_one_classifier() {
             .contains("is a vae run; --classifier needs a classifier")
     );
 }
+
+#[test]
+fn generators_export_and_validate_at_every_precision() {
+    use edgegen::export::{Precision, gan as export_gan, onnx};
+    use edgegen::models::gan::{Gan, GanConfig};
+    use edgegen::rng::Rng;
+    // Weights well away from DCGAN's N(0, 0.02) start and batch norms away
+    // from identity, so that every layer and every fold shows in the pixels.
+    let m = Gan::new(GanConfig {
+        image_shape: [2, 8, 12],
+        latent: 5,
+        n_classes: 3,
+        g_width: 8,
+        d_width: 1,
+    })
+    .unwrap();
+    let mut r = Rng::new(4);
+    let mut gp: Vec<f32> = (0..m.gen_.layout.total())
+        .map(|_| 0.3 * r.normal())
+        .collect();
+    let mut bufs = vec![0f32; m.buffers.total()];
+    for bn in [m.gen_.bn0, m.gen_.bn1] {
+        for c in 0..bn.c {
+            gp[bn.offset + c] = 1.0 + 0.2 * r.normal();
+            bufs[bn.buf_offset + c] = 0.1 * r.normal();
+            bufs[bn.buf_offset + bn.c + c] = 0.5 + r.uniform();
+        }
+    }
+    for prec in [Precision::F32, Precision::F16, Precision::Q8_0] {
+        let gguf = export_gan::to_gguf(&m, &gp, &bufs, prec, "test").unwrap();
+        let onnx = onnx::gan_to_onnx(&m, &gp, &bufs, prec, "test").unwrap();
+        let rep = edgegen::validate::validate(&onnx, &gguf, 24, 3).unwrap();
+        assert!(rep.ok, "{prec:?}: {rep:?}");
+        assert_eq!(
+            (rep.family.as_str(), rep.part.as_str()),
+            ("gan", "generator")
+        );
+        assert_eq!(rep.engines.len(), 5);
+        // Every pair of the four engines, and fast math against ORT.
+        assert_eq!(rep.pairs.len(), 7);
+    }
+    // The folded f32 export computes what the host's eval-mode generator
+    // does with the batch norms in place.
+    let gguf = export_gan::to_gguf(&m, &gp, &bufs, Precision::F32, "test").unwrap();
+    let g = edgegen_format::Gguf::parse(&gguf).unwrap();
+    let (hm, hp, hb) = edgegen::validate::gan::host_model(&g).unwrap();
+    let z: Vec<f32> = (0..4 * 5).map(|_| r.normal()).collect();
+    let labels = [0u32, 1, 2, 1];
+    let th = edgegen::nn::gemm::Threads(1);
+    let folded = gan::generate(&hm, &hp, &hb, &z, &labels, th);
+    let unfolded = gan::generate(&m, &gp, &bufs, &z, &labels, th);
+    let err = folded
+        .iter()
+        .zip(&unfolded)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(err < 1e-5, "folding changed the pixels by {err}");
+    let spread = unfolded.iter().fold(0f32, |m, &v| m.max((v - 0.5).abs()));
+    assert!(
+        spread > 0.1,
+        "the test generator's pixels barely move: {spread}"
+    );
+}

@@ -1,7 +1,8 @@
 //! Helpers shared by the end-to-end tests in `tests/tests/`: running
-//! tools, and per family (`vae`) the builders of model files and the
+//! tools, and per family (`vae`, `gan`) the builders of model files and the
 //! checks of what a device printed.
 
+pub mod gan;
 pub mod vae;
 
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
 //! The runtime never panics on any model bytes: mutated VAE decoders and
-//! encoders, with the data CRC sometimes re-stamped so that the damage
+//! encoders and GAN generators, with the data CRC sometimes re-stamped so that the damage
 //! reaches the shape checks and the forward pass, not only the CRC check.
 //!
 //! CI runs a few thousand cases; `EDGEGEN_FUZZ_CASES=1000000 cargo test
@@ -27,6 +27,14 @@ fn decoder(ty: GgmlType, k: u32) -> Vec<u8> {
 
 fn encoder(ty: GgmlType, k: u32) -> Vec<u8> {
     edgegen_tests::vae::encoder_gguf(&hparams(k), ty, 4, [0.5, 0.5], [0.1, -0.1])
+}
+
+fn gan_hparams(k: u32) -> arch::gan::Hparams {
+    arch::gan::Hparams::new([1, 8, 8], 3, k, &[6, 4]).unwrap()
+}
+
+fn generator(ty: GgmlType, k: u32) -> Vec<u8> {
+    edgegen_tests::gan::generator_gguf(&gan_hparams(k), ty, 5, 0.7, 0.05)
 }
 
 /// Re-stamps `edgegen.data_crc32` so a damaged file passes the CRC check.
@@ -102,6 +110,37 @@ fn valid_encoders_load_and_encode_at_every_precision() {
 }
 
 #[test]
+fn valid_generators_load_and_sample_at_every_precision_in_any_scratch() {
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0] {
+        for k in [0, 3] {
+            let b = generator(ty, k);
+            let Model::Generator(g) = Model::from_gguf(&b).unwrap() else {
+                panic!()
+            };
+            let label = (k > 0).then_some(2);
+            let z = [0.3f32, -1.0, 0.8];
+            // The least scratch and the most give the same image: only the
+            // pixels per matrix product differ.
+            let mut small = vec![0f32; g.scratch_len()];
+            let mut big = vec![0f32; g.scratch_len_fast()];
+            assert!(big.len() > small.len());
+            let (mut a, mut c) = (vec![0f32; 64], vec![0f32; 64]);
+            g.generate(&z, label, &mut small, &mut a).unwrap();
+            g.generate(&z, label, &mut big, &mut c).unwrap();
+            assert_eq!(a, c, "{ty:?}");
+            assert!(a.iter().all(|p| (0.0..=1.0).contains(p)));
+            assert!(a.iter().any(|&p| (p - a[0]).abs() > 1e-3), "a flat image");
+            assert!(
+                g.generate(&z, label, &mut small[..g.scratch_len() - 1], &mut a)
+                    .is_err()
+            );
+            assert!(g.generate(&z[..2], label, &mut small, &mut a).is_err());
+            assert!(g.generate(&z, Some(7), &mut small, &mut a).is_err());
+        }
+    }
+}
+
+#[test]
 fn runtime_never_panics_on_mutated_models() {
     let cases: usize = std::env::var("EDGEGEN_FUZZ_CASES")
         .ok()
@@ -109,7 +148,16 @@ fn runtime_never_panics_on_mutated_models() {
         .unwrap_or(3000);
     let seeds: Vec<Vec<u8>> = [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0]
         .into_iter()
-        .flat_map(|t| [decoder(t, 0), decoder(t, 4), encoder(t, 0), encoder(t, 4)])
+        .flat_map(|t| {
+            [
+                decoder(t, 0),
+                decoder(t, 4),
+                encoder(t, 0),
+                encoder(t, 4),
+                generator(t, 0),
+                generator(t, 3),
+            ]
+        })
         .collect();
     let mut r = Rng::new(99);
     let (mut loaded, mut decoded) = (0, 0);
@@ -158,6 +206,17 @@ fn runtime_never_panics_on_mutated_models() {
                 {
                     decoded += 1;
                 }
+            }
+            Ok(Model::Generator(g)) => {
+                loaded += 1;
+                let n = g.scratch_len().min(scratch.len());
+                let mut z = vec![0.5f32; g.latent_dim()];
+                let mut out = vec![0f32; g.output_len()];
+                let label = (g.hp.n_classes > 0).then_some(0);
+                if g.generate(&z, label, &mut scratch[..n], &mut out).is_ok() {
+                    decoded += 1;
+                }
+                let _ = g.sample(&mut r, label, &mut z, &mut scratch[..n], &mut out);
             }
             _ => {}
         }
