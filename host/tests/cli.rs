@@ -208,10 +208,13 @@ fn demo_runs_every_stage() {
         "1",
         "--validate-n",
         "20",
+        "--gan-epochs",
+        "1",
     ]);
     assert!(out.contains("train    6000 images"), "{out}");
     assert!(out.contains("all stages ran"), "{out}");
-    assert_eq!(out.matches("  valid").count(), 3, "{out}");
+    // Three decoders and three generators.
+    assert_eq!(out.matches("  valid").count(), 6, "{out}");
     assert!(out.contains("engines: valid"), "the encoder: {out}");
     for f in [
         "data.png",
@@ -220,6 +223,10 @@ fn demo_runs_every_stage() {
         "export/decoder-f16.onnx",
         "export/encoder-q8_0.gguf",
         "samples-q8_0.png",
+        "gan/samples.png",
+        "export/generator-q8_0.gguf",
+        "export/generator-f32.onnx",
+        "gan-samples-q8_0.png",
     ] {
         assert!(d.join(f).is_file(), "{f} is missing");
     }
