@@ -404,7 +404,7 @@ pub mod vae {
 pub mod gan {
     use crate::{Error, Gguf};
 
-    /// `[C, H, W]` (u32[3]) of the generated image; H and W are multiples
+    /// `[C, H, W]` (`u32[3]`) of the generated image; H and W are multiples
     /// of `2^n`.
     pub const IMAGE_SHAPE: &str = "edgegen.gan.image_shape";
     /// Noise size `Z` (u32).
@@ -412,7 +412,7 @@ pub mod gan {
     /// Classes `K` (u32), 0 if unconditional.
     pub const N_CLASSES: &str = "edgegen.gan.n_classes";
     /// The channels of each plane before each transposed convolution,
-    /// `[C_0, .., C_{n-1}]` (u32[1..=4]); the last one makes `C`.
+    /// `[C_0, .., C_{n-1}]` (`u32[1..=4]`); the last one makes `C`.
     pub const CHANNELS: &str = "edgegen.gan.channels";
 
     /// The dense layer: GGUF shape `[Z+K, C_0 * h0 * w0]` (a row-major

@@ -130,8 +130,32 @@ fn family_mismatches_and_gan_flags_are_refused_by_name() {
         assert_eq!(o.status.code(), Some(1), "{args:?}");
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
-    let e = err(&["latent", s(&g), "interpolate", "-o", s(&d.join("x.png"))]);
-    assert!(e.contains("is a gan run; `latent` needs a vae"), "{e}");
+    let e = err(&["latent", s(&g), "map", "-o", s(&d.join("m"))]);
+    assert!(e.contains("is a gan run; `latent map` needs a vae"), "{e}");
+    let e = err(&[
+        "latent",
+        s(&g),
+        "interpolate",
+        "--from-image",
+        "0",
+        "--to-image",
+        "1",
+        "-o",
+        s(&d.join("x.png")),
+    ]);
+    assert!(e.contains("has no encoder"), "{e}");
+    // Between two seeds, a GAN walks: linear on top, spherical below.
+    ok(&[
+        "latent",
+        s(&g),
+        "interpolate",
+        "--steps",
+        "6",
+        "-o",
+        s(&d.join("walk.png")),
+    ]);
+    let walk = image::open(d.join("walk.png")).unwrap();
+    assert_eq!((walk.width(), walk.height()), (6 * 56 + 7, 2 * 56 + 3));
     let e = err(&["train", "vae", "--resume", s(&g), "--epochs", "2"]);
     assert!(e.contains("is a gan run; `train vae` needs a vae"), "{e}");
     let e = err(&["eval", s(&g)]);

@@ -1,5 +1,6 @@
-//! `edgegen latent RUN_DIR interpolate|map`: walks through and maps a VAE's
-//! latent space.
+//! `edgegen latent RUN_DIR interpolate|map`: walks through and maps a
+//! VAE's latent space, and walks through a GAN's noise space (between two
+//! seeds: a GAN has no encoder to start from an image).
 
 use crate::models::vae::{Vae, VaeActs};
 use crate::nn::gemm::Threads;
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct LatentArgs {
-    /// A run folder from `edgegen train vae`.
+    /// A run folder from `edgegen train vae` or `edgegen train gan`.
     run: PathBuf,
     #[command(subcommand)]
     command: LatentCommand,
@@ -105,6 +106,78 @@ fn load(run: &Path) -> Result<(Vae, Vec<f32>, TrainConfig, Source)> {
     Ok((m, params, ck.train.clone(), ck.source()))
 }
 
+/// `interpolate` for a GAN: linear and spherical paths between the noise
+/// of two seeds, through the generator the run samples with.
+fn gan_interpolate(ck: &checkpoint::Checkpoint, cmd: LatentCommand) -> Result<()> {
+    use crate::train::gan;
+    let LatentCommand::Interpolate {
+        from_image,
+        from_seed,
+        to_seed,
+        steps,
+        label,
+        output,
+        ..
+    } = cmd
+    else {
+        return Err(ck.family.refuse(
+            ck.path.display(),
+            &[crate::models::Family::Vae],
+            "`latent map`",
+        ));
+    };
+    if from_image.is_some() {
+        bail!(
+            "--from-image: {} is a gan run, which has no encoder to map an image into its noise space; interpolate between --from-seed and --to-seed",
+            ck.path.display()
+        );
+    }
+    if steps < 2 {
+        bail!("--steps: expected at least 2, found {steps}");
+    }
+    let (m, st, ema) = gan::load(ck, "`latent`")?;
+    let (zd, k) = (m.cfg.latent, m.cfg.n_classes);
+    let lab = match (k, label) {
+        (0, Some(_)) => bail!("--label: this model is unconditional"),
+        (_, Some(l)) if l as usize >= k => bail!("--label: expected 0 to {}, found {l}", k - 1),
+        (_, l) => l.unwrap_or(0),
+    };
+    let draw = |s: u64| {
+        let mut r = Rng::new(s);
+        (0..zd).map(|_| r.normal()).collect::<Vec<f32>>()
+    };
+    let (za, zb) = (draw(from_seed), draw(to_seed));
+    let mut zs = vec![];
+    for path in [lerp, slerp] {
+        for s in 0..steps {
+            zs.extend(path(&za, &zb, s as f32 / (steps - 1) as f32));
+        }
+    }
+    let th = Threads(run::init_threads(0));
+    let (gp, bufs) = gan::sampling_generator(&m, &st, ema);
+    let px = gan::generate(&m, &gp, &bufs, &zs, &vec![lab; 2 * steps], th);
+    let d = m.cfg.image_len();
+    let imgs: Vec<Vec<u8>> = px
+        .chunks_exact(d)
+        .map(|c| c.iter().map(|&v| (v * 255.0).round() as u8).collect())
+        .collect();
+    let refs: Vec<&[u8]> = imgs.iter().map(|v| v.as_slice()).collect();
+    let shape = m.cfg.image_shape;
+    let scale = (56 / shape[1].max(1)).clamp(1, 4);
+    let tag =
+        Provenance::samples(&ck.source(), from_seed, 2 * steps).with_label((k > 0).then_some(lab));
+    plot::save_png(
+        &plot::grid::image_grid(&refs, shape, steps, scale),
+        &output,
+        &tag,
+    )?;
+    println!(
+        "wrote {} (top: linear, bottom: spherical, {steps} steps)",
+        output.display()
+    );
+    Ok(())
+}
+
 fn encode_mu(m: &Vae, p: &[f32], x: &[f32], labels: &[u32], th: Threads) -> Vec<f32> {
     let (d, z) = (m.cfg.input_dim(), m.cfg.latent);
     let n = labels.len();
@@ -123,6 +196,10 @@ fn encode_mu(m: &Vae, p: &[f32], x: &[f32], labels: &[u32], th: Threads) -> Vec<
 }
 
 pub fn run(a: LatentArgs) -> Result<()> {
+    let ck = checkpoint::load(&a.run.join(files::BEST))?;
+    if ck.family == crate::models::Family::Gan {
+        return gan_interpolate(&ck, a.command);
+    }
     let (m, p, cfg, source) = load(&a.run)?;
     let th = Threads(run::init_threads(0));
     let z = m.cfg.latent;

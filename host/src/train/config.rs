@@ -112,7 +112,7 @@ impl TrainConfig {
                 val_frac: 0.0,
                 ..Self::default()
             },
-            // 99.15% on the MNIST test set (best of 12 epochs, 7 s an
+            // 99.15% on the MNIST test set (best of 12 epochs, about 17 s an
             // epoch on 2 cores); 8 epochs of constant 1e-3 stopped at 98.96%.
             Family::Classifier => Self {
                 classifier: Some(ClassifierSettings::default()),
