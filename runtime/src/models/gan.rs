@@ -164,12 +164,14 @@ impl<'a> Generator<'a> {
                 .sum::<usize>()
     }
 
-    /// Multiply-adds per generated image.
+    /// Multiply-adds per generated image (saturating: the format bounds
+    /// the planes, not their products with the weights, and a 32-bit
+    /// device must not trap on a strange file).
     pub fn macs(&self) -> usize {
         let mut n = self.fc.macs();
         for (i, u) in self.up.iter().enumerate() {
             let (_, h, w) = self.hp.plane(i);
-            n += h * w * u.w.rows * u.w.cols;
+            n = n.saturating_add((h * w).saturating_mul(u.w.rows).saturating_mul(u.w.cols));
         }
         n
     }
