@@ -264,13 +264,7 @@ impl<'a> Generator<'a> {
         scratch: &mut [f32],
         out: &mut [f32],
     ) -> Result<(), Error> {
-        let zd = self.latent_dim();
-        let found = z_buf.len();
-        let z = z_buf.get_mut(..zd).ok_or(Error::BufferSize {
-            expected: zd,
-            found,
-        })?;
-        rng.fill_normal(z);
+        let z = super::draw_noise(rng, z_buf, self.latent_dim())?;
         self.generate(z, label, scratch, out)
     }
 }

@@ -50,6 +50,22 @@ pub(crate) fn check_label(k: usize, label: Option<u32>) -> Result<(), Error> {
     }
 }
 
+/// Draws z ~ N(0, I) from `rng` into the first `zd` floats of `z_buf` and
+/// returns them: the noise every sampling family starts from.
+pub(crate) fn draw_noise<'z>(
+    rng: &mut crate::sample::Rng,
+    z_buf: &'z mut [f32],
+    zd: usize,
+) -> Result<&'z [f32], Error> {
+    let found = z_buf.len();
+    let z = z_buf.get_mut(..zd).ok_or(Error::BufferSize {
+        expected: zd,
+        found,
+    })?;
+    rng.fill_normal(z);
+    Ok(z)
+}
+
 /// A model loaded from GGUF bytes.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
