@@ -16,6 +16,7 @@ use super::{Curves, GroupOptimizer, Trainer, Validation};
 use crate::data::inputs::ImageSplits;
 use crate::models::Family;
 use crate::models::gan::{self, DiscActs, Gan, GanConfig, GenActs, Mode};
+use crate::nn::act::{sigmoid, softplus};
 use crate::nn::gemm::Threads;
 use crate::nn::optim;
 use crate::nn::params::Layout;
@@ -92,8 +93,8 @@ impl Loss {
     /// real image (`real`) or a generated one.
     fn disc(self, l: f32, real: bool) -> (f32, f32) {
         match (self, real) {
-            (Loss::NonSaturating, true) => (crate::nn::act::softplus(-l), -gan_sigmoid(-l)),
-            (Loss::NonSaturating, false) => (crate::nn::act::softplus(l), gan_sigmoid(l)),
+            (Loss::NonSaturating, true) => (softplus(-l), -sigmoid(-l)),
+            (Loss::NonSaturating, false) => (softplus(l), sigmoid(l)),
             (Loss::Hinge, true) => ((1.0 - l).max(0.0), if l < 1.0 { -1.0 } else { 0.0 }),
             (Loss::Hinge, false) => ((1.0 + l).max(0.0), if l > -1.0 { 1.0 } else { 0.0 }),
         }
@@ -103,7 +104,7 @@ impl Loss {
     /// derivative.
     fn gen_(self, l: f32) -> (f32, f32) {
         match self {
-            Loss::NonSaturating => (crate::nn::act::softplus(-l), -gan_sigmoid(-l)),
+            Loss::NonSaturating => (softplus(-l), -sigmoid(-l)),
             Loss::Hinge => (-l, -1.0),
         }
     }
@@ -112,14 +113,10 @@ impl Loss {
     /// non-saturating loss, the raw score for the hinge.
     fn report(self, l: f32) -> f32 {
         match self {
-            Loss::NonSaturating => gan_sigmoid(l),
+            Loss::NonSaturating => sigmoid(l),
             Loss::Hinge => l,
         }
     }
-}
-
-fn gan_sigmoid(x: f32) -> f32 {
-    crate::nn::act::sigmoid(x)
 }
 
 impl GanSettings {
@@ -512,9 +509,9 @@ impl Trainer for GanTrainer {
                 optim::clip_grad_norm(&mut self.d_grads, self.cfg.clip);
             }
             st.step += 1;
-            let frac =
+            let lr_of =
                 |opt: &GroupOptimizer| super::lr_at(&self.cfg, opt.lr, st.step, self.total_steps);
-            let (g_lr, d_lr) = (frac(&self.g_opt), frac(&self.d_opt));
+            let (g_lr, d_lr) = (lr_of(&self.g_opt), lr_of(&self.d_opt));
             self.d_opt.step(&m.disc.layout, dp, &mut self.d_grads, d_lr);
 
             // Generator, through the updated discriminator.
