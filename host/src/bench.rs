@@ -11,6 +11,12 @@ use std::time::Instant;
 #[path = "../../runtime/benches/floor.rs"]
 mod floor;
 
+/// One core's peak f32 FMA rate: the instruction set and GFLOP/s (see
+/// `runtime/benches/floor.rs`), for compute-bound models to be judged by.
+pub fn fma_peak_gflops() -> Option<(&'static str, f64)> {
+    floor::fma_peak_gflops()
+}
+
 /// Mean microseconds per call of `f` over `calls` calls.
 pub fn mean_us(f: &mut dyn FnMut(), calls: usize) -> f64 {
     let t = Instant::now();

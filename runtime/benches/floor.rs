@@ -32,3 +32,90 @@ unsafe fn sum_lines_avx512(buf: &[u64]) -> u64 {
         .fold(_mm512_setzero_si512(), |s, &a| _mm512_add_epi64(s, a));
     _mm512_reduce_add_epi64(s) as u64
 }
+
+/// One core's peak f32 multiply-add rate in GFLOP/s, on the widest
+/// vectors this CPU has (AVX-512, AVX2 with FMA, or NEON): 24 independent
+/// FMA chains, enough to hide the latency of two FMA units; the best of
+/// five runs of about 5 ms. `None` where there is no such kernel.
+pub fn fma_peak_gflops() -> Option<(&'static str, f64)> {
+    const ITERS: usize = 200_000;
+    let best = |run: &dyn Fn() -> f32, lanes: usize| {
+        (0..5)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                std::hint::black_box(run());
+                (ITERS * 24 * lanes * 2) as f64 / t.elapsed().as_secs_f64() / 1e9
+            })
+            .fold(0.0, f64::max)
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F detected.
+            return Some(("AVX-512", best(&|| unsafe { fma_chains_avx512(ITERS) }, 16)));
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: AVX2 and FMA detected.
+            return Some(("AVX2", best(&|| unsafe { fma_chains_avx2(ITERS) }, 8)));
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        return Some(("NEON", best(&|| fma_chains_neon(ITERS), 4)));
+    }
+    #[allow(unreachable_code)]
+    None
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_chains_avx512(iters: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+    let mut acc = [_mm512_set1_ps(1.0); 24];
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = _mm512_fmadd_ps(*v, a, b);
+        }
+    }
+    let s = acc
+        .iter()
+        .fold(_mm512_setzero_ps(), |s, &v| _mm512_add_ps(s, v));
+    _mm512_reduce_add_ps(s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_chains_avx2(iters: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    let mut acc = [_mm256_set1_ps(1.0); 24];
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = _mm256_fmadd_ps(*v, a, b);
+        }
+    }
+    let mut out = [0f32; 8];
+    let s = acc
+        .iter()
+        .fold(_mm256_setzero_ps(), |s, &v| _mm256_add_ps(s, v));
+    // SAFETY: 8 floats into an 8-float array.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), s) };
+    out.iter().sum()
+}
+
+#[cfg(target_arch = "aarch64")]
+fn fma_chains_neon(iters: usize) -> f32 {
+    use std::arch::aarch64::*;
+    // SAFETY: NEON is baseline on aarch64; register-only intrinsics.
+    unsafe {
+        let (a, b) = (vdupq_n_f32(0.999_999), vdupq_n_f32(1e-7));
+        let mut acc = [vdupq_n_f32(1.0); 24];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = vfmaq_f32(b, *v, a);
+            }
+        }
+        acc.iter().map(|&v| vaddvq_f32(v)).sum()
+    }
+}

@@ -8,7 +8,7 @@
 //! Medians of 15 rounds; nanoseconds per call.
 
 use edgegen_format::quant::{BlockQ8_0, f32_to_f16_bits};
-use edgegen_runtime::kernels::{Isa, Matrix, Weights, matvec_on};
+use edgegen_runtime::kernels::{Isa, Matrix, Weights, gemm_cols_on, matvec_on};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -129,5 +129,52 @@ fn main() {
             }
             println!();
         }
+    }
+    gemm_cols_table(&isas);
+}
+
+/// The transposed convolutions' matrix product: the reference generator's
+/// first up block, (1024 x 128) weights times a 7 x 7 plane, in GFLOP/s
+/// against one core's FMA peak.
+fn gemm_cols_table(isas: &[Isa]) {
+    let peak = floor::fma_peak_gflops();
+    let (rows, cols, p) = (1024usize, 128usize, 49usize);
+    match peak {
+        Some((isa, g)) => println!(
+            "\nGFLOP/s of gemm_cols, ({rows} x {cols}) x {p} pixels; one core's {isa} FMA peak {g:.1}"
+        ),
+        None => println!("\nGFLOP/s of gemm_cols, ({rows} x {cols}) x {p} pixels"),
+    }
+    let mut seed = 11u32;
+    let w = rand(&mut seed, rows * cols);
+    let x = rand(&mut seed, cols * p);
+    let s = store(&w, rows, cols);
+    let mut out = vec![0f32; rows * p];
+    print!("{:<5}", "type");
+    for i in isas {
+        print!(" {:>9} {:>6}", format!("{i:?}"), "%peak");
+    }
+    println!();
+    for (name, m) in [
+        ("f32", Matrix::new(Weights::F32(&s.f32), rows, cols, cols)),
+        ("f16", Matrix::new(Weights::F16(&s.f16), rows, cols, cols)),
+        (
+            "q8_0",
+            Matrix::new(Weights::Q8_0(&s.q8), rows, cols, s.stride_q8),
+        ),
+    ] {
+        let m = m.unwrap();
+        print!("{name:<5}");
+        for &i in isas {
+            let calls = if i == Isa::Scalar { 5 } else { 100 };
+            let ns = median_ns(
+                || gemm_cols_on(i, &mut out, black_box(&m), black_box(&x), p, p),
+                calls,
+            );
+            let g = (2 * rows * cols * p) as f64 / ns;
+            let pct = peak.map_or(f64::NAN, |(_, pk)| 100.0 * g / pk);
+            print!(" {g:>9.1} {pct:>5.0}%");
+        }
+        println!();
     }
 }

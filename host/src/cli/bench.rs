@@ -42,6 +42,17 @@ struct EngineRow {
     /// Median of the runtime's time over this engine's, per round: below
     /// 1, the runtime is faster.
     runtime_over_engine: f64,
+    /// Floating-point operations per second at that time (2 per multiply-add).
+    gflops: f64,
+}
+
+/// One core's measured peak, for compute-bound models.
+#[derive(Debug, Serialize)]
+struct Peak {
+    isa: &'static str,
+    gflops: f64,
+    /// The runtime's share of it.
+    runtime_fraction: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -58,6 +69,10 @@ struct Report {
     skipped: Vec<String>,
     read_floor_us: f64,
     runtime_over_floor: f64,
+    /// Floating-point operations per call (2 per multiply-add).
+    flops_per_call: usize,
+    /// One core's f32 FMA peak, measured before the rounds.
+    fma_peak: Option<Peak>,
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -70,24 +85,21 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let mut rng = Rng::new(1);
     // A decoder takes a latent, an encoder an image; each with label 0
     // when conditional. `out` holds pixels, or mu then logvar.
-    let (encoder, input, weight_bytes, out_len, k) = match &model {
+    let (encoder, input, weight_bytes, out_len, k, macs) = match &model {
         Model::VaeDecoder(d) => {
             let z: Vec<f32> = (0..d.latent_dim()).map(|_| rng.normal()).collect();
-            (false, z, d.weight_bytes(), d.output_len(), d.hp.n_classes)
+            let n = (d.output_len(), d.hp.n_classes, d.macs());
+            (false, z, d.weight_bytes(), n.0, n.1, n.2)
         }
         Model::VaeEncoder(e) => {
             let x: Vec<f32> = (0..e.input_len()).map(|_| rng.uniform()).collect();
-            (
-                true,
-                x,
-                e.weight_bytes(),
-                2 * e.latent_dim(),
-                e.hp.n_classes,
-            )
+            let n = (2 * e.latent_dim(), e.hp.n_classes, e.macs());
+            (true, x, e.weight_bytes(), n.0, n.1, n.2)
         }
         Model::Generator(g) => {
             let z: Vec<f32> = (0..g.latent_dim()).map(|_| rng.normal()).collect();
-            (false, z, g.weight_bytes(), g.output_len(), g.hp.n_classes)
+            let n = (g.output_len(), g.hp.n_classes, g.macs());
+            (false, z, g.weight_bytes(), n.0, n.1, n.2)
         }
         _ => bail!(
             "{}: bench knows VAE models and GAN generators so far",
@@ -114,6 +126,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
         .expect("sizes checked above")
     };
+    // Measured first, on a core the rounds have not yet warmed.
+    let peak = crate::bench::fma_peak_gflops();
     let mut names = vec!["edgegen-runtime".to_string()];
     let mut skipped: Vec<String> = vec![];
     // The read floor runs in the same rounds as the engines, as the last.
@@ -186,7 +200,16 @@ pub fn run(a: BenchArgs) -> Result<()> {
     };
     bar.finish_and_clear();
     let floor = timings.pop().expect("the floor ran last");
+    let flops = 2 * macs;
+    let gflops = |us: f64| flops as f64 / us / 1e3;
+    let runtime_gflops = gflops(timings[0].us);
     let r = Report {
+        flops_per_call: flops,
+        fma_peak: peak.map(|(isa, g)| Peak {
+            isa,
+            gflops: g,
+            runtime_fraction: runtime_gflops / g,
+        }),
         model: a.model.display().to_string(),
         weight_bytes,
         isa: format!("{:?}", kernels::isa()),
@@ -202,6 +225,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 engine,
                 us: t.us,
                 runtime_over_engine: t.first_over_this,
+                gflops: gflops(t.us),
             })
             .collect(),
         read_floor_us: floor.us,
@@ -216,19 +240,28 @@ pub fn run(a: BenchArgs) -> Result<()> {
         r.model, r.weight_bytes, r.isa, r.rounds, r.calls
     );
     println!(
-        "{:<16} {:>10} {:>16}",
-        "engine", "µs/call", "runtime/engine"
+        "{:<16} {:>10} {:>16} {:>9}",
+        "engine", "µs/call", "runtime/engine", "GFLOP/s"
     );
     for e in &r.engines {
         println!(
-            "{:<16} {:>10.2} {:>15.2}x",
-            e.engine, e.us, e.runtime_over_engine
+            "{:<16} {:>10.2} {:>15.2}x {:>9.1}",
+            e.engine, e.us, e.runtime_over_engine, e.gflops
         );
     }
     println!(
         "{:<16} {:>10.2} {:>15.2}x   (reading the weights once, from cache)",
         "read floor", r.read_floor_us, r.runtime_over_floor
     );
+    if let Some(p) = &r.fma_peak {
+        println!(
+            "{:.2} MFLOP per call; one core's {} FMA peak {:.1} GFLOP/s, the runtime at {:.0}% of it",
+            r.flops_per_call as f64 / 1e6,
+            p.isa,
+            p.gflops,
+            100.0 * p.runtime_fraction
+        );
+    }
     for s in &r.skipped {
         println!("skipped: {s}");
     }

@@ -9,6 +9,7 @@
 //! reference, the tail handler, and the Cortex-M path.
 
 pub mod act;
+pub mod gemm;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
 pub mod scalar;
@@ -16,6 +17,7 @@ pub mod scalar;
 pub mod x86;
 
 use edgegen_format::quant::{BlockQ8_0, QK8_0};
+pub use gemm::{gemm_cols, gemm_cols_on};
 
 /// A weight matrix's storage, borrowed from the model bytes.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -120,3 +120,111 @@ pub unsafe fn neon_dot_q8_0_32x(w: &[BlockQ8_0], x: &[f32]) -> f32 {
         vaddvq_f32(acc)
     }
 }
+
+/// F16 bytes to f32, 4 at a time; returns how many it did
+/// (`4 * (dst.len() / 4)`), the caller widens the rest.
+///
+/// # Safety
+/// `src.len() >= 2 * dst.len()`.
+pub unsafe fn neon_widen_f16(src: &[u8], dst: &mut [f32]) -> usize {
+    let n = dst.len() / 4 * 4;
+    debug_assert!(src.len() >= 2 * n);
+    let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
+    // SAFETY: reads 8 bytes at offsets < 2n <= src.len() (as bytes, any
+    // alignment) and writes 4 floats at offsets < n <= dst.len().
+    unsafe {
+        let mut i = 0;
+        while i < n {
+            let h = vreinterpret_u16_u8(vld1_u8(sp.add(2 * i)));
+            vst1q_f32(dp.add(i), f16x4_to_f32(h));
+            i += 4;
+        }
+    }
+    n
+}
+
+/// The NEON micro-kernel of `kernels::gemm`: `o[r * p + j] (+)= sum_k
+/// panel[r * DEPTH + k] * x[k * xs + j]` for `r < h`, `j < p`, `k < kc`,
+/// in blocks of 16 pixels (4 q registers) by 6 rows, 24 accumulators; the
+/// pixels past the last multiple of 4 go through the scalar kernel.
+///
+/// # Safety
+/// `h <= 6`, `kc <= DEPTH`, `x.len() >= (kc - 1) * xs + p`, `o.len() >= h * p`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn neon_gemm6(
+    panel: super::gemm::Panel<'_>,
+    kc: usize,
+    x: &[f32],
+    xs: usize,
+    o: &mut [f32],
+    p: usize,
+    h: usize,
+    first: bool,
+) {
+    let mut j = 0;
+    // SAFETY (every call): each block covers whole vectors below p.
+    unsafe {
+        while j + 16 <= p {
+            neon_block::<4>(panel, kc, x, xs, o, p, h, first, j);
+            j += 16;
+        }
+        match (p - j) / 4 {
+            3 => neon_block::<3>(panel, kc, x, xs, o, p, h, first, j),
+            2 => neon_block::<2>(panel, kc, x, xs, o, p, h, first, j),
+            1 => neon_block::<1>(panel, kc, x, xs, o, p, h, first, j),
+            _ => {}
+        }
+    }
+    let done = p / 4 * 4;
+    if done < p {
+        super::gemm::scalar_gemm(panel, kc, x, xs, o, p, h, first, done);
+    }
+}
+
+/// Pixels `j..j + 4 * PV` of [`neon_gemm6`], all below p.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn neon_block<const PV: usize>(
+    panel: super::gemm::Panel<'_>,
+    kc: usize,
+    x: &[f32],
+    xs: usize,
+    o: &mut [f32],
+    p: usize,
+    h: usize,
+    first: bool,
+    j: usize,
+) {
+    use super::gemm::ROWS;
+    let (xp, op, wp, ws) = (x.as_ptr(), o.as_mut_ptr(), panel.w.as_ptr(), panel.ws);
+    // SAFETY: vectors cover pixels j..j + 4 PV <= p of rows k < kc of x
+    // and rows r < h of o, inside the caller's bounds.
+    unsafe {
+        let mut acc = [[vdupq_n_f32(0.0); PV]; ROWS];
+        if !first {
+            for (r, a) in acc.iter_mut().enumerate().take(h) {
+                for (v, av) in a.iter_mut().enumerate() {
+                    *av = vld1q_f32(op.add(r * p + j + 4 * v));
+                }
+            }
+        }
+        for k in 0..kc {
+            let xr = xp.add(k * xs + j);
+            let mut xv = [vdupq_n_f32(0.0); PV];
+            for (v, xv) in xv.iter_mut().enumerate() {
+                *xv = vld1q_f32(xr.add(4 * v));
+            }
+            for (r, a) in acc.iter_mut().enumerate() {
+                let w = wp.add(4 * (r * ws + k)).cast::<f32>().read_unaligned();
+                for (av, &xv) in a.iter_mut().zip(&xv) {
+                    *av = vfmaq_n_f32(*av, xv, w);
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate().take(h) {
+            for (v, &av) in a.iter().enumerate() {
+                vst1q_f32(op.add(r * p + j + 4 * v), av);
+            }
+        }
+    }
+}

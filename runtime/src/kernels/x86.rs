@@ -580,3 +580,241 @@ pub unsafe fn avx2_dot8_q8_0(w: &[BlockQ8_0], nb: usize, rows: usize, x: &[f32])
         out
     }
 }
+
+/// F16 bytes to f32 with F16C, 8 at a time; returns how many it did
+/// (`8 * (dst.len() / 8)`), the caller widens the rest.
+///
+/// # Safety
+/// The CPU must support AVX and F16C; `src.len() >= 2 * dst.len()`.
+#[target_feature(enable = "avx,f16c")]
+pub unsafe fn f16c_widen(src: &[u8], dst: &mut [f32]) -> usize {
+    let n = dst.len() / 8 * 8;
+    debug_assert!(src.len() >= 2 * n);
+    let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
+    // SAFETY: reads 16 bytes at offsets < 2n <= src.len() and writes 8
+    // floats at offsets < n <= dst.len(); unaligned forms throughout.
+    unsafe {
+        let mut i = 0;
+        while i < n {
+            let h = _mm_loadu_si128(sp.add(2 * i).cast());
+            _mm256_storeu_ps(dp.add(i), _mm256_cvtph_ps(h));
+            i += 8;
+        }
+    }
+    n
+}
+
+/// The AVX-512 micro-kernel of `kernels::gemm`: `o[r * p + j] (+)=
+/// sum_k panel[r * DEPTH + k] * x[k * xs + j]` for `r < h`, `j < p`,
+/// `k < kc`. Blocks of 64 pixels (4 zmm) by 6 rows keep 24 accumulators
+/// in registers over the whole depth; the last block's last vector is
+/// masked.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `h <= 6`, `kc <= DEPTH`,
+/// `x.len() >= (kc - 1) * xs + p`, `o.len() >= h * p`, and the panel holds
+/// 6 rows of `kc`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn avx512_gemm6(
+    panel: super::gemm::Panel<'_>,
+    kc: usize,
+    x: &[f32],
+    xs: usize,
+    o: &mut [f32],
+    p: usize,
+    h: usize,
+    first: bool,
+) {
+    let mut j = 0;
+    // SAFETY (every call): the blocks cover pixels j..j + 16 * PV, the last
+    // vector masked to the pixels below p; see `avx512_block`.
+    unsafe {
+        while j + 64 <= p {
+            avx512_block::<4>(panel, kc, x, xs, o, p, h, first, j, 0xffff);
+            j += 64;
+        }
+        let left = p - j;
+        if left > 0 {
+            let tail = left % 16;
+            let mask: u16 = if tail == 0 {
+                0xffff
+            } else {
+                (1u16 << tail) - 1
+            };
+            match left.div_ceil(16) {
+                1 => avx512_block::<1>(panel, kc, x, xs, o, p, h, first, j, mask),
+                2 => avx512_block::<2>(panel, kc, x, xs, o, p, h, first, j, mask),
+                3 => avx512_block::<3>(panel, kc, x, xs, o, p, h, first, j, mask),
+                _ => avx512_block::<4>(panel, kc, x, xs, o, p, h, first, j, mask),
+            }
+        }
+    }
+}
+
+/// Pixels `j..j + 16 * PV` of [`avx512_gemm6`]; the last vector uses `mask`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512_block<const PV: usize>(
+    panel: super::gemm::Panel<'_>,
+    kc: usize,
+    x: &[f32],
+    xs: usize,
+    o: &mut [f32],
+    p: usize,
+    h: usize,
+    first: bool,
+    j: usize,
+    mask: u16,
+) {
+    use super::gemm::ROWS;
+    let (xp, op, wp, ws) = (x.as_ptr(), o.as_mut_ptr(), panel.w.as_ptr(), panel.ws);
+    let m = |v: usize| if v + 1 == PV { mask } else { 0xffff };
+    // SAFETY: vector v covers pixels j + 16v .. j + 16v + 16, all below p
+    // but the masked last; x reads stay in row k < kc, o accesses in rows
+    // r < h (the caller's bounds); the panel holds ROWS * DEPTH floats.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); PV]; ROWS];
+        if !first {
+            for (r, a) in acc.iter_mut().enumerate().take(h) {
+                for (v, av) in a.iter_mut().enumerate() {
+                    *av = _mm512_maskz_loadu_ps(m(v), op.add(r * p + j + 16 * v));
+                }
+            }
+        }
+        for k in 0..kc {
+            let xr = xp.add(k * xs + j);
+            let mut xv = [_mm512_setzero_ps(); PV];
+            for (v, xv) in xv.iter_mut().enumerate() {
+                *xv = _mm512_maskz_loadu_ps(m(v), xr.add(16 * v));
+            }
+            for (r, a) in acc.iter_mut().enumerate() {
+                let w = _mm512_set1_ps(wp.add(4 * (r * ws + k)).cast::<f32>().read_unaligned());
+                for (av, &xv) in a.iter_mut().zip(&xv) {
+                    *av = _mm512_fmadd_ps(w, xv, *av);
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate().take(h) {
+            for (v, &av) in a.iter().enumerate() {
+                _mm512_mask_storeu_ps(op.add(r * p + j + 16 * v), m(v), av);
+            }
+        }
+    }
+}
+
+/// The AVX2 micro-kernel of `kernels::gemm`, as [`avx512_gemm6`] with
+/// blocks of 16 pixels (2 ymm) by 6 rows: 12 accumulators, 2 inputs and a
+/// broadcast weight fill 15 of the 16 registers.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; as [`avx512_gemm6`].
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn avx2_gemm6(
+    panel: super::gemm::Panel<'_>,
+    kc: usize,
+    x: &[f32],
+    xs: usize,
+    o: &mut [f32],
+    p: usize,
+    h: usize,
+    first: bool,
+) {
+    let mut j = 0;
+    // SAFETY (every call): as in `avx512_gemm6`, with `left` lanes from j.
+    unsafe {
+        while j + 16 <= p {
+            avx2_block::<2>(panel, kc, x, xs, o, p, h, first, j, 16);
+            j += 16;
+        }
+        let left = p - j;
+        if left > 8 {
+            avx2_block::<2>(panel, kc, x, xs, o, p, h, first, j, left);
+        } else if left > 0 {
+            avx2_block::<1>(panel, kc, x, xs, o, p, h, first, j, left);
+        }
+    }
+}
+
+/// Pixels `j..j + min(8 * PV, left)` of [`avx2_gemm6`], masked past `left`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_block<const PV: usize>(
+    panel: super::gemm::Panel<'_>,
+    kc: usize,
+    x: &[f32],
+    xs: usize,
+    o: &mut [f32],
+    p: usize,
+    h: usize,
+    first: bool,
+    j: usize,
+    left: usize,
+) {
+    use super::gemm::ROWS;
+    let (xp, op, wp, ws) = (x.as_ptr(), o.as_mut_ptr(), panel.w.as_ptr(), panel.ws);
+    // SAFETY: as in `avx512_block`; lanes at or past `left` are masked off
+    // in every load and store of x and o.
+    unsafe {
+        let mut masks = [_mm256_setzero_si256(); PV];
+        for (v, mk) in masks.iter_mut().enumerate() {
+            *mk = mask8(left.saturating_sub(8 * v));
+        }
+        let mut acc = [[_mm256_setzero_ps(); PV]; ROWS];
+        if !first {
+            for (r, a) in acc.iter_mut().enumerate().take(h) {
+                for (v, av) in a.iter_mut().enumerate() {
+                    *av = _mm256_maskload_ps(op.add(r * p + j + 8 * v), masks[v]);
+                }
+            }
+        }
+        for k in 0..kc {
+            let xr = xp.add(k * xs + j);
+            let mut xv = [_mm256_setzero_ps(); PV];
+            for (v, xv) in xv.iter_mut().enumerate() {
+                *xv = _mm256_maskload_ps(xr.add(8 * v), masks[v]);
+            }
+            for (r, a) in acc.iter_mut().enumerate() {
+                let w = _mm256_set1_ps(wp.add(4 * (r * ws + k)).cast::<f32>().read_unaligned());
+                for (av, &xv) in a.iter_mut().zip(&xv) {
+                    *av = _mm256_fmadd_ps(w, xv, *av);
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate().take(h) {
+            for (v, &av) in a.iter().enumerate() {
+                _mm256_maskstore_ps(op.add(r * p + j + 8 * v), masks[v], av);
+            }
+        }
+    }
+}
+
+/// Q8_0 blocks to f32: 32 values per block, `dst.len() == 32 * src.len()`.
+///
+/// # Safety
+/// The CPU must support AVX2 and F16C.
+#[target_feature(enable = "avx2,f16c")]
+pub unsafe fn avx2_widen_q8_0(src: &[BlockQ8_0], dst: &mut [f32]) {
+    debug_assert!(dst.len() >= 32 * src.len());
+    let dp = dst.as_mut_ptr();
+    // SAFETY: each block's 32 bytes of qs are read as one 32-byte load
+    // (any alignment), and its 32 floats written at 32 i < dst.len().
+    unsafe {
+        for (i, b) in src.iter().enumerate() {
+            let d = _mm256_set1_ps(scale_f16c(b));
+            let q = _mm256_loadu_si256(b.qs.as_ptr().cast());
+            let lo = _mm256_castsi256_si128(q);
+            let hi = _mm256_extracti128_si256(q, 1);
+            for (k, part) in [lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)]
+                .into_iter()
+                .enumerate()
+            {
+                let f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(part));
+                _mm256_storeu_ps(dp.add(32 * i + 8 * k), _mm256_mul_ps(d, f));
+            }
+        }
+    }
+}

@@ -4,11 +4,11 @@
 //! the last, mapped to pixels in [0, 1]. Batch norms were folded into the
 //! weights at export.
 //!
-//! A transposed convolution is one matrix product and a scatter: with the
-//! input plane transposed to `(P, C_in)` (one row per pixel), `cols (P,
-//! C_out*16) = X^T W^T` through the dense kernels (SIMD for f32, f16 and
-//! Q8_0), and each row's 16 taps per output channel add into the 4 x 4
-//! window of output pixels they belong to.
+//! A transposed convolution is one matrix product and a scatter: the input
+//! plane `X (C_in, P)` as it lies (one row per channel), `cols (C_out*16,
+//! P) = W X` through [`kernels::gemm_cols`] (register-blocked SIMD for
+//! f32, f16 and Q8_0), and each column's 16 taps per output channel add
+//! into the 4 x 4 window of output pixels they belong to.
 
 use super::{check_label, check_len, check_scratch};
 use crate::kernels::{self, Matrix};
@@ -42,7 +42,7 @@ pub struct Up<'a> {
 /// use edgegen_runtime::models::Model;
 /// let bytes = generator_bytes(); // a file from `edgegen export RUN --gguf`
 /// let Model::Generator(g) = Model::from_gguf(&bytes)? else { unreachable!() };
-/// let mut scratch = [0f32; 96];               // >= g.scratch_len(), 90
+/// let mut scratch = [0f32; 96];               // >= g.scratch_len(), 78
 /// let mut img = [0f32; 16];                   // C*H*W pixels in [0, 1]
 /// g.generate(&[1.0, 1.0], None, &mut scratch, &mut img)?;
 /// assert!(img.iter().all(|&p| p > 0.5));      // positive weights, tanh > 0
@@ -65,8 +65,8 @@ pub const MIN_CHUNK: usize = 8;
 /// Floats of scratch a generator needs with `chunk` input pixels per
 /// matrix product: the input vector, and for the largest up block its
 /// input plane, its output plane (unless it is the image), and a chunk's
-/// transposed inputs and columns. A `const fn`, so firmware sizes a static
-/// buffer at compile time.
+/// columns. A `const fn`, so firmware sizes a static buffer at compile
+/// time.
 pub const fn scratch_len_with(hp: &Hparams, chunk: usize) -> usize {
     let mut need = 0;
     let mut i = 0;
@@ -81,7 +81,7 @@ pub const fn scratch_len_with(hp: &Hparams, chunk: usize) -> usize {
             hp.image_shape[0] as usize
         };
         let out = if i + 1 < hp.n_up { cout * 4 * p } else { 0 };
-        let total = cin * p + out + q * (cin + cout * 16);
+        let total = cin * p + out + q * cout * 16;
         if total > need {
             need = total;
         }
@@ -209,8 +209,8 @@ impl<'a> Generator<'a> {
             v[zd + l as usize] = 1.0;
         }
         // The current plane sits at the start of `rest`, the block's output
-        // plane after it, then a chunk's transposed inputs and columns;
-        // the output then moves to the start for the next block.
+        // plane after it, then a chunk's columns; the output then moves to
+        // the start for the next block.
         let f0 = self.hp.plane_len(0);
         kernels::matvec(&mut rest[..f0], &self.fc.w, v, |r| self.fc.b.get(r));
         relu(&mut rest[..f0]);
@@ -224,8 +224,7 @@ impl<'a> Generator<'a> {
             let (cur, work) = rest.split_at_mut(cin * p);
             let (oplane, work) = work.split_at_mut(olen);
             // As many pixels per product as the scratch holds.
-            let q = (work.len() / (cin + cout * 16)).clamp(1, p);
-            let (xt, work) = work.split_at_mut(q * cin);
+            let q = (work.len() / (cout * 16)).clamp(1, p);
             let cols = &mut work[..q * cout * 16];
             let dst: &mut [f32] = if last { &mut out[..] } else { oplane };
             for (c, plane) in dst.chunks_exact_mut(4 * p).enumerate() {
@@ -233,12 +232,7 @@ impl<'a> Generator<'a> {
             }
             for start in (0..p).step_by(q) {
                 let m = q.min(p - start);
-                for (c, src) in cur.chunks_exact(p).enumerate() {
-                    for (j, &x) in src[start..start + m].iter().enumerate() {
-                        xt[j * cin + c] = x;
-                    }
-                }
-                kernels::matmul(&mut cols[..m * cout * 16], &u.w, &xt[..m * cin], m, |_| 0.0);
+                kernels::gemm_cols(&mut cols[..m * cout * 16], &u.w, &cur[start..], p, m);
                 scatter(dst, &cols[..m * cout * 16], start, m, (cout, h, w));
             }
             if last {
@@ -273,9 +267,11 @@ fn relu(x: &mut [f32]) {
     x.iter_mut().for_each(|v| *v = v.max(0.0));
 }
 
-/// Adds the columns `(oc, ky, kx)` of input pixels `start..start + m`
-/// into the output pixels `(oc, 2y + ky - 1, 2x + kx - 1)` of `dst`
-/// `(C_out, 2h, 2w)`.
+/// Adds row `(oc, ky, kx)` of `cols` `(C_out*16, m)`, input pixels
+/// `start..start + m`, into the output pixels `(oc, 2y + ky - 1, 2x + kx
+/// - 1)` of `dst` `(C_out, 2h, 2w)`, one input row's run at a time so that
+/// only the plane's edges need a check. A run that is a whole input row
+/// takes its four `kx` taps in one pass ([`add_row_taps`]).
 fn scatter(
     dst: &mut [f32],
     cols: &[f32],
@@ -283,24 +279,75 @@ fn scatter(
     m: usize,
     (cout, h, w): (usize, usize, usize),
 ) {
-    let (oh, ow, kk) = (2 * h, 2 * w, gan::KERNEL * gan::KERNEL);
-    for j in 0..m {
-        let (y, x) = ((start + j) / w, (start + j) % w);
-        let row = &cols[j * cout * kk..(j + 1) * cout * kk];
-        for (c, taps) in row.chunks_exact(kk).enumerate() {
-            let plane = &mut dst[c * oh * ow..(c + 1) * oh * ow];
-            for ky in 0..gan::KERNEL {
-                // Output row 2y + ky - 1, inside the image.
-                let Some(oy) = (2 * y + ky).checked_sub(gan::PAD).filter(|&v| v < oh) else {
-                    continue;
-                };
-                for kx in 0..gan::KERNEL {
-                    let Some(ox) = (2 * x + kx).checked_sub(gan::PAD).filter(|&v| v < ow) else {
-                        continue;
-                    };
-                    plane[oy * ow + ox] += taps[ky * gan::KERNEL + kx];
+    const K: usize = gan::KERNEL;
+    const _: () = assert!(gan::KERNEL == 4 && gan::PAD == 1);
+    let (oh, ow) = (2 * h, 2 * w);
+    // Divisions once per chunk, not per run: 7,000 of them cost as much as
+    // the whole matrix product (measured).
+    let (y_start, x_start) = (start / w, start % w);
+    for (r4, taps) in cols.chunks_exact(K * m).enumerate().take(cout * K) {
+        let (c, ky) = (r4 / K, r4 % K);
+        let plane = &mut dst[c * oh * ow..(c + 1) * oh * ow];
+        let (mut j, mut y, mut x0) = (0, y_start, x_start);
+        while j < m {
+            let n = (w - x0).min(m - j);
+            // Output row 2y + ky - 1, inside the image.
+            if let Some(oy) = (2 * y + ky).checked_sub(gan::PAD).filter(|&v| v < oh) {
+                let orow = &mut plane[oy * ow..(oy + 1) * ow];
+                let tap = |kx: usize| &taps[kx * m + j..kx * m + j + n];
+                if n == w {
+                    add_row_taps(orow, [tap(0), tap(1), tap(2), tap(3)]);
+                } else {
+                    for kx in 0..K {
+                        add_run_tap(orow, tap(kx), x0, kx);
+                    }
                 }
             }
+            j += n;
+            y += 1;
+            x0 = 0;
         }
+    }
+}
+
+/// One tap `kx` of a run of input pixels `x0..x0 + src.len()` into an
+/// output row: column `2x + kx - 1`. x = 0 falls off the left for kx = 0
+/// (skip it), and x = w - 1 off the right for kx = 3, where the
+/// every-other-column iterator ends first. Iterators rather than indices:
+/// no bounds checks.
+fn add_run_tap(orow: &mut [f32], src: &[f32], x0: usize, kx: usize) {
+    let t0 = usize::from(kx == 0 && x0 == 0);
+    let first = (2 * (x0 + t0) + kx).saturating_sub(gan::PAD);
+    let outs = orow
+        .get_mut(first..)
+        .unwrap_or_default()
+        .iter_mut()
+        .step_by(2);
+    for (o, &v) in outs.zip(src.get(t0..).unwrap_or_default()) {
+        *o += v;
+    }
+}
+
+/// The four taps of a whole input row into its output row (`2w` wide):
+/// column `2x` takes `t1[x] + t3[x - 1]` and column `2x + 1` takes
+/// `t2[x] + t0[x + 1]`, so each output value is written once per pass
+/// rather than twice.
+fn add_row_taps(orow: &mut [f32], [t0, t1, t2, t3]: [&[f32]; 4]) {
+    let w = t1.len();
+    if w == 0 || orow.len() < 2 {
+        return;
+    }
+    let (first, rest) = orow.split_at_mut(2);
+    first[0] += t1[0];
+    first[1] += t2[0] + t0.get(1).copied().unwrap_or(0.0);
+    let pairs = rest.chunks_exact_mut(2);
+    let odd = t0.get(2..).unwrap_or_default().iter().chain([&0.0]);
+    let srcs = t1[1..]
+        .iter()
+        .zip(&t3[..w - 1])
+        .zip(t2[1..].iter().zip(odd));
+    for (pair, ((&a, &b), (&c, &d))) in pairs.zip(srcs) {
+        pair[0] += a + b;
+        pair[1] += c + d;
     }
 }
