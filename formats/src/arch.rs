@@ -146,6 +146,11 @@ pub mod vae {
     /// `"decoder"` or `"encoder"`: which network's tensors the file holds.
     /// Optional; a file without it holds a decoder.
     pub const PART: &str = "edgegen.vae.part";
+    /// Conditional decoders: whether the label also enters every decoder
+    /// layer after the first, as a per-class bias ([`DEC_LABEL`]) added
+    /// before the activation. Bool, optional; absent means false (files
+    /// written before it existed).
+    pub const LABEL_EVERY_LAYER: &str = "edgegen.vae.label_every_layer";
 
     /// Which network of a VAE a file holds.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +196,10 @@ pub mod vae {
     pub const DEC_WEIGHT: &str = "dec.{i}.weight";
     /// Decoder layer `i`'s bias, GGUF shape `[out]`.
     pub const DEC_BIAS: &str = "dec.{i}.bias";
+    /// Decoder layer `i`'s per-class bias (`i >= 1`, with
+    /// [`LABEL_EVERY_LAYER`]), GGUF shape `[out, K]`: row `c` is added for
+    /// label `c`. Always F32, as biases are.
+    pub const DEC_LABEL: &str = "dec.{i}.label.weight";
     /// Encoder layer `i`'s weight, GGUF shape `[in, out]`. Layer 0 reads
     /// `[x, onehot]`.
     pub const ENC_WEIGHT: &str = "enc.{i}.weight";
@@ -247,6 +256,9 @@ pub mod vae {
         pub likelihood: Likelihood,
         /// Hidden activation.
         pub activation: Activation,
+        /// Conditional decoders: the label also enters every decoder layer
+        /// after the first ([`LABEL_EVERY_LAYER`]).
+        pub label_every_layer: bool,
     }
 
     impl Hparams {
@@ -281,6 +293,7 @@ pub mod vae {
                 n_classes,
                 likelihood,
                 activation,
+                label_every_layer: false,
             })
         }
 
@@ -306,6 +319,11 @@ pub mod vae {
                 h[i - 1] as usize
             };
             (inp, h[i] as usize)
+        }
+
+        /// Whether decoder layer `i` has a per-class bias ([`DEC_LABEL`]).
+        pub const fn decoder_has_label(&self, i: usize) -> bool {
+            self.label_every_layer && i > 0
         }
 
         /// Decoder layer `i`'s `(in, out)`, for `i` in `0..=n_hidden`.
@@ -369,6 +387,16 @@ pub mod vae {
                     key: ACTIVATION,
                     expected: "relu, leaky_relu, tanh, sigmoid, gelu or softplus",
                 })?;
+            let label_every_layer = match g.get(LABEL_EVERY_LAYER) {
+                None => false,
+                Some(crate::Value::Bool(b)) if !b || n_classes > 0 => b,
+                Some(_) => {
+                    return Err(Error::BadValue {
+                        key: LABEL_EVERY_LAYER,
+                        expected: "a bool, true only with n_classes > 0",
+                    });
+                }
+            };
             Ok(Self {
                 image_shape: shape,
                 latent_dim,
@@ -377,6 +405,7 @@ pub mod vae {
                 n_classes,
                 likelihood,
                 activation,
+                label_every_layer,
             })
         }
 
@@ -390,7 +419,11 @@ pub mod vae {
             w.add(HIDDEN_DIMS, OwnedValue::u32s(self.hidden()))?;
             w.add(N_CLASSES, self.n_classes)?;
             w.add(LIKELIHOOD, self.likelihood.name())?;
-            w.add(ACTIVATION, self.activation.name())
+            w.add(ACTIVATION, self.activation.name())?;
+            if self.label_every_layer {
+                w.add(LABEL_EVERY_LAYER, true)?;
+            }
+            Ok(())
         }
     }
 }

@@ -27,6 +27,7 @@ fn main() {
         n_classes: 0,
         likelihood: "bernoulli".into(),
         activation: "relu".into(),
+        label_every_layer: false,
     };
     let m = Vae::new(cfg).unwrap();
     let mut p = vec![0f32; m.n_params()];

@@ -19,6 +19,7 @@ fn main() {
         n_classes: 0,
         likelihood: "bernoulli".into(),
         activation: "relu".into(),
+        label_every_layer: false,
     })
     .unwrap();
     let mut rng = Rng::new(1);

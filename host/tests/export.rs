@@ -80,6 +80,17 @@ fn exports_validate_at_every_precision() {
                 "--precision",
                 prec,
             ]);
+            if name != "plain" && part == "decoder" {
+                // The label enters both later decoder layers: what the
+                // validation below then checks on every engine.
+                let bytes = std::fs::read(&g).unwrap();
+                let f = edgegen_format::Gguf::parse(&bytes).unwrap();
+                assert!(f.tensor("dec.0.label.weight").is_none());
+                for i in 1..=2 {
+                    let t = f.tensor(&format!("dec.{i}.label.weight")).unwrap();
+                    assert_eq!(t.shape()[1], 10, "K rows");
+                }
+            }
             let out = ok(&["validate", s(&o), s(&g), "--n", "64", "--json"]);
             let r: serde_json::Value = serde_json::from_str(&out).unwrap();
             assert_eq!(r["ok"], true, "{name} {part} {prec}: {out}");

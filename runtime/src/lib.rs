@@ -10,7 +10,8 @@
 //! # fn model_bytes() -> Vec<u8> {
 //! #     use edgegen_format::{arch, GgmlType, GgufWriter};
 //! #     let hp = arch::vae::Hparams { image_shape: [1, 2, 2], latent_dim: 2, hidden: [3, 0, 0, 0], n_hidden: 1,
-//! #         n_classes: 0, likelihood: arch::vae::Likelihood::Bernoulli, activation: arch::Activation::Relu };
+//! #         n_classes: 0, likelihood: arch::vae::Likelihood::Bernoulli, activation: arch::Activation::Relu,
+//! #         label_every_layer: false };
 //! #     let mut w = GgufWriter::new();
 //! #     hp.write(&mut w).unwrap();
 //! #     w.add_tensor("dec.0.weight", &[2, 3], GgmlType::F32, &[0.1; 6]).unwrap();

@@ -192,7 +192,7 @@ pub struct VaeArgs {
     /// Latent size [default: 20].
     #[arg(long)]
     latent: Option<usize>,
-    /// Hidden widths, comma-separated, encoder order [default: 400].
+    /// Hidden widths, comma-separated, encoder order [default: 400; 512,512 when conditional].
     #[arg(long, value_delimiter = ',', action = clap::ArgAction::Set)]
     hidden: Option<Vec<usize>>,
     /// bernoulli or gaussian [default: bernoulli].
@@ -204,6 +204,10 @@ pub struct VaeArgs {
     /// How a step uses the threads: split each GEMM, or split the batch [default: gemm].
     #[arg(long, value_enum)]
     parallel: Option<Parallel>,
+    /// Conditional only: the label also enters every decoder layer after the
+    /// first, as a per-class bias; false puts it beside z only [default: true].
+    #[arg(long)]
+    label_every_layer: Option<bool>,
 }
 
 /// `train gan`: the common flags and the `[gan]` table's.
@@ -255,7 +259,10 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
     match cmd {
         TrainCommand::Vae(a) => a.run.train::<VaeTrainer>(|c| {
             let t = c.vae.get_or_insert_with(Default::default);
-            over!(t, a; latent, hidden, likelihood, activation, parallel);
+            over!(t, a; latent, likelihood, activation, parallel, label_every_layer);
+            if let Some(h) = &a.hidden {
+                t.hidden = Some(h.clone());
+            }
             t.conditional |= a.conditional;
             Ok(())
         }),

@@ -90,6 +90,7 @@ pub fn layers(f: &Folded, zk: usize) -> Vec<Layer<'_>> {
         inp: zk,
         out: f.fc_b.len(),
         act: None,
+        label: None,
     }];
     for (i, (w, b, cin, cout)) in f.up.iter().enumerate() {
         let name = TensorName::at(arch::gan::UP_WEIGHT, i).to_string();
@@ -100,6 +101,7 @@ pub fn layers(f: &Folded, zk: usize) -> Vec<Layer<'_>> {
             inp: *cin,
             out: cout * 16,
             act: None,
+            label: None,
         });
     }
     v

@@ -10,7 +10,7 @@ use edgegen_format::{GgmlType, GgufWriter};
 pub fn hparams(m: &Vae) -> Result<Hparams> {
     let c = &m.cfg;
     let hidden: Vec<u32> = c.hidden.iter().map(|&w| w as u32).collect();
-    Hparams::new(
+    let mut hp = Hparams::new(
         c.image_shape.map(|d| d as u32),
         c.latent as u32,
         &hidden,
@@ -24,11 +24,14 @@ pub fn hparams(m: &Vae) -> Result<Hparams> {
             arch::vae::MAX_HIDDEN,
             hidden.len()
         )
-    })
+    })?;
+    hp.label_every_layer = c.label_every_layer;
+    Ok(hp)
 }
 
 /// Adds one dense layer: weight `[in, out]` (Q8_0 rows zero-padded to a
-/// multiple of 32 inputs) in `prec`, bias `[out]` in F32.
+/// multiple of 32 inputs) in `prec`, bias `[out]` and any per-class bias
+/// table `[out, K]` in F32.
 pub fn add_layer(w: &mut GgufWriter, l: &Layer<'_>, prec: Precision) -> Result<()> {
     add_weight(w, l, prec)?;
     w.add_tensor(
@@ -38,6 +41,16 @@ pub fn add_layer(w: &mut GgufWriter, l: &Layer<'_>, prec: Precision) -> Result<(
         l.b,
     )
     .with_context(|| format!("tensor {}.bias", l.name))?;
+    if let Some(t) = l.label {
+        let k = t.len() / l.out.max(1);
+        w.add_tensor(
+            &format!("{}.label.weight", l.name),
+            &[l.out as u64, k as u64],
+            GgmlType::F32,
+            t,
+        )
+        .with_context(|| format!("tensor {}.label.weight", l.name))?;
+    }
     Ok(())
 }
 

@@ -60,6 +60,9 @@ pub struct Layer<'a> {
     pub out: usize,
     /// Activation after the layer, if any.
     pub act: Option<Activation>,
+    /// A per-class bias `(K, out)` added before the activation: row
+    /// `label` (a conditional VAE decoder's later layers).
+    pub label: Option<&'a [f32]>,
 }
 
 /// The layers of one part of a VAE, in order. For the encoder, the last
@@ -99,6 +102,12 @@ pub fn vae_layers<'a>(m: &Vae, p: &'a [f32], part: Part) -> Result<Vec<Layer<'a>
             inp: l.inp,
             out: l.out,
             act: (i < n_hidden).then_some(act),
+            label: match part {
+                Part::Decoder if m.dec_label[i].is_some() => {
+                    Some(get(&format!("{name}.label.weight"))?)
+                }
+                _ => None,
+            },
             name,
         });
     }
@@ -110,6 +119,7 @@ pub fn vae_layers<'a>(m: &Vae, p: &'a [f32], part: Part) -> Result<Vec<Layer<'a>
                 inp: m.heads.inp,
                 out: m.heads.out / 2,
                 act: None,
+                label: None,
                 name: head.to_string(),
             });
         }

@@ -214,7 +214,21 @@ impl Graph {
     fn dense(&mut self, x: &str, l: &Layer<'_>, prec: Precision) -> String {
         let w = self.weight(l, prec);
         let b = self.init_f32(&format!("{}.bias", l.name), &[l.out], l.b);
-        let y = self.node("Gemm", &[x, &w, &b], vec![attr_int("transB", 1)], &l.name);
+        let mut y = self.node("Gemm", &[x, &w, &b], vec![attr_int("transB", 1)], &l.name);
+        if let Some(t) = l.label {
+            let table = self.init_f32(
+                &format!("{}.label.weight", l.name),
+                &[t.len() / l.out.max(1), l.out],
+                t,
+            );
+            let rows = self.node(
+                "Gather",
+                &[&table, "label"],
+                vec![attr_int("axis", 0)],
+                &l.name,
+            );
+            y = self.node("Add", &[&y, &rows], vec![], &l.name);
+        }
         match l.act {
             Some(a) => self.activation(&y, a),
             None => y,

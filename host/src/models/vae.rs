@@ -2,9 +2,17 @@
 //! and a mirrored decoder `[z, onehot] -> h_{n-1} .. h_0 -> D` (logits for a
 //! Bernoulli likelihood, means for a Gaussian one).
 //!
+//! A conditional decoder can also take its label at every later layer, as a
+//! per-class bias `dec.{i}.label.weight` `(K, out_i)` added before the
+//! activation. With the label only beside z, the encoder keeps part of the
+//! class in z, and samples from the prior come out as another class's digit
+//! (a conditional accuracy of 67% on MNIST); the per-layer bias gives the
+//! decoder a path for the class that z cannot override as easily.
+//!
 //! B batch, D pixels per image, Z latent size, K classes (0 if unconditional).
 
 use crate::nn::act::{self, Activation};
+use crate::nn::embed::Embedding;
 use crate::nn::gemm::Threads;
 use crate::nn::linear::Linear;
 use crate::nn::loss;
@@ -29,6 +37,10 @@ pub struct VaeConfig {
     pub likelihood: String,
     /// Hidden activation name.
     pub activation: String,
+    /// Conditional decoders only: the label also enters every decoder layer
+    /// after the first. Runs stored before it existed have `false`.
+    #[serde(default)]
+    pub label_every_layer: bool,
 }
 
 impl VaeConfig {
@@ -67,6 +79,9 @@ impl VaeConfig {
         if self.hidden.contains(&0) || self.latent == 0 || self.input_dim() == 0 {
             bail!("hidden, latent and image shape must all be non-zero");
         }
+        if self.label_every_layer && self.n_classes == 0 {
+            bail!("label_every_layer: expected false for an unconditional model, found true");
+        }
         Ok(())
     }
 }
@@ -84,6 +99,9 @@ pub struct Vae {
     pub heads: Linear,
     /// Decoder layers `dec.0 .. dec.n`.
     pub dec: Vec<Linear>,
+    /// Per decoder layer, its label table (`dec.{i}.label.weight`), for
+    /// layers after the first of a decoder with `label_every_layer`.
+    pub dec_label: Vec<Option<Embedding>>,
     act: Activation,
     lik: Likelihood,
 }
@@ -112,17 +130,16 @@ impl Vae {
             out: 2 * z,
         };
         let mut dec = vec![];
+        let mut dec_label = vec![];
         let mut inp = z + k;
-        for (i, &w) in h.iter().rev().enumerate() {
+        let widths = h.iter().rev().copied().chain([d]);
+        for (i, w) in widths.enumerate() {
             dec.push(Linear::new(&mut layout, &format!("dec.{i}"), inp, w));
+            let label = cfg.label_every_layer && i > 0;
+            dec_label
+                .push(label.then(|| Embedding::new(&mut layout, &format!("dec.{i}.label"), k, w)));
             inp = w;
         }
-        dec.push(Linear::new(
-            &mut layout,
-            &format!("dec.{}", h.len()),
-            inp,
-            d,
-        ));
         Ok(Self {
             act: cfg.activation()?,
             lik: cfg.likelihood()?,
@@ -131,6 +148,7 @@ impl Vae {
             enc,
             heads,
             dec,
+            dec_label,
         })
     }
 
@@ -145,6 +163,11 @@ impl Vae {
             l.init(params, rng);
         }
         // The fused heads draw their bound from H, as two nn.Linear(H, Z) would.
+        // The label tables start at zero: the decoder begins as the one with
+        // the label beside z only.
+        for t in self.dec_label.iter().flatten() {
+            params[t.offset..t.offset + t.n * t.d].fill(0.0);
+        }
     }
 
     /// The likelihood.
@@ -198,10 +221,17 @@ impl Vae {
             } else {
                 &a.dec_post[i - 1]
             };
+            let labels = &a.labels[..n];
             if i == last {
                 l.forward(p, &mut a.out, input, n, th);
+                if let Some(t) = self.dec_label[i] {
+                    t.forward_add(p, &mut a.out[..n * l.out], labels);
+                }
             } else {
                 l.forward(p, &mut a.dec_pre[i], input, n, th);
+                if let Some(t) = self.dec_label[i] {
+                    t.forward_add(p, &mut a.dec_pre[i][..n * l.out], labels);
+                }
                 act::forward(
                     self.act,
                     &mut a.dec_post[i][..n * l.out],
@@ -284,6 +314,9 @@ impl Vae {
                     },
                 )
             };
+            if let Some(t) = self.dec_label[i] {
+                t.backward(g, &dcur[..n * l.out], &a.labels[..n]);
+            }
             if i == 0 {
                 a.d_dec_in[..n * (z + k)].fill(0.0);
                 l.backward(p, g, Some(&mut a.d_dec_in), dcur, input, n, th);
@@ -360,7 +393,8 @@ impl Vae {
             row[..zd].copy_from_slice(&z[i * zd..(i + 1) * zd]);
             row[zd..].fill(0.0);
             if k > 0 {
-                row[zd + labels[i] as usize % k] = 1.0;
+                a.labels[i] = labels[i] % k as u32;
+                row[zd + a.labels[i] as usize] = 1.0;
             }
         }
         self.decode(p, &mut a, n, th);
@@ -480,6 +514,7 @@ mod tests {
             n_classes: k,
             likelihood: "bernoulli".into(),
             activation: "tanh".into(),
+            label_every_layer: false,
         }
     }
 
@@ -487,11 +522,25 @@ mod tests {
     /// for plain and conditional, one and two hidden layers.
     #[test]
     fn vae_backward_matches_finite_differences() {
-        for (k, hidden) in [(0, vec![4]), (3, vec![5, 4])] {
-            let m = Vae::new(cfg(k, hidden)).unwrap();
+        for (k, hidden, every) in [
+            (0, vec![4], false),
+            (3, vec![5, 4], false),
+            (3, vec![5, 4], true),
+        ] {
+            let m = Vae::new(VaeConfig {
+                label_every_layer: every,
+                ..cfg(k, hidden)
+            })
+            .unwrap();
             let mut rng = Rng::new(9);
             let mut p = vec![0.0; m.n_params()];
             m.init(&mut p, &mut rng);
+            // Non-zero label tables, so their gradients are checked too.
+            for t in m.dec_label.iter().flatten() {
+                for v in &mut p[t.offset..t.offset + t.n * t.d] {
+                    *v = rng.normal() * 0.3;
+                }
+            }
             let n = 3;
             let mut a = VaeActs::new(&m, n);
             for v in a.x.iter_mut() {

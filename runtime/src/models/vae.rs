@@ -6,18 +6,20 @@
 //! Z latent size, K classes (0 if unconditional), D pixels.
 
 use super::{check_label, check_len, check_scratch};
-use crate::layers::{self, Dense};
+use crate::layers::{self, Dense, Vector};
 use edgegen_format::arch::vae::{
-    self, DEC_BIAS, DEC_WEIGHT, ENC_BIAS, ENC_LOGVAR_BIAS, ENC_LOGVAR_WEIGHT, ENC_MU_BIAS,
-    ENC_MU_WEIGHT, ENC_WEIGHT, Hparams, Likelihood,
+    self, DEC_BIAS, DEC_LABEL, DEC_WEIGHT, ENC_BIAS, ENC_LOGVAR_BIAS, ENC_LOGVAR_WEIGHT,
+    ENC_MU_BIAS, ENC_MU_WEIGHT, ENC_WEIGHT, Hparams, Likelihood,
 };
 use edgegen_format::{Error, Gguf, TensorName};
 
 /// Runs `[v, onehot(label)]` through `hidden`, each layer followed by
 /// `act`, ping-ponging between the two halves of `scratch` (each as wide as
-/// the widest of them); returns the last layer's output.
+/// the widest of them); returns the last layer's output. `label_bias[i]`,
+/// where present, is layer `i`'s per-class bias table.
 fn run_hidden<'s, M: crate::math::Math>(
     hidden: &[Dense<'_>],
+    label_bias: &[Option<Vector<'_>>],
     act: edgegen_format::arch::Activation,
     scratch: &'s mut [f32],
     v: &[f32],
@@ -28,14 +30,22 @@ fn run_hidden<'s, M: crate::math::Math>(
     let (mut a, mut b) = scratch.split_at_mut(half);
     with_onehot(a, v, k, label);
     let mut n = v.len() + k;
-    for l in hidden {
+    for (i, l) in hidden.iter().enumerate() {
         l.forward(&mut b[..l.w.rows], &a[..l.w.cols]);
+        add_label_bias(label_bias.get(i), label, &mut b[..l.w.rows]);
         layers::activate_with::<M>(act, &mut b[..l.w.rows]);
         core::mem::swap(&mut a, &mut b);
         n = l.w.rows;
     }
     let a: &'s [f32] = a;
     &a[..n]
+}
+
+/// Adds row `label` of a layer's per-class bias table, if it has one.
+fn add_label_bias(table: Option<&Option<Vector<'_>>>, label: Option<u32>, out: &mut [f32]) {
+    if let (Some(Some(t)), Some(c)) = (table, label) {
+        t.add_range_to((c as usize).saturating_mul(out.len()), out);
+    }
 }
 
 /// Writes `[v, onehot(label)]` into the start of `buf`.
@@ -53,6 +63,8 @@ pub struct VaeDecoder<'a> {
     /// Hyperparameters.
     pub hp: Hparams,
     layers: heapless::Vec<Dense<'a>, { vae::MAX_HIDDEN + 1 }>,
+    /// Per layer, its per-class bias table (`dec.{i}.label.weight`), if any.
+    label_bias: [Option<Vector<'a>>; vae::MAX_HIDDEN + 1],
 }
 
 /// Floats of scratch a decoder needs: two ping-pong buffers as wide as the
@@ -94,14 +106,23 @@ impl<'a> VaeDecoder<'a> {
     pub fn from_gguf(g: &Gguf<'a>) -> Result<Self, Error> {
         let hp = Hparams::read(g)?;
         let mut layers = heapless::Vec::new();
-        for i in 0..=hp.n_hidden {
+        let mut label_bias = [None; vae::MAX_HIDDEN + 1];
+        for (i, table) in label_bias.iter_mut().enumerate().take(hp.n_hidden + 1) {
             let (inp, out) = hp.decoder_layer(i);
             let w = layers::load_matrix(g, TensorName::at(DEC_WEIGHT, i), out, inp)?;
             let b = layers::load_vector(g, TensorName::at(DEC_BIAS, i), out)?;
             // Capacity is MAX_HIDDEN + 1 and n_hidden <= MAX_HIDDEN.
             let _ = layers.push(Dense { w, b });
+            if hp.decoder_has_label(i) {
+                let k = hp.n_classes as usize;
+                *table = Some(layers::load_table(g, TensorName::at(DEC_LABEL, i), k, out)?);
+            }
         }
-        Ok(Self { hp, layers })
+        Ok(Self {
+            hp,
+            layers,
+            label_bias,
+        })
     }
 
     /// Floats of scratch [`VaeDecoder::decode`] needs.
@@ -129,9 +150,10 @@ impl<'a> VaeDecoder<'a> {
         &self.layers
     }
 
-    /// Bytes of weights and biases.
+    /// Bytes of weights, biases and per-class bias tables.
     pub fn weight_bytes(&self) -> usize {
-        self.layers.iter().map(Dense::bytes).sum()
+        let tables: usize = self.label_bias.iter().flatten().map(Vector::bytes).sum();
+        self.layers.iter().map(Dense::bytes).sum::<usize>() + tables
     }
 
     /// Multiply-adds per decoded image.
@@ -178,6 +200,7 @@ impl<'a> VaeDecoder<'a> {
         };
         let h = run_hidden::<M>(
             hidden,
+            &self.label_bias,
             self.hp.activation,
             &mut scratch[..need],
             z,
@@ -185,6 +208,7 @@ impl<'a> VaeDecoder<'a> {
             label,
         );
         last.forward(out, h);
+        add_label_bias(self.label_bias.get(hidden.len()), label, out);
         match self.hp.likelihood {
             Likelihood::Bernoulli => M::sigmoid_slice(out),
             Likelihood::Gaussian => out.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0)),
@@ -220,7 +244,8 @@ pub const fn encoder_scratch_len_for(input_dim: usize, n_classes: usize, hidden:
 /// # fn encoder_bytes() -> Vec<u8> {
 /// #     use edgegen_format::{arch, GgmlType, GgufWriter};
 /// #     let hp = arch::vae::Hparams { image_shape: [1, 2, 2], latent_dim: 2, hidden: [3, 0, 0, 0], n_hidden: 1,
-/// #         n_classes: 0, likelihood: arch::vae::Likelihood::Bernoulli, activation: arch::Activation::Relu };
+/// #         n_classes: 0, likelihood: arch::vae::Likelihood::Bernoulli, activation: arch::Activation::Relu,
+/// #         label_every_layer: false };
 /// #     let mut w = GgufWriter::new();
 /// #     hp.write(&mut w).unwrap();
 /// #     w.add(arch::vae::PART, "encoder").unwrap();
@@ -356,6 +381,7 @@ impl<'a> VaeEncoder<'a> {
         check_label(k, label)?;
         let h = run_hidden::<M>(
             &self.layers,
+            &[],
             self.hp.activation,
             &mut scratch[..need],
             x,
