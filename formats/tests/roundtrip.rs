@@ -276,3 +276,47 @@ fn vae_hparams_round_trip_and_are_checked() {
         })
     ));
 }
+
+/// `edgegen.vae.label_every_layer` is optional (absent = false), written
+/// only when true, and refused on an unconditional model.
+#[test]
+fn the_vae_label_flag_round_trips_and_needs_classes() {
+    use edgegen_format::arch::{Activation, vae};
+    let read = |hp: &vae::Hparams| {
+        let mut w = GgufWriter::new();
+        hp.write(&mut w).unwrap();
+        let bytes = w.to_bytes();
+        let g = Gguf::parse(&bytes).unwrap();
+        (
+            g.get(vae::LABEL_EVERY_LAYER).is_some(),
+            vae::Hparams::read(&g),
+        )
+    };
+    let plain = vae::Hparams::new(
+        [1, 2, 2],
+        2,
+        &[3],
+        4,
+        vae::Likelihood::Bernoulli,
+        Activation::Relu,
+    )
+    .unwrap();
+    assert_eq!(read(&plain), (false, Ok(plain)));
+    let every = vae::Hparams {
+        label_every_layer: true,
+        ..plain
+    };
+    assert_eq!(read(&every), (true, Ok(every)));
+    assert!(every.decoder_has_label(1) && !every.decoder_has_label(0));
+    let unconditional = vae::Hparams {
+        n_classes: 0,
+        ..every
+    };
+    assert!(matches!(
+        read(&unconditional).1,
+        Err(edgegen_format::Error::BadValue {
+            key: vae::LABEL_EVERY_LAYER,
+            ..
+        })
+    ));
+}

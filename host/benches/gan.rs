@@ -60,11 +60,17 @@ fn main() {
             threads,
             max_train: Some(images),
             seed: round as u64 + 1,
+            // The twin keeps no moving average: neither does this side.
+            gan: Some(GanSettings {
+                ema: 0.0,
+                ..GanSettings::default()
+            }),
             ..TrainConfig::for_family(edgegen::models::Family::Gan)
         };
+        let g = cfg.gan.as_ref().unwrap();
         assert_eq!(
-            cfg.gan,
-            Some(GanSettings::default()),
+            (g.latent, g.g_width, g.d_width, g.loss.as_str(), cfg.batch),
+            (64, 128, 64, "ns", 128),
             "the reference shapes"
         );
         let out = std::env::temp_dir().join(format!("edgegen-bench-gan-{}", std::process::id()));

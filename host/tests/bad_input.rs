@@ -827,3 +827,149 @@ fn without_onnx_runtime_bench_times_the_rest_and_demo_says_so_first() {
         cmd,
     );
 }
+
+/// The GAN's own bad input: its flags, its generator files damaged or
+/// paired with another family's graph, a label past its classes, and
+/// commands that belong to another family.
+#[test]
+fn gan_flags_files_and_labels_say_what_is_wrong() {
+    let f = fixtures();
+    let d = common::tmp("bad", "gan");
+    let g = d.join("g");
+    let mut args = vec![
+        "train",
+        "gan",
+        "--conditional",
+        "--epochs",
+        "1",
+        "-o",
+        s(&g),
+    ];
+    args.extend(common::TINY_GAN);
+    common::ok(&args);
+    let (gguf, onnx) = (d.join("gen.gguf"), d.join("gen.onnx"));
+    common::ok(&["export", s(&g), "--gguf", s(&gguf), "--onnx", s(&onnx)]);
+    let bytes = std::fs::read(&gguf).unwrap();
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    let bad_crc = d.join("flipped.gguf");
+    std::fs::write(&bad_crc, &flipped).unwrap();
+    let cut = d.join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let (png, y) = (d.join("x.png"), d.join("y"));
+    let gan = |flag: &'static str, value: &'static str, expect: &'static str| {
+        case(
+            flag,
+            &[
+                "train",
+                "gan",
+                &format!("{flag}={value}"),
+                "--max-train",
+                "64",
+                "-o",
+                s(&y),
+            ],
+            &[expect],
+        )
+        .absent(&y.join("config.json"))
+    };
+    let cases = [
+        gan("--latent", "0", "--latent: expected 1 to 65536, found 0"),
+        gan("--g-width", "1", "--g-width: expected 2 to 4096, found 1"),
+        gan("--d-width", "0", "--d-width: expected 1 to 4096, found 0"),
+        gan("--d-lr", "0", "--d-lr: expected a positive number, found 0"),
+        gan("--d-lr", "NaN", "--d-lr: expected a positive number"),
+        gan(
+            "--ema",
+            "-0.5",
+            "--ema: expected 0 (off) <= value < 1, found -0.5",
+        ),
+        gan(
+            "--loss",
+            "wgan",
+            "--loss: expected ns or hinge, found \"wgan\"",
+        ),
+        case(
+            "sample a label past the classes",
+            &["sample", s(&gguf), "--label", "10", "-o", s(&png)],
+            &["--label", "10"],
+        )
+        .absent(&png),
+        case(
+            "inspect a generator with a flipped bit",
+            &["inspect", s(&bad_crc)],
+            &["flipped.gguf", "damaged"],
+        ),
+        case(
+            "sample from a generator cut in half",
+            &["sample", s(&cut), "-o", s(&png)],
+            &["cut.gguf"],
+        )
+        .absent(&png),
+        case(
+            "validate a generator graph against a VAE decoder",
+            &["validate", s(&onnx), s(&f.dir.join("c-decoder.gguf"))],
+            &["not the same network"],
+        ),
+        case(
+            "bench a VAE graph against a generator",
+            &[
+                "bench",
+                s(&gguf),
+                "--onnx",
+                s(&f.dir.join("u-decoder.onnx")),
+                "--rounds",
+                "1",
+                "--calls",
+                "1",
+            ],
+            &["not the same network"],
+        ),
+        case(
+            "export a GAN's encoder",
+            &[
+                "export",
+                s(&g),
+                "--part",
+                "encoder",
+                "--gguf",
+                s(&d.join("e.gguf")),
+            ],
+            &["--part", "a GAN exports its generator only"],
+        )
+        .absent(&d.join("e.gguf")),
+        case(
+            "a latent map of a GAN",
+            &["latent", s(&g), "map", "-o", s(&d.join("maps"))],
+            &["is a gan run", "`latent map` needs a vae"],
+        ),
+        case(
+            "resume a GAN as a VAE",
+            &["train", "vae", "--resume", s(&g), "--epochs", "2"],
+            &["is a gan run", "`train vae` needs a vae"],
+        ),
+        case(
+            "resume a GAN with another loss",
+            &[
+                "train",
+                "gan",
+                "--resume",
+                s(&g),
+                "--epochs",
+                "2",
+                "--loss",
+                "hinge",
+            ],
+            &["--loss", "ns", "hinge"],
+        ),
+    ];
+    check_all(&cases);
+    // The run the cases pointed at is still whole.
+    assert!(
+        std::fs::metadata(g.join("checkpoint.safetensors"))
+            .unwrap()
+            .len()
+            > 0
+    );
+}

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ok, run};
+use common::{TINY_GAN, ok, run};
 use edgegen::train::{checkpoint, gan};
 use std::path::{Path, PathBuf};
 
@@ -16,23 +16,6 @@ fn s(p: &Path) -> &str {
 }
 
 /// A tiny, fast GAN on 256 images of the built-in sample.
-const TINY_GAN: [&str; 14] = [
-    "--max-train",
-    "256",
-    "--latent",
-    "8",
-    "--g-width",
-    "8",
-    "--d-width",
-    "4",
-    "--batch",
-    "64",
-    "--threads",
-    "2",
-    "--quiet",
-    "--json",
-];
-
 fn train_gan(out: &Path, epochs: &str, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["train", "gan"];
     args.extend(TINY_GAN);

@@ -4,7 +4,8 @@ use edgegen_format::TensorName;
 
 /// A VAE decoder as GGUF with pseudo-random weights (N(0, 1) times
 /// `scale[i]` for layer i) and constant biases (`bias[i]`), stored as `ty`
-/// (Q8_0 rows zero-padded to whole blocks, as the exporter does).
+/// (Q8_0 rows zero-padded to whole blocks, as the exporter does); with
+/// `hp.label_every_layer`, F32 per-class bias tables drawn as the weights.
 pub fn decoder_gguf(
     hp: &edgegen_format::arch::vae::Hparams,
     ty: edgegen_format::GgmlType,
@@ -100,6 +101,13 @@ fn vae_gguf(
             &vec![bias[i.min(1)]; out],
         )
         .unwrap();
+        if part == vae::Part::Decoder && hp.decoder_has_label(i) {
+            let k = hp.n_classes as usize;
+            let vals: Vec<f32> = (0..k * out).map(|_| r.normal() * s).collect();
+            let name = TensorName::at(vae::DEC_LABEL, i).to_string();
+            w.add_tensor(&name, &[out as u64, k as u64], GgmlType::F32, &vals)
+                .unwrap();
+        }
     }
     w.to_bytes()
 }

@@ -25,6 +25,15 @@ fn decoder(ty: GgmlType, k: u32) -> Vec<u8> {
     edgegen_tests::vae::decoder_gguf(&hparams(k), ty, 3, [1.0, 1.0], [0.1, -0.1])
 }
 
+/// A conditional decoder whose label also enters its last layer.
+fn decoder_every_layer(ty: GgmlType) -> Vec<u8> {
+    let hp = arch::vae::Hparams {
+        label_every_layer: true,
+        ..hparams(4)
+    };
+    edgegen_tests::vae::decoder_gguf(&hp, ty, 3, [1.0, 1.0], [0.1, -0.1])
+}
+
 fn encoder(ty: GgmlType, k: u32) -> Vec<u8> {
     edgegen_tests::vae::encoder_gguf(&hparams(k), ty, 4, [0.5, 0.5], [0.1, -0.1])
 }
@@ -56,8 +65,12 @@ fn restamp(b: &mut [u8]) {
 #[test]
 fn valid_decoders_load_and_sample_at_every_precision() {
     for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0] {
-        for k in [0, 4] {
-            let b = decoder(ty, k);
+        for (k, every) in [(0, false), (4, false), (4, true)] {
+            let b = if every {
+                decoder_every_layer(ty)
+            } else {
+                decoder(ty, k)
+            };
             let Model::VaeDecoder(d) = Model::from_gguf(&b).unwrap() else {
                 panic!()
             };
@@ -158,6 +171,7 @@ fn runtime_never_panics_on_mutated_models() {
             [
                 decoder(t, 0),
                 decoder(t, 4),
+                decoder_every_layer(t),
                 encoder(t, 0),
                 encoder(t, 4),
                 generator(t, 0),

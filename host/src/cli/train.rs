@@ -234,7 +234,7 @@ pub struct GanArgs {
     #[arg(long)]
     d_lr: Option<f32>,
     /// Decay of the moving average of the generator's weights that samples
-    /// and exports use; 0 is off [default: 0].
+    /// and exports use, warmed up over the first steps; 0 is off [default: 0.999].
     #[arg(long)]
     ema: Option<f32>,
 }

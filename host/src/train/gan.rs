@@ -52,7 +52,9 @@ pub struct GanSettings {
     /// generator's). Different rates are the two time-scale rule.
     pub d_lr: Option<f32>,
     /// Decay of the moving average of the generator's weights that
-    /// samples and exports use; 0 turns it off.
+    /// samples and exports use; 0 turns it off. On by default: on MNIST
+    /// the average's samples scored higher than the last weights' (see
+    /// the issue 9 notes), at the cost of a second copy of G.
     pub ema: f32,
 }
 
@@ -65,7 +67,7 @@ impl Default for GanSettings {
             d_width: 64,
             loss: "ns".into(),
             d_lr: None,
-            ema: 0.0,
+            ema: 0.999,
         }
     }
 }
@@ -282,9 +284,14 @@ pub struct GanTrainer {
 }
 
 impl GanTrainer {
-    /// Moves the moving average toward the generator's weights.
+    /// Moves the moving average toward the generator's weights. The decay
+    /// warms up as `(1 + t) / (10 + t)` over the generator's steps `t`
+    /// (as TensorFlow's `num_updates`): a fixed 0.999 would still hold 69%
+    /// of the random initial weights after the 376 steps of a short run
+    /// on 6,000 images; from step 8,990 on it is the set decay.
     fn update_ema(&self, st: &mut TrainState) {
-        let decay = self.settings.ema;
+        let t = st.groups[0].step as f32;
+        let decay = self.settings.ema.min((1.0 + t) / (10.0 + t));
         let nb = self.model.buffers.total();
         let gp = &st.groups[0].params;
         let ema = &mut st.buffers[nb..nb + gp.len()];

@@ -32,3 +32,23 @@ pub fn tmp(group: &str, name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A tiny GAN on the built-in sample, for tests that need a GAN run
+/// quickly (add `--epochs`, `-o` and any more flags).
+#[allow(dead_code)]
+pub const TINY_GAN: [&str; 14] = [
+    "--max-train",
+    "256",
+    "--latent",
+    "8",
+    "--g-width",
+    "8",
+    "--d-width",
+    "4",
+    "--batch",
+    "64",
+    "--threads",
+    "2",
+    "--quiet",
+    "--json",
+];

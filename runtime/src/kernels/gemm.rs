@@ -58,43 +58,60 @@ pub fn gemm_cols_on(isa: Isa, out: &mut [f32], m: &Matrix<'_>, x: &[f32], xs: us
             // F32 weights are read in place where a whole panel of rows
             // exists (the kernels compute ROWS rows, whatever h is);
             // otherwise they are widened (or copied) into `panel`.
-            let w = match m.w {
+            let (w, ws) = match m.w {
                 Weights::F32(b) if h == ROWS && cfg!(target_endian = "little") => {
                     let start = 4 * (r0 * m.stride + k0);
                     let end = 4 * ((r0 + ROWS - 1) * m.stride + k0 + kc);
-                    Panel {
-                        w: &b[start..end],
-                        ws: m.stride,
-                    }
+                    (&b[start..end], m.stride)
                 }
                 _ => {
                     m.widen_panel(isa, r0, h, k0, kc, &mut panel);
-                    Panel {
-                        w: bytes_of(&panel),
-                        ws: DEPTH,
-                    }
+                    (bytes_of(&panel), DEPTH)
                 }
             };
-            let xk = &x[k0 * xs..(k0 + kc - 1) * xs + p];
-            let o = &mut out[r0 * p..(r0 + h) * p];
-            micro(isa, w, kc, xk, xs, o, p, h, k0 == 0);
+            let t = Tile {
+                w,
+                ws,
+                kc,
+                x: &x[k0 * xs..(k0 + kc - 1) * xs + p],
+                xs,
+                p,
+                h,
+                first: k0 == 0,
+            };
+            micro(isa, &t, &mut out[r0 * p..(r0 + h) * p]);
         }
     }
 }
 
-/// `ROWS` rows of f32 weights as native-endian bytes at any alignment:
-/// element `(r, k)` at bytes `4 * (r * ws + k)`; the kernels read `kc`
-/// of each row.
+/// One panel's product, what every micro-kernel reads: `o[r * p + j]
+/// (+)= sum_k w(r, k) * x[k * xs + j]` for `r < h`, `j < p`, `k < kc`,
+/// where `first` starts from zero and otherwise adds to what `o` holds.
+/// The kernels compute all `ROWS` rows of `w` (f32 as native-endian
+/// bytes at any alignment, element `(r, k)` at bytes `4 * (r * ws + k)`)
+/// and store the first `h`.
 #[derive(Clone, Copy)]
-pub struct Panel<'a> {
-    /// The bytes, through the last row's `kc`-th element.
+pub struct Tile<'a> {
+    /// The weights, through row `ROWS - 1`'s `kc`-th element.
     pub w: &'a [u8],
-    /// Elements from one row to the next.
+    /// Elements from one weight row to the next.
     pub ws: usize,
+    /// Depth.
+    pub kc: usize,
+    /// The inputs, through row `kc - 1`'s `p`-th element.
+    pub x: &'a [f32],
+    /// Elements from one input row to the next.
+    pub xs: usize,
+    /// Pixels, and the output's row length.
+    pub p: usize,
+    /// Output rows to store.
+    pub h: usize,
+    /// Whether to start from zero.
+    pub first: bool,
 }
 
-impl Panel<'_> {
-    /// Element `(r, k)`.
+impl Tile<'_> {
+    /// Weight `(r, k)`.
     #[inline(always)]
     pub fn get(&self, r: usize, k: usize) -> f32 {
         let i = 4 * (r * self.ws + k);
@@ -106,64 +123,59 @@ impl Panel<'_> {
 fn bytes_of(panel: &[f32; ROWS * DEPTH]) -> &[u8] {
     // SAFETY: f32 has no padding or invalid bit patterns as bytes; the
     // length is the buffer's size in bytes, and the borrow ties the
-    // lifetimes. The bytes are in native order, as `Panel` reads them.
+    // lifetimes. The bytes are in native order, as `Tile` reads them.
     unsafe { core::slice::from_raw_parts(panel.as_ptr().cast(), core::mem::size_of_val(panel)) }
 }
 
-/// `o[r * p + j] (+)= sum_k w(r, k) * x[k * xs + j]` for `r < h`, `j <
-/// p`, `k < kc`; `first` starts from zero, otherwise adds to what `o`
-/// holds.
-#[allow(clippy::too_many_arguments)]
+/// The tile's product into `o` on `isa`.
 #[inline]
-fn micro(
-    isa: Isa,
-    panel: Panel<'_>,
-    kc: usize,
-    x: &[f32],
-    xs: usize,
-    o: &mut [f32],
-    p: usize,
-    h: usize,
-    first: bool,
-) {
+fn micro(isa: Isa, t: &Tile<'_>, o: &mut [f32]) {
+    let Tile {
+        w,
+        ws,
+        kc,
+        x,
+        xs,
+        p,
+        h,
+        ..
+    } = *t;
     debug_assert!(h <= ROWS && kc <= DEPTH && o.len() >= h * p && x.len() >= (kc - 1) * xs + p);
-    debug_assert!(panel.w.len() >= 4 * ((ROWS - 1) * panel.ws + kc));
+    debug_assert!(w.len() >= 4 * ((ROWS - 1) * ws + kc));
     // SAFETY (every arm): `isa` is available (`or_scalar` above), and the
     // kernels read x[k * xs + j] and write o[r * p + j] for k < kc, j < p,
     // r < h only, and w(r, k) for r < ROWS, k < kc, which the slices hold
     // (checked by the caller).
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { super::x86::avx512_gemm6(panel, kc, x, xs, o, p, h, first) },
+        Isa::Avx512 => unsafe { super::x86::avx512_gemm6(t, o) },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { super::x86::avx2_gemm6(panel, kc, x, xs, o, p, h, first) },
+        Isa::Avx2 => unsafe { super::x86::avx2_gemm6(t, o) },
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => unsafe { super::neon::neon_gemm6(panel, kc, x, xs, o, p, h, first) },
-        Isa::Scalar => scalar_gemm(panel, kc, x, xs, o, p, h, first, 0),
+        Isa::Neon => unsafe { super::neon::neon_gemm6(t, o) },
+        Isa::Scalar => scalar_gemm(t, o, 0),
     }
 }
 
 /// The reference micro-kernel, also the pixel tail of the NEON one: pixels
 /// `from..p`.
-#[allow(clippy::too_many_arguments)]
-pub fn scalar_gemm(
-    panel: Panel<'_>,
-    kc: usize,
-    x: &[f32],
-    xs: usize,
-    o: &mut [f32],
-    p: usize,
-    h: usize,
-    first: bool,
-    from: usize,
-) {
+pub fn scalar_gemm(t: &Tile<'_>, o: &mut [f32], from: usize) {
+    let Tile {
+        kc,
+        x,
+        xs,
+        p,
+        h,
+        first,
+        ..
+    } = *t;
     for (r, orow) in o.chunks_exact_mut(p).take(h).enumerate() {
         let orow = &mut orow[from..];
         if first {
             orow.fill(0.0);
         }
         for k in 0..kc {
-            let w = panel.get(r, k);
+            let w = t.get(r, k);
             let xr = &x[k * xs + from..k * xs + p];
             orow.iter_mut().zip(xr).for_each(|(o, &x)| *o += w * x);
         }
@@ -254,19 +266,9 @@ fn widen_f16(isa: Isa, src: &[u8], dst: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     extern crate std;
+    use super::super::tests::rand;
     use super::*;
     use std::vec::Vec;
-
-    fn rand(seed: &mut u32, n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                *seed ^= *seed << 13;
-                *seed ^= *seed >> 17;
-                *seed ^= *seed << 5;
-                (*seed as f32 / u32::MAX as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
 
     /// Element `(r, k)` of a matrix, widened one at a time.
     fn elem(m: &Matrix<'_>, r: usize, k: usize) -> f32 {

@@ -410,7 +410,8 @@ mod tests {
     use super::*;
     use std::vec::Vec;
 
-    fn rand(seed: &mut u32, n: usize) -> Vec<f32> {
+    /// Uniform in [-1, 1) from a xorshift seed; the gemm tests share it.
+    pub(super) fn rand(seed: &mut u32, n: usize) -> Vec<f32> {
         (0..n)
             .map(|_| {
                 *seed ^= *seed << 13;

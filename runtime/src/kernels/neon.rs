@@ -144,59 +144,49 @@ pub unsafe fn neon_widen_f16(src: &[u8], dst: &mut [f32]) -> usize {
 }
 
 /// The NEON micro-kernel of `kernels::gemm`: `o[r * p + j] (+)= sum_k
-/// panel[r * DEPTH + k] * x[k * xs + j]` for `r < h`, `j < p`, `k < kc`,
+/// w(r, k) * x[k * xs + j]` (see `kernels::gemm::Tile`) for `r < h`, `j < p`, `k < kc`,
 /// in blocks of 16 pixels (4 q registers) by 6 rows, 24 accumulators; the
 /// pixels past the last multiple of 4 go through the scalar kernel.
 ///
 /// # Safety
 /// `h <= 6`, `kc <= DEPTH`, `x.len() >= (kc - 1) * xs + p`, `o.len() >= h * p`.
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn neon_gemm6(
-    panel: super::gemm::Panel<'_>,
-    kc: usize,
-    x: &[f32],
-    xs: usize,
-    o: &mut [f32],
-    p: usize,
-    h: usize,
-    first: bool,
-) {
+pub unsafe fn neon_gemm6(t: &super::gemm::Tile<'_>, o: &mut [f32]) {
+    let p = t.p;
     let mut j = 0;
     // SAFETY (every call): each block covers whole vectors below p.
     unsafe {
         while j + 16 <= p {
-            neon_block::<4>(panel, kc, x, xs, o, p, h, first, j);
+            neon_block::<4>(t, o, j);
             j += 16;
         }
         match (p - j) / 4 {
-            3 => neon_block::<3>(panel, kc, x, xs, o, p, h, first, j),
-            2 => neon_block::<2>(panel, kc, x, xs, o, p, h, first, j),
-            1 => neon_block::<1>(panel, kc, x, xs, o, p, h, first, j),
+            3 => neon_block::<3>(t, o, j),
+            2 => neon_block::<2>(t, o, j),
+            1 => neon_block::<1>(t, o, j),
             _ => {}
         }
     }
     let done = p / 4 * 4;
     if done < p {
-        super::gemm::scalar_gemm(panel, kc, x, xs, o, p, h, first, done);
+        super::gemm::scalar_gemm(t, o, done);
     }
 }
 
 /// Pixels `j..j + 4 * PV` of [`neon_gemm6`], all below p.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn neon_block<const PV: usize>(
-    panel: super::gemm::Panel<'_>,
-    kc: usize,
-    x: &[f32],
-    xs: usize,
-    o: &mut [f32],
-    p: usize,
-    h: usize,
-    first: bool,
-    j: usize,
-) {
+unsafe fn neon_block<const PV: usize>(t: &super::gemm::Tile<'_>, o: &mut [f32], j: usize) {
     use super::gemm::ROWS;
-    let (xp, op, wp, ws) = (x.as_ptr(), o.as_mut_ptr(), panel.w.as_ptr(), panel.ws);
+    let super::gemm::Tile {
+        w,
+        ws,
+        kc,
+        x,
+        xs,
+        p,
+        h,
+        first,
+    } = *t;
+    let (xp, op, wp) = (x.as_ptr(), o.as_mut_ptr(), w.as_ptr());
     // SAFETY: vectors cover pixels j..j + 4 PV <= p of rows k < kc of x
     // and rows r < h of o, inside the caller's bounds.
     unsafe {

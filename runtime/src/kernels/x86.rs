@@ -605,33 +605,24 @@ pub unsafe fn f16c_widen(src: &[u8], dst: &mut [f32]) -> usize {
 }
 
 /// The AVX-512 micro-kernel of `kernels::gemm`: `o[r * p + j] (+)=
-/// sum_k panel[r * DEPTH + k] * x[k * xs + j]` for `r < h`, `j < p`,
+/// sum_k w(r, k) * x[k * xs + j]` (see `kernels::gemm::Tile`) for `r < h`, `j < p`,
 /// `k < kc`. Blocks of 64 pixels (4 zmm) by 6 rows keep 24 accumulators
 /// in registers over the whole depth; the last block's last vector is
 /// masked.
 ///
 /// # Safety
-/// The CPU must support AVX-512F; `h <= 6`, `kc <= DEPTH`,
-/// `x.len() >= (kc - 1) * xs + p`, `o.len() >= h * p`, and the panel holds
-/// 6 rows of `kc`.
-#[allow(clippy::too_many_arguments)]
+/// The CPU must support AVX-512F; the tile's sizes hold (`h <= 6`, `kc
+/// <= DEPTH`, `x.len() >= (kc - 1) * xs + p`, `w` holds 6 rows of `kc`)
+/// and `o.len() >= h * p`.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn avx512_gemm6(
-    panel: super::gemm::Panel<'_>,
-    kc: usize,
-    x: &[f32],
-    xs: usize,
-    o: &mut [f32],
-    p: usize,
-    h: usize,
-    first: bool,
-) {
+pub unsafe fn avx512_gemm6(t: &super::gemm::Tile<'_>, o: &mut [f32]) {
+    let p = t.p;
     let mut j = 0;
     // SAFETY (every call): the blocks cover pixels j..j + 16 * PV, the last
     // vector masked to the pixels below p; see `avx512_block`.
     unsafe {
         while j + 64 <= p {
-            avx512_block::<4>(panel, kc, x, xs, o, p, h, first, j, 0xffff);
+            avx512_block::<4>(t, o, j, 0xffff);
             j += 64;
         }
         let left = p - j;
@@ -643,37 +634,40 @@ pub unsafe fn avx512_gemm6(
                 (1u16 << tail) - 1
             };
             match left.div_ceil(16) {
-                1 => avx512_block::<1>(panel, kc, x, xs, o, p, h, first, j, mask),
-                2 => avx512_block::<2>(panel, kc, x, xs, o, p, h, first, j, mask),
-                3 => avx512_block::<3>(panel, kc, x, xs, o, p, h, first, j, mask),
-                _ => avx512_block::<4>(panel, kc, x, xs, o, p, h, first, j, mask),
+                1 => avx512_block::<1>(t, o, j, mask),
+                2 => avx512_block::<2>(t, o, j, mask),
+                3 => avx512_block::<3>(t, o, j, mask),
+                _ => avx512_block::<4>(t, o, j, mask),
             }
         }
     }
 }
 
 /// Pixels `j..j + 16 * PV` of [`avx512_gemm6`]; the last vector uses `mask`.
-#[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn avx512_block<const PV: usize>(
-    panel: super::gemm::Panel<'_>,
-    kc: usize,
-    x: &[f32],
-    xs: usize,
+    t: &super::gemm::Tile<'_>,
     o: &mut [f32],
-    p: usize,
-    h: usize,
-    first: bool,
     j: usize,
     mask: u16,
 ) {
     use super::gemm::ROWS;
-    let (xp, op, wp, ws) = (x.as_ptr(), o.as_mut_ptr(), panel.w.as_ptr(), panel.ws);
+    let super::gemm::Tile {
+        w,
+        ws,
+        kc,
+        x,
+        xs,
+        p,
+        h,
+        first,
+    } = *t;
+    let (xp, op, wp) = (x.as_ptr(), o.as_mut_ptr(), w.as_ptr());
     let m = |v: usize| if v + 1 == PV { mask } else { 0xffff };
     // SAFETY: vector v covers pixels j + 16v .. j + 16v + 16, all below p
     // but the masked last; x reads stay in row k < kc, o accesses in rows
-    // r < h (the caller's bounds); the panel holds ROWS * DEPTH floats.
+    // r < h (the caller's bounds); w holds ROWS rows of kc.
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); PV]; ROWS];
         if !first {
@@ -710,52 +704,46 @@ unsafe fn avx512_block<const PV: usize>(
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA; as [`avx512_gemm6`].
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn avx2_gemm6(
-    panel: super::gemm::Panel<'_>,
-    kc: usize,
-    x: &[f32],
-    xs: usize,
-    o: &mut [f32],
-    p: usize,
-    h: usize,
-    first: bool,
-) {
+pub unsafe fn avx2_gemm6(t: &super::gemm::Tile<'_>, o: &mut [f32]) {
+    let p = t.p;
     let mut j = 0;
     // SAFETY (every call): as in `avx512_gemm6`, with `left` lanes from j.
     unsafe {
         while j + 16 <= p {
-            avx2_block::<2>(panel, kc, x, xs, o, p, h, first, j, 16);
+            avx2_block::<2>(t, o, j, 16);
             j += 16;
         }
         let left = p - j;
         if left > 8 {
-            avx2_block::<2>(panel, kc, x, xs, o, p, h, first, j, left);
+            avx2_block::<2>(t, o, j, left);
         } else if left > 0 {
-            avx2_block::<1>(panel, kc, x, xs, o, p, h, first, j, left);
+            avx2_block::<1>(t, o, j, left);
         }
     }
 }
 
 /// Pixels `j..j + min(8 * PV, left)` of [`avx2_gemm6`], masked past `left`.
-#[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn avx2_block<const PV: usize>(
-    panel: super::gemm::Panel<'_>,
-    kc: usize,
-    x: &[f32],
-    xs: usize,
+    t: &super::gemm::Tile<'_>,
     o: &mut [f32],
-    p: usize,
-    h: usize,
-    first: bool,
     j: usize,
     left: usize,
 ) {
     use super::gemm::ROWS;
-    let (xp, op, wp, ws) = (x.as_ptr(), o.as_mut_ptr(), panel.w.as_ptr(), panel.ws);
+    let super::gemm::Tile {
+        w,
+        ws,
+        kc,
+        x,
+        xs,
+        p,
+        h,
+        first,
+    } = *t;
+    let (xp, op, wp) = (x.as_ptr(), o.as_mut_ptr(), w.as_ptr());
     // SAFETY: as in `avx512_block`; lanes at or past `left` are masked off
     // in every load and store of x and o.
     unsafe {

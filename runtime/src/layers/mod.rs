@@ -123,23 +123,7 @@ pub fn load_matrix<'a>(
 
 /// Reads `name` as a vector of `n` F32 or F16 values.
 pub fn load_vector<'a>(g: &Gguf<'a>, name: TensorName, n: usize) -> Result<Vector<'a>, Error> {
-    let t = g.tensor_named(name).ok_or(Error::MissingTensor { name })?;
-    let expected = [n as u64, 1, 1, 1];
-    if t.dims4() != expected || t.shape().len() != 1 {
-        return Err(Error::WrongShape {
-            name,
-            expected,
-            found: t.dims4(),
-        });
-    }
-    match t.ggml_type() {
-        GgmlType::F32 => Ok(Vector::F32(t.f32()?)),
-        GgmlType::F16 => Ok(Vector::F16(t.f16()?)),
-        found => Err(Error::WrongTensorType {
-            expected: GgmlType::F32,
-            found,
-        }),
-    }
+    load_f32_or_f16(g, name, [n as u64, 1, 1, 1], 1)
 }
 
 /// Reads `name` as a table of `rows` rows of `cols` F32 or F16 values
@@ -151,9 +135,19 @@ pub fn load_table<'a>(
     rows: usize,
     cols: usize,
 ) -> Result<Vector<'a>, Error> {
+    load_f32_or_f16(g, name, [cols as u64, rows as u64, 1, 1], 2)
+}
+
+/// `name` as F32 or F16 values in place, after checking its `ndim`
+/// dimensions against `expected`.
+fn load_f32_or_f16<'a>(
+    g: &Gguf<'a>,
+    name: TensorName,
+    expected: [u64; 4],
+    ndim: usize,
+) -> Result<Vector<'a>, Error> {
     let t = g.tensor_named(name).ok_or(Error::MissingTensor { name })?;
-    let expected = [cols as u64, rows as u64, 1, 1];
-    if t.dims4() != expected || t.shape().len() != 2 {
+    if t.dims4() != expected || t.shape().len() != ndim {
         return Err(Error::WrongShape {
             name,
             expected,
