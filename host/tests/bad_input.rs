@@ -885,6 +885,13 @@ fn gan_flags_files_and_labels_say_what_is_wrong() {
             "-0.5",
             "--ema: expected 0 (off) <= value < 1, found -0.5",
         ),
+        // A negative number after a space is a value, not a flag.
+        case(
+            "--ema -0.5",
+            &["train", "gan", "--ema", "-0.5", "-o", s(&y)],
+            &["--ema: expected 0 (off) <= value < 1, found -0.5"],
+        )
+        .absent(&y.join("config.json")),
         gan(
             "--loss",
             "wgan",

@@ -43,13 +43,13 @@ pub struct RunArgs {
     #[arg(long)]
     batch: Option<usize>,
     /// Peak learning rate [default: the family's].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
     /// Adam's beta1 [default: the family's].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     beta1: Option<f32>,
     /// Adam's beta2 [default: 0.999].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     beta2: Option<f32>,
     /// Learning-rate schedule [default: constant].
     #[arg(long, value_enum)]
@@ -58,10 +58,10 @@ pub struct RunArgs {
     #[arg(long)]
     warmup_steps: Option<u64>,
     /// AdamW weight decay, never on biases, norms or embeddings [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f32>,
     /// Clip the global gradient norm to this (0 = off).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     clip: Option<f32>,
     /// Seed for splits, init, shuffles and noise [default: 1].
     #[arg(long)]
@@ -70,7 +70,7 @@ pub struct RunArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Validation fraction of the training images; 0 validates on the test split [default: 0.1].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     val_frac: Option<f64>,
     /// Train on at most this many images.
     #[arg(long)]
@@ -231,11 +231,11 @@ pub struct GanArgs {
     #[arg(long)]
     loss: Option<String>,
     /// The discriminator's learning rate [default: --lr].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     d_lr: Option<f32>,
     /// Decay of the moving average of the generator's weights that samples
     /// and exports use, warmed up over the first steps; 0 is off [default: 0.999].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     ema: Option<f32>,
 }
 
@@ -251,7 +251,7 @@ pub struct ClassifierArgs {
     #[arg(long)]
     features: Option<usize>,
     /// Dropout before the last layer [default: 0.3].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     dropout: Option<f32>,
 }
 
