@@ -25,9 +25,31 @@ pub fn ok(args: &[&str]) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
-/// A fresh, empty folder for one test.
+/// A fresh, empty folder for one test, `edgegen-{group}-{pid}-{name}`
+/// under the temp dir. It stays after the test, to look at after a
+/// failure; the folders of earlier runs of the same test (another process
+/// id, no longer running: Linux's `/proc` tells) are removed here, so
+/// that the temp dir holds one run's worth rather than growing by some
+/// sixty folders a run.
 pub fn tmp(group: &str, name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edgegen-{group}-{}-{name}", std::process::id()));
+    let root = std::env::temp_dir();
+    let (prefix, me) = (format!("edgegen-{group}-"), std::process::id());
+    let suffix = format!("-{name}");
+    for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        let file = e.file_name();
+        let pid = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix)?.strip_suffix(&suffix))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && pid != me
+            && std::path::Path::new("/proc/self").exists()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    let d = root.join(format!("{prefix}{me}{suffix}"));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
