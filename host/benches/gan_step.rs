@@ -27,6 +27,7 @@ fn main() {
         n_classes: 0,
         g_width: 128,
         d_width: 64,
+        spectral_norm: false,
     })
     .unwrap();
     let mut rng = Rng::new(1);
@@ -75,6 +76,7 @@ fn main() {
         use edgegen::nn::act::{self, Activation};
         let d = &m.disc;
         let g = &m.gen_;
+        let bn = d.bn.expect("the reference D has a batch norm");
         let mut lt = |name: &str, f: &mut dyn FnMut()| {
             let mut v = vec![];
             for _ in 0..steps {
@@ -101,13 +103,13 @@ fn main() {
                 .forward(&dp, &mut da.c1, &da.a0, n, &mut da.scratch1, th)
         });
         lt("D bn forward", &mut || {
-            d.bn.forward_train(&dp, &mut bufs, &mut da.bn, &da.c1, n, &mut da.saved)
+            bn.forward_train(&dp, &mut bufs, &mut da.bn, &da.c1, n, &mut da.saved)
         });
         lt("D fc forward", &mut || {
             d.fc.forward(&dp, &mut da.logit, &da.phi, n, th)
         });
         lt("D bn backward", &mut || {
-            d.bn.backward(&dp, &mut dg, &mut da.d_c1, &da.d_bn, &da.c1, n, &da.saved)
+            bn.backward(&dp, &mut dg, &mut da.d_c1, &da.d_bn, &da.c1, n, &da.saved)
         });
         lt("D conv.1 backward (dW, dx)", &mut || {
             d.conv1.backward(

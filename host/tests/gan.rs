@@ -106,6 +106,47 @@ fn a_gan_run_records_both_losses_resumes_exactly_and_draws_one_row_per_class() {
     assert_eq!(a.groups[1].step, a.groups[0].step);
 }
 
+/// Spectral norm keeps its power-iteration vectors as buffers: a run
+/// resumed from them matches one that never stopped, and D has no batch
+/// norm left.
+#[test]
+fn a_spectral_norm_run_resumes_exactly_with_unit_power_vectors() {
+    let d = tmp("sn");
+    let flags = ["--spectral-norm", "true", "--loss", "hinge", "--ema", "0"];
+    train_gan(&d.join("a"), "2", &flags);
+    train_gan(&d.join("b"), "1", &flags);
+    let o = ok(&[
+        "train",
+        "gan",
+        "--resume",
+        s(&d.join("b")),
+        "--epochs",
+        "2",
+        "--quiet",
+    ]);
+    assert!(o.contains("run saved"), "{o}");
+    let load = |dir: &Path| {
+        let ck = checkpoint::load(&dir.join("checkpoint.safetensors")).unwrap();
+        gan::load(&ck, "test").unwrap()
+    };
+    let ((m, a, _), (_, b, _)) = (load(&d.join("a")), load(&d.join("b")));
+    assert_eq!(a.groups, b.groups, "G and D with their Adam moments");
+    assert_eq!(a.buffers, b.buffers, "running statistics and u, v, sigma");
+    assert!(m.disc.bn.is_none());
+    assert!(m.disc.layout.get("disc.bn.1.weight").is_none());
+    for name in ["disc.conv.0", "disc.conv.1", "disc.fc"] {
+        let u = m.buffers.get(&format!("{name}.sn_u")).unwrap();
+        let norm: f32 = a.buffers[u.range()]
+            .iter()
+            .map(|x| x * x)
+            .sum::<f32>()
+            .sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "{name}: |u| = {norm}");
+        let sigma = m.buffers.get(&format!("{name}.sn_sigma")).unwrap();
+        assert!(a.buffers[sigma.range()][0] > 0.0, "{name}: sigma");
+    }
+}
+
 #[test]
 fn family_mismatches_and_gan_flags_are_refused_by_name() {
     let d = tmp("mismatch");
@@ -283,6 +324,7 @@ fn generators_export_and_validate_at_every_precision() {
         n_classes: 3,
         g_width: 8,
         d_width: 1,
+        spectral_norm: false,
     })
     .unwrap();
     let mut r = Rng::new(4);

@@ -237,6 +237,10 @@ pub struct GanArgs {
     /// and exports use, warmed up over the first steps; 0 is off [default: 0.999].
     #[arg(long, allow_negative_numbers = true)]
     ema: Option<f32>,
+    /// Spectral norm on the discriminator's weights, in place of its batch
+    /// norm (SNGAN) [default: false].
+    #[arg(long)]
+    spectral_norm: Option<bool>,
 }
 
 /// `train classifier`: the common flags and the `[classifier]` table's.
@@ -281,7 +285,7 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
         }),
         TrainCommand::Gan(a) => a.run.train::<GanTrainer>(|c| {
             let t = c.gan.get_or_insert_with(Default::default);
-            over!(t, a; latent, g_width, d_width, loss, ema);
+            over!(t, a; latent, g_width, d_width, loss, ema, spectral_norm);
             if a.d_lr.is_some() {
                 t.d_lr = a.d_lr;
             }

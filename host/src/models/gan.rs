@@ -7,7 +7,9 @@
 //! -> (C, H, W) -> tanh`. Discriminator: `x -> Conv k4 s2 p1 -> (D0, H/2,
 //! W/2)` (LeakyReLU 0.2) `-> Conv k4 s2 p1 -> (2 D0, H/4, W/4)` (BN,
 //! LeakyReLU 0.2) `= phi -> dense -> 1`, plus `<embed(y), phi>` when
-//! conditional (Miyato and Koyama's projection discriminator).
+//! conditional (Miyato and Koyama's projection discriminator). With
+//! `spectral_norm`, D's two convolutions and dense layer are spectrally
+//! normalized and its batch norm is gone (SNGAN's discriminator).
 //!
 //! Images are in [-1, 1] inside the GAN (tanh's range); pixels in [0, 1]
 //! outside it. B batch, Z latent size, K classes (0 if unconditional).
@@ -19,6 +21,7 @@ use crate::nn::gemm::Threads;
 use crate::nn::linear::Linear;
 use crate::nn::norm::BatchNorm;
 use crate::nn::params::Layout;
+use crate::nn::spectral::SpectralNorm;
 use crate::rng::Rng;
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
@@ -36,6 +39,11 @@ pub struct GanConfig {
     pub g_width: usize,
     /// D0: the discriminator's first channel count (its second is 2 D0).
     pub d_width: usize,
+    /// Spectral norm on the discriminator's convolutions and dense layer,
+    /// in place of its batch norm (SNGAN). Training only: the generator,
+    /// all that is exported, is the same either way.
+    #[serde(default)]
+    pub spectral_norm: bool,
 }
 
 impl GanConfig {
@@ -98,8 +106,11 @@ pub struct Discriminator {
     pub conv0: Conv2d,
     /// D0 -> 2 D0, to (H/4, W/4).
     pub conv1: Conv2d,
-    /// Over 2 D0 channels.
-    pub bn: BatchNorm,
+    /// Over 2 D0 channels; none with spectral norm.
+    pub bn: Option<BatchNorm>,
+    /// The spectrally normalized weights (conv0, conv1, fc), when asked:
+    /// the layers then run on [`Discriminator::normalized`]'s copy.
+    pub sn: Vec<SpectralNorm>,
     /// `phi -> 1`.
     pub fc: Linear,
     /// The projection's class embeddings `(K, |phi|)`, when conditional.
@@ -150,9 +161,19 @@ impl Gan {
         };
         let conv0 = Conv2d::new(&mut d, "disc.conv.0", g0, d0);
         let conv1 = Conv2d::new(&mut d, "disc.conv.1", g1, 2 * d0);
-        let bn = BatchNorm::new(&mut d, &mut buffers, "disc.bn.1", 2 * d0, g1.positions());
+        let bn = (!cfg.spectral_norm)
+            .then(|| BatchNorm::new(&mut d, &mut buffers, "disc.bn.1", 2 * d0, g1.positions()));
         let phi = conv1.out_len();
         let fc = Linear::new(&mut d, "disc.fc", phi, 1);
+        let sn = if cfg.spectral_norm {
+            vec![
+                SpectralNorm::new(&mut buffers, "disc.conv.0", conv0.offset, d0, g0.taps()),
+                SpectralNorm::new(&mut buffers, "disc.conv.1", conv1.offset, 2 * d0, g1.taps()),
+                SpectralNorm::new(&mut buffers, "disc.fc", fc.offset, 1, phi),
+            ]
+        } else {
+            vec![]
+        };
         let embed = (k > 0).then(|| Embedding::new(&mut d, "disc.embed", k, phi));
         Ok(Self {
             cfg,
@@ -169,6 +190,7 @@ impl Gan {
                 conv0,
                 conv1,
                 bn,
+                sn,
                 fc,
                 embed,
             },
@@ -192,8 +214,11 @@ impl Gan {
                 }
             }
         }
-        for bn in [self.gen_.bn0, self.gen_.bn1, self.disc.bn] {
+        for bn in [self.gen_.bn0, self.gen_.bn1].iter().chain(&self.disc.bn) {
             bn.init_running(buffers);
+        }
+        for sn in &self.disc.sn {
+            sn.init(buffers, rng);
         }
     }
 }
@@ -461,7 +486,7 @@ impl DiscActs {
             bn: v(e1),
             phi: v(e1),
             logit: v(1),
-            saved: vec![0.0; dn.bn.saved_len()],
+            saved: vec![0.0; dn.bn.map_or(0, |b| b.saved_len())],
             d_logit: v(1),
             d_phi: v(e1),
             d_bn: v(e1),
@@ -477,6 +502,41 @@ impl DiscActs {
 }
 
 impl Discriminator {
+    /// With spectral norm, the parameters the layers run on: `eff` is
+    /// `p` with every normalized weight `W / sigma`, after one power
+    /// iteration per weight when `iterate` (once per update of `p`, as
+    /// PyTorch does once per training forward). Returns `eff`, or `p`
+    /// itself without spectral norm.
+    pub fn normalized<'a>(
+        &self,
+        p: &'a [f32],
+        eff: &'a mut Vec<f32>,
+        buffers: &mut [f32],
+        iterate: bool,
+    ) -> &'a [f32] {
+        if self.sn.is_empty() {
+            return p;
+        }
+        eff.clear();
+        eff.extend_from_slice(p);
+        for sn in &self.sn {
+            if iterate {
+                sn.iterate(p, buffers);
+            }
+            sn.apply(p, eff, buffers);
+        }
+        eff
+    }
+
+    /// Turns the gradients [`Discriminator::backward`] added for the
+    /// normalized weights (of `eff`, from [`Discriminator::normalized`])
+    /// into gradients for the weights themselves.
+    pub fn normalized_backward(&self, grads: &mut [f32], eff: &[f32], buffers: &[f32]) {
+        for sn in &self.sn {
+            sn.backward(grads, eff, buffers);
+        }
+    }
+
     /// Scores the first `n` rows of `a.x` (with `a.labels`) into `a.logit`.
     pub fn forward(
         &self,
@@ -493,11 +553,12 @@ impl Discriminator {
         act::forward(LEAKY, &mut a.a0[..n * e0], &a.c0[..n * e0]);
         self.conv1
             .forward(p, &mut a.c1, &a.a0, n, &mut a.scratch1, th);
-        match mode {
-            Mode::Train => self
-                .bn
-                .forward_train(p, buffers, &mut a.bn, &a.c1, n, &mut a.saved),
-            Mode::Eval => self.bn.forward_eval(p, buffers, &mut a.bn, &a.c1, n),
+        match (&self.bn, mode) {
+            (Some(bn), Mode::Train) => {
+                bn.forward_train(p, buffers, &mut a.bn, &a.c1, n, &mut a.saved)
+            }
+            (Some(bn), Mode::Eval) => bn.forward_eval(p, buffers, &mut a.bn, &a.c1, n),
+            (None, _) => a.bn[..n * e1].copy_from_slice(&a.c1[..n * e1]),
         }
         act::forward(LEAKY, &mut a.phi[..n * e1], &a.bn[..n * e1]);
         self.fc.forward(p, &mut a.logit, &a.phi, n, th);
@@ -557,9 +618,13 @@ impl Discriminator {
             &a.phi[..n * e1],
             &a.d_phi[..n * e1],
         );
-        a.d_c1[..n * e1].fill(0.0);
-        self.bn
-            .backward(p, gl, &mut a.d_c1, &a.d_bn, &a.c1, n, &a.saved);
+        match &self.bn {
+            Some(bn) => {
+                a.d_c1[..n * e1].fill(0.0);
+                bn.backward(p, gl, &mut a.d_c1, &a.d_bn, &a.c1, n, &a.saved);
+            }
+            None => a.d_c1[..n * e1].copy_from_slice(&a.d_bn[..n * e1]),
+        }
         a.d_a0[..n * e0].fill(0.0);
         let keep = want.then_some(&mut *gl);
         self.conv1.backward(

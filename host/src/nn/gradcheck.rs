@@ -369,6 +369,7 @@ fn gan_generator_and_projection_discriminator_match_finite_differences() {
         n_classes: 2,
         g_width: 4,
         d_width: 2,
+        spectral_norm: false,
     })
     .unwrap();
     let (gl, dl) = (m.gen_.layout.total(), m.disc.layout.total());
@@ -423,4 +424,135 @@ fn gan_generator_and_projection_discriminator_match_finite_differences() {
         disc_loss(&dp, xx)
     });
     check("discriminator dparams", &dp, &g, &|pp| disc_loss(pp, &x));
+}
+
+#[test]
+fn spectral_norm_discriminator_matches_finite_differences() {
+    use crate::models::gan::{DiscActs, Gan, GanConfig, Mode};
+    let mut r = Rng::new(21);
+    let m = Gan::new(GanConfig {
+        image_shape: [1, 8, 8],
+        latent: 3,
+        n_classes: 0,
+        g_width: 4,
+        d_width: 2,
+        spectral_norm: true,
+    })
+    .unwrap();
+    assert!(m.disc.bn.is_none() && m.disc.sn.len() == 3);
+    let dl = m.disc.layout.total();
+    let mut gp = vec![0.0; m.gen_.layout.total()];
+    let mut dp = vec![0.0; dl];
+    let mut buffers = vec![0.0; m.buffers.total()];
+    m.init(&mut gp, &mut dp, &mut buffers, &mut r);
+    dp.iter_mut().for_each(|v| *v += 0.3 * r.normal());
+    // One power iteration, then u and v are held, as within a step.
+    let mut eff = vec![];
+    m.disc.normalized(&dp, &mut eff, &mut buffers, true);
+    let (b, th) = (3, Threads(1));
+    let d = m.cfg.image_len();
+    let x: Vec<f32> = randn(&mut r, b * d).iter().map(|v| v.tanh()).collect();
+    let rl = randn(&mut r, b);
+    let loss = |p: &[f32]| {
+        let mut buf = buffers.clone();
+        let mut e = vec![];
+        let pe = m.disc.normalized(p, &mut e, &mut buf, false).to_vec();
+        let mut a = DiscActs::new(&m, b);
+        a.x[..b * d].copy_from_slice(&x);
+        m.disc.forward(&pe, &mut buf, &mut a, b, Mode::Train, th);
+        dot(&a.logit[..b], &rl)
+    };
+    let mut buf = buffers.clone();
+    let pe = m.disc.normalized(&dp, &mut eff, &mut buf, false).to_vec();
+    let mut a = DiscActs::new(&m, b);
+    a.x[..b * d].copy_from_slice(&x);
+    m.disc.forward(&pe, &mut buf, &mut a, b, Mode::Train, th);
+    a.d_logit[..b].copy_from_slice(&rl);
+    let mut g = vec![0.0; dl];
+    m.disc.backward(&pe, Some(&mut g), &mut a, b, false, th);
+    m.disc.normalized_backward(&mut g, &pe, &buf);
+    check_with("spectral-norm discriminator", &dp, &g, &loss, 1e-3);
+}
+
+#[test]
+fn layernorm_matches_finite_differences() {
+    use super::layernorm::LayerNorm;
+    let mut r = Rng::new(31);
+    let (rows, c) = (11, 7);
+    let mut layout = Layout::default();
+    let ln = LayerNorm::new(&mut layout, "ln", c);
+    let mut p = vec![0.0; layout.total()];
+    ln.init(&mut p);
+    p.iter_mut().for_each(|v| *v += 0.5 * r.normal());
+    let x: Vec<f32> = (0..rows * c)
+        .map(|i| r.normal() + (i % c) as f32 * 0.3)
+        .collect();
+    let rw = randn(&mut r, rows * c);
+    let run = |p: &[f32], x: &[f32]| {
+        let (mut y, mut s) = (vec![0.0; rows * c], vec![0.0; 2 * rows]);
+        ln.forward(p, &mut y, &mut s, x, rows);
+        (y, s)
+    };
+    let (_, saved) = run(&p, &x);
+    let mut g = vec![0.0; p.len()];
+    let mut dx = vec![0.0; rows * c];
+    ln.backward(&p, &mut g, &mut dx, &rw, &x, &saved, rows);
+    check("layernorm dx", &x, &dx, &|xx| dot(&run(&p, xx).0, &rw));
+    check("layernorm dparams", &p, &g, &|pp| dot(&run(pp, &x).0, &rw));
+}
+
+#[test]
+fn causal_attention_matches_finite_differences_and_the_textbook() {
+    use super::attention::Attention;
+    let mut r = Rng::new(32);
+    let (b, t, h, c) = (2, 5, 2, 6);
+    let att = Attention::new(h, c).unwrap();
+    let d = c / h;
+    let qkv = randn(&mut r, b * t * 3 * c);
+    let rw = randn(&mut r, b * t * c);
+    let run = |qkv: &[f32]| {
+        let (mut o, mut l) = (vec![0.0; b * t * c], vec![0.0; b * h * t]);
+        att.forward(&mut o, &mut l, qkv, b, t);
+        (o, l)
+    };
+    let (out, lse) = run(&qkv);
+    // The textbook: a (T, T) masked softmax per head, in f64.
+    for bi in 0..b {
+        for hd in 0..h {
+            for i in 0..t {
+                let at = |j: usize, part: usize, e: usize| {
+                    qkv[(bi * t + j) * 3 * c + part * c + hd * d + e] as f64
+                };
+                let s: Vec<f64> = (0..=i)
+                    .map(|j| {
+                        (0..d).map(|e| at(i, 0, e) * at(j, 1, e)).sum::<f64>() / (d as f64).sqrt()
+                    })
+                    .collect();
+                let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let z: f64 = s.iter().map(|v| (v - m).exp()).sum();
+                for e in 0..d {
+                    let want: f64 = s
+                        .iter()
+                        .enumerate()
+                        .map(|(j, v)| (v - m).exp() / z * at(j, 2, e))
+                        .sum();
+                    let got = out[(bi * t + i) * c + hd * d + e] as f64;
+                    assert!(
+                        (want - got).abs() < 1e-5,
+                        "out[{bi},{i},{hd},{e}]: {got} vs {want}"
+                    );
+                }
+                let l = lse[(bi * h + hd) * t + i] as f64;
+                assert!((l - (m + z.ln())).abs() < 1e-5);
+            }
+        }
+    }
+    let mut dqkv = vec![0.0; qkv.len()];
+    att.backward(&mut dqkv, &rw, &out, &lse, &qkv, b, t);
+    check("attention dqkv", &qkv, &dqkv, &|x| dot(&run(x).0, &rw));
+    // A later query never reaches an earlier position's output: the mask.
+    let mut later = qkv.clone();
+    later[(t - 1) * 3 * c + c] += 1.0;
+    let (o2, _) = run(&later);
+    assert_eq!(&o2[..(t - 1) * c], &out[..(t - 1) * c]);
 }

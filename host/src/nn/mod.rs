@@ -7,16 +7,19 @@
 //! image, Z latent size, K classes.
 
 pub mod act;
+pub mod attention;
 pub mod conv;
 pub mod dropout;
 pub mod embed;
 pub mod fastmath;
 pub mod gemm;
+pub mod layernorm;
 pub mod linear;
 pub mod loss;
 pub mod norm;
 pub mod optim;
 pub mod params;
+pub mod spectral;
 
 #[cfg(test)]
 mod gradcheck;

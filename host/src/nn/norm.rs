@@ -92,22 +92,23 @@ impl BatchNorm {
         buffers[self.buf_offset..self.buf_offset + 2 * self.c].split_at(self.c)
     }
 
-    /// Per channel: mean and biased variance over `(B, S)`, in f64.
+    /// Per channel: mean and biased variance over `(B, S)`: two passes
+    /// (mean, then squared deviations, so no cancellation), each row of S
+    /// summed in eight f32 lanes and the rows in f64.
     fn stats(&self, inp: &[f32], batch: usize) -> Vec<(f64, f64)> {
         let (c, s) = (self.c, self.s);
         let n = (batch * s) as f64;
         (0..c)
             .into_par_iter()
             .map(|ch| {
-                let (mut sum, mut sq) = (0f64, 0f64);
-                for b in 0..batch {
-                    for &v in &inp[(b * c + ch) * s..(b * c + ch + 1) * s] {
-                        sum += v as f64;
-                        sq += v as f64 * v as f64;
-                    }
-                }
-                let mean = sum / n;
-                (mean, (sq / n - mean * mean).max(0.0))
+                let rows = || (0..batch).map(|b| &inp[(b * c + ch) * s..(b * c + ch + 1) * s]);
+                let mean = rows().map(|r| lanes(r, |x| x) as f64).sum::<f64>() / n;
+                let m = mean as f32;
+                let var = rows()
+                    .map(|r| lanes(r, |x| (x - m) * (x - m)) as f64)
+                    .sum::<f64>()
+                    / n;
+                (mean, var)
             })
             .collect()
     }
@@ -238,14 +239,14 @@ impl BatchNorm {
             .into_par_iter()
             .map(|ch| {
                 let (mut sd, mut sdx) = (0f64, 0f64);
+                let m = mean[ch];
                 for b in 0..batch {
                     let r = (b * c + ch) * s..(b * c + ch + 1) * s;
-                    for (&g, &x) in dout[r.clone()].iter().zip(&inp[r]) {
-                        sd += g as f64;
-                        sdx += g as f64 * ((x - mean[ch]) * rstd[ch]) as f64;
-                    }
+                    let (g, x) = (&dout[r.clone()], &inp[r]);
+                    sd += lanes(g, |v| v) as f64;
+                    sdx += lanes2(g, x, |g, x| g * (x - m)) as f64;
                 }
-                (sd, sdx)
+                (sd, sdx * rstd[ch] as f64)
             })
             .collect();
         let (gamma, _) = self.affine(params);
@@ -271,4 +272,40 @@ impl BatchNorm {
                 }
             });
     }
+}
+
+/// `sum f(x)` over a row in eight independent f32 lanes, which the
+/// compiler keeps in one vector register (a single running sum would be
+/// a chain of dependent adds).
+#[inline(always)]
+fn lanes(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder();
+    for ch in chunks {
+        for (a, &x) in acc.iter_mut().zip(ch) {
+            *a += f(x);
+        }
+    }
+    acc.iter().sum::<f32>() + tail.iter().map(|&x| f(x)).sum::<f32>()
+}
+
+/// [`lanes`] over two rows side by side: `sum f(a, b)`.
+#[inline(always)]
+fn lanes2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for ((s, &x), &y) in acc.iter_mut().zip(ca).zip(cb) {
+            *s += f(x, y);
+        }
+    }
+    let t = n - n % 8;
+    acc.iter().sum::<f32>()
+        + a[t..]
+            .iter()
+            .zip(&b[t..])
+            .map(|(&x, &y)| f(x, y))
+            .sum::<f32>()
 }

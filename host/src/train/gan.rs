@@ -56,6 +56,8 @@ pub struct GanSettings {
     /// the average's samples scored higher than the last weights' (see
     /// the issue 9 notes), at the cost of a second copy of G.
     pub ema: f32,
+    /// Spectral norm in the discriminator in place of its batch norm.
+    pub spectral_norm: bool,
 }
 
 impl Default for GanSettings {
@@ -68,6 +70,7 @@ impl Default for GanSettings {
             loss: "ns".into(),
             d_lr: None,
             ema: 0.999,
+            spectral_norm: false,
         }
     }
 }
@@ -157,6 +160,7 @@ pub fn model_config(cfg: &TrainConfig, d: &ImageSplits) -> Result<GanConfig> {
         n_classes: if s.conditional { d.classes.len() } else { 0 },
         g_width: s.g_width,
         d_width: s.d_width,
+        spectral_norm: s.spectral_norm,
     })
 }
 
@@ -278,6 +282,9 @@ pub struct GanTrainer {
     da: DiscActs,
     g_grads: Vec<f32>,
     d_grads: Vec<f32>,
+    /// D's parameters with its weights spectrally normalized (empty
+    /// without spectral norm).
+    d_eff: Vec<f32>,
     order: Vec<usize>,
     z: Vec<f32>,
     fake_labels: Vec<u32>,
@@ -399,6 +406,7 @@ impl Trainer for GanTrainer {
             da: DiscActs::new(&model, b),
             g_grads: vec![0.0; model.gen_.layout.total()],
             d_grads: vec![0.0; model.disc.layout.total()],
+            d_eff: vec![],
             order: vec![],
             z: vec![0.0; b * model.cfg.latent],
             fake_labels: vec![0; b],
@@ -492,12 +500,15 @@ impl Trainer for GanTrainer {
                 da.labels[i] = train.labels[j];
             }
             let mut d_loss = 0f64;
+            let dpar = m
+                .disc
+                .normalized(&dp.params, &mut self.d_eff, buffers, true);
             for real in [true, false] {
                 if !real {
                     da.x[..n * d].copy_from_slice(&ga.out[..n * d]);
                     da.labels[..n].copy_from_slice(&self.fake_labels[..n]);
                 }
-                m.disc.forward(&dp.params, buffers, da, n, Mode::Train, th);
+                m.disc.forward(dpar, buffers, da, n, Mode::Train, th);
                 for i in 0..n {
                     let (l, g) = self.loss.disc(da.logit[i], real);
                     d_loss += l as f64;
@@ -510,8 +521,10 @@ impl Trainer for GanTrainer {
                     }
                 }
                 m.disc
-                    .backward(&dp.params, Some(&mut self.d_grads), da, n, false, th);
+                    .backward(dpar, Some(&mut self.d_grads), da, n, false, th);
             }
+            m.disc
+                .normalized_backward(&mut self.d_grads, &self.d_eff, buffers);
             if self.cfg.clip > 0.0 {
                 optim::clip_grad_norm(&mut self.d_grads, self.cfg.clip);
             }
@@ -522,7 +535,10 @@ impl Trainer for GanTrainer {
             self.d_opt.step(&m.disc.layout, dp, &mut self.d_grads, d_lr);
 
             // Generator, through the updated discriminator.
-            m.disc.forward(&dp.params, buffers, da, n, Mode::Train, th);
+            let dpar = m
+                .disc
+                .normalized(&dp.params, &mut self.d_eff, buffers, true);
+            m.disc.forward(dpar, buffers, da, n, Mode::Train, th);
             let mut g_loss = 0f64;
             for i in 0..n {
                 let (l, g) = self.loss.gen_(da.logit[i]);
@@ -530,7 +546,7 @@ impl Trainer for GanTrainer {
                 da.d_logit[i] = g / n as f32;
             }
             // Only the images' gradient is wanted from this pass.
-            m.disc.backward(&dp.params, None, da, n, true, th);
+            m.disc.backward(dpar, None, da, n, true, th);
             ga.d_out[..n * d].copy_from_slice(&da.d_x[..n * d]);
             m.gen_.backward(&gp.params, &mut self.g_grads, ga, n, th);
             if self.cfg.clip > 0.0 {

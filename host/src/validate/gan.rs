@@ -29,6 +29,7 @@ pub fn host_model(g: &Gguf<'_>) -> Result<(Gan, Vec<f32>, Vec<f32>)> {
         n_classes: hp.n_classes as usize,
         g_width: ch[0] as usize,
         d_width: 1,
+        spectral_norm: false,
     })?;
     let gen_ = &m.gen_;
     let mut p = vec![0f32; gen_.layout.total()];

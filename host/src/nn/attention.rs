@@ -1,0 +1,153 @@
+//! Causal multi-head self-attention, fused: `softmax(Q K^T / sqrt(d)) V`
+//! per head in one pass per query, and its backward in one pass per head.
+//!
+//! Layout (llm.c's): the input is the QKV projection `(B, T, 3C)`, Q then K
+//! then V along the last axis, head `h` in columns `h*d .. (h+1)*d` of
+//! each (d = C / H); the output is `(B, T, C)` with the heads side by side.
+//!
+//! Why fused, as FlashAttention does it: no `(T, T)` matrix of scores or
+//! probabilities is kept per head. The forward keeps one float per query,
+//! the log-sum-exp of its scores; the backward recomputes each score from
+//! Q and K and its probability from that log-sum-exp, so the memory of a
+//! layer is `B * H * T` floats instead of `B * H * T * T`. Sequences go to
+//! the threads whole, one batch row each, so every thread writes its own
+//! rows of the gradient.
+
+use rayon::prelude::*;
+
+/// A causal self-attention over `heads` heads of a model width `dim`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attention {
+    /// H.
+    pub heads: usize,
+    /// C; a multiple of H.
+    pub dim: usize,
+}
+
+/// `sum a[i] * b[i]` in eight lanes (a head is 16 to 64 values).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for ((s, &x), &y) in acc.iter_mut().zip(ca).zip(cb) {
+            *s += x * y;
+        }
+    }
+    let t = n - n % 8;
+    acc.iter().sum::<f32>() + a[t..].iter().zip(&b[t..]).map(|(x, y)| x * y).sum::<f32>()
+}
+
+/// `y += k * x`.
+#[inline(always)]
+fn axpy(y: &mut [f32], k: f32, x: &[f32]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += k * x;
+    }
+}
+
+/// The widest head [`Attention::new`] takes: the backward keeps one
+/// head's query gradient on the stack.
+pub const MAX_HEAD_DIM: usize = 256;
+
+impl Attention {
+    /// `heads` heads over width `dim`, or `None` unless `dim` is a
+    /// positive multiple of `heads` with at most [`MAX_HEAD_DIM`] per head.
+    pub fn new(heads: usize, dim: usize) -> Option<Self> {
+        (heads > 0 && dim > 0 && dim.is_multiple_of(heads) && dim / heads <= MAX_HEAD_DIM)
+            .then_some(Self { heads, dim })
+    }
+
+    /// Values per head.
+    pub fn head_dim(&self) -> usize {
+        self.dim / self.heads.max(1)
+    }
+
+    /// `out (B, T, C)` from `qkv (B, T, 3C)`; `lse (B, H, T)` gets each
+    /// query's log-sum-exp of its scaled scores, for the backward.
+    pub fn forward(&self, out: &mut [f32], lse: &mut [f32], qkv: &[f32], batch: usize, t: usize) {
+        let (c, h, d) = (self.dim, self.heads, self.head_dim());
+        let scale = 1.0 / (d as f32).sqrt();
+        out[..batch * t * c]
+            .par_chunks_mut(t * c)
+            .zip(lse[..batch * h * t].par_chunks_mut(h * t))
+            .zip(qkv[..batch * t * 3 * c].par_chunks(t * 3 * c))
+            .for_each(|((out, lse), qkv)| {
+                let mut p = vec![0f32; t];
+                for head in 0..h {
+                    let (qo, ko, vo) = (head * d, c + head * d, 2 * c + head * d);
+                    for i in 0..t {
+                        let q = &qkv[i * 3 * c + qo..][..d];
+                        let mut m = f32::NEG_INFINITY;
+                        for (j, s) in p[..=i].iter_mut().enumerate() {
+                            *s = dot(q, &qkv[j * 3 * c + ko..][..d]) * scale;
+                            m = m.max(*s);
+                        }
+                        let mut sum = 0f32;
+                        for s in &mut p[..=i] {
+                            *s = (*s - m).exp();
+                            sum += *s;
+                        }
+                        let o = &mut out[i * c + head * d..][..d];
+                        o.fill(0.0);
+                        let inv = 1.0 / sum;
+                        for (j, &w) in p[..=i].iter().enumerate() {
+                            axpy(o, w * inv, &qkv[j * 3 * c + vo..][..d]);
+                        }
+                        lse[head * t + i] = m + sum.ln();
+                    }
+                }
+            });
+    }
+
+    /// Adds into `dqkv (B, T, 3C)` the gradient of the forward that gave
+    /// `out` and `lse` from `qkv`, for the output's gradient `dout`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        dqkv: &mut [f32],
+        dout: &[f32],
+        out: &[f32],
+        lse: &[f32],
+        qkv: &[f32],
+        batch: usize,
+        t: usize,
+    ) {
+        let (c, h, d) = (self.dim, self.heads, self.head_dim());
+        let scale = 1.0 / (d as f32).sqrt();
+        dqkv[..batch * t * 3 * c]
+            .par_chunks_mut(t * 3 * c)
+            .zip(dout[..batch * t * c].par_chunks(t * c))
+            .zip(out[..batch * t * c].par_chunks(t * c))
+            .zip(lse[..batch * h * t].par_chunks(h * t))
+            .zip(qkv[..batch * t * 3 * c].par_chunks(t * 3 * c))
+            .for_each(|((((dqkv, dout), out), lse), qkv)| {
+                for head in 0..h {
+                    let (qo, ko, vo) = (head * d, c + head * d, 2 * c + head * d);
+                    for i in 0..t {
+                        let q = &qkv[i * 3 * c + qo..][..d];
+                        let g = &dout[i * c + head * d..][..d];
+                        // sum_j p_ij (g . v_j) = g . o_i: softmax's backward
+                        // needs only the output row, not the probabilities.
+                        let delta = dot(g, &out[i * c + head * d..][..d]);
+                        let l = lse[head * t + i];
+                        let mut dq = [0f32; MAX_HEAD_DIM];
+                        let dq = &mut dq[..d];
+                        for j in 0..=i {
+                            let k = &qkv[j * 3 * c + ko..][..d];
+                            let v = &qkv[j * 3 * c + vo..][..d];
+                            let p = (dot(q, k) * scale - l).exp();
+                            let ds = p * (dot(g, v) - delta) * scale;
+                            axpy(dq, ds, k);
+                            axpy(&mut dqkv[j * 3 * c + ko..][..d], ds, q);
+                            axpy(&mut dqkv[j * 3 * c + vo..][..d], p, g);
+                        }
+                        for (a, &b) in dqkv[i * 3 * c + qo..][..d].iter_mut().zip(dq.iter()) {
+                            *a += b;
+                        }
+                    }
+                }
+            });
+    }
+}

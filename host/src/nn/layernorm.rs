@@ -1,0 +1,131 @@
+//! LayerNorm over the last axis: `out = (x - mean) / sqrt(var + eps) * w + b`
+//! per row of C values, as the transformer uses before attention and MLP.
+//!
+//! The forward saves each row's mean and 1/std (two floats a row), which is
+//! all the backward needs besides the input (llm.c's `layernorm_backward`).
+//! Rows go to the threads in a fixed number of chunks, and each chunk
+//! keeps its own weight and bias gradients, summed in chunk order after:
+//! the result does not depend on the thread count.
+
+use super::params::Layout;
+use rayon::prelude::*;
+
+/// Added to the variance (PyTorch's default for `nn.LayerNorm`).
+pub const EPS: f32 = 1e-5;
+
+/// Chunks of rows the backward splits a batch into.
+const CHUNKS: usize = 8;
+
+/// A LayerNorm's place in the parameters: weight `(c)` then bias `(c)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerNorm {
+    /// Offset of the weight; the bias follows.
+    pub offset: usize,
+    /// Values per row.
+    pub c: usize,
+}
+
+impl LayerNorm {
+    /// Registers `{name}.weight` and `{name}.bias`, both `(c)` (vectors: no
+    /// weight decay).
+    pub fn new(layout: &mut Layout, name: &str, c: usize) -> Self {
+        let offset = layout.push(format!("{name}.weight"), &[c]);
+        layout.push(format!("{name}.bias"), &[c]);
+        Self { offset, c }
+    }
+
+    /// Weight 1, bias 0 (PyTorch's).
+    pub fn init(&self, params: &mut [f32]) {
+        let (w, b) = params[self.offset..self.offset + 2 * self.c].split_at_mut(self.c);
+        w.fill(1.0);
+        b.fill(0.0);
+    }
+
+    /// `out (rows, c)` from `inp (rows, c)`; `saved` `(rows, 2)` gets each
+    /// row's mean and 1/std.
+    pub fn forward(
+        &self,
+        params: &[f32],
+        out: &mut [f32],
+        saved: &mut [f32],
+        inp: &[f32],
+        rows: usize,
+    ) {
+        let c = self.c;
+        let (w, b) = params[self.offset..self.offset + 2 * c].split_at(c);
+        out[..rows * c]
+            .par_chunks_mut(c)
+            .zip(saved[..2 * rows].par_chunks_mut(2))
+            .zip(inp[..rows * c].par_chunks(c))
+            .for_each(|((o, s), x)| {
+                let mean = x.iter().map(|&v| v as f64).sum::<f64>() / c as f64;
+                let m = mean as f32;
+                let var = x.iter().map(|&v| ((v - m) as f64).powi(2)).sum::<f64>() / c as f64;
+                let rstd = (1.0 / (var + EPS as f64).sqrt()) as f32;
+                s[0] = m;
+                s[1] = rstd;
+                for (((o, &x), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
+                    *o = (x - m) * rstd * w + b;
+                }
+            });
+    }
+
+    /// Adds the input gradient into `dinp` and the weight and bias
+    /// gradients into `grads`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        dinp: &mut [f32],
+        dout: &[f32],
+        inp: &[f32],
+        saved: &[f32],
+        rows: usize,
+    ) {
+        let c = self.c;
+        let w = &params[self.offset..self.offset + c];
+        let per = rows.div_ceil(CHUNKS).max(1);
+        let partial: Vec<Vec<f32>> = dinp[..rows * c]
+            .par_chunks_mut(per * c)
+            .zip(dout[..rows * c].par_chunks(per * c))
+            .zip(inp[..rows * c].par_chunks(per * c))
+            .zip(saved[..2 * rows].par_chunks(2 * per))
+            .map(|(((dx, dy), x), s)| {
+                // (dw, db) of this chunk's rows.
+                let mut g = vec![0f32; 2 * c];
+                let (dw, db) = g.split_at_mut(c);
+                for (((dx, dy), x), s) in dx
+                    .chunks_exact_mut(c)
+                    .zip(dy.chunks_exact(c))
+                    .zip(x.chunks_exact(c))
+                    .zip(s.chunks_exact(2))
+                {
+                    let (m, rstd) = (s[0], s[1]);
+                    // mean(dnorm) and mean(dnorm * xhat), dnorm = dy * w.
+                    let (mut a, mut bsum) = (0f32, 0f32);
+                    for ((&g, &xv), &wv) in dy.iter().zip(x).zip(w) {
+                        let xhat = (xv - m) * rstd;
+                        let dn = g * wv;
+                        a += dn;
+                        bsum += dn * xhat;
+                    }
+                    let (a, bsum) = (a / c as f32, bsum / c as f32);
+                    for (j, ((d, &g), &xv)) in dx.iter_mut().zip(dy).zip(x).enumerate() {
+                        let xhat = (xv - m) * rstd;
+                        *d += (g * w[j] - a - xhat * bsum) * rstd;
+                        dw[j] += g * xhat;
+                        db[j] += g;
+                    }
+                }
+                g
+            })
+            .collect();
+        let gw = &mut grads[self.offset..self.offset + 2 * c];
+        for p in &partial {
+            for (g, &v) in gw.iter_mut().zip(p) {
+                *g += v;
+            }
+        }
+    }
+}
