@@ -2,6 +2,7 @@
 
 pub mod classifier;
 pub mod gan;
+pub mod transformer;
 pub mod vae;
 
 use anyhow::{Result, bail};
