@@ -5,6 +5,8 @@
 
 pub use edgegen_format::arch::Activation;
 
+use super::fastmath::tanh;
+
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const GELU_C: f32 = 0.044_715;
 
@@ -23,9 +25,7 @@ pub fn forward(act: Activation, out: &mut [f32], inp: &[f32]) {
         }),
         Activation::Tanh => it.for_each(|(o, &x)| *o = x.tanh()),
         Activation::Sigmoid => it.for_each(|(o, &x)| *o = sigmoid(x)),
-        Activation::Gelu => it.for_each(|(o, &x)| {
-            *o = 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + GELU_C * x * x * x)).tanh())
-        }),
+        Activation::Gelu => gelu_forward(out, inp),
         Activation::Softplus => it.for_each(|(o, &x)| *o = softplus(x)),
     }
 }
@@ -45,13 +45,28 @@ pub fn backward(act: Activation, dinp: &mut [f32], inp: &[f32], out: &[f32], dou
         }),
         Activation::Tanh => it.for_each(|(d, ((_, &y), &g))| *d += g * (1.0 - y * y)),
         Activation::Sigmoid => it.for_each(|(d, ((_, &y), &g))| *d += g * y * (1.0 - y)),
-        Activation::Gelu => it.for_each(|(d, ((&x, _), &g))| {
-            let u = SQRT_2_OVER_PI * (x + GELU_C * x * x * x);
-            let t = u.tanh();
-            let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x * x);
-            *d += g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
-        }),
+        Activation::Gelu => gelu_backward(dinp, inp, dout),
         Activation::Softplus => it.for_each(|(d, ((&x, _), &g))| *d += g * sigmoid(x)),
+    }
+}
+
+// GELU, tanh form, with the branch-free tanh so that the loop is SIMD.
+super::fastmath::dispatch! {
+    fn gelu_forward(out: &mut [f32], inp: &[f32]) {
+        for (o, &x) in out.iter_mut().zip(inp) {
+            *o = 0.5 * x * (1.0 + tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x)));
+        }
+    }
+}
+
+// `dinp += dout * gelu'(inp)`.
+super::fastmath::dispatch! {
+    fn gelu_backward(dinp: &mut [f32], inp: &[f32], dout: &[f32]) {
+        for ((d, &x), &g) in dinp.iter_mut().zip(inp).zip(dout) {
+            let t = tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x));
+            let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x * x);
+            *d += g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 //! the threads whole, one batch row each, so every thread writes its own
 //! rows of the gradient.
 
+use super::fastmath::{dispatch, exp_neg};
 use rayon::prelude::*;
 
 /// A causal self-attention over `heads` heads of a model width `dim`.
@@ -67,37 +68,14 @@ impl Attention {
     /// `out (B, T, C)` from `qkv (B, T, 3C)`; `lse (B, H, T)` gets each
     /// query's log-sum-exp of its scaled scores, for the backward.
     pub fn forward(&self, out: &mut [f32], lse: &mut [f32], qkv: &[f32], batch: usize, t: usize) {
-        let (c, h, d) = (self.dim, self.heads, self.head_dim());
-        let scale = 1.0 / (d as f32).sqrt();
+        let (c, h) = (self.dim, self.heads);
         out[..batch * t * c]
             .par_chunks_mut(t * c)
             .zip(lse[..batch * h * t].par_chunks_mut(h * t))
             .zip(qkv[..batch * t * 3 * c].par_chunks(t * 3 * c))
             .for_each(|((out, lse), qkv)| {
                 let mut p = vec![0f32; t];
-                for head in 0..h {
-                    let (qo, ko, vo) = (head * d, c + head * d, 2 * c + head * d);
-                    for i in 0..t {
-                        let q = &qkv[i * 3 * c + qo..][..d];
-                        let mut m = f32::NEG_INFINITY;
-                        for (j, s) in p[..=i].iter_mut().enumerate() {
-                            *s = dot(q, &qkv[j * 3 * c + ko..][..d]) * scale;
-                            m = m.max(*s);
-                        }
-                        let mut sum = 0f32;
-                        for s in &mut p[..=i] {
-                            *s = (*s - m).exp();
-                            sum += *s;
-                        }
-                        let o = &mut out[i * c + head * d..][..d];
-                        o.fill(0.0);
-                        let inv = 1.0 / sum;
-                        for (j, &w) in p[..=i].iter().enumerate() {
-                            axpy(o, w * inv, &qkv[j * 3 * c + vo..][..d]);
-                        }
-                        lse[head * t + i] = m + sum.ln();
-                    }
-                }
+                forward_seq(out, lse, qkv, &mut p, [t, c, h]);
             });
     }
 
@@ -114,8 +92,7 @@ impl Attention {
         batch: usize,
         t: usize,
     ) {
-        let (c, h, d) = (self.dim, self.heads, self.head_dim());
-        let scale = 1.0 / (d as f32).sqrt();
+        let (c, h) = (self.dim, self.heads);
         dqkv[..batch * t * 3 * c]
             .par_chunks_mut(t * 3 * c)
             .zip(dout[..batch * t * c].par_chunks(t * c))
@@ -123,31 +100,84 @@ impl Attention {
             .zip(lse[..batch * h * t].par_chunks(h * t))
             .zip(qkv[..batch * t * 3 * c].par_chunks(t * 3 * c))
             .for_each(|((((dqkv, dout), out), lse), qkv)| {
-                for head in 0..h {
-                    let (qo, ko, vo) = (head * d, c + head * d, 2 * c + head * d);
-                    for i in 0..t {
-                        let q = &qkv[i * 3 * c + qo..][..d];
-                        let g = &dout[i * c + head * d..][..d];
-                        // sum_j p_ij (g . v_j) = g . o_i: softmax's backward
-                        // needs only the output row, not the probabilities.
-                        let delta = dot(g, &out[i * c + head * d..][..d]);
-                        let l = lse[head * t + i];
-                        let mut dq = [0f32; MAX_HEAD_DIM];
-                        let dq = &mut dq[..d];
-                        for j in 0..=i {
-                            let k = &qkv[j * 3 * c + ko..][..d];
-                            let v = &qkv[j * 3 * c + vo..][..d];
-                            let p = (dot(q, k) * scale - l).exp();
-                            let ds = p * (dot(g, v) - delta) * scale;
-                            axpy(dq, ds, k);
-                            axpy(&mut dqkv[j * 3 * c + ko..][..d], ds, q);
-                            axpy(&mut dqkv[j * 3 * c + vo..][..d], p, g);
-                        }
-                        for (a, &b) in dqkv[i * 3 * c + qo..][..d].iter_mut().zip(dq.iter()) {
-                            *a += b;
-                        }
-                    }
-                }
+                let mut p = vec![0f32; t];
+                backward_seq(dqkv, dout, out, lse, qkv, &mut p, [t, c, h]);
             });
+    }
+}
+
+// One sequence's forward, every head: compiled for AVX-512 and AVX2 too,
+// as the rest of the crate is built for baseline x86-64.
+dispatch! {
+    fn forward_seq(out: &mut [f32], lse: &mut [f32], qkv: &[f32], p: &mut [f32], dims: [usize; 3]) {
+        let [t, c, h] = dims;
+        let d = c / h;
+        let scale = 1.0 / (d as f32).sqrt();
+        for head in 0..h {
+            let (qo, ko, vo) = (head * d, c + head * d, 2 * c + head * d);
+            for i in 0..t {
+                let q = &qkv[i * 3 * c + qo..][..d];
+                let mut m = f32::NEG_INFINITY;
+                for (j, s) in p[..=i].iter_mut().enumerate() {
+                    *s = dot(q, &qkv[j * 3 * c + ko..][..d]) * scale;
+                    m = m.max(*s);
+                }
+                p[..=i].iter_mut().for_each(|s| *s = exp_neg(*s - m));
+                let sum: f32 = p[..=i].iter().sum();
+                let o = &mut out[i * c + head * d..][..d];
+                o.fill(0.0);
+                let inv = 1.0 / sum;
+                for (j, &w) in p[..=i].iter().enumerate() {
+                    axpy(o, w * inv, &qkv[j * 3 * c + vo..][..d]);
+                }
+                lse[head * t + i] = m + sum.ln();
+            }
+        }
+    }
+}
+
+// One sequence's backward, every head (see `forward_seq`).
+dispatch! {
+    fn backward_seq(
+        dqkv: &mut [f32],
+        dout: &[f32],
+        out: &[f32],
+        lse: &[f32],
+        qkv: &[f32],
+        p: &mut [f32],
+        dims: [usize; 3]
+    ) {
+        let [t, c, h] = dims;
+        let d = c / h;
+        let scale = 1.0 / (d as f32).sqrt();
+        for head in 0..h {
+            let (qo, ko, vo) = (head * d, c + head * d, 2 * c + head * d);
+            for i in 0..t {
+                let q = &qkv[i * 3 * c + qo..][..d];
+                let g = &dout[i * c + head * d..][..d];
+                // sum_j p_ij (g . v_j) = g . o_i: softmax's backward needs
+                // only the output row, not the probabilities.
+                let delta = dot(g, &out[i * c + head * d..][..d]);
+                let l = lse[head * t + i];
+                // The probabilities again, from the scores and the
+                // forward's log-sum-exp.
+                for (j, s) in p[..=i].iter_mut().enumerate() {
+                    *s = exp_neg(dot(q, &qkv[j * 3 * c + ko..][..d]) * scale - l);
+                }
+                let mut dq = [0f32; MAX_HEAD_DIM];
+                let dq = &mut dq[..d];
+                for (j, &p) in p[..=i].iter().enumerate() {
+                    let k = &qkv[j * 3 * c + ko..][..d];
+                    let v = &qkv[j * 3 * c + vo..][..d];
+                    let ds = p * (dot(g, v) - delta) * scale;
+                    axpy(dq, ds, k);
+                    axpy(&mut dqkv[j * 3 * c + ko..][..d], ds, q);
+                    axpy(&mut dqkv[j * 3 * c + vo..][..d], p, g);
+                }
+                for (a, &b) in dqkv[i * 3 * c + qo..][..d].iter_mut().zip(dq.iter()) {
+                    *a += b;
+                }
+            }
+        }
     }
 }
