@@ -41,8 +41,10 @@ pub struct GanConfig {
     pub d_width: usize,
     /// Spectral norm on the discriminator's convolutions and dense layer,
     /// in place of its batch norm (SNGAN). Training only: the generator,
-    /// all that is exported, is the same either way.
-    #[serde(default)]
+    /// all that is exported, is the same either way. Stored only when
+    /// set, so that the runs from before it existed still resume and
+    /// fine-tune (their stored model must equal the one they rebuild).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spectral_norm: bool,
 }
 

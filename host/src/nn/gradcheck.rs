@@ -440,6 +440,19 @@ fn spectral_norm_discriminator_matches_finite_differences() {
     })
     .unwrap();
     assert!(m.disc.bn.is_none() && m.disc.sn.len() == 3);
+    // Stored only when set: runs from before the flag still match theirs.
+    let stored = serde_json::to_value(&m.cfg).unwrap();
+    assert_eq!(stored["spectral_norm"], true);
+    let plain = GanConfig {
+        spectral_norm: false,
+        ..m.cfg.clone()
+    };
+    assert!(
+        serde_json::to_value(&plain)
+            .unwrap()
+            .get("spectral_norm")
+            .is_none()
+    );
     let dl = m.disc.layout.total();
     let mut gp = vec![0.0; m.gen_.layout.total()];
     let mut dp = vec![0.0; dl];
