@@ -26,6 +26,20 @@ fn train_gan(out: &Path, epochs: &str, extra: &[&str]) -> serde_json::Value {
 
 /// A tiny classifier on the built-in sample (6,000 images, one epoch, at
 /// a constant rate: the default cosine schedule warms up for 200 steps).
+/// Resumes the run in `dir` to `epochs`.
+fn resume_to(dir: &Path, epochs: &str) {
+    let o = ok(&[
+        "train",
+        "gan",
+        "--resume",
+        s(dir),
+        "--epochs",
+        epochs,
+        "--quiet",
+    ]);
+    assert!(o.contains("run saved"), "{o}");
+}
+
 fn train_classifier(out: &Path) {
     ok(&[
         "train",
@@ -84,16 +98,7 @@ fn a_gan_run_records_both_losses_resumes_exactly_and_draws_one_row_per_class() {
     // One epoch, then resumed to two: the same state, bit for bit, EMA and
     // running statistics included.
     train_gan(&d.join("b"), "1", &["--conditional", "--ema", "0.9"]);
-    let o = ok(&[
-        "train",
-        "gan",
-        "--resume",
-        s(&d.join("b")),
-        "--epochs",
-        "2",
-        "--quiet",
-    ]);
-    assert!(o.contains("run saved"), "{o}");
+    resume_to(&d.join("b"), "2");
     let state = |dir: &Path| {
         let ck = checkpoint::load(&dir.join("checkpoint.safetensors")).unwrap();
         gan::load(&ck, "test").unwrap().1
@@ -115,16 +120,7 @@ fn a_spectral_norm_run_resumes_exactly_with_unit_power_vectors() {
     let flags = ["--spectral-norm", "true", "--loss", "hinge", "--ema", "0"];
     train_gan(&d.join("a"), "2", &flags);
     train_gan(&d.join("b"), "1", &flags);
-    let o = ok(&[
-        "train",
-        "gan",
-        "--resume",
-        s(&d.join("b")),
-        "--epochs",
-        "2",
-        "--quiet",
-    ]);
-    assert!(o.contains("run saved"), "{o}");
+    resume_to(&d.join("b"), "2");
     let load = |dir: &Path| {
         let ck = checkpoint::load(&dir.join("checkpoint.safetensors")).unwrap();
         gan::load(&ck, "test").unwrap()

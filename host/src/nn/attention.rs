@@ -13,7 +13,7 @@
 //! the threads whole, one batch row each, so every thread writes its own
 //! rows of the gradient.
 
-use super::fastmath::{dispatch, exp_neg};
+use super::fastmath::{dispatch, exp_neg, lanes2};
 use rayon::prelude::*;
 
 /// A causal self-attention over `heads` heads of a model width `dim`.
@@ -25,19 +25,10 @@ pub struct Attention {
     pub dim: usize,
 }
 
-/// `sum a[i] * b[i]` in eight lanes (a head is 16 to 64 values).
+/// `sum a[i] * b[i]` (a head is 16 to 64 values).
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 8];
-    for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-        for ((s, &x), &y) in acc.iter_mut().zip(ca).zip(cb) {
-            *s += x * y;
-        }
-    }
-    let t = n - n % 8;
-    acc.iter().sum::<f32>() + a[t..].iter().zip(&b[t..]).map(|(x, y)| x * y).sum::<f32>()
+    lanes2(a, b, |x, y| x * y)
 }
 
 /// `y += k * x`.

@@ -62,6 +62,42 @@ pub fn log1p_unit(e: f32) -> f32 {
     2.0 * s * p
 }
 
+/// `sum f(x)` over a row in eight independent f32 lanes, which the
+/// compiler keeps in one vector register (a single running sum would be
+/// a chain of dependent adds).
+#[inline(always)]
+pub fn lanes(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder();
+    for ch in chunks {
+        for (a, &x) in acc.iter_mut().zip(ch) {
+            *a += f(x);
+        }
+    }
+    acc.iter().sum::<f32>() + tail.iter().map(|&x| f(x)).sum::<f32>()
+}
+
+/// [`lanes`] over two rows side by side: `sum f(a, b)`.
+#[inline(always)]
+pub fn lanes2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for ((s, &x), &y) in acc.iter_mut().zip(ca).zip(cb) {
+            *s += f(x, y);
+        }
+    }
+    let t = n - n % 8;
+    acc.iter().sum::<f32>()
+        + a[t..]
+            .iter()
+            .zip(&b[t..])
+            .map(|(&x, &y)| f(x, y))
+            .sum::<f32>()
+}
+
 /// Makes this thread treat subnormal floats as zero (x86 FTZ and DAZ).
 ///
 /// Why: late in training, some gradients and Adam moments underflow into
