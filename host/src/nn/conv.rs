@@ -105,25 +105,12 @@ impl Padded {
     }
 }
 
-/// `im2col` for one channel `c` of plane `src` already in `pad`, for a
-/// kernel of `K` (a constant, so each run is a fixed-size move).
-fn im2col_plane<const K: usize>(g: &Geom, pad: &[f32], pw: usize, c: usize, cols: &mut [f32]) {
+/// `im2col` for channel `c`, already in `pad`, with kernel size `k`.
+/// Always inlined, and called with a literal `k` for the common kernels,
+/// so that each run of `k` taps becomes a fixed-size move.
+#[inline(always)]
+fn im2col_plane(g: &Geom, k: usize, pad: &[f32], pw: usize, c: usize, cols: &mut [f32]) {
     let (s, taps) = (g.stride, g.taps());
-    for oy in 0..g.oh {
-        for ox in 0..g.ow {
-            let row = &mut cols[(oy * g.ow + ox) * taps + c * K * K..][..K * K];
-            for ki in 0..K {
-                let src: &[f32; K] = pad[(oy * s + ki) * pw + ox * s..][..K].try_into().unwrap();
-                let dst: &mut [f32; K] = (&mut row[ki * K..(ki + 1) * K]).try_into().unwrap();
-                *dst = *src;
-            }
-        }
-    }
-}
-
-/// [`im2col_plane`] for a kernel size known only at run time.
-fn im2col_plane_any(g: &Geom, pad: &[f32], pw: usize, c: usize, cols: &mut [f32]) {
-    let (k, s, taps) = (g.k, g.stride, g.taps());
     for oy in 0..g.oh {
         for ox in 0..g.ow {
             let row = &mut cols[(oy * g.ow + ox) * taps + c * k * k..][..k * k];
@@ -145,36 +132,19 @@ pub fn im2col(g: &Geom, x: &[f32], cols: &mut [f32], pad: &mut Padded) {
             pad.buf[(y + p0) * pw + p0..][..g.w].copy_from_slice(src);
         }
         match g.k {
-            3 => im2col_plane::<3>(g, &pad.buf, pw, c, cols),
-            4 => im2col_plane::<4>(g, &pad.buf, pw, c, cols),
-            5 => im2col_plane::<5>(g, &pad.buf, pw, c, cols),
-            _ => im2col_plane_any(g, &pad.buf, pw, c, cols),
+            3 => im2col_plane(g, 3, &pad.buf, pw, c, cols),
+            4 => im2col_plane(g, 4, &pad.buf, pw, c, cols),
+            5 => im2col_plane(g, 5, &pad.buf, pw, c, cols),
+            k => im2col_plane(g, k, &pad.buf, pw, c, cols),
         }
     }
 }
 
-/// `col2im` for channel `c` into `pad` (zeroed), kernel `K`.
-fn col2im_plane<const K: usize>(g: &Geom, cols: &[f32], c: usize, pad: &mut [f32], pw: usize) {
+/// `col2im` for channel `c` into `pad` (zeroed), kernel size `k` (see
+/// [`im2col_plane`] for why it is inlined).
+#[inline(always)]
+fn col2im_plane(g: &Geom, k: usize, cols: &[f32], c: usize, pad: &mut [f32], pw: usize) {
     let (s, taps) = (g.stride, g.taps());
-    for oy in 0..g.oh {
-        for ox in 0..g.ow {
-            let row = &cols[(oy * g.ow + ox) * taps + c * K * K..][..K * K];
-            for ki in 0..K {
-                let src: &[f32; K] = row[ki * K..(ki + 1) * K].try_into().unwrap();
-                let dst: &mut [f32; K] = (&mut pad[(oy * s + ki) * pw + ox * s..][..K])
-                    .try_into()
-                    .unwrap();
-                for j in 0..K {
-                    dst[j] += src[j];
-                }
-            }
-        }
-    }
-}
-
-/// [`col2im_plane`] for a kernel size known only at run time.
-fn col2im_plane_any(g: &Geom, cols: &[f32], c: usize, pad: &mut [f32], pw: usize) {
-    let (k, s, taps) = (g.k, g.stride, g.taps());
     for oy in 0..g.oh {
         for ox in 0..g.ow {
             let row = &cols[(oy * g.ow + ox) * taps + c * k * k..][..k * k];
@@ -196,10 +166,10 @@ pub fn col2im(g: &Geom, cols: &[f32], x: &mut [f32], pad: &mut Padded) {
     for (c, plane) in x[..g.image_len()].chunks_exact_mut(hw).enumerate() {
         pad.buf.fill(0.0);
         match g.k {
-            3 => col2im_plane::<3>(g, cols, c, &mut pad.buf, pw),
-            4 => col2im_plane::<4>(g, cols, c, &mut pad.buf, pw),
-            5 => col2im_plane::<5>(g, cols, c, &mut pad.buf, pw),
-            _ => col2im_plane_any(g, cols, c, &mut pad.buf, pw),
+            3 => col2im_plane(g, 3, cols, c, &mut pad.buf, pw),
+            4 => col2im_plane(g, 4, cols, c, &mut pad.buf, pw),
+            5 => col2im_plane(g, 5, cols, c, &mut pad.buf, pw),
+            k => col2im_plane(g, k, cols, c, &mut pad.buf, pw),
         }
         for (y, dst) in plane.chunks_exact_mut(g.w).enumerate() {
             for (d, &v) in dst.iter_mut().zip(&pad.buf[(y + p0) * pw + p0..][..g.w]) {

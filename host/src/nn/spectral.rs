@@ -12,6 +12,7 @@
 //! with `G = dL/dW_sn`. The layers themselves run on a copy of the
 //! parameters whose normalized weights are `W_sn`, and never know.
 
+use super::fastmath::lanes2;
 use super::params::Layout;
 use crate::rng::Rng;
 
@@ -63,25 +64,22 @@ impl SpectralNorm {
         rest[self.cols] = 1.0;
     }
 
-    /// One power iteration from the stored `u`: `v = W^T u / |.|`,
-    /// `u = W v / |.|`, `sigma = u^T W v`; all three stored.
+    /// One power iteration from the stored `u`: `v = W^T u / |.|`, then
+    /// `u = W v / |.|`, both stored; [`SpectralNorm::apply`] takes sigma
+    /// from them.
     pub fn iterate(&self, params: &[f32], buffers: &mut [f32]) {
         let (r, c) = (self.rows, self.cols);
         let w = &params[self.weight..self.weight + r * c];
-        let (u, rest) = buffers[self.buf..self.buf + r + c + 1].split_at_mut(r);
-        let (v, sigma) = rest.split_at_mut(c);
+        let (u, v) = buffers[self.buf..self.buf + r + c].split_at_mut(r);
         v.fill(0.0);
         for (row, &ui) in w.chunks_exact(c).zip(u.iter()) {
             v.iter_mut().zip(row).for_each(|(vj, &wj)| *vj += ui * wj);
         }
         normalize(v);
         for (ui, row) in u.iter_mut().zip(w.chunks_exact(c)) {
-            *ui = row.iter().zip(v.iter()).map(|(a, b)| a * b).sum();
+            *ui = lanes2(row, v, |a, b| a * b);
         }
-        // |W v| is u^T W v once u is W v normalized.
-        let norm = u.iter().map(|x| x * x).sum::<f32>().sqrt();
         normalize(u);
-        sigma[0] = norm.max(EPS);
     }
 
     /// `eff`'s copy of the weight becomes `W / sigma`, with `sigma = u^T W
@@ -95,7 +93,7 @@ impl SpectralNorm {
         let s: f32 = w
             .chunks_exact(c)
             .zip(u.iter())
-            .map(|(row, &ui)| ui * row.iter().zip(v.iter()).map(|(a, b)| a * b).sum::<f32>())
+            .map(|(row, &ui)| ui * lanes2(row, v, |a, b| a * b))
             .sum();
         sigma[0] = s.max(EPS);
         let inv = 1.0 / sigma[0];
