@@ -626,6 +626,249 @@ pub mod gan {
     }
 }
 
+/// `edgegen.text` and `edgegen.audio`: the decoder-only transformer both
+/// families share (GPT-2's pre-norm block with LayerNorm and a GELU MLP),
+/// under llama.cpp's tensor names so that GGUF tools recognise them. Shapes
+/// are GGUF order, `[in, out]`: a weight is a row-major `(out, in)` matrix
+/// whose rows a matrix-vector product reads in place, and an embedding
+/// `[C, n]` is n rows of C.
+pub mod transformer {
+    use super::Family;
+    use crate::{Error, Gguf};
+
+    /// One family's hyperparameter keys (the same names under
+    /// `edgegen.text.*` and `edgegen.audio.*`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Keys {
+        /// Symbols `V` (u32).
+        pub vocab_size: &'static str,
+        /// The context `T` (u32): positions the model knows, and the
+        /// KV cache's length.
+        pub context_length: &'static str,
+        /// Width `C` (u32).
+        pub embedding_length: &'static str,
+        /// Blocks `L` (u32).
+        pub block_count: &'static str,
+        /// Heads `H` (u32), dividing `C`.
+        pub head_count: &'static str,
+        /// MLP width `F` (u32).
+        pub feed_forward_length: &'static str,
+        /// Classes `K` (u32), 0 if unconditional.
+        pub n_classes: &'static str,
+        /// LayerNorm's epsilon (f32).
+        pub layer_norm_epsilon: &'static str,
+        /// Bool, optional (absent = false): the output layer is
+        /// `token_embd.weight`, and there is no `output.weight`.
+        pub tied_output: &'static str,
+    }
+
+    /// The text family's keys.
+    pub const TEXT: Keys = Keys {
+        vocab_size: "edgegen.text.vocab_size",
+        context_length: "edgegen.text.context_length",
+        embedding_length: "edgegen.text.embedding_length",
+        block_count: "edgegen.text.block_count",
+        head_count: "edgegen.text.head_count",
+        feed_forward_length: "edgegen.text.feed_forward_length",
+        n_classes: "edgegen.text.n_classes",
+        layer_norm_epsilon: "edgegen.text.layer_norm_epsilon",
+        tied_output: "edgegen.text.tied_output",
+    };
+
+    /// The audio family's keys.
+    pub const AUDIO: Keys = Keys {
+        vocab_size: "edgegen.audio.vocab_size",
+        context_length: "edgegen.audio.context_length",
+        embedding_length: "edgegen.audio.embedding_length",
+        block_count: "edgegen.audio.block_count",
+        head_count: "edgegen.audio.head_count",
+        feed_forward_length: "edgegen.audio.feed_forward_length",
+        n_classes: "edgegen.audio.n_classes",
+        layer_norm_epsilon: "edgegen.audio.layer_norm_epsilon",
+        tied_output: "edgegen.audio.tied_output",
+    };
+
+    /// Text only: `bytes` (symbol `i` is byte `i` of UTF-8; V = 256) or
+    /// `chars` (symbol `i` is the i-th character of [`CHARS`]). Optional;
+    /// absent means `bytes`.
+    pub const VOCAB: &str = "edgegen.text.vocab";
+    /// Text only, with `chars`: a string of exactly V characters.
+    pub const CHARS: &str = "edgegen.text.chars";
+    /// Optional, either family: the class names, an array of K strings.
+    pub const CLASS_NAMES_TEXT: &str = "edgegen.text.class_names";
+
+    /// `[C, V]`.
+    pub const TOKEN_EMBD: &str = "token_embd.weight";
+    /// `[C, T]`.
+    pub const POSITION_EMBD: &str = "position_embd.weight";
+    /// `[C, K]`, only if `K > 0`: row `k` is added at every position.
+    pub const CLASS_EMBD: &str = "class_embd.weight";
+    /// `[C]`.
+    pub const ATTN_NORM_WEIGHT: &str = "blk.{i}.attn_norm.weight";
+    /// `[C]`.
+    pub const ATTN_NORM_BIAS: &str = "blk.{i}.attn_norm.bias";
+    /// `[C, 3C]`: rows `0..C` make the queries, `C..2C` the keys, `2C..3C`
+    /// the values; head `h` owns columns `h*C/H..(h+1)*C/H` of each.
+    pub const ATTN_QKV_WEIGHT: &str = "blk.{i}.attn_qkv.weight";
+    /// `[3C]`.
+    pub const ATTN_QKV_BIAS: &str = "blk.{i}.attn_qkv.bias";
+    /// `[C, C]`.
+    pub const ATTN_OUTPUT_WEIGHT: &str = "blk.{i}.attn_output.weight";
+    /// `[C]`.
+    pub const ATTN_OUTPUT_BIAS: &str = "blk.{i}.attn_output.bias";
+    /// `[C]`.
+    pub const FFN_NORM_WEIGHT: &str = "blk.{i}.ffn_norm.weight";
+    /// `[C]`.
+    pub const FFN_NORM_BIAS: &str = "blk.{i}.ffn_norm.bias";
+    /// `[C, F]`.
+    pub const FFN_UP_WEIGHT: &str = "blk.{i}.ffn_up.weight";
+    /// `[F]`.
+    pub const FFN_UP_BIAS: &str = "blk.{i}.ffn_up.bias";
+    /// `[F, C]`.
+    pub const FFN_DOWN_WEIGHT: &str = "blk.{i}.ffn_down.weight";
+    /// `[C]`.
+    pub const FFN_DOWN_BIAS: &str = "blk.{i}.ffn_down.bias";
+    /// `[C]`.
+    pub const OUTPUT_NORM_WEIGHT: &str = "output_norm.weight";
+    /// `[C]`.
+    pub const OUTPUT_NORM_BIAS: &str = "output_norm.bias";
+    /// `[C, V]`, absent when tied.
+    pub const OUTPUT: &str = "output.weight";
+
+    /// The widest head: attention keeps one head's accumulator on the
+    /// stack.
+    pub const MAX_HEAD_DIM: usize = 256;
+
+    /// The keys of `family` (text or audio).
+    pub const fn keys(family: Family) -> Keys {
+        match family {
+            Family::Audio => AUDIO,
+            _ => TEXT,
+        }
+    }
+
+    /// A transformer's hyperparameters.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub struct Hparams {
+        /// `V`.
+        pub vocab_size: u32,
+        /// `T`.
+        pub context_length: u32,
+        /// `C`.
+        pub embedding_length: u32,
+        /// `L`.
+        pub block_count: u32,
+        /// `H`.
+        pub head_count: u32,
+        /// `F`.
+        pub feed_forward_length: u32,
+        /// `K`.
+        pub n_classes: u32,
+        /// LayerNorm's epsilon.
+        pub layer_norm_epsilon: f32,
+        /// Whether the output layer is the token embedding.
+        pub tied_output: bool,
+    }
+
+    fn range(
+        g: &Gguf<'_>,
+        key: &'static str,
+        lo: u32,
+        hi: u32,
+        expected: &'static str,
+    ) -> Result<u32, Error> {
+        let v = g.require_u32(key)?;
+        if v < lo || v > hi {
+            return Err(Error::BadValue { key, expected });
+        }
+        Ok(v)
+    }
+
+    impl Hparams {
+        /// Width of one head, `C / H`.
+        ///
+        /// ```
+        /// use edgegen_format::arch::transformer::Hparams;
+        /// let hp = Hparams { vocab_size: 256, context_length: 512, embedding_length: 64,
+        ///     block_count: 5, head_count: 8, feed_forward_length: 256, n_classes: 0,
+        ///     layer_norm_epsilon: 1e-5, tied_output: true };
+        /// assert_eq!((hp.head_dim(), hp.kv_len()), (8, 2 * 5 * 512 * 64));
+        /// ```
+        pub const fn head_dim(&self) -> usize {
+            self.embedding_length as usize / self.head_count as usize
+        }
+
+        /// Floats of a full KV cache: keys and values of every block at
+        /// every position.
+        pub const fn kv_len(&self) -> usize {
+            2 * self.block_count as usize
+                * self.context_length as usize
+                * self.embedding_length as usize
+        }
+
+        /// Reads and range-checks the hyperparameters of `family`.
+        pub fn read(g: &Gguf<'_>, family: Family) -> Result<Self, Error> {
+            let k = keys(family);
+            let hp = Self {
+                vocab_size: range(g, k.vocab_size, 1, 1 << 16, "1 to 65536 symbols")?,
+                context_length: range(g, k.context_length, 1, 1 << 14, "1 to 16384")?,
+                embedding_length: range(g, k.embedding_length, 1, 1 << 14, "1 to 16384")?,
+                block_count: range(g, k.block_count, 1, 256, "1 to 256")?,
+                head_count: range(g, k.head_count, 1, 1 << 14, "1 to 16384")?,
+                feed_forward_length: range(g, k.feed_forward_length, 1, 1 << 16, "1 to 65536")?,
+                n_classes: range(g, k.n_classes, 0, 1 << 16, "0 to 65536")?,
+                layer_norm_epsilon: g.require_f32(k.layer_norm_epsilon)?,
+                tied_output: match g.get(k.tied_output) {
+                    None => false,
+                    Some(crate::Value::Bool(b)) => b,
+                    Some(_) => {
+                        return Err(Error::BadValue {
+                            key: k.tied_output,
+                            expected: "a bool",
+                        });
+                    }
+                },
+            };
+            let (c, h) = (hp.embedding_length, hp.head_count);
+            if c % h != 0 || (c / h) as usize > MAX_HEAD_DIM {
+                return Err(Error::BadValue {
+                    key: k.head_count,
+                    expected: "a divisor of embedding_length, with at most 256 per head",
+                });
+            }
+            let eps = hp.layer_norm_epsilon;
+            if !(eps > 0.0 && eps < 1.0) {
+                return Err(Error::BadValue {
+                    key: k.layer_norm_epsilon,
+                    expected: "a number between 0 and 1",
+                });
+            }
+            Ok(hp)
+        }
+
+        /// Writes the architecture, the shared keys and these
+        /// hyperparameters for `family`.
+        #[cfg(feature = "std")]
+        pub fn write(
+            &self,
+            w: &mut crate::GgufWriter,
+            family: Family,
+        ) -> Result<(), crate::WriteError> {
+            let k = keys(family);
+            super::write_common(w, family)?;
+            w.add(k.vocab_size, self.vocab_size)?;
+            w.add(k.context_length, self.context_length)?;
+            w.add(k.embedding_length, self.embedding_length)?;
+            w.add(k.block_count, self.block_count)?;
+            w.add(k.head_count, self.head_count)?;
+            w.add(k.feed_forward_length, self.feed_forward_length)?;
+            w.add(k.n_classes, self.n_classes)?;
+            w.add(k.layer_norm_epsilon, self.layer_norm_epsilon)?;
+            w.add(k.tied_output, self.tied_output)
+        }
+    }
+}
+
 /// Writes `general.architecture`, `edgegen.format_version` and asks for
 /// `edgegen.data_crc32`.
 #[cfg(feature = "std")]

@@ -168,6 +168,11 @@ pub enum Error {
         /// The length given.
         found: usize,
     },
+    /// A sequence model's context is full and its policy is to stop.
+    ContextFull {
+        /// The context length, fixed at export.
+        context: usize,
+    },
     /// The CRC-32 of the tensor data does not match `edgegen.data_crc32`.
     CrcMismatch {
         /// The stored value.
@@ -273,6 +278,10 @@ impl fmt::Display for Error {
             BufferSize { expected, found } => {
                 write!(f, "buffer holds {found} values, expected {expected}")
             }
+            ContextFull { context } => write!(
+                f,
+                "the context of {context} positions is full (the model's policy is to stop)"
+            ),
             CrcMismatch { stored, computed } => write!(
                 f,
                 "tensor data CRC-32 is {computed:#010x} but edgegen.data_crc32 says {stored:#010x}: the file is corrupt"

@@ -78,7 +78,17 @@ pub struct Provenance {
     /// Items in the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n: Option<usize>,
+    /// What a text model continued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// How a text model's symbols were drawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<serde_json::Value>,
 }
+
+/// The first line of a text file edgegen generated: this prefix, the tag
+/// as JSON, then a newline; the text follows.
+pub const TEXT_HEADER: &str = "#edgegen-provenance ";
 
 /// The command line of this process, as the tag records it.
 fn command_line() -> String {
@@ -107,6 +117,8 @@ impl Provenance {
             label: None,
             row_labels: None,
             n: None,
+            prompt: None,
+            sampling: None,
         }
     }
 
@@ -183,14 +195,28 @@ impl Provenance {
         ])
     }
 
+    /// A text file's header line (with its newline).
+    pub fn text_header(&self) -> Result<String> {
+        Ok(format!("{TEXT_HEADER}{}\n", serde_json::to_string(self)?))
+    }
+
     /// Reads the tag of a file edgegen wrote. A file without one gets an
     /// error that says so plainly.
     pub fn read(path: &Path) -> Result<Self> {
         let bytes =
             std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        if let Some(rest) = bytes.strip_prefix(TEXT_HEADER.as_bytes()) {
+            let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+            return serde_json::from_slice(line).with_context(|| {
+                format!(
+                    "{}: its first line starts as a provenance header but is not a valid tag",
+                    path.display()
+                )
+            });
+        }
         if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
             return Err(anyhow!(
-                "{}: carries no edgegen provenance tag: not a PNG, and edgegen tags only the PNGs it writes",
+                "{}: carries no edgegen provenance tag: neither a PNG nor a text file with edgegen's header line",
                 path.display()
             ));
         }

@@ -193,7 +193,7 @@ fn run_folders_and_resume_refuse_what_would_lose_or_mislead() {
                 "given 0.5",
                 "--data",
                 "/nonexistent/mnist",
-                "only --epochs and --threads",
+                "only its length (--epochs, --iters) and --threads",
             ],
         ),
         case(

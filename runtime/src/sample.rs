@@ -116,9 +116,223 @@ pub fn sample_categorical(p: &[f32], coin: f32) -> usize {
     p.len().saturating_sub(1)
 }
 
+/// How [`sample_logits`] picks the next symbol. The filters apply in the
+/// order of the fields: the repetition penalty to the logits, then the
+/// temperature, then top-k, then top-p over what top-k kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// Divides the logits; 0 picks the most likely symbol (greedy), and
+    /// draws no random number.
+    pub temperature: f32,
+    /// Keep the `top_k` most likely symbols (0 keeps all). Symbols tied
+    /// with the k-th are kept too, so that the result does not depend on
+    /// the order of the vocabulary.
+    pub top_k: usize,
+    /// Keep the most likely symbols whose probabilities add up to at least
+    /// `top_p` (1 keeps all). Ties at the cut are kept.
+    pub top_p: f32,
+    /// CTRL's repetition penalty, as llama.cpp applies it: the logit of
+    /// each distinct symbol among the recent ones is divided by it when
+    /// positive, multiplied when negative (1 is off).
+    pub repetition_penalty: f32,
+}
+
+impl Default for Sampling {
+    /// Temperature 1, nothing filtered.
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            repetition_penalty: 1.0,
+        }
+    }
+}
+
+/// An order-preserving map of an f32 to a u32, so that a threshold can be
+/// found by bisecting integers (NaN sorts above everything).
+fn key(x: f32) -> u32 {
+    let b = x.to_bits();
+    if b & 0x8000_0000 != 0 {
+        !b
+    } else {
+        b | 0x8000_0000
+    }
+}
+
+/// The largest key `t` such that `weight(x with key(x) >= t) >= need`:
+/// the k-th largest value when `weight` counts, the top-p cut when it
+/// sums probabilities. 32 passes over `x`, no memory.
+fn threshold(x: &[f32], need: f32, weight: impl Fn(f32) -> f32) -> u32 {
+    let (mut lo, mut hi) = (0u32, u32::MAX);
+    // Invariant: the mass at or above `lo` is >= need.
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        let mass: f32 = x
+            .iter()
+            .filter(|&&v| key(v) >= mid)
+            .map(|&v| weight(v))
+            .sum();
+        if mass >= need {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
+}
+
+/// Picks the next symbol from `logits`, which it overwrites with the
+/// probabilities it drew from (zero where filtered). `recent` are the
+/// symbols the repetition penalty looks at. In place and allocation free:
+/// top-k and top-p find their cut by bisection rather than sorting, so no
+/// index buffer the size of the vocabulary is needed.
+///
+/// ```
+/// use edgegen_runtime::sample::{sample_logits, Rng, Sampling};
+/// let mut logits = [0.0, 3.0, 1.0, 2.9];
+/// let s = Sampling { temperature: 0.8, top_k: 2, ..Sampling::default() };
+/// let next = sample_logits(&mut logits, &[], &s, &mut Rng::new(1));
+/// assert!(next == 1 || next == 3);
+/// assert_eq!((logits[0], logits[2]), (0.0, 0.0));
+/// ```
+pub fn sample_logits(logits: &mut [f32], recent: &[u32], s: &Sampling, rng: &mut Rng) -> usize {
+    if logits.is_empty() {
+        return 0;
+    }
+    if s.repetition_penalty != 1.0 && s.repetition_penalty > 0.0 {
+        for (i, &t) in recent.iter().enumerate() {
+            // Each distinct symbol once.
+            if recent[..i].contains(&t) {
+                continue;
+            }
+            if let Some(l) = logits.get_mut(t as usize) {
+                *l = if *l > 0.0 {
+                    *l / s.repetition_penalty
+                } else {
+                    *l * s.repetition_penalty
+                };
+            }
+        }
+    }
+    if s.temperature.is_nan() || s.temperature <= 0.0 {
+        let best = argmax(logits);
+        for (i, p) in logits.iter_mut().enumerate() {
+            *p = if i == best { 1.0 } else { 0.0 };
+        }
+        return best;
+    }
+    if s.top_k > 0 && s.top_k < logits.len() {
+        let cut = threshold(logits, s.top_k as f32, |_| 1.0);
+        for l in logits.iter_mut() {
+            if key(*l) < cut {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+    }
+    // Softmax at the temperature.
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0.0;
+    for l in logits.iter_mut() {
+        *l = math::exp((*l - max) / s.temperature);
+        sum += *l;
+    }
+    logits.iter_mut().for_each(|p| *p /= sum);
+    if s.top_p < 1.0 && s.top_p > 0.0 {
+        let cut = threshold(logits, s.top_p, |p| p);
+        let mut kept = 0.0;
+        for p in logits.iter_mut() {
+            if key(*p) < cut {
+                *p = 0.0;
+            }
+            kept += *p;
+        }
+        logits.iter_mut().for_each(|p| *p /= kept);
+    }
+    let coin = rng.uniform();
+    let i = sample_categorical(logits, coin);
+    // Rounding can leave the coin past the last kept symbol: take the most
+    // likely one rather than a filtered one.
+    if logits[i] > 0.0 { i } else { argmax(logits) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filters_keep_what_they_promise() {
+        let base = [1.0f32, 4.0, 2.0, 3.0, 0.5];
+        // top-k 2 keeps symbols 1 and 3 only, whatever the coin.
+        for seed in 0..50 {
+            let mut l = base;
+            let s = Sampling {
+                top_k: 2,
+                ..Sampling::default()
+            };
+            let i = sample_logits(&mut l, &[], &s, &mut Rng::new(seed));
+            assert!(i == 1 || i == 3);
+            assert_eq!((l[0], l[2], l[4]), (0.0, 0.0, 0.0));
+            assert!((l[1] + l[3] - 1.0).abs() < 1e-6);
+        }
+        // Ties at the k-th are kept.
+        let mut l = [1.0f32, 2.0, 2.0, 0.0];
+        let s = Sampling {
+            top_k: 2,
+            ..Sampling::default()
+        };
+        sample_logits(&mut l, &[], &s, &mut Rng::new(3));
+        assert!(l[0] == 0.0 && l[3] == 0.0 && l[1] > 0.0 && l[2] > 0.0);
+        // top-p 0.5 on probabilities (0.6, 0.3, 0.1) keeps the first.
+        let mut l = [0.6f32.ln(), 0.3f32.ln(), 0.1f32.ln()];
+        let s = Sampling {
+            top_p: 0.5,
+            ..Sampling::default()
+        };
+        assert_eq!(sample_logits(&mut l, &[], &s, &mut Rng::new(9)), 0);
+        assert_eq!(l, [1.0, 0.0, 0.0]);
+        // top-p 0.8 keeps two.
+        let mut l = [0.6f32.ln(), 0.3f32.ln(), 0.1f32.ln()];
+        let s = Sampling {
+            top_p: 0.8,
+            ..Sampling::default()
+        };
+        sample_logits(&mut l, &[], &s, &mut Rng::new(9));
+        assert!((l[0] - 2.0 / 3.0).abs() < 1e-5 && l[2] == 0.0, "{l:?}");
+        // Greedy draws nothing and picks the largest.
+        let mut r = Rng::new(5);
+        let before = r.clone();
+        let mut l = base;
+        let s = Sampling {
+            temperature: 0.0,
+            ..Sampling::default()
+        };
+        assert_eq!(sample_logits(&mut l, &[], &s, &mut r), 1);
+        assert_eq!(r, before);
+    }
+
+    #[test]
+    fn the_penalty_applies_once_per_symbol_and_the_seed_fixes_the_draw() {
+        let mut l = [2.0f32, -2.0, 1.0];
+        let s = Sampling {
+            repetition_penalty: 2.0,
+            temperature: 0.0,
+            ..Sampling::default()
+        };
+        sample_logits(&mut l, &[0, 0, 1], &s, &mut Rng::new(1));
+        // 2 / 2 = 1 ties with symbol 2; argmax takes the first.
+        assert_eq!(l, [1.0, 0.0, 0.0]);
+        let draw = |seed| {
+            let mut l = [0.3f32, 0.1, 0.2, 0.25];
+            sample_logits(&mut l, &[], &Sampling::default(), &mut Rng::new(seed))
+        };
+        assert_eq!(draw(11), draw(11));
+        let counts = (0..400).fold([0usize; 4], |mut c, s| {
+            c[draw(s)] += 1;
+            c
+        });
+        assert!(counts.iter().all(|&c| c > 60), "{counts:?}");
+    }
 
     #[test]
     fn streams_are_fixed_by_the_seed_and_normals_are_normal() {

@@ -35,6 +35,9 @@ pub struct DemoArgs {
     /// Epochs of the conditional GAN.
     #[arg(long, default_value_t = 8)]
     gan_epochs: usize,
+    /// Steps of the text model.
+    #[arg(long, default_value_t = 600)]
+    text_iters: u64,
 }
 
 pub fn run(a: DemoArgs) -> Result<()> {
@@ -175,13 +178,83 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let grid = a.output.join("samples-q8_0.png");
     super::sample::sample_to(&exp.join("decoder-q8_0.gguf"), 64, 7, None, &grid)?;
     let gan_grid = gan_stage(&a, &path, &exp)?;
+    let text = text_stage(&a, &exp)?;
     println!(
-        "\nall stages ran: {} holds the runs, the exports and the sample grids ({} and {})",
+        "\nall stages ran: {} holds the runs, the exports, the sample grids ({} and {}) and the text sample ({})",
         a.output.display(),
         grid.display(),
-        gan_grid.display()
+        gan_grid.display(),
+        text.display()
     );
     Ok(())
+}
+
+/// A small byte-level transformer on the built-in Shakespeare sample,
+/// exported at every precision, checked step by step against the host, and
+/// sampled on the runtime with its KV cache.
+fn text_stage(a: &DemoArgs, exp: &std::path::Path) -> Result<PathBuf> {
+    use crate::data::text::BUILTIN_SHAKESPEARE;
+    use crate::train::text::{self, TextSettings, TextTrainer};
+    let run_dir = a.output.join("text");
+    println!(
+        "\n== train: byte-level transformer (2 blocks, dim 64, context 64) on {BUILTIN_SHAKESPEARE}, {} steps -> {}",
+        a.text_iters,
+        run_dir.display()
+    );
+    let cfg = TrainConfig {
+        data: Some(BUILTIN_SHAKESPEARE.into()),
+        seed: a.seed,
+        batch: 16,
+        text: Some(TextSettings {
+            layers: 2,
+            dim: 64,
+            iters: a.text_iters,
+            eval_interval: a.text_iters.div_ceil(3).max(1),
+            sample_tokens: 100,
+            ..TextSettings::default()
+        }),
+        ..TrainConfig::for_family(crate::models::Family::Text)
+    };
+    run::run::<TextTrainer>(
+        cfg,
+        &RunOptions {
+            out: run_dir.clone(),
+            force: true,
+            ..Default::default()
+        },
+    )?;
+    let ck = checkpoint::load(&run_dir.join(files::BEST))?;
+    let (m, mc, st) = text::load(&ck, "the demo")?;
+    let p = &st.groups[0].params;
+    println!(
+        "\n== export the text model, check the runtime against the host step by step, sample it"
+    );
+    println!(
+        "(ONNX of one decode step, and so ONNX Runtime and tract, are not in this release yet)"
+    );
+    println!("{:<6} {:>10} {:>14}", "", "GGUF B", "max rel err");
+    for prec in [Precision::F32, Precision::F16, Precision::Q8_0] {
+        let tag = format!("{prec:?}").to_lowercase();
+        let gguf = export::text::to_gguf(&m, &mc, p, prec, "demo")?;
+        crate::fsx::write_atomic(&exp.join(format!("text-{tag}.gguf")), &gguf)?;
+        let r = validate::text::runtime_vs_host(&m, p, prec, &gguf, 80, None, a.seed)?;
+        let ok = r.max_rel < 1e-4;
+        println!(
+            "{tag:<6} {:>10} {:>14.2e}  {} steps, {}",
+            gguf.len(),
+            r.max_rel,
+            r.steps,
+            if ok { "agree" } else { "DIFFER" }
+        );
+        if !ok {
+            bail!("the runtime's {tag} text model differs from the host's: {r:?}");
+        }
+    }
+    let out = a.output.join("text-sample-q8_0.txt");
+    println!("\nsample (q8_0, prompt \"ROMEO:\", temperature 0.8, top-k 40, seed 7):");
+    let args = super::sample::text_args(&exp.join("text-q8_0.gguf"), "ROMEO:", 200, 7, &out);
+    super::sample::sample(args)?;
+    Ok(out)
 }
 
 /// The conditional GAN: trained briefly at half the reference widths (so

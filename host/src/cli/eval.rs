@@ -62,6 +62,21 @@ struct Report {
     classifier: Option<TestReport>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     suite: Option<SuiteReport>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    text: Option<TextEval>,
+}
+
+/// A text model on its held-out text.
+#[derive(Debug, Serialize)]
+struct TextEval {
+    /// Symbols predicted (every held-out symbol but each class's first).
+    val_symbols: usize,
+    /// The UTF-8 bytes they stand for.
+    val_bytes: usize,
+    /// Mean next-symbol cross-entropy.
+    val_loss_nats: f64,
+    /// The same per byte of text, in bits: comparable across vocabularies.
+    bits_per_byte: f64,
 }
 
 /// Most images the suite generates: its k-NN pass is quadratic.
@@ -85,13 +100,23 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if a.data.is_some() {
         cfg.data = a.data.clone();
     }
-    // Every family here trains on images, split as the run split them.
+    if ck.family == Family::Text {
+        let report = eval_text(&a, &ck, &cfg, th)?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_report(&report);
+        }
+        return Ok(());
+    }
+    // The other families train on images, split as the run split them.
     let labels_for = (ck.family == Family::Classifier).then_some("a classifier");
     let data = vae::load_images(&cfg, labels_for)?;
     let report = match ck.family {
         Family::Vae => eval_vae(&a, &ck, &data, th)?,
         Family::Gan => eval_gan(&a, &ck, &data, th)?,
         Family::Classifier => eval_classifier(&a, &ck, &data, th)?,
+        Family::Text => unreachable!("text is evaluated above"),
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -171,6 +196,7 @@ fn eval_vae(a: &EvalArgs, ck: &Checkpoint, data: &ImageSplits, th: Threads) -> R
         vae: Some(r),
         classifier: None,
         suite,
+        text: None,
     })
 }
 
@@ -201,6 +227,59 @@ fn eval_gan(a: &EvalArgs, ck: &Checkpoint, data: &ImageSplits, th: Threads) -> R
         vae: None,
         classifier: None,
         suite: suite_for(a, &px, (k > 0).then_some(&labels[..]), data, th)?,
+        text: None,
+    })
+}
+
+/// The held-out end of each text, split as the run split it (or of the
+/// text `--data` names, which the model's vocabulary must cover).
+fn eval_text(
+    a: &EvalArgs,
+    ck: &Checkpoint,
+    cfg: &crate::train::config::TrainConfig,
+    th: Threads,
+) -> Result<Report> {
+    if a.classifier.is_some() {
+        bail!(
+            "--classifier scores image models; {} is a text run",
+            a.run.display()
+        );
+    }
+    let (m, mc, st) = crate::train::text::load(ck, "`eval`")?;
+    let data = crate::train::text::TextData::load(cfg)?;
+    if data.vocab != mc.vocab() {
+        bail!(
+            "{}: the model's vocabulary ({}, {} symbols) is not this text's ({}, {} symbols)",
+            ck.path.display(),
+            mc.vocab,
+            mc.vocab().len(),
+            data.vocab.kind(),
+            data.vocab.len()
+        );
+    }
+    if data.classes != mc.classes {
+        bail!(
+            "{}: the model's classes {:?} are not this data's {:?}",
+            ck.path.display(),
+            mc.classes,
+            data.classes
+        );
+    }
+    let mut acts = crate::models::transformer::Acts::new(&m, 16);
+    let p = &st.groups[0].params;
+    let (nats, bytes) = crate::train::text::val_loss(&m, p, &mut acts, &data.vocab, &data.val, th);
+    let symbols: usize = data.val.iter().map(|s| s.len() - 1).sum();
+    Ok(Report {
+        family: "text",
+        vae: None,
+        classifier: None,
+        suite: None,
+        text: Some(TextEval {
+            val_symbols: symbols,
+            val_bytes: bytes,
+            val_loss_nats: nats,
+            bits_per_byte: nats * symbols as f64 / (bytes.max(1) as f64 * std::f64::consts::LN_2),
+        }),
     })
 }
 
@@ -239,10 +318,20 @@ fn eval_classifier(
             confusion,
         }),
         suite: None,
+        text: None,
     })
 }
 
 fn print_report(r: &Report) {
+    if let Some(t) = &r.text {
+        println!(
+            "held-out symbols   {} ({} bytes)",
+            t.val_symbols, t.val_bytes
+        );
+        println!("val_loss_nats      {:.4} per symbol", t.val_loss_nats);
+        println!("bits_per_byte      {:.4}", t.bits_per_byte);
+        return;
+    }
     if let Some(v) = &r.vae {
         println!("test images        {}", v.n);
         println!(

@@ -48,6 +48,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
             "{}: a classifier stays on the host (it scores models with `eval --classifier`); export takes generative models",
             path.display()
         ),
+        Family::Text => export_text(&a, &ck),
     }
 }
 
@@ -188,6 +189,34 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
     }
     if !r.ok {
         bail!("validation failed: an error exceeds its tolerance");
+    }
+    Ok(())
+}
+
+/// A text model: GGUF now; ONNX of one decode step comes with `validate`.
+fn export_text(a: &ExportArgs, ck: &checkpoint::Checkpoint) -> Result<()> {
+    if a.part != Part::Decoder {
+        bail!("--part: a text model exports as one network; --part encoder is a VAE's");
+    }
+    let (m, mc, st) = crate::train::text::load(ck, "`export`")?;
+    let name = a
+        .run
+        .file_name()
+        .map_or("text".into(), |n| n.to_string_lossy().into_owned());
+    if a.onnx.is_some() {
+        bail!(
+            "--onnx: the text family's ONNX export (one decode step with its KV cache) is not written yet; --gguf works"
+        );
+    }
+    if let Some(out) = &a.gguf {
+        let bytes = export::text::to_gguf(&m, &mc, &st.groups[0].params, a.precision, &name)?;
+        crate::fsx::write_atomic(out, &bytes)?;
+        println!(
+            "wrote {} ({} bytes, text model {:?})",
+            out.display(),
+            bytes.len(),
+            a.precision
+        );
     }
     Ok(())
 }

@@ -15,6 +15,8 @@ use std::path::PathBuf;
 pub struct SampleArgs {
     /// A GGUF model file.
     model: PathBuf,
+    #[command(flatten)]
+    text: TextSampleArgs,
     /// How many samples (rounded up to whole rows when a conditional
     /// model draws one row per class).
     #[arg(long, default_value_t = 64)]
@@ -22,20 +24,219 @@ pub struct SampleArgs {
     /// Seed of the latent noise (the runtime's documented generator).
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Class label, for a conditional model; without it, the grid has one
-    /// row per class.
+    /// Class label, for a conditional model; without it, an image grid
+    /// has one row per class (a text model needs it).
     #[arg(long)]
     label: Option<u32>,
-    /// The PNG grid to write.
+    /// The PNG grid to write (images), or the text with a provenance
+    /// header (text, which also streams to stdout).
     #[arg(short, long)]
-    output: PathBuf,
+    output: Option<PathBuf>,
+}
+
+/// The flags of a text model's sampling.
+#[derive(Debug, Args)]
+pub struct TextSampleArgs {
+    /// Text models: what to continue.
+    #[arg(long, default_value = "\n")]
+    prompt: String,
+    /// Text models: symbols to generate.
+    #[arg(long, default_value_t = 200)]
+    max_tokens: usize,
+    /// Text models: softmax temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
+    temperature: f32,
+    /// Text models: keep the k most likely symbols (0 = all).
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    /// Text models: keep the most likely symbols up to this much probability (1 = all).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    top_p: f32,
+    /// Text models: CTRL's repetition penalty over the last 64 symbols (1 = off).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    repetition_penalty: f32,
+    /// Text models: end after this text (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Text models, when the context is full: slide (keep the latest half
+    /// and go on) or stop.
+    #[arg(long, default_value = "slide")]
+    context_policy: String,
 }
 
 /// The largest grid `sample` draws: beyond it the PNG is too large to view.
 const MAX_SAMPLES: usize = 10_000;
 
+/// `sample MODEL --prompt PROMPT --max-tokens N --seed SEED -o OUT` with
+/// the default sampling (the demo's).
+pub fn text_args(
+    model: &std::path::Path,
+    prompt: &str,
+    max_tokens: usize,
+    seed: u64,
+    out: &std::path::Path,
+) -> SampleArgs {
+    SampleArgs {
+        model: model.to_path_buf(),
+        text: TextSampleArgs {
+            prompt: prompt.into(),
+            max_tokens,
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 1.0,
+            repetition_penalty: 1.0,
+            stop: vec![],
+            context_policy: "slide".into(),
+        },
+        n: 0,
+        seed,
+        label: None,
+        output: Some(out.to_path_buf()),
+    }
+}
+
 pub fn sample(a: SampleArgs) -> Result<()> {
-    sample_to(&a.model, a.n, a.seed, a.label, &a.output)
+    let bytes =
+        std::fs::read(&a.model).with_context(|| format!("{}: cannot read", a.model.display()))?;
+    if let Ok(Model::Text(t)) = Model::from_gguf(&bytes) {
+        return sample_text(&a, &t, &bytes);
+    }
+    let Some(out) = &a.output else {
+        bail!("-o FILE.png is required for an image model");
+    };
+    sample_to(&a.model, a.n, a.seed, a.label, out)
+}
+
+/// Streams a text model's continuation of `--prompt` to stdout (whole
+/// UTF-8 characters only), and with `-o` writes it to a file under a
+/// provenance header.
+fn sample_text(
+    a: &SampleArgs,
+    m: &edgegen_runtime::models::transformer::Transformer<'_>,
+    bytes: &[u8],
+) -> Result<()> {
+    use crate::data::text::{Utf8Stream, Vocab};
+    use edgegen_runtime::models::transformer::{ContextPolicy, State};
+    use edgegen_runtime::sample::Sampling;
+    use std::io::Write;
+    let ta = &a.text;
+    let what = a.model.display();
+    let vocab = match m.chars {
+        Some(c) => Vocab::Chars(c.chars().collect()),
+        None => Vocab::Bytes,
+    };
+    if ta.prompt.is_empty() {
+        bail!("--prompt: expected at least one character to continue");
+    }
+    let prompt = vocab.encode(&ta.prompt, "--prompt")?;
+    let stops: Vec<Vec<u32>> = ta
+        .stop
+        .iter()
+        .map(|s| vocab.encode(s, "--stop"))
+        .collect::<Result<_>>()?;
+    let stop_refs: Vec<&[u32]> = stops
+        .iter()
+        .map(Vec::as_slice)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !(ta.temperature >= 0.0 && ta.temperature.is_finite()) {
+        bail!(
+            "--temperature: expected 0 (greedy) or a positive number, found {}",
+            ta.temperature
+        );
+    }
+    if !(ta.top_p > 0.0 && ta.top_p <= 1.0) {
+        bail!("--top-p: expected 0 < p <= 1, found {}", ta.top_p);
+    }
+    if !(ta.repetition_penalty > 0.0 && ta.repetition_penalty.is_finite()) {
+        bail!(
+            "--repetition-penalty: expected a positive number, found {}",
+            ta.repetition_penalty
+        );
+    }
+    let t = m.hp.context_length as usize;
+    let policy = match ta.context_policy.as_str() {
+        "stop" => ContextPolicy::Stop,
+        "slide" => ContextPolicy::Slide { keep: t / 2 },
+        other => bail!("--context-policy: expected slide or stop, found {other:?}"),
+    };
+    let k = m.hp.n_classes;
+    match (k, a.label) {
+        (0, Some(_)) => bail!("--label: {what} is an unconditional model"),
+        (k, None) if k > 0 => bail!(
+            "--label: {what} is conditional; give a class from 0 to {}",
+            k - 1
+        ),
+        (k, Some(l)) if l >= k => bail!("--label: expected 0 to {}, found {l}", k - 1),
+        _ => {}
+    }
+    let sampling = Sampling {
+        temperature: ta.temperature,
+        top_k: ta.top_k,
+        top_p: ta.top_p,
+        repetition_penalty: ta.repetition_penalty,
+    };
+    let mut kv = vec![0f32; m.state_len()];
+    let mut syms = vec![0u32; t];
+    let mut st = State::new(&mut kv, &mut syms, a.label);
+    let mut scratch = vec![0f32; m.scratch_len()];
+    let mut rng = Rng::new(a.seed);
+    let mut text = Utf8Stream::default();
+    let mut out = String::new();
+    let mut stdout = std::io::stdout().lock();
+    let mut n = 0;
+    let mut buf = vec![];
+    let mut stream = m
+        .stream(
+            &mut st,
+            &prompt,
+            &sampling,
+            policy,
+            &stop_refs,
+            &mut rng,
+            &mut scratch,
+        )
+        .map_err(|e| anyhow!("{what}: {e}"))?;
+    write!(stdout, "{}", ta.prompt)?;
+    while n < ta.max_tokens {
+        let Some(s) = stream.next() else { break };
+        let s = s.map_err(|e| anyhow!("{what}: {e}"))?;
+        buf.clear();
+        vocab.bytes_of(s, &mut buf);
+        let piece = text.push(&buf);
+        write!(stdout, "{piece}")?;
+        stdout.flush()?;
+        out += &piece;
+        n += 1;
+    }
+    let full = stream.ended_full();
+    let tail = text.finish();
+    writeln!(stdout, "{tail}")?;
+    out += &tail;
+    if full {
+        eprintln!("note: the context of {t} symbols is full (--context-policy stop)");
+    }
+    if let Some(path) = &a.output {
+        let source = Source::file(&a.model, bytes);
+        let mut tag = Provenance::samples(&source, a.seed, n).with_label(a.label);
+        tag.prompt = Some(ta.prompt.clone());
+        // Through text, so that 0.8 reads 0.8 and not 0.800000011920929.
+        let f = |x: f32| x.to_string().parse::<f64>().unwrap_or(x as f64);
+        tag.sampling = Some(serde_json::json!({
+            "temperature": f(ta.temperature), "top_k": ta.top_k, "top_p": f(ta.top_p),
+            "repetition_penalty": f(ta.repetition_penalty), "max_tokens": ta.max_tokens,
+            "stop": ta.stop, "context_policy": ta.context_policy,
+        }));
+        let file = format!("{}{}{out}", tag.text_header()?, ta.prompt);
+        crate::fsx::write_atomic(path, file.as_bytes())?;
+        eprintln!(
+            "wrote {} ({n} symbols, seed {}, model sha256 {})",
+            path.display(),
+            a.seed,
+            &source.sha256[..16]
+        );
+    }
+    Ok(())
 }
 
 /// What `sample` draws from: a VAE decoder or a GAN generator, both noise
@@ -101,47 +302,41 @@ pub fn sample_to(
     label: Option<u32>,
     output: &std::path::Path,
 ) -> Result<()> {
-    let a = SampleArgs {
-        model: model_path.to_path_buf(),
-        n,
-        seed,
-        label,
-        output: output.to_path_buf(),
-    };
-    let bytes =
-        std::fs::read(&a.model).with_context(|| format!("{}: cannot read", a.model.display()))?;
-    let model = Model::from_gguf(&bytes).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
+    let output = output.to_path_buf();
+    let bytes = std::fs::read(model_path)
+        .with_context(|| format!("{}: cannot read", model_path.display()))?;
+    let model = Model::from_gguf(&bytes).map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
     let dec = match model {
         Model::VaeDecoder(d) => Sampler::Decoder(d),
         Model::Generator(g) => Sampler::Generator(g),
         Model::VaeEncoder(_) => bail!(
             "{}: holds a VAE encoder; sample needs the decoder (edgegen export --part decoder)",
-            a.model.display()
+            model_path.display()
         ),
         _ => bail!(
-            "{}: sample knows VAE decoders and GAN generators so far",
-            a.model.display()
+            "{}: sample knows VAE decoders, GAN generators and text models",
+            model_path.display()
         ),
     };
     let k = dec.n_classes();
-    if a.n == 0 {
+    if n == 0 {
         bail!("--n: expected at least 1 sample");
     }
-    if a.n > MAX_SAMPLES {
+    if n > MAX_SAMPLES {
         bail!(
             "--n: expected at most {MAX_SAMPLES} samples in one grid, found {}",
-            a.n
+            n
         );
     }
     // A conditional model without --label draws one row per class, as a
     // run's samples.png does; rows of n/k samples, rounded up.
-    let (labels, cols): (Vec<Option<u32>>, usize) = match (k, a.label) {
+    let (labels, cols): (Vec<Option<u32>>, usize) = match (k, label) {
         (0, Some(_)) => bail!("--label: this model is unconditional"),
-        (0, None) => (vec![None; a.n], (a.n as f64).sqrt().ceil() as usize),
+        (0, None) => (vec![None; n], (n as f64).sqrt().ceil() as usize),
         (_, Some(l)) if l >= k => bail!("--label: expected 0 to {}, found {l}", k - 1),
-        (_, Some(l)) => (vec![Some(l); a.n], (a.n as f64).sqrt().ceil() as usize),
+        (_, Some(l)) => (vec![Some(l); n], (n as f64).sqrt().ceil() as usize),
         (_, None) => {
-            let per = a.n.div_ceil(k as usize);
+            let per = n.div_ceil(k as usize);
             (
                 (0..k)
                     .flat_map(|c| std::iter::repeat_n(Some(c), per))
@@ -154,7 +349,7 @@ pub fn sample_to(
     let mut scratch = vec![0f32; dec.scratch_len()];
     let mut z = vec![0f32; dec.latent_dim()];
     let mut px = vec![0f32; d];
-    let mut rng = Rng::new(a.seed);
+    let mut rng = Rng::new(seed);
     let mut imgs = Vec::with_capacity(labels.len());
     for &label in &labels {
         dec.sample(&mut rng, label, &mut z, &mut scratch, &mut px)
@@ -168,24 +363,24 @@ pub fn sample_to(
     let shape = dec.image_shape();
     let refs: Vec<&[u8]> = imgs.iter().map(|v| v.as_slice()).collect();
     let grid = plot::grid::image_grid(&refs, shape, cols, (56 / shape[1].max(1)).clamp(1, 4));
-    let source = Source::file(&a.model, &bytes);
-    let mut tag = Provenance::samples(&source, a.seed, imgs.len());
-    tag = match (k, a.label) {
+    let source = Source::file(model_path, &bytes);
+    let mut tag = Provenance::samples(&source, seed, imgs.len());
+    tag = match (k, label) {
         (0, _) => tag,
         (_, Some(l)) => tag.with_label(Some(l)),
         (_, None) => tag.with_row_labels((0..k).collect()),
     };
-    plot::save_png(&grid, &a.output, &tag)?;
+    plot::save_png(&grid, &output, &tag)?;
     println!(
         "wrote {} ({} samples{}, seed {}, model sha256 {})",
-        a.output.display(),
+        output.display(),
         imgs.len(),
-        if k > 0 && a.label.is_none() {
+        if k > 0 && label.is_none() {
             format!(", one row of {cols} per class")
         } else {
             String::new()
         },
-        a.seed,
+        seed,
         &source.sha256[..16]
     );
     Ok(())
@@ -282,6 +477,11 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         Ok(Model::VaeDecoder(d)) => (Some(4 * d.scratch_len()), Some(2 * d.macs())),
         Ok(Model::VaeEncoder(e)) => (Some(4 * e.scratch_len()), Some(2 * e.macs())),
         Ok(Model::Generator(g)) => (Some(4 * g.scratch_len()), Some(2 * g.macs())),
+        // The KV cache is RAM too; flops of the step at the last position.
+        Ok(Model::Text(t)) => (
+            Some(4 * (t.scratch_len() + t.state_len()) + 4 * t.hp.context_length as usize),
+            Some(2 * t.macs(t.hp.context_length as usize - 1)),
+        ),
         _ => (None, None),
     };
     let r = Inspect {

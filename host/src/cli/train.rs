@@ -1,4 +1,4 @@
-//! `edgegen train vae|gan|classifier`.
+//! `edgegen train vae|gan|classifier|text`.
 
 use crate::nn::optim::Schedule;
 use crate::train::Trainer;
@@ -6,6 +6,7 @@ use crate::train::classifier::ClassifierTrainer;
 use crate::train::config::TrainConfig;
 use crate::train::gan::GanTrainer;
 use crate::train::run::{self, RunOptions};
+use crate::train::text::TextTrainer;
 use crate::train::vae::{Parallel, VaeTrainer};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -23,20 +24,25 @@ pub enum TrainCommand {
     /// scores image models with.
     #[command(args_override_self = true)]
     Classifier(ClassifierArgs),
+    /// A byte-level transformer on text: a UTF-8 file, or a folder of .txt
+    /// files (one class each) for a class-conditional model. nanoGPT's CPU
+    /// "baby" recipe by default; the run counts steps (--iters).
+    #[command(args_override_self = true)]
+    Text(TextArgs),
 }
 
 /// The flags every family shares: data, run and optimizer. Flags override
 /// the config file, which overrides the family's defaults.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Dataset path (default: EDGEGEN_DATA, else the built-in MNIST sample).
+    /// Dataset path (default: EDGEGEN_DATA, else the family's built-in sample).
     #[arg(long)]
     data: Option<String>,
     /// Settings from a TOML or JSON file: common keys at the top level,
     /// model keys under the family's table ([vae]).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Epochs in total [default: 10].
+    /// Epochs in total, for the image families [default: 10].
     #[arg(long)]
     epochs: Option<usize>,
     /// Batch size [default: 128].
@@ -69,7 +75,8 @@ pub struct RunArgs {
     /// Threads (0 = all cores) [default: 0].
     #[arg(long)]
     threads: Option<usize>,
-    /// Validation fraction of the training images; 0 validates on the test split [default: 0.1].
+    /// Validation fraction of the training images (0 validates on the test
+    /// split), or the end of each text held out [default: 0.1].
     #[arg(long, allow_negative_numbers = true)]
     val_frac: Option<f64>,
     /// Train on at most this many images.
@@ -243,6 +250,46 @@ pub struct GanArgs {
     spectral_norm: Option<bool>,
 }
 
+/// `train text`: the common flags and the `[text]` table's.
+#[derive(Debug, Args)]
+pub struct TextArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// bytes (256 symbols, any text) or chars (the corpus's characters) [default: bytes].
+    #[arg(long)]
+    vocab: Option<String>,
+    /// Transformer blocks [default: 4].
+    #[arg(long)]
+    layers: Option<usize>,
+    /// Attention heads [default: 4].
+    #[arg(long)]
+    heads: Option<usize>,
+    /// Width [default: 128].
+    #[arg(long)]
+    dim: Option<usize>,
+    /// Symbols of context, fixed at export [default: 64].
+    #[arg(long)]
+    context: Option<usize>,
+    /// The MLP's width [default: 4 x dim].
+    #[arg(long)]
+    ffn: Option<usize>,
+    /// Tie the output layer to the token embedding [default: true].
+    #[arg(long)]
+    tied: Option<bool>,
+    /// Optimizer steps in all; a resumed run may raise it [default: 2000].
+    #[arg(long)]
+    iters: Option<u64>,
+    /// Steps between validations [default: 250].
+    #[arg(long)]
+    eval_interval: Option<u64>,
+    /// Symbols in the sample kept in the metrics after each validation (0: none) [default: 200].
+    #[arg(long)]
+    sample_tokens: Option<usize>,
+    /// What those samples start from [default: a newline].
+    #[arg(long)]
+    sample_prompt: Option<String>,
+}
+
 /// `train classifier`: the common flags and the `[classifier]` table's.
 #[derive(Debug, Args)]
 pub struct ClassifierArgs {
@@ -280,6 +327,15 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
                         w.len()
                     )
                 })?;
+            }
+            Ok(())
+        }),
+        TrainCommand::Text(a) => a.run.train::<TextTrainer>(|c| {
+            let t = c.text.get_or_insert_with(Default::default);
+            over!(t, a; vocab, layers, heads, dim, context, tied, iters, eval_interval,
+                sample_tokens, sample_prompt);
+            if a.ffn.is_some() {
+                t.ffn = a.ffn;
             }
             Ok(())
         }),

@@ -2,7 +2,8 @@
 //!
 //! [`load`] looks at a path and picks the loader: an MNIST-style IDX folder,
 //! a folder of class sub-folders of images, a folder of WAV files, a text
-//! file, or the built-in MNIST sample (`builtin:mnist-sample`).
+//! file or a folder of them (one class each), or a built-in sample
+//! (`builtin:mnist-sample`, `builtin:shakespeare-sample`).
 
 pub mod audio;
 pub mod idx;
@@ -83,6 +84,15 @@ fn load_any(path: &str, shaping: &images::Shaping) -> Result<Dataset> {
     if path == BUILTIN_MNIST {
         return Ok(Dataset::Images(builtin_mnist()?));
     }
+    if path == text::BUILTIN_SHAKESPEARE {
+        return Ok(Dataset::Text(text::builtin()?));
+    }
+    if let Some(name) = path.strip_prefix("builtin:") {
+        bail!(
+            "{path}: no built-in dataset {name:?}; expected {BUILTIN_MNIST} or {}",
+            text::BUILTIN_SHAKESPEARE
+        );
+    }
     let p = Path::new(path);
     if !p.exists() {
         bail!("{path}: no such file or folder");
@@ -115,18 +125,28 @@ fn load_any(path: &str, shaping: &images::Shaping) -> Result<Dataset> {
     if images::is_image_folder(p) {
         return Ok(Dataset::Images(images::load_image_folder(p, shaping)?));
     }
+    if text::is_text_dir(p) {
+        return Ok(Dataset::Text(text::load_dir(p)?));
+    }
     bail!(
         "{path}: no dataset found: expected MNIST IDX files (train-images-idx3-ubyte[.gz]), \
          .wav files (here or one folder down), one sub-folder of PNG/JPEG images per class, \
-         or a text file"
+         a text file, or .txt files (one per class, here or one folder down)"
     )
 }
 
-/// The data path from `--data`, else `EDGEGEN_DATA`, else the built-in sample.
+/// The data path from `--data`, else `EDGEGEN_DATA`, else the built-in
+/// MNIST sample.
 pub fn resolve(flag: Option<&str>) -> String {
+    resolve_or(flag, BUILTIN_MNIST)
+}
+
+/// The data path from `--data`, else `EDGEGEN_DATA`, else `builtin` (the
+/// family's own sample).
+pub fn resolve_or(flag: Option<&str>, builtin: &str) -> String {
     flag.map(str::to_string)
         .or_else(|| std::env::var("EDGEGEN_DATA").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| BUILTIN_MNIST.to_string())
+        .unwrap_or_else(|| builtin.to_string())
 }
 
 /// A data path as a run stores it: absolute for a file or folder that

@@ -5,6 +5,7 @@
 pub mod gan;
 pub mod gguf;
 pub mod onnx;
+pub mod text;
 
 use crate::models::vae::Vae;
 use anyhow::{Result, bail};

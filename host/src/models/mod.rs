@@ -19,11 +19,13 @@ pub enum Family {
     /// A CNN that classifies images: what the evaluation suite scores
     /// every image model with.
     Classifier,
+    /// A byte-level (or character-level) transformer on text.
+    Text,
 }
 
 impl Family {
     /// Every family, in the order the CLI lists them.
-    pub const ALL: [Family; 3] = [Family::Vae, Family::Gan, Family::Classifier];
+    pub const ALL: [Family; 4] = [Family::Vae, Family::Gan, Family::Classifier, Family::Text];
 
     /// The name stored in checkpoints and config files (`[vae]`).
     pub fn name(self) -> &'static str {
@@ -31,6 +33,7 @@ impl Family {
             Family::Vae => "vae",
             Family::Gan => "gan",
             Family::Classifier => "classifier",
+            Family::Text => "text",
         }
     }
 
@@ -39,9 +42,15 @@ impl Family {
         Self::ALL.into_iter().find(|f| f.name() == s)
     }
 
-    /// "a vae" / "an ...": for messages.
+    /// "a vae" / "a text": for messages.
     pub fn article(self) -> &'static str {
         "a"
+    }
+
+    /// Whether the family models images (and so is scored by the
+    /// classifier suite and drawn in grids).
+    pub fn is_image(self) -> bool {
+        matches!(self, Family::Vae | Family::Gan | Family::Classifier)
     }
 
     /// The error for a run of this family given to something that needs

@@ -137,6 +137,14 @@ impl Transformer {
         } else {
             l.push("output.weight", &[v, c])
         };
+        // nanoGPT decays every matrix, the embeddings too (and the tied
+        // output is the token embedding), unlike the image families'
+        // label embeddings.
+        for e in &mut l.entries {
+            if e.name.ends_with("_embd.weight") {
+                e.decay = true;
+            }
+        }
         Ok(Self {
             cfg,
             layout: l,

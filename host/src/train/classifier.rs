@@ -185,6 +185,7 @@ impl Trainer for ClassifierTrainer {
     const FAMILY: Family = Family::Classifier;
     type Data = ImageSplits;
     const CURVES: Curves = Curves {
+        x: "epoch",
         title: "classifier loss",
         y: "cross-entropy (nats)",
         series: &[("train", "train_loss"), ("validation", "val_loss")],
@@ -296,6 +297,7 @@ impl Trainer for ClassifierTrainer {
         Validation {
             values: vec![("val_loss", loss), ("val_acc", acc)],
             score: Some(loss),
+            texts: vec![],
         }
     }
 

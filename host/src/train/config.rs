@@ -15,6 +15,7 @@ use std::path::Path;
 
 pub use super::classifier::ClassifierSettings;
 pub use super::gan::GanSettings;
+pub use super::text::TextSettings;
 pub use super::vae::VaeSettings;
 
 /// Every setting of a training run.
@@ -66,6 +67,9 @@ pub struct TrainConfig {
     /// The classifier's settings (`[classifier]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classifier: Option<ClassifierSettings>,
+    /// The text model's settings (`[text]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextSettings>,
 }
 
 impl Default for TrainConfig {
@@ -91,6 +95,7 @@ impl Default for TrainConfig {
             vae: None,
             gan: None,
             classifier: None,
+            text: None,
         }
     }
 }
@@ -123,6 +128,20 @@ impl TrainConfig {
                 weight_decay: 0.05,
                 ..Self::default()
             },
+            // nanoGPT's CPU "baby" recipe: AdamW (0.9, 0.99) with decay
+            // 0.1, 100 warm-up steps then cosine to a tenth, clip 1, the
+            // last 10% of the text held out.
+            Family::Text => Self {
+                text: Some(TextSettings::default()),
+                batch: 12,
+                lr: 1e-3,
+                beta2: 0.99,
+                schedule: Schedule::Cosine,
+                warmup_steps: 100,
+                weight_decay: 0.1,
+                clip: 1.0,
+                ..Self::default()
+            },
         }
     }
 
@@ -140,7 +159,7 @@ impl TrainConfig {
         match present.as_slice() {
             [f] => Ok(*f),
             [] => bail!(
-                "the training config has no model table (expected one of [vae], [gan], [classifier])"
+                "the training config has no model table (expected one of [vae], [gan], [classifier], [text])"
             ),
             many => bail!(
                 "the training config has {} model tables ({}); a run trains one family",
@@ -160,6 +179,10 @@ impl TrainConfig {
             Family::Gan => self.gan.as_ref().and_then(|t| serde_json::to_value(t).ok()),
             Family::Classifier => self
                 .classifier
+                .as_ref()
+                .and_then(|t| serde_json::to_value(t).ok()),
+            Family::Text => self
+                .text
                 .as_ref()
                 .and_then(|t| serde_json::to_value(t).ok()),
         }
@@ -194,6 +217,16 @@ impl TrainConfig {
                 &[Family::Classifier],
                 "a classifier setting",
             )),
+        }
+    }
+
+    /// The text table; an error for a run of another family.
+    pub fn text_settings(&self) -> Result<&TextSettings> {
+        match &self.text {
+            Some(v) => Ok(v),
+            None => Err(self
+                .family()?
+                .refuse("this run", &[Family::Text], "a text setting")),
         }
     }
 
@@ -303,6 +336,29 @@ impl TrainConfig {
         let family = self.family()?;
         self.shaping().validate()?;
         at_least_1("--epochs", self.epochs)?;
+        if family == Family::Text {
+            // A text run's length is its steps; flags for images do not
+            // apply, and are refused rather than ignored.
+            let d = Self::for_family(Family::Text);
+            let refuse = |flag: &str, hint: &str| {
+                anyhow::anyhow!("{flag}: a text run does not take it{hint}")
+            };
+            if self.epochs != d.epochs {
+                return Err(refuse(
+                    "--epochs",
+                    "; its length is --iters (optimizer steps)",
+                ));
+            }
+            if self.max_train.is_some() {
+                return Err(refuse("--max-train", ""));
+            }
+            if self.channels.is_some() {
+                return Err(refuse("--channels", " (it is for images)"));
+            }
+            if self.image_size.is_some() {
+                return Err(refuse("--image-size", " (it is for images)"));
+            }
+        }
         at_least_1("--batch", self.batch)?;
         if let Some(m) = self.max_train {
             at_least_1("--max-train", m)?;
@@ -339,6 +395,7 @@ impl TrainConfig {
             Family::Vae => self.vae_settings()?.validate(),
             Family::Gan => self.gan_settings()?.validate(),
             Family::Classifier => self.classifier_settings()?.validate(),
+            Family::Text => self.text_settings()?.validate(),
         }
     }
 
@@ -351,10 +408,11 @@ impl TrainConfig {
     }
 
     /// The settings that `--resume` may change: how long the run goes on
-    /// and on how many threads. Threads change no result, since faer splits
+    /// (`iters` for text; its cosine schedule then stretches to the new
+    /// length from where it is) and on how many threads. Threads change no result, since faer splits
     /// each GEMM's output, not its sums (and the VAE's `--parallel batch`
     /// keeps its split of the batch when resumed on other threads).
-    pub const RESUMABLE: [&'static str; 2] = ["epochs", "threads"];
+    pub const RESUMABLE: [&'static str; 3] = ["epochs", "iters", "threads"];
 
     /// Every setting of `given` that differs from the run's `stored` one,
     /// besides [`Self::RESUMABLE`]: `(flag, stored, given)`. Model settings

@@ -374,6 +374,7 @@ impl Trainer for GanTrainer {
     const FAMILY: Family = Family::Gan;
     type Data = ImageSplits;
     const CURVES: Curves = Curves {
+        x: "epoch",
         title: "GAN losses",
         y: "loss per image",
         series: &[("discriminator", "d_loss"), ("generator", "g_loss")],

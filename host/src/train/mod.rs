@@ -10,6 +10,7 @@ pub mod config;
 pub mod gan;
 pub mod run;
 pub mod rundir;
+pub mod text;
 pub mod vae;
 
 use crate::models::Family;
@@ -27,16 +28,19 @@ use std::path::Path;
 
 /// One line of `metrics.jsonl`: the epoch, the family's named values
 /// (`train_loss`, `d_loss`, ...) and the timings every run records.
+///
+/// An "epoch" is one round of training between two validations: a pass
+/// over the data for the image families, `--eval-interval` steps for text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
-    /// 1-based epoch number.
+    /// 1-based epoch (round) number.
     pub epoch: usize,
-    /// The family's values, by name.
+    /// The family's values, by name: numbers, and text such as a sample.
     #[serde(flatten)]
-    pub values: BTreeMap<String, f64>,
+    pub values: BTreeMap<String, serde_json::Value>,
     /// Wall time of the epoch's training steps, without validation.
     pub seconds: f64,
-    /// Training examples per second.
+    /// Training examples per second (tokens for sequence models).
     pub samples_per_s: f64,
     /// Wall time of the validation pass.
     pub val_seconds: f64,
@@ -47,7 +51,15 @@ pub struct EpochMetrics {
 impl EpochMetrics {
     /// The value named `key`, NaN if the family does not record it.
     pub fn get(&self, key: &str) -> f64 {
-        self.values.get(key).copied().unwrap_or(f64::NAN)
+        self.values
+            .get(key)
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(f64::NAN)
+    }
+
+    /// The text named `key`, if the family records it.
+    pub fn text(&self, key: &str) -> Option<&str> {
+        self.values.get(key).and_then(serde_json::Value::as_str)
     }
 }
 
@@ -56,17 +68,22 @@ impl EpochMetrics {
 pub struct Validation {
     /// Named values for the metrics line.
     pub values: Vec<(&'static str, f64)>,
+    /// Named texts for the metrics line (a sample of a text model).
+    pub texts: Vec<(&'static str, String)>,
     /// The score that picks `best.safetensors` (lower is better); `None`
     /// when the family has none, and then every epoch's state is the best.
     pub score: Option<f64>,
 }
 
-/// `loss.png`: its title, its y axis, and `(label, metric key)` per curve.
+/// `loss.png`: its title, its axes, and `(label, metric key)` per curve.
 /// The per-epoch line prints the same values.
 #[derive(Debug, Clone, Copy)]
 pub struct Curves {
     /// Chart title.
     pub title: &'static str,
+    /// The metric on the x axis: `epoch`, or a family's value such as
+    /// `iter`.
+    pub x: &'static str,
     /// Y-axis label.
     pub y: &'static str,
     /// `(label, key)` of each curve.
@@ -81,13 +98,26 @@ pub trait Trainer: Sized {
     type Data;
     /// `loss.png` and the per-epoch line.
     const CURVES: Curves;
+    /// The built-in sample a run trains on without `--data`.
+    const BUILTIN_DATA: &'static str = crate::data::BUILTIN_MNIST;
+
+    /// The rounds of training (each followed by validation) the run does
+    /// in all: `--epochs` unless the family counts its run otherwise.
+    fn rounds(cfg: &TrainConfig) -> usize {
+        cfg.epochs
+    }
 
     /// Loads (and splits) the data `cfg` names.
     fn load_data(cfg: &TrainConfig) -> Result<Self::Data>;
     /// Notes from loading that the user should see.
     fn notes(data: &Self::Data) -> &[String];
-    /// Training examples per epoch.
+    /// Training examples in all (0 stops the run before it starts).
     fn n_train(data: &Self::Data) -> usize;
+    /// Examples (symbols for a sequence model) the round starting at `st`
+    /// trains on: the progress bar's length and the rate's numerator.
+    fn round_len(&self, _st: &TrainState, data: &Self::Data) -> usize {
+        Self::n_train(data)
+    }
     /// The model the settings and the data imply, with its buffers.
     fn build(cfg: &TrainConfig, data: &Self::Data, threads: Threads) -> Result<Self>;
     /// What the checkpoint stores of the model.

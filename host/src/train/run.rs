@@ -135,7 +135,13 @@ pub fn resume_point(dir: &Path) -> Result<(Family, TrainConfig, usize)> {
 /// Refuses a resume that would not continue the stored run as it was: a
 /// setting other than [`TrainConfig::RESUMABLE`] that differs, or an epoch
 /// target the run has already reached.
-fn check_resume(dir: &Path, stored: &TrainConfig, done: usize, cfg: &TrainConfig) -> Result<()> {
+fn check_resume(
+    dir: &Path,
+    stored: &TrainConfig,
+    done: usize,
+    cfg: &TrainConfig,
+    rounds: usize,
+) -> Result<()> {
     let conflicts = TrainConfig::conflicts(stored, cfg);
     if !conflicts.is_empty() {
         let list: Vec<String> = conflicts
@@ -143,18 +149,17 @@ fn check_resume(dir: &Path, stored: &TrainConfig, done: usize, cfg: &TrainConfig
             .map(|(flag, was, now)| format!("{flag} (the run has {was}, given {now})"))
             .collect();
         bail!(
-            "--resume {}: a resumed run keeps its settings; only --epochs and --threads may change. \
+            "--resume {}: a resumed run keeps its settings; only its length (--epochs, --iters) and --threads may change. \
              Conflicting: {}. Start a new run with -o to change them",
             dir.display(),
             list.join("; ")
         );
     }
-    if cfg.epochs <= done {
+    if rounds <= done {
         bail!(
-            "--resume {}: nothing to do: the run has finished {done} epochs and --epochs is {}; \
-             give a larger --epochs to train on",
+            "--resume {}: nothing to do: the run has finished {done} of its {rounds} rounds; \
+             give a larger --epochs (--iters for text) to train on",
             dir.display(),
-            cfg.epochs
         );
     }
     Ok(())
@@ -188,7 +193,7 @@ pub fn run<T: Trainer>(mut cfg: TrainConfig, opts: &RunOptions) -> Result<Vec<Ep
                 &format!("`train {}`", T::FAMILY),
             ));
         }
-        check_resume(out, &stored, done, &cfg)?;
+        check_resume(out, &stored, done, &cfg, T::rounds(&cfg))?;
         crate::fsx::remove_stale_temps(out);
         // No checkpoint yet: the run starts over, as it would have.
         if done > 0 {
@@ -202,7 +207,10 @@ pub fn run<T: Trainer>(mut cfg: TrainConfig, opts: &RunOptions) -> Result<Vec<Ep
     cfg.validate()?;
     // The data path the run trains on is stored resolved, so that a resume
     // cannot pick up another EDGEGEN_DATA.
-    cfg.data = Some(data::canonical(&data::resolve(cfg.data.as_deref())));
+    cfg.data = Some(data::canonical(&data::resolve_or(
+        cfg.data.as_deref(),
+        T::BUILTIN_DATA,
+    )));
     let threads = Threads(init_threads(cfg.threads));
     let data = T::load_data(&cfg)?;
     if !opts.quiet {
@@ -295,23 +303,25 @@ pub fn run<T: Trainer>(mut cfg: TrainConfig, opts: &RunOptions) -> Result<Vec<Ep
     metrics.truncate(state.epoch);
 
     let mut st = state;
-    while st.epoch < cfg.epochs {
+    let rounds = T::rounds(&cfg);
+    while st.epoch < rounds {
         let epoch = st.epoch + 1;
+        let n_round = t.round_len(&st, &data);
         let bar = if opts.quiet {
             ProgressBar::hidden()
         } else {
-            ProgressBar::new(n_train as u64)
+            ProgressBar::new(n_round as u64)
         };
         bar.set_style(
             ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        bar.set_prefix(format!("{epoch}/{}", cfg.epochs));
+        bar.set_prefix(format!("{epoch}/{rounds}"));
         let start = Instant::now();
         let mut last_draw = 0usize;
         let values = t.train_epoch(&mut st, &data, &mut |done, loss| {
-            if done - last_draw >= 4096 || done == n_train {
+            if done - last_draw >= 4096 || done == n_round {
                 last_draw = done;
                 bar.set_position(done as u64);
                 bar.set_message(format!(
@@ -331,15 +341,20 @@ pub fn run<T: Trainer>(mut cfg: TrainConfig, opts: &RunOptions) -> Result<Vec<Ep
             values: values
                 .into_iter()
                 .chain(v.values)
-                .map(|(k, v)| (k.to_string(), v))
+                .map(|(k, v)| (k.to_string(), v.into()))
+                .chain(v.texts.into_iter().map(|(k, s)| (k.to_string(), s.into())))
                 .collect(),
             seconds,
-            samples_per_s: n_train as f64 / seconds,
+            samples_per_s: n_round as f64 / seconds,
             val_seconds,
             lr: t.lr(&st),
         };
         if !opts.quiet {
-            let mut line = format!("epoch {epoch:>3}:");
+            let mut line = if T::CURVES.x == "epoch" {
+                format!("epoch {epoch:>3}:")
+            } else {
+                format!("{} {:>5}:", T::CURVES.x, m.get(T::CURVES.x))
+            };
             for (_, key) in T::CURVES.series {
                 line += &format!("  {key} {:.3}", m.get(key));
             }
@@ -376,9 +391,16 @@ fn loss_png<T: Trainer>(metrics: &[EpochMetrics], path: &Path) -> Result<()> {
             label,
             points: metrics
                 .iter()
-                .map(|m| (m.epoch as f64, m.get(key)))
+                .map(|m| {
+                    let x = if c.x == "epoch" {
+                        m.epoch as f64
+                    } else {
+                        m.get(c.x)
+                    };
+                    (x, m.get(key))
+                })
                 .collect(),
         })
         .collect();
-    plot::curves::line_chart_png(c.title, "epoch", c.y, &series, path, &Provenance::plot())
+    plot::curves::line_chart_png(c.title, c.x, c.y, &series, path, &Provenance::plot())
 }

@@ -242,6 +242,7 @@ impl Trainer for VaeTrainer {
     const FAMILY: Family = Family::Vae;
     type Data = ImageSplits;
     const CURVES: Curves = Curves {
+        x: "epoch",
         title: "VAE loss",
         y: "nats per image",
         series: &[("train", "train_loss"), ("validation", "val_loss")],
@@ -365,6 +366,7 @@ impl Trainer for VaeTrainer {
         Validation {
             values: vec![("val_loss", val_loss)],
             score: Some(val_loss),
+            texts: vec![],
         }
     }
 

@@ -11,6 +11,7 @@ pub mod gan;
 pub mod io;
 pub mod ort;
 pub mod signature;
+pub mod text;
 pub mod tract;
 pub mod vae;
 

@@ -9,6 +9,7 @@
 //! reference, the tail handler, and the Cortex-M path.
 
 pub mod act;
+pub mod attend;
 pub mod gemm;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
@@ -75,6 +76,37 @@ impl<'a> Matrix<'a> {
     #[inline]
     pub fn row_dot(&self, r: usize, x: &[f32]) -> f32 {
         self.row_dot_on(isa(), r, x)
+    }
+
+    /// Adds row `r` (its `cols` values, dequantized) into `out`: an
+    /// embedding lookup in a table stored as a matrix. Nothing for a row
+    /// past the end.
+    pub fn add_row_to(&self, r: usize, out: &mut [f32]) {
+        if r >= self.rows {
+            return;
+        }
+        let (s, c) = (self.stride, self.cols.min(out.len()));
+        match self.w {
+            Weights::F32(b) => {
+                for (o, x) in out[..c].iter_mut().zip(b[4 * r * s..].chunks_exact(4)) {
+                    *o += f32::from_le_bytes([x[0], x[1], x[2], x[3]]);
+                }
+            }
+            Weights::F16(b) => {
+                for (o, x) in out[..c].iter_mut().zip(b[2 * r * s..].chunks_exact(2)) {
+                    *o += half::f16::from_bits(u16::from_le_bytes([x[0], x[1]])).to_f32();
+                }
+            }
+            Weights::Q8_0(b) => {
+                let blocks = &b[r * s / QK8_0..(r + 1) * s / QK8_0];
+                for (o, blk) in out[..c].chunks_mut(QK8_0).zip(blocks) {
+                    let d = blk.scale();
+                    for (o, &q) in o.iter_mut().zip(&blk.qs) {
+                        *o += d * q as f32;
+                    }
+                }
+            }
+        }
     }
 
     /// [`Matrix::row_dot`] on `isa`, which must be available.

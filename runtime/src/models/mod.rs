@@ -3,6 +3,7 @@
 //! pass over caller scratch.
 
 pub mod gan;
+pub mod transformer;
 pub mod vae;
 
 use edgegen_format::arch::{self, Family};
@@ -67,8 +68,13 @@ pub(crate) fn draw_noise<'z>(
 }
 
 /// A model loaded from GGUF bytes.
+///
+/// A text model keeps a handle per block in place (no allocator), so this
+/// enum is as large as the largest family; firmware that links one family
+/// holds that family's type alone.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant)]
 pub enum Model<'a> {
     /// A VAE decoder.
     VaeDecoder(vae::VaeDecoder<'a>),
@@ -76,6 +82,8 @@ pub enum Model<'a> {
     VaeEncoder(vae::VaeEncoder<'a>),
     /// A GAN generator.
     Generator(gan::Generator<'a>),
+    /// A text transformer.
+    Text(transformer::Transformer<'a>),
 }
 
 impl<'a> Model<'a> {
@@ -90,9 +98,13 @@ impl<'a> Model<'a> {
                 arch::vae::Part::Encoder => Ok(Model::VaeEncoder(vae::VaeEncoder::from_gguf(&g)?)),
             },
             Family::Gan => Ok(Model::Generator(gan::Generator::from_gguf(&g)?)),
+            Family::Text => Ok(Model::Text(transformer::Transformer::from_gguf(
+                &g,
+                Family::Text,
+            )?)),
             _ => Err(Error::BadValue {
                 key: arch::keys::ARCHITECTURE,
-                expected: "edgegen.vae or edgegen.gan (the other families are not in the runtime yet)",
+                expected: "edgegen.vae, edgegen.gan or edgegen.text (audio is not in the runtime yet)",
             }),
         }
     }
@@ -103,6 +115,7 @@ impl<'a> Model<'a> {
             Model::VaeDecoder(d) => d.scratch_len(),
             Model::VaeEncoder(e) => e.scratch_len(),
             Model::Generator(g) => g.scratch_len(),
+            Model::Text(t) => t.scratch_len(),
         }
     }
 }

@@ -1,0 +1,220 @@
+//! Text transformer -> GGUF, following `formats/README.md`
+//! (`edgegen.text`): llama.cpp's tensor names, matrices in the chosen
+//! precision (Q8_0 rows zero-padded to whole blocks, as the VAE's),
+//! norms, biases and the position and class tables in F32.
+
+use super::gguf::{add_layer, add_weight};
+use super::{Layer, Precision};
+use crate::models::transformer::Transformer;
+use crate::train::text::TextModelConfig;
+use anyhow::{Context, Result};
+use edgegen_format::arch::{self, Family, transformer::Hparams};
+use edgegen_format::{GgmlType, GgufWriter, OwnedValue};
+
+/// The format crate's hyperparameters for a host model.
+pub fn hparams(m: &Transformer) -> Hparams {
+    let c = &m.cfg;
+    Hparams {
+        vocab_size: c.vocab as u32,
+        context_length: c.context as u32,
+        embedding_length: c.dim as u32,
+        block_count: c.layers as u32,
+        head_count: c.heads as u32,
+        feed_forward_length: c.ffn as u32,
+        n_classes: c.n_classes as u32,
+        layer_norm_epsilon: crate::nn::layernorm::EPS,
+        tied_output: c.tied,
+    }
+}
+
+/// The tensor `name` of `p`, as the layout places it.
+fn tensor<'a>(m: &Transformer, p: &'a [f32], name: &str) -> Result<&'a [f32]> {
+    let e = m
+        .layout
+        .get(name)
+        .with_context(|| format!("the model has no tensor {name}"))?;
+    Ok(&p[e.range()])
+}
+
+/// A linear layer `prefix` (`(out, in)` weight, then bias) as a [`Layer`].
+fn linear<'a>(m: &Transformer, p: &'a [f32], prefix: &str) -> Result<Layer<'a>> {
+    let w = m
+        .layout
+        .get(&format!("{prefix}.weight"))
+        .with_context(|| format!("the model has no tensor {prefix}.weight"))?;
+    Ok(Layer {
+        name: prefix.into(),
+        w: &p[w.range()],
+        b: tensor(m, p, &format!("{prefix}.bias"))?,
+        inp: w.shape[1],
+        out: w.shape[0],
+        act: None,
+        label: None,
+    })
+}
+
+fn add_f32(w: &mut GgufWriter, name: &str, shape: &[u64], v: &[f32]) -> Result<()> {
+    w.add_tensor(name, shape, GgmlType::F32, v)
+        .with_context(|| format!("tensor {name}"))
+}
+
+/// The GGUF bytes of a text model, its weights `p` stored in `prec`.
+pub fn to_gguf(
+    m: &Transformer,
+    mc: &TextModelConfig,
+    p: &[f32],
+    prec: Precision,
+    name: &str,
+) -> Result<Vec<u8>> {
+    use arch::transformer as t;
+    let c = &m.cfg;
+    let (ctx, d) = (c.context as u64, c.dim as u64);
+    let mut w = GgufWriter::new();
+    hparams(m).write(&mut w, Family::Text)?;
+    w.add(arch::keys::NAME, name)?;
+    w.add(t::VOCAB, mc.vocab.as_str())?;
+    if mc.vocab == "chars" {
+        w.add(t::CHARS, mc.chars.as_str())?;
+    }
+    if !mc.classes.is_empty() {
+        let names: Vec<&str> = mc.classes.iter().map(String::as_str).collect();
+        w.add(t::CLASS_NAMES_TEXT, OwnedValue::strs(&names))?;
+    }
+    // The token embedding is a matrix (rows are symbols): the tied output
+    // layer multiplies by it.
+    let tok = Layer {
+        name: "token_embd".into(),
+        w: tensor(m, p, t::TOKEN_EMBD)?,
+        b: &[],
+        inp: c.dim,
+        out: c.vocab,
+        act: None,
+        label: None,
+    };
+    add_weight(&mut w, &tok, prec)?;
+    add_f32(
+        &mut w,
+        t::POSITION_EMBD,
+        &[d, ctx],
+        tensor(m, p, t::POSITION_EMBD)?,
+    )?;
+    if c.n_classes > 0 {
+        add_f32(
+            &mut w,
+            t::CLASS_EMBD,
+            &[d, c.n_classes as u64],
+            tensor(m, p, t::CLASS_EMBD)?,
+        )?;
+    }
+    for i in 0..c.layers {
+        for norm in ["attn_norm", "ffn_norm"] {
+            for part in ["weight", "bias"] {
+                let n = format!("blk.{i}.{norm}.{part}");
+                add_f32(&mut w, &n, &[d], tensor(m, p, &n)?)?;
+            }
+        }
+        for lin in ["attn_qkv", "attn_output", "ffn_up", "ffn_down"] {
+            add_layer(&mut w, &linear(m, p, &format!("blk.{i}.{lin}"))?, prec)?;
+        }
+    }
+    add_f32(
+        &mut w,
+        t::OUTPUT_NORM_WEIGHT,
+        &[d],
+        tensor(m, p, t::OUTPUT_NORM_WEIGHT)?,
+    )?;
+    add_f32(
+        &mut w,
+        t::OUTPUT_NORM_BIAS,
+        &[d],
+        tensor(m, p, t::OUTPUT_NORM_BIAS)?,
+    )?;
+    if !c.tied {
+        let out = Layer {
+            name: "output".into(),
+            w: tensor(m, p, t::OUTPUT)?,
+            b: &[],
+            inp: c.dim,
+            out: c.vocab,
+            act: None,
+            label: None,
+        };
+        add_weight(&mut w, &out, prec)?;
+    }
+    Ok(w.to_bytes())
+}
+
+/// Replaces every matrix of `p` (the ones [`to_gguf`] stores in `prec`) by
+/// what that precision keeps: the host model a device's file computes.
+pub fn store(m: &Transformer, p: &mut [f32], prec: Precision) {
+    for e in &m.layout.entries {
+        let matrix = e.shape.len() == 2
+            && !e.name.starts_with("position_embd")
+            && !e.name.starts_with("class_embd");
+        if matrix {
+            let w = &mut p[e.range()];
+            let stored = super::stored_values(w, e.shape[0], e.shape[1], prec);
+            w.copy_from_slice(&stored);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::transformer::TransformerConfig;
+    use crate::rng::Rng;
+    use crate::validate::text::runtime_vs_host;
+    use edgegen_runtime::models::transformer::{ContextPolicy, State, Transformer as Dev};
+
+    #[test]
+    fn the_runtime_decodes_what_the_host_computes_at_every_precision() {
+        for (tied, k) in [(false, 3), (true, 0)] {
+            let m = Transformer::new(TransformerConfig {
+                vocab: 256,
+                context: 8,
+                dim: 32,
+                layers: 2,
+                heads: 2,
+                ffn: 48,
+                n_classes: k,
+                tied,
+            })
+            .unwrap();
+            let mut p = vec![0f32; m.layout.total()];
+            m.init(&mut p, &mut Rng::new(4));
+            // Larger weights than the init's, so that the logits differ.
+            p.iter_mut().for_each(|v| *v *= 8.0);
+            let mc = TextModelConfig {
+                transformer: m.cfg.clone(),
+                vocab: "bytes".into(),
+                chars: String::new(),
+                classes: (0..k).map(|i| i.to_string()).collect(),
+            };
+            let label = (k > 0).then_some(2);
+            for prec in [Precision::F32, Precision::F16, Precision::Q8_0] {
+                let bytes = to_gguf(&m, &mc, &p, prec, "t").unwrap();
+                // 13 steps: past the context of 8, so the window slides.
+                let r = runtime_vs_host(&m, &p, prec, &bytes, 13, label, 5).unwrap();
+                assert!(r.max_rel < 2e-4, "{prec:?}, tied {tied}: {r:?}");
+                // Stop refuses the ninth symbol.
+                let g = edgegen_format::Gguf::parse(&bytes).unwrap();
+                let dev = Dev::from_gguf(&g, Family::Text).unwrap();
+                let mut kv = vec![0f32; dev.state_len()];
+                let mut syms = vec![0u32; 8];
+                let mut st = State::new(&mut kv, &mut syms, label);
+                let mut scratch = vec![0f32; dev.scratch_len()];
+                let seq = [1u32, 2, 3, 4, 5, 6, 7, 8];
+                dev.prefill(&mut st, &seq, ContextPolicy::Stop, &mut scratch)
+                    .unwrap();
+                let e = dev
+                    .step(&mut st, 1, ContextPolicy::Stop, &mut scratch)
+                    .unwrap_err();
+                assert!(matches!(
+                    e,
+                    edgegen_format::Error::ContextFull { context: 8 }
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! One query's causal attention over a KV cache: `softmax(q K^T / sqrt(d))
+//! V` for one head, where the cache holds `n` positions of `C` floats and
+//! the head owns `d` of them at `off`. The weights of every position are
+//! computed once into caller scratch, then the values are summed with
+//! them.
+//!
+//! [`attend`] sums its dot products in 8 independent lanes (which the
+//! compiler turns into SIMD on every target) and adds the values row by
+//! row; [`attend_scalar`] is the plain reference, one running sum per dot,
+//! that tests hold it to.
+
+use crate::math;
+
+/// Lanes of the dot products: one AVX register, two NEON ones.
+const LANES: usize = 8;
+
+#[inline]
+fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = 0.0;
+    for (x, y) in ar.iter().zip(br) {
+        s += x * y;
+    }
+    // A fixed tree, so the result does not depend on the target.
+    let a4 = [
+        acc[0] + acc[4],
+        acc[1] + acc[5],
+        acc[2] + acc[6],
+        acc[3] + acc[7],
+    ];
+    s + ((a4[0] + a4[2]) + (a4[1] + a4[3]))
+}
+
+/// The shape of one head's attention over a cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Positions in the cache to attend to (the query's own included).
+    pub n: usize,
+    /// Floats per cached position (the model width C).
+    pub stride: usize,
+    /// Where the head's `d` floats start within a position.
+    pub off: usize,
+    /// The head's width.
+    pub d: usize,
+}
+
+/// Softmax of `w[..n]` in place (max subtracted first).
+fn softmax(w: &mut [f32]) {
+    let max = w.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0.0;
+    for v in w.iter_mut() {
+        *v = math::exp(*v - max);
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    w.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// `out (d) = softmax(q . k_j / sqrt(d)) . v_j` over `j < h.n`; `w` holds
+/// at least `h.n` floats of scratch. Returns `false` (and leaves `out`
+/// alone) when a buffer is too short, which the caller's checks rule out.
+pub fn attend(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], h: Head, w: &mut [f32]) -> bool {
+    if !fits(out, q, k, v, h, w) {
+        return false;
+    }
+    let scale = 1.0 / math::sqrt(h.d as f32);
+    let q = &q[..h.d];
+    for (j, s) in w[..h.n].iter_mut().enumerate() {
+        let kj = &k[j * h.stride + h.off..][..h.d];
+        *s = dot_lanes(q, kj) * scale;
+    }
+    softmax(&mut w[..h.n]);
+    let out = &mut out[..h.d];
+    out.fill(0.0);
+    for (j, &p) in w[..h.n].iter().enumerate() {
+        let vj = &v[j * h.stride + h.off..][..h.d];
+        for (o, &x) in out.iter_mut().zip(vj) {
+            *o += p * x;
+        }
+    }
+    true
+}
+
+/// The reference for [`attend`]: the same arithmetic with one running sum
+/// per dot product.
+pub fn attend_scalar(
+    out: &mut [f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    h: Head,
+    w: &mut [f32],
+) -> bool {
+    if !fits(out, q, k, v, h, w) {
+        return false;
+    }
+    let scale = 1.0 / math::sqrt(h.d as f32);
+    for j in 0..h.n {
+        let mut s = 0.0;
+        for i in 0..h.d {
+            s += q[i] * k[j * h.stride + h.off + i];
+        }
+        w[j] = s * scale;
+    }
+    softmax(&mut w[..h.n]);
+    for i in 0..h.d {
+        let mut o = 0.0;
+        for j in 0..h.n {
+            o += w[j] * v[j * h.stride + h.off + i];
+        }
+        out[i] = o;
+    }
+    true
+}
+
+fn fits(out: &[f32], q: &[f32], k: &[f32], v: &[f32], h: Head, w: &[f32]) -> bool {
+    let need = match h.n.checked_sub(1) {
+        Some(last) => last * h.stride + h.off + h.d,
+        None => return false,
+    };
+    h.off + h.d <= h.stride
+        && out.len() >= h.d
+        && q.len() >= h.d
+        && k.len() >= need
+        && v.len() >= need
+        && w.len() >= h.n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::Rng;
+
+    #[test]
+    fn the_fast_kernel_matches_the_reference() {
+        let mut r = Rng::new(3);
+        for (n, stride, off, d) in [
+            (1, 8, 0, 8),
+            (7, 64, 16, 16),
+            (300, 128, 96, 32),
+            (5, 20, 3, 13),
+        ] {
+            let q: std::vec::Vec<f32> = (0..d).map(|_| r.normal()).collect();
+            let k: std::vec::Vec<f32> = (0..n * stride).map(|_| r.normal()).collect();
+            let v: std::vec::Vec<f32> = (0..n * stride).map(|_| r.normal()).collect();
+            let h = Head { n, stride, off, d };
+            let (mut a, mut b) = (std::vec![0f32; d], std::vec![0f32; d]);
+            let mut w = std::vec![0f32; n];
+            assert!(attend(&mut a, &q, &k, &v, h, &mut w));
+            assert!(attend_scalar(&mut b, &q, &k, &v, h, &mut w));
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "{x} vs {y}");
+            }
+        }
+        // One position: the output is its value.
+        let h = Head {
+            n: 1,
+            stride: 2,
+            off: 0,
+            d: 2,
+        };
+        let mut o = [0f32; 2];
+        attend(&mut o, &[1.0, 1.0], &[3.0, 4.0], &[5.0, 6.0], h, &mut [0.0]);
+        assert_eq!(o, [5.0, 6.0]);
+        // Short buffers are refused, not indexed past.
+        let h = Head {
+            n: 3,
+            stride: 2,
+            off: 0,
+            d: 2,
+        };
+        assert!(!attend(
+            &mut o,
+            &[1.0, 1.0],
+            &[0.0; 4],
+            &[0.0; 6],
+            h,
+            &mut [0.0; 3]
+        ));
+    }
+}

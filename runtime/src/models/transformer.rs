@@ -1,0 +1,580 @@
+//! The decoder-only transformer of the text (and audio) family on the
+//! device, one symbol at a time with a KV cache in caller memory.
+//!
+//! The model borrows its weights from the GGUF bytes. The caller owns two
+//! buffers: a [`State`] (keys and values of every block at every position,
+//! plus the symbols they came from, sized by [`state_len_for`]) and a
+//! scratch slice ([`scratch_len_for`]). [`Transformer::step`] feeds one
+//! symbol and returns the next symbol's logits; [`Transformer::prefill`]
+//! feeds a prompt. The context length is fixed at export: when it is full,
+//! the [`ContextPolicy`] either stops or slides the window (keeps the
+//! latest symbols and feeds them again from position 0, which is what the
+//! host's reference decoder computes).
+
+use super::{check_label, check_scratch};
+use crate::kernels::attend::{Head, attend};
+use crate::kernels::{self, Matrix};
+use crate::layers::{self, Dense, Vector, load_matrix, load_table, load_vector};
+use crate::sample::{Rng, Sampling, sample_logits};
+use edgegen_format::arch::transformer::{self as t, Hparams};
+use edgegen_format::arch::{Activation, Family};
+use edgegen_format::{Error, Gguf, TensorName};
+
+/// The most blocks the runtime holds (a model's `Transformer` keeps a
+/// small handle per block, in place).
+pub const MAX_BLOCKS: usize = 16;
+
+/// One block's layers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Block<'a> {
+    attn_norm: (Vector<'a>, Vector<'a>),
+    qkv: Dense<'a>,
+    attn_out: Dense<'a>,
+    ffn_norm: (Vector<'a>, Vector<'a>),
+    up: Dense<'a>,
+    down: Dense<'a>,
+}
+
+/// What happens when a symbol arrives and the context is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextPolicy {
+    /// [`Transformer::step`] returns [`Error::ContextFull`].
+    Stop,
+    /// Keep the latest `keep` symbols (at most context - 1), feed them
+    /// again from position 0, then the new one. `keep = context - 1` gives
+    /// exactly a sliding window of the full context (what the host
+    /// reference computes) at the cost of a prefill per symbol once full;
+    /// a smaller `keep` refills less often.
+    Slide {
+        /// Symbols kept.
+        keep: usize,
+    },
+}
+
+/// A transformer whose weights stay in the GGUF bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transformer<'a> {
+    /// Hyperparameters.
+    pub hp: Hparams,
+    /// `edgegen.text` or `edgegen.audio`.
+    pub family: Family,
+    token_embd: Matrix<'a>,
+    position_embd: Vector<'a>,
+    class_embd: Option<Vector<'a>>,
+    blocks: heapless::Vec<Block<'a>, MAX_BLOCKS>,
+    output_norm: (Vector<'a>, Vector<'a>),
+    output: Matrix<'a>,
+    /// With a `chars` vocabulary: the characters, symbol `i` the i-th.
+    pub chars: Option<&'a str>,
+}
+
+/// Floats of scratch a step needs: the stream, its normalized copy, Q, K
+/// and V, the heads' output, the MLP's width, the attention weights of
+/// every position and the logits.
+pub const fn scratch_len_for(hp: &Hparams) -> usize {
+    let (c, f, v, t) = (
+        hp.embedding_length as usize,
+        hp.feed_forward_length as usize,
+        hp.vocab_size as usize,
+        hp.context_length as usize,
+    );
+    2 * c + 3 * c + c + f + t + v
+}
+
+/// Floats of a [`State`]'s cache: keys and values of every block at every
+/// position.
+pub const fn state_len_for(hp: &Hparams) -> usize {
+    hp.kv_len()
+}
+
+/// The KV cache and the symbols that filled it, in caller memory.
+#[derive(Debug)]
+pub struct State<'s> {
+    kv: &'s mut [f32],
+    symbols: &'s mut [u32],
+    pos: usize,
+    label: Option<u32>,
+}
+
+impl<'s> State<'s> {
+    /// A state over `kv` ([`state_len_for`] floats) and `symbols` (the
+    /// context length), empty, for sequences of class `label`.
+    pub fn new(kv: &'s mut [f32], symbols: &'s mut [u32], label: Option<u32>) -> Self {
+        Self {
+            kv,
+            symbols,
+            pos: 0,
+            label,
+        }
+    }
+
+    /// Symbols in the cache.
+    pub fn len(&self) -> usize {
+        self.pos
+    }
+
+    /// Whether nothing has been fed yet.
+    pub fn is_empty(&self) -> bool {
+        self.pos == 0
+    }
+
+    /// Forgets every symbol (the buffers stay).
+    pub fn reset(&mut self) {
+        self.pos = 0;
+    }
+
+    /// The symbols in the cache, oldest first.
+    pub fn symbols(&self) -> &[u32] {
+        &self.symbols[..self.pos.min(self.symbols.len())]
+    }
+}
+
+fn norm<'a>(
+    g: &Gguf<'a>,
+    w: &'static str,
+    b: &'static str,
+    i: Option<usize>,
+    c: usize,
+) -> Result<(Vector<'a>, Vector<'a>), Error> {
+    let name = |p| match i {
+        Some(i) => TensorName::at(p, i),
+        None => TensorName::fixed(p),
+    };
+    Ok((load_vector(g, name(w), c)?, load_vector(g, name(b), c)?))
+}
+
+fn dense<'a>(
+    g: &Gguf<'a>,
+    w: &'static str,
+    b: &'static str,
+    i: usize,
+    rows: usize,
+    cols: usize,
+) -> Result<Dense<'a>, Error> {
+    Ok(Dense {
+        w: load_matrix(g, TensorName::at(w, i), rows, cols)?,
+        b: load_vector(g, TensorName::at(b, i), rows)?,
+    })
+}
+
+impl<'a> Transformer<'a> {
+    /// Reads and checks a text or audio model: its hyperparameters, the
+    /// vocabulary keys, and every tensor's shape and type.
+    pub fn from_gguf(g: &Gguf<'a>, family: Family) -> Result<Self, Error> {
+        let hp = Hparams::read(g, family)?;
+        let (v, c, f, tt, k) = (
+            hp.vocab_size as usize,
+            hp.embedding_length as usize,
+            hp.feed_forward_length as usize,
+            hp.context_length as usize,
+            hp.n_classes as usize,
+        );
+        if hp.block_count as usize > MAX_BLOCKS {
+            return Err(Error::BadValue {
+                key: t::keys(family).block_count,
+                expected: "at most 16 blocks in this runtime",
+            });
+        }
+        let mut chars = None;
+        if family == Family::Text {
+            match g.get(t::VOCAB).map(|v| v.as_str()) {
+                None | Some(Some("bytes")) => {
+                    if v != 256 {
+                        return Err(Error::BadValue {
+                            key: t::keys(family).vocab_size,
+                            expected: "256 for a bytes vocabulary",
+                        });
+                    }
+                }
+                Some(Some("chars")) => {
+                    let s = g.require_str(t::CHARS)?;
+                    if s.chars().count() != v {
+                        return Err(Error::BadValue {
+                            key: t::CHARS,
+                            expected: "exactly vocab_size characters",
+                        });
+                    }
+                    chars = Some(s);
+                }
+                _ => {
+                    return Err(Error::BadValue {
+                        key: t::VOCAB,
+                        expected: "the string bytes or chars",
+                    });
+                }
+            }
+        }
+        let token_embd = load_matrix(g, TensorName::fixed(t::TOKEN_EMBD), v, c)?;
+        let position_embd = load_table(g, TensorName::fixed(t::POSITION_EMBD), tt, c)?;
+        let class_embd = if k > 0 {
+            Some(load_table(g, TensorName::fixed(t::CLASS_EMBD), k, c)?)
+        } else {
+            None
+        };
+        let mut blocks = heapless::Vec::new();
+        for i in 0..hp.block_count as usize {
+            let b = Block {
+                attn_norm: norm(g, t::ATTN_NORM_WEIGHT, t::ATTN_NORM_BIAS, Some(i), c)?,
+                qkv: dense(g, t::ATTN_QKV_WEIGHT, t::ATTN_QKV_BIAS, i, 3 * c, c)?,
+                attn_out: dense(g, t::ATTN_OUTPUT_WEIGHT, t::ATTN_OUTPUT_BIAS, i, c, c)?,
+                ffn_norm: norm(g, t::FFN_NORM_WEIGHT, t::FFN_NORM_BIAS, Some(i), c)?,
+                up: dense(g, t::FFN_UP_WEIGHT, t::FFN_UP_BIAS, i, f, c)?,
+                down: dense(g, t::FFN_DOWN_WEIGHT, t::FFN_DOWN_BIAS, i, c, f)?,
+            };
+            // Checked against MAX_BLOCKS above.
+            let _ = blocks.push(b);
+        }
+        let output_norm = norm(g, t::OUTPUT_NORM_WEIGHT, t::OUTPUT_NORM_BIAS, None, c)?;
+        let output = if hp.tied_output {
+            token_embd
+        } else {
+            load_matrix(g, TensorName::fixed(t::OUTPUT), v, c)?
+        };
+        Ok(Self {
+            hp,
+            family,
+            token_embd,
+            position_embd,
+            class_embd,
+            blocks,
+            output_norm,
+            output,
+            chars,
+        })
+    }
+
+    /// Floats of scratch [`Self::step`] needs.
+    pub const fn scratch_len(&self) -> usize {
+        scratch_len_for(&self.hp)
+    }
+
+    /// Floats of KV cache a [`State`] needs.
+    pub const fn state_len(&self) -> usize {
+        state_len_for(&self.hp)
+    }
+
+    /// Bytes of weights.
+    pub fn weight_bytes(&self) -> usize {
+        let mut n = self.token_embd.bytes() + self.position_embd.bytes();
+        n += self.class_embd.map_or(0, |e| e.bytes());
+        for b in &self.blocks {
+            n += b.attn_norm.0.bytes() + b.attn_norm.1.bytes() + b.ffn_norm.0.bytes();
+            n += b.ffn_norm.1.bytes() + b.qkv.bytes() + b.attn_out.bytes();
+            n += b.up.bytes() + b.down.bytes();
+        }
+        n += self.output_norm.0.bytes() + self.output_norm.1.bytes();
+        if !self.hp.tied_output {
+            n += self.output.bytes();
+        }
+        n
+    }
+
+    /// Multiply-adds of one step at position `pos` (the output layer
+    /// included).
+    pub fn macs(&self, pos: usize) -> usize {
+        let c = self.hp.embedding_length as usize;
+        let per: usize = self
+            .blocks
+            .iter()
+            .map(|b| b.qkv.macs() + b.attn_out.macs() + b.up.macs() + b.down.macs())
+            .sum();
+        per + self.blocks.len() * 2 * c * (pos + 1) + self.output.rows * self.output.cols
+    }
+
+    fn check_state(&self, st: &State<'_>) -> Result<(), Error> {
+        let t = self.hp.context_length as usize;
+        if st.kv.len() < self.state_len() {
+            return Err(Error::BufferSize {
+                expected: self.state_len(),
+                found: st.kv.len(),
+            });
+        }
+        if st.symbols.len() < t {
+            return Err(Error::BufferSize {
+                expected: t,
+                found: st.symbols.len(),
+            });
+        }
+        check_label(self.hp.n_classes as usize, st.label)
+    }
+
+    /// Feeds `symbol` at the state's next position, and returns the next
+    /// symbol's logits (a slice of `scratch`). When the context is full,
+    /// `policy` applies.
+    pub fn step<'x>(
+        &self,
+        st: &mut State<'_>,
+        symbol: u32,
+        policy: ContextPolicy,
+        scratch: &'x mut [f32],
+    ) -> Result<&'x [f32], Error> {
+        self.check_state(st)?;
+        check_scratch(self.scratch_len(), scratch.len())?;
+        self.check_symbol(symbol)?;
+        let t = self.hp.context_length as usize;
+        if st.pos >= t {
+            match policy {
+                ContextPolicy::Stop => return Err(Error::ContextFull { context: t }),
+                ContextPolicy::Slide { keep } => {
+                    let keep = keep.min(t - 1);
+                    st.symbols.copy_within(t - keep..t, 0);
+                    st.pos = 0;
+                    for i in 0..keep {
+                        let s = st.symbols[i];
+                        self.forward(st, s, scratch, false);
+                    }
+                }
+            }
+        }
+        Ok(self.forward(st, symbol, scratch, true))
+    }
+
+    /// Feeds `prompt` (the logits of the last symbol are returned; an empty
+    /// prompt feeds nothing and returns the logits' zeroed slice).
+    pub fn prefill<'x>(
+        &self,
+        st: &mut State<'_>,
+        prompt: &[u32],
+        policy: ContextPolicy,
+        scratch: &'x mut [f32],
+    ) -> Result<&'x [f32], Error> {
+        self.check_state(st)?;
+        check_scratch(self.scratch_len(), scratch.len())?;
+        for &s in prompt {
+            self.check_symbol(s)?;
+        }
+        let t = self.hp.context_length as usize;
+        let n = prompt.len();
+        // Only the last symbol's logits are computed. Once the context is
+        // full, symbols go through `step`, which applies the policy.
+        for (i, &s) in prompt.iter().enumerate() {
+            let last = i + 1 == n;
+            if st.pos >= t {
+                if last {
+                    return self.step(st, s, policy, scratch);
+                }
+                self.step(st, s, policy, scratch)?;
+            } else if last {
+                return Ok(self.forward(st, s, scratch, true));
+            } else {
+                self.forward(st, s, scratch, false);
+            }
+        }
+        let v = self.hp.vocab_size as usize;
+        let logits = &mut scratch[..v];
+        logits.fill(0.0);
+        Ok(logits)
+    }
+
+    fn check_symbol(&self, s: u32) -> Result<(), Error> {
+        if s >= self.hp.vocab_size {
+            return Err(Error::BadValue {
+                key: "symbol",
+                expected: "a symbol below the model's vocab_size",
+            });
+        }
+        Ok(())
+    }
+
+    /// One position (checked by the callers: room in the cache, buffer
+    /// sizes, the symbol and the label). Leaves the logits at the start of
+    /// `scratch` when `logits` is set.
+    fn forward<'x>(
+        &self,
+        st: &mut State<'_>,
+        symbol: u32,
+        scratch: &'x mut [f32],
+        logits: bool,
+    ) -> &'x [f32] {
+        let hp = &self.hp;
+        let (c, f, tt, v) = (
+            hp.embedding_length as usize,
+            hp.feed_forward_length as usize,
+            hp.context_length as usize,
+            hp.vocab_size as usize,
+        );
+        let (hd, nh) = (hp.head_dim(), hp.head_count as usize);
+        let pos = st.pos;
+        let eps = hp.layer_norm_epsilon;
+        let (out, rest) = scratch.split_at_mut(v);
+        let (x, rest) = rest.split_at_mut(c);
+        let (xn, rest) = rest.split_at_mut(c);
+        let (qkv, rest) = rest.split_at_mut(3 * c);
+        let (att, rest) = rest.split_at_mut(c);
+        let (hid, rest) = rest.split_at_mut(f);
+        let w = &mut rest[..tt];
+        x.fill(0.0);
+        self.token_embd.add_row_to(symbol as usize, x);
+        self.position_embd.add_range_to(pos * c, x);
+        if let (Some(e), Some(l)) = (&self.class_embd, st.label) {
+            e.add_range_to(l as usize * c, x);
+        }
+        for (l, b) in self.blocks.iter().enumerate() {
+            xn.copy_from_slice(x);
+            layers::layer_norm(xn, &b.attn_norm.0, &b.attn_norm.1, eps);
+            b.qkv.forward(qkv, xn);
+            let layer = &mut st.kv[2 * l * tt * c..2 * (l + 1) * tt * c];
+            let (kc, vc) = layer.split_at_mut(tt * c);
+            kc[pos * c..(pos + 1) * c].copy_from_slice(&qkv[c..2 * c]);
+            vc[pos * c..(pos + 1) * c].copy_from_slice(&qkv[2 * c..]);
+            for h in 0..nh {
+                let head = Head {
+                    n: pos + 1,
+                    stride: c,
+                    off: h * hd,
+                    d: hd,
+                };
+                attend(&mut att[h * hd..], &qkv[h * hd..c], kc, vc, head, w);
+            }
+            b.attn_out.forward(xn, att);
+            x.iter_mut().zip(xn.iter()).for_each(|(a, &d)| *a += d);
+            xn.copy_from_slice(x);
+            layers::layer_norm(xn, &b.ffn_norm.0, &b.ffn_norm.1, eps);
+            b.up.forward(hid, xn);
+            layers::activate(Activation::Gelu, hid);
+            b.down.forward(xn, hid);
+            x.iter_mut().zip(xn.iter()).for_each(|(a, &d)| *a += d);
+        }
+        st.symbols[pos] = symbol;
+        st.pos = pos + 1;
+        if logits {
+            xn.copy_from_slice(x);
+            layers::layer_norm(xn, &self.output_norm.0, &self.output_norm.1, eps);
+            kernels::matvec(out, &self.output, xn, |_| 0.0);
+        }
+        out
+    }
+
+    /// Samples up to `out.len()` symbols after `prompt` into `out`, and
+    /// returns how many: fewer when a stop sequence ends the text (it is
+    /// kept) or the context is full and the policy stops.
+    #[allow(clippy::too_many_arguments)]
+    pub fn generate(
+        &self,
+        st: &mut State<'_>,
+        prompt: &[u32],
+        sampling: &Sampling,
+        policy: ContextPolicy,
+        stop: &[&[u32]],
+        rng: &mut Rng,
+        scratch: &mut [f32],
+        out: &mut [u32],
+    ) -> Result<usize, Error> {
+        let mut it = self.stream(st, prompt, sampling, policy, stop, rng, scratch)?;
+        let mut n = 0;
+        for o in out.iter_mut() {
+            match it.next() {
+                Some(Ok(s)) => {
+                    *o = s;
+                    n += 1;
+                }
+                None => break,
+                Some(Err(e)) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
+    /// A streaming iterator of sampled symbols after `prompt`: each `next`
+    /// samples one from the current logits and feeds it. It ends after a
+    /// stop sequence (which it yields), or after the symbol that found the
+    /// context full when the policy stops ([`Stream::ended_full`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn stream<'m, 'b, 'x>(
+        &'m self,
+        st: &'b mut State<'x>,
+        prompt: &[u32],
+        sampling: &'b Sampling,
+        policy: ContextPolicy,
+        stop: &'b [&'b [u32]],
+        rng: &'b mut Rng,
+        scratch: &'b mut [f32],
+    ) -> Result<Stream<'m, 'a, 'b, 'x>, Error> {
+        if prompt.is_empty() {
+            return Err(Error::BadValue {
+                key: "prompt",
+                expected: "at least one symbol",
+            });
+        }
+        self.prefill(st, prompt, policy, scratch)?;
+        Ok(Stream {
+            m: self,
+            st,
+            sampling,
+            policy,
+            stop,
+            rng,
+            scratch,
+            done: false,
+            full: false,
+        })
+    }
+}
+
+/// Recent symbols the repetition penalty looks at.
+pub const PENALTY_WINDOW: usize = 64;
+
+/// See [`Transformer::stream`].
+pub struct Stream<'m, 'a, 'b, 'x> {
+    m: &'m Transformer<'a>,
+    st: &'b mut State<'x>,
+    sampling: &'b Sampling,
+    policy: ContextPolicy,
+    stop: &'b [&'b [u32]],
+    rng: &'b mut Rng,
+    scratch: &'b mut [f32],
+    done: bool,
+    full: bool,
+}
+
+impl Stream<'_, '_, '_, '_> {
+    /// Whether the stream ended because the context was full and the
+    /// policy is to stop.
+    pub fn ended_full(&self) -> bool {
+        self.full
+    }
+}
+
+impl Iterator for Stream<'_, '_, '_, '_> {
+    type Item = Result<u32, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let v = self.m.hp.vocab_size as usize;
+        // The logits of the last symbol fed are at the start of scratch.
+        let (logits, _) = self.scratch.split_at_mut(v);
+        // The penalty's window: the symbols in the cache, newest last.
+        let mut recent = [0u32; PENALTY_WINDOW];
+        let syms = self.st.symbols();
+        let k = syms.len().min(PENALTY_WINDOW);
+        recent[..k].copy_from_slice(&syms[syms.len() - k..]);
+        let s = sample_logits(logits, &recent[..k], self.sampling, self.rng) as u32;
+        // Ends with a stop sequence? The symbols in the cache plus `s`.
+        let syms = self.st.symbols();
+        let ends = self.stop.iter().any(|q| match q.split_last() {
+            Some((&last, head)) if last == s => {
+                head.len() <= syms.len() && syms[syms.len() - head.len()..] == *head
+            }
+            _ => false,
+        });
+        match self.m.step(self.st, s, self.policy, self.scratch) {
+            Ok(_) => {}
+            // The symbol stands (it came from a full context's logits);
+            // nothing can follow it.
+            Err(Error::ContextFull { .. }) => {
+                self.done = true;
+                self.full = true;
+            }
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
+        }
+        if ends {
+            self.done = true;
+        }
+        Some(Ok(s))
+    }
+}
