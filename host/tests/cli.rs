@@ -210,11 +210,14 @@ fn demo_runs_every_stage() {
         "20",
         "--gan-epochs",
         "1",
+        "--text-iters",
+        "20",
     ]);
     assert!(out.contains("train    6000 images"), "{out}");
     assert!(out.contains("all stages ran"), "{out}");
-    // Three decoders and three generators.
-    assert_eq!(out.matches("  valid").count(), 6, "{out}");
+    // Three decoders, three generators and three text models.
+    assert_eq!(out.matches("  valid").count(), 9, "{out}");
+    assert!(out.contains("ROMEO:"), "the text sample: {out}");
     assert!(out.contains("engines: valid"), "the encoder: {out}");
     for f in [
         "data.png",
@@ -227,6 +230,10 @@ fn demo_runs_every_stage() {
         "export/generator-q8_0.gguf",
         "export/generator-f32.onnx",
         "gan-samples-q8_0.png",
+        "text/metrics.jsonl",
+        "export/text-q8_0.gguf",
+        "export/text-f16.onnx",
+        "text-sample-q8_0.txt",
     ] {
         assert!(d.join(f).is_file(), "{f} is missing");
     }

@@ -3,6 +3,7 @@
 //! checks of what a device printed.
 
 pub mod gan;
+pub mod text;
 pub mod vae;
 
 use std::path::{Path, PathBuf};

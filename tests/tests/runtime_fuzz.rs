@@ -1,5 +1,6 @@
 //! The runtime never panics on any model bytes: mutated VAE decoders and
-//! encoders and GAN generators, with the data CRC sometimes re-stamped so that the damage
+//! encoders, GAN generators and text transformers, with the data CRC
+//! sometimes re-stamped so that the damage
 //! reaches the shape checks and the forward pass, not only the CRC check.
 //!
 //! CI runs a few thousand cases; `EDGEGEN_FUZZ_CASES=1000000 cargo test
@@ -46,6 +47,129 @@ fn gan_hparams(k: u32) -> arch::gan::Hparams {
 
 fn generator(ty: GgmlType, k: u32) -> Vec<u8> {
     edgegen_tests::gan::generator_gguf(&gan_hparams(k), ty, 5, 0.7, 0.05)
+}
+
+fn text_hparams(k: u32, tied: bool, vocab: u32) -> arch::transformer::Hparams {
+    arch::transformer::Hparams {
+        vocab_size: vocab,
+        context_length: 6,
+        embedding_length: 16,
+        block_count: 2,
+        head_count: 4,
+        feed_forward_length: 40,
+        n_classes: k,
+        layer_norm_epsilon: 1e-5,
+        tied_output: tied,
+    }
+}
+
+fn text(ty: GgmlType, k: u32, tied: bool) -> Vec<u8> {
+    edgegen_tests::text::model_gguf(&text_hparams(k, tied, 256), ty, 6, 0.5, None)
+}
+
+fn text_chars(ty: GgmlType) -> Vec<u8> {
+    edgegen_tests::text::model_gguf(&text_hparams(0, true, 5), ty, 6, 0.5, Some("ab cé"))
+}
+
+/// Drives a text model through prefill, steps past its context with both
+/// policies, and sampling; every error is returned, none may panic.
+fn drive_text(
+    m: &edgegen_runtime::models::transformer::Transformer<'_>,
+    scratch: &mut [f32],
+    r: &mut Rng,
+) -> bool {
+    use edgegen_runtime::models::transformer::{ContextPolicy, State};
+    use edgegen_runtime::sample::Sampling;
+    let t = m.hp.context_length as usize;
+    if m.state_len() > 1 << 16 || t > 64 {
+        return false;
+    }
+    let mut kv = vec![0f32; m.state_len()];
+    let mut syms = vec![0u32; t];
+    let label = (m.hp.n_classes > 0).then_some(0);
+    let mut st = State::new(&mut kv, &mut syms, label);
+    let n = m.scratch_len().min(scratch.len());
+    let mut ok = m
+        .prefill(
+            &mut st,
+            &[1, 2, 3],
+            ContextPolicy::Slide { keep: 2 },
+            &mut scratch[..n],
+        )
+        .is_ok();
+    for i in 0..t + 3 {
+        let policy = if i % 2 == 0 {
+            ContextPolicy::Stop
+        } else {
+            ContextPolicy::Slide { keep: t }
+        };
+        // A full context under Stop is the policy working, not a failure.
+        let r = m.step(
+            &mut st,
+            i as u32 % m.hp.vocab_size,
+            policy,
+            &mut scratch[..n],
+        );
+        ok &= r.is_ok() || matches!(r, Err(edgegen_format::Error::ContextFull { .. }));
+    }
+    st.reset();
+    let s = Sampling {
+        temperature: 0.7,
+        top_k: 3,
+        top_p: 0.9,
+        repetition_penalty: 1.3,
+    };
+    let mut out = [0u32; 10];
+    let stop: [&[u32]; 1] = [&[0, 1]];
+    ok &= m
+        .generate(
+            &mut st,
+            &[1],
+            &s,
+            ContextPolicy::Slide { keep: 1 },
+            &stop,
+            r,
+            &mut scratch[..n],
+            &mut out,
+        )
+        .is_ok();
+    ok
+}
+
+#[test]
+fn valid_text_models_load_step_slide_and_sample_at_every_precision() {
+    use edgegen_runtime::models::transformer::{ContextPolicy, State};
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0] {
+        for b in [text(ty, 0, true), text(ty, 3, false), text_chars(ty)] {
+            let Model::Text(m) = Model::from_gguf(&b).unwrap() else {
+                panic!("{ty:?}: not a text model")
+            };
+            let mut scratch = vec![0f32; m.scratch_len()];
+            assert!(drive_text(&m, &mut scratch, &mut Rng::new(2)), "{ty:?}");
+            // Wrong buffers, labels and symbols are errors, not panics.
+            let t = m.hp.context_length as usize;
+            let label = (m.hp.n_classes > 0).then_some(1);
+            let mut kv = vec![0f32; m.state_len()];
+            let mut syms = vec![0u32; t];
+            let mut st = State::new(&mut kv, &mut syms, label);
+            let p = ContextPolicy::Stop;
+            assert!(m.step(&mut st, 1, p, &mut scratch[..1]).is_err());
+            assert!(m.step(&mut st, m.hp.vocab_size, p, &mut scratch).is_err());
+            let mut st = State::new(&mut kv, &mut syms[..1], label);
+            assert!(m.step(&mut st, 1, p, &mut scratch).is_err());
+            let mut short = vec![0f32; 3];
+            let mut st = State::new(&mut short, &mut syms, label);
+            assert!(m.step(&mut st, 1, p, &mut scratch).is_err());
+            let mut st = State::new(&mut kv, &mut syms, Some(9));
+            assert!(m.step(&mut st, 1, p, &mut scratch).is_err());
+        }
+    }
+    // A chars model names its characters; a bytes model has none.
+    let b = text_chars(GgmlType::F32);
+    let Model::Text(m) = Model::from_gguf(&b).unwrap() else {
+        panic!()
+    };
+    assert_eq!(m.chars, Some("ab cé"));
 }
 
 /// Re-stamps `edgegen.data_crc32` so a damaged file passes the CRC check.
@@ -176,6 +300,9 @@ fn runtime_never_panics_on_mutated_models() {
                 encoder(t, 4),
                 generator(t, 0),
                 generator(t, 3),
+                text(t, 0, true),
+                text(t, 3, false),
+                text_chars(t),
             ]
         })
         .collect();
@@ -237,6 +364,12 @@ fn runtime_never_panics_on_mutated_models() {
                     decoded += 1;
                 }
                 let _ = g.sample(&mut r, label, &mut z, &mut scratch[..n], &mut out);
+            }
+            Ok(Model::Text(m)) => {
+                loaded += 1;
+                if drive_text(&m, &mut scratch, &mut r) {
+                    decoded += 1;
+                }
             }
             _ => {}
         }

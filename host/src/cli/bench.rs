@@ -23,7 +23,8 @@ pub struct BenchArgs {
     /// The same model's ONNX export: also time ONNX Runtime and tract.
     #[arg(long)]
     onnx: Option<PathBuf>,
-    /// Calls per engine per round.
+    /// Calls per engine per round (for a text model, decode steps,
+    /// rounded up to whole contexts).
     #[arg(long, default_value_t = 1000)]
     calls: usize,
     /// Rounds; every figure is a median over them.
@@ -82,6 +83,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let bytes =
         std::fs::read(&a.model).with_context(|| format!("{}: cannot read", a.model.display()))?;
     let model = Model::from_gguf(&bytes).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
+    if let Model::Text(t) = &model {
+        return bench_text(&a, t, &bytes);
+    }
     let mut rng = Rng::new(1);
     // A decoder takes a latent, an encoder an image; each with label 0
     // when conditional. `out` holds pixels, or mu then logvar.
@@ -263,6 +267,182 @@ pub fn run(a: BenchArgs) -> Result<()> {
         );
     }
     for s in &r.skipped {
+        println!("skipped: {s}");
+    }
+    Ok(())
+}
+
+/// A text model: each call decodes a whole context from an empty cache,
+/// one symbol at a time (the runtime with its KV cache in place; ONNX
+/// Runtime and tract running the exported step with the cache carried
+/// from each step's outputs to the next one's inputs).
+fn bench_text(
+    a: &BenchArgs,
+    m: &edgegen_runtime::models::transformer::Transformer<'_>,
+    bytes: &[u8],
+) -> Result<()> {
+    use crate::validate::io::Input;
+    use edgegen_runtime::models::transformer::{ContextPolicy, State};
+    let hp = m.hp;
+    let (t, v, k) = (
+        hp.context_length as usize,
+        hp.vocab_size as usize,
+        hp.n_classes,
+    );
+    let label = (k > 0).then_some(0u32);
+    let syms: Vec<u32> = (0..t).map(|i| ((i * 7 + 3) % v) as u32).collect();
+    let calls = a.calls.div_ceil(t).max(1);
+    let mut kv = vec![0f32; m.state_len()];
+    let mut sb = vec![0u32; t];
+    let mut scratch = vec![0f32; m.scratch_len()];
+    let mut runtime = || {
+        let mut st = State::new(&mut kv, &mut sb, label);
+        for &s in &syms {
+            let l = m
+                .step(&mut st, black_box(s), ContextPolicy::Stop, &mut scratch)
+                .expect("sizes checked");
+            black_box(l);
+        }
+    };
+    let weight_bytes = m.weight_bytes();
+    let floor = ReadFloor::new(weight_bytes);
+    let mut names = vec!["edgegen-runtime".to_string()];
+    let mut skipped: Vec<String> = vec![];
+    let cache = [hp.block_count as usize, 1, t, hp.embedding_length as usize];
+    let zeros = vec![0f32; cache.iter().product()];
+    let feed = |i: usize, pk: Vec<f32>, pv: Vec<f32>| {
+        let mut ins = vec![
+            Input::i64("token", &[1], vec![syms[i] as i64]),
+            Input::i64("position", &[1], vec![i as i64]),
+        ];
+        if let Some(l) = label {
+            ins.push(Input::i64("label", &[1], vec![l as i64]));
+        }
+        ins.push(Input::f32("past_k", &cache, pk));
+        ins.push(Input::f32("past_v", &cache, pv));
+        ins
+    };
+    let take = |o: &mut crate::validate::io::Outputs, name: &str| {
+        let i = o
+            .iter()
+            .position(|x| x.0 == name)
+            .expect("an output of the step");
+        std::mem::take(&mut o[i].1)
+    };
+    let mut progress = |_: usize| {};
+    let timings = match &a.onnx {
+        None => interleaved_with(
+            &mut [&mut runtime, &mut || floor.read()],
+            calls,
+            a.rounds,
+            &mut progress,
+        ),
+        Some(p) => {
+            let onnx = std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
+            let g = Gguf::parse(bytes).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
+            signature::check(&onnx, &g)
+                .map_err(|e| anyhow!("{} and {}: {e:#}", p.display(), a.model.display()))?;
+            let mut ort = match OrtModel::new(&onnx) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    skipped.push(format!("onnxruntime ({e:#})"));
+                    None
+                }
+            };
+            let tract = TractModel::new(&onnx, &feed(0, zeros.clone(), zeros.clone()))
+                .map_err(|e| anyhow!("{}: {e:#}", p.display()))?;
+            let names_out = ["logits", "present_k", "present_v"];
+            let have_ort = ort.is_some();
+            let mut ort_engine = || {
+                if let Some(o) = ort.as_mut() {
+                    let (mut pk, mut pv) = (zeros.clone(), zeros.clone());
+                    for i in 0..t {
+                        let mut out = o.run(&feed(i, pk, pv), &names_out).expect("ran before");
+                        pk = take(&mut out, "present_k");
+                        pv = take(&mut out, "present_v");
+                        black_box(&out);
+                    }
+                }
+            };
+            let mut tract_engine = || {
+                let (mut pk, mut pv) = (zeros.clone(), zeros.clone());
+                for i in 0..t {
+                    let mut out = tract.run(&feed(i, pk, pv)).expect("planned");
+                    pk = take(&mut out, "present_k");
+                    pv = take(&mut out, "present_v");
+                    black_box(&out);
+                }
+            };
+            let mut floor_engine = || floor.read();
+            let mut engines: Vec<&mut dyn FnMut()> = vec![&mut runtime];
+            if have_ort {
+                names.push("onnxruntime".into());
+                engines.push(&mut ort_engine);
+            }
+            names.push("tract".into());
+            engines.push(&mut tract_engine);
+            engines.push(&mut floor_engine);
+            interleaved_with(&mut engines, calls, a.rounds, &mut progress)
+        }
+    };
+    let mut timings = timings;
+    let floor = timings.pop().expect("the floor ran last");
+    let per_token = |us: f64| us / t as f64;
+    let macs: usize = (0..t).map(|pos| m.macs(pos)).sum::<usize>() / t;
+    let rows: Vec<serde_json::Value> = names
+        .iter()
+        .zip(&timings)
+        .map(|(n, tm)| {
+            serde_json::json!({
+                "engine": n,
+                "us_per_token": per_token(tm.us),
+                "tokens_per_s": 1e6 / per_token(tm.us),
+                "runtime_over_engine": tm.first_over_this,
+                "gflops": 2.0 * macs as f64 / per_token(tm.us) / 1e3,
+            })
+        })
+        .collect();
+    let report = serde_json::json!({
+        "model": a.model.display().to_string(),
+        "weight_bytes": weight_bytes,
+        "isa": format!("{:?}", kernels::isa()),
+        "context": t,
+        "batch": 1,
+        "threads": 1,
+        "tokens_per_round": calls * t,
+        "rounds": a.rounds,
+        "engines": rows,
+        "read_floor_us": floor.us,
+        "flops_per_token": 2 * macs,
+        "skipped": skipped,
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "{}: {} bytes of weights; batch 1, 1 thread, kernels {:?}; a context of {t} symbols decoded from an empty cache, medians of {} rounds of {} symbols",
+        a.model.display(),
+        weight_bytes,
+        kernels::isa(),
+        a.rounds,
+        calls * t
+    );
+    println!(
+        "{:<16} {:>12} {:>10} {:>16} {:>9}",
+        "engine", "µs/symbol", "symbols/s", "runtime/engine", "GFLOP/s"
+    );
+    for r in report["engines"].as_array().into_iter().flatten() {
+        println!(
+            "{:<16} {:>12.2} {:>10.0} {:>15.2}x {:>9.2}",
+            r["engine"].as_str().unwrap_or_default(),
+            r["us_per_token"].as_f64().unwrap_or(0.0),
+            r["tokens_per_s"].as_f64().unwrap_or(0.0),
+            r["runtime_over_engine"].as_f64().unwrap_or(0.0),
+            r["gflops"].as_f64().unwrap_or(0.0)
+        );
+    }
+    for s in &skipped {
         println!("skipped: {s}");
     }
     Ok(())

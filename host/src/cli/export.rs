@@ -193,7 +193,8 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
     Ok(())
 }
 
-/// A text model: GGUF now; ONNX of one decode step comes with `validate`.
+/// A text model: its weights, and ONNX of one decode step with the KV
+/// cache as explicit inputs and outputs.
 fn export_text(a: &ExportArgs, ck: &checkpoint::Checkpoint) -> Result<()> {
     if a.part != Part::Decoder {
         bail!("--part: a text model exports as one network; --part encoder is a VAE's");
@@ -203,16 +204,21 @@ fn export_text(a: &ExportArgs, ck: &checkpoint::Checkpoint) -> Result<()> {
         .run
         .file_name()
         .map_or("text".into(), |n| n.to_string_lossy().into_owned());
-    if a.onnx.is_some() {
-        bail!(
-            "--onnx: the text family's ONNX export (one decode step with its KV cache) is not written yet; --gguf works"
-        );
-    }
     if let Some(out) = &a.gguf {
         let bytes = export::text::to_gguf(&m, &mc, &st.groups[0].params, a.precision, &name)?;
         crate::fsx::write_atomic(out, &bytes)?;
         println!(
             "wrote {} ({} bytes, text model {:?})",
+            out.display(),
+            bytes.len(),
+            a.precision
+        );
+    }
+    if let Some(out) = &a.onnx {
+        let bytes = export::onnx::text_to_onnx(&m, &st.groups[0].params, a.precision, &name)?;
+        crate::fsx::write_atomic(out, &bytes)?;
+        println!(
+            "wrote {} ({} bytes, one decode step, {:?} weights)",
             out.display(),
             bytes.len(),
             a.precision

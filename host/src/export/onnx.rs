@@ -444,3 +444,238 @@ pub fn gan_to_onnx(
     };
     Ok(model.encode_to_vec())
 }
+
+/// The ONNX bytes of one decode step of a text transformer: the symbol
+/// `token` `(N)` at `position` `(1)` (and `label` `(N)` when conditional),
+/// with the KV cache as explicit tensors `past_k`, `past_v` `(L, N, T, C)`
+/// in and `present_k`, `present_v` out, and the next symbol's `logits`
+/// `(N, V)`.
+///
+/// The cache has the full context's length, as on the device: the step
+/// writes its key and value at `position` (a `Where` over a one-hot of the
+/// positions) and attends to positions `<= position` (later ones are
+/// masked with -inf before the softmax). Static shapes keep ONNX Runtime
+/// and tract on the same plan at every step.
+pub fn text_to_onnx(
+    m: &crate::models::transformer::Transformer,
+    p: &[f32],
+    prec: Precision,
+    name: &str,
+) -> Result<Vec<u8>> {
+    use edgegen_format::arch::transformer as t;
+    let c = &m.cfg;
+    let (v, tt, d, nh, k) = (c.vocab, c.context, c.dim, c.heads, c.n_classes);
+    let hd = d / nh;
+    let get = |n: &str| -> Result<&[f32]> {
+        let e = m
+            .layout
+            .get(n)
+            .ok_or_else(|| anyhow::anyhow!("the model has no tensor {n}"))?;
+        Ok(&p[e.range()])
+    };
+    let lin = |prefix: &str, inp: usize, out: usize| -> Result<Layer<'_>> {
+        Ok(Layer {
+            name: prefix.into(),
+            w: get(&format!("{prefix}.weight"))?,
+            b: get(&format!("{prefix}.bias"))?,
+            inp,
+            out,
+            act: None,
+            label: None,
+        })
+    };
+    let mut g = Graph::default();
+    let tok = Layer {
+        name: "token_embd".into(),
+        w: get(t::TOKEN_EMBD)?,
+        b: &[],
+        inp: d,
+        out: v,
+        act: None,
+        label: None,
+    };
+    let tok_w = g.weight(&tok, prec);
+    let mut x = g.node(
+        "Gather",
+        &[&tok_w, "token"],
+        vec![attr_int("axis", 0)],
+        "tok",
+    );
+    let pos_w = g.init_f32(t::POSITION_EMBD, &[tt, d], get(t::POSITION_EMBD)?);
+    let pos = g.node(
+        "Gather",
+        &[&pos_w, "position"],
+        vec![attr_int("axis", 0)],
+        "pos",
+    );
+    x = g.node("Add", &[&x, &pos], vec![], "x");
+    if k > 0 {
+        let cls_w = g.init_f32(t::CLASS_EMBD, &[k, d], get(t::CLASS_EMBD)?);
+        let cls = g.node(
+            "Gather",
+            &[&cls_w, "label"],
+            vec![attr_int("axis", 0)],
+            "cls",
+        );
+        x = g.node("Add", &[&x, &cls], vec![], "x");
+    }
+    // Positions 0..T against `position`: where to write, what to mask.
+    let range = g.init_i64("positions", &(0..tt as i64).collect::<Vec<_>>());
+    let here = g.node("Equal", &[&range, "position"], vec![], "here");
+    let shape_t1 = g.init_i64("shape_1t1", &[1, tt as i64, 1]);
+    let here = g.node("Reshape", &[&here, &shape_t1], vec![], "here");
+    let later = g.node("Greater", &[&range, "position"], vec![], "later");
+    let shape_mask = g.init_i64("shape_111t", &[1, 1, 1, tt as i64]);
+    let later = g.node("Reshape", &[&later, &shape_mask], vec![], "later");
+    let neg_inf = g.init_f32("neg_inf", &[], &[f32::NEG_INFINITY]);
+    let scale = g.init_f32("attn_scale", &[], &[1.0 / (hd as f32).sqrt()]);
+    let ax1 = g.init_i64("axis_1", &[1]);
+    let ax0 = g.init_i64("axis_0", &[0]);
+    let q_shape = g.init_i64("q_shape", &[0, nh as i64, 1, hd as i64]);
+    let kv_shape = g.init_i64("kv_shape", &[0, tt as i64, nh as i64, hd as i64]);
+    let out_shape = g.init_i64("att_shape", &[0, d as i64]);
+    let (mut present_k, mut present_v) = (vec![], vec![]);
+    let layer_norm = |g: &mut Graph, x: &str, prefix: &str| -> Result<String> {
+        let w = g.init_f32(
+            &format!("{prefix}.weight"),
+            &[d],
+            get(&format!("{prefix}.weight"))?,
+        );
+        let b = g.init_f32(
+            &format!("{prefix}.bias"),
+            &[d],
+            get(&format!("{prefix}.bias"))?,
+        );
+        let eps = g.init_f32(&format!("{prefix}.eps"), &[], &[crate::nn::layernorm::EPS]);
+        let axes = vec![attr_ints("axes", &[-1])];
+        let mean = g.node("ReduceMean", &[x], axes.clone(), "ln");
+        let dx = g.node("Sub", &[x, &mean], vec![], "ln");
+        let sq = g.node("Mul", &[&dx, &dx], vec![], "ln");
+        let var = g.node("ReduceMean", &[&sq], axes, "ln");
+        let ve = g.node("Add", &[&var, &eps], vec![], "ln");
+        let sd = g.node("Sqrt", &[&ve], vec![], "ln");
+        let n = g.node("Div", &[&dx, &sd], vec![], "ln");
+        let n = g.node("Mul", &[&n, &w], vec![], "ln");
+        Ok(g.node("Add", &[&n, &b], vec![], "ln"))
+    };
+    let slice = |g: &mut Graph, x: &str, from: usize, to: usize| {
+        let s = g.init_i64(&format!("slice_{}_s", g.n), &[from as i64]);
+        let e = g.init_i64(&format!("slice_{}_e", g.n), &[to as i64]);
+        g.node("Slice", &[x, &s, &e, &ax1], vec![], "qkv")
+    };
+    for l in 0..c.layers {
+        let xn = layer_norm(&mut g, &x, &format!("blk.{l}.attn_norm"))?;
+        let qkv = g.dense(&xn, &lin(&format!("blk.{l}.attn_qkv"), d, 3 * d)?, prec);
+        let q = slice(&mut g, &qkv, 0, d);
+        let kn = slice(&mut g, &qkv, d, 2 * d);
+        let vn = slice(&mut g, &qkv, 2 * d, 3 * d);
+        let idx = g.init(
+            &format!("layer_{l}"),
+            &[],
+            DataType::Int64,
+            (l as i64).to_le_bytes().to_vec(),
+        );
+        let mut cache = vec![];
+        for (past, new, list) in [
+            ("past_k", &kn, &mut present_k),
+            ("past_v", &vn, &mut present_v),
+        ] {
+            let pl = g.node("Gather", &[past, &idx], vec![attr_int("axis", 0)], past);
+            let nl = g.node("Unsqueeze", &[new, &ax1], vec![], past);
+            let upd = g.node("Where", &[&here, &nl, &pl], vec![], past);
+            let out = g.node("Unsqueeze", &[&upd, &ax0], vec![], past);
+            list.push(out);
+            cache.push(upd);
+        }
+        // Heads: q (N, H, 1, hd), K^T (N, H, hd, T), V (N, H, T, hd).
+        let qh = g.node("Reshape", &[&q, &q_shape], vec![], "q");
+        let kh = g.node("Reshape", &[&cache[0], &kv_shape], vec![], "k");
+        let kt = g.node(
+            "Transpose",
+            &[&kh],
+            vec![attr_ints("perm", &[0, 2, 3, 1])],
+            "k",
+        );
+        let vh = g.node("Reshape", &[&cache[1], &kv_shape], vec![], "v");
+        let vt = g.node(
+            "Transpose",
+            &[&vh],
+            vec![attr_ints("perm", &[0, 2, 1, 3])],
+            "v",
+        );
+        let s = g.node("MatMul", &[&qh, &kt], vec![], "scores");
+        let s = g.node("Mul", &[&s, &scale], vec![], "scores");
+        let s = g.node("Where", &[&later, &neg_inf, &s], vec![], "scores");
+        let w = g.node("Softmax", &[&s], vec![attr_int("axis", -1)], "weights");
+        let att = g.node("MatMul", &[&w, &vt], vec![], "att");
+        let att = g.node("Reshape", &[&att, &out_shape], vec![], "att");
+        let o = g.dense(&att, &lin(&format!("blk.{l}.attn_output"), d, d)?, prec);
+        x = g.node("Add", &[&x, &o], vec![], "x");
+        let xn = layer_norm(&mut g, &x, &format!("blk.{l}.ffn_norm"))?;
+        let mut up = lin(&format!("blk.{l}.ffn_up"), d, c.ffn)?;
+        up.act = Some(Activation::Gelu);
+        let h = g.dense(&xn, &up, prec);
+        let o = g.dense(&h, &lin(&format!("blk.{l}.ffn_down"), c.ffn, d)?, prec);
+        x = g.node("Add", &[&x, &o], vec![], "x");
+    }
+    let xn = layer_norm(&mut g, &x, "output_norm")?;
+    let out_w = if c.tied {
+        tok_w
+    } else {
+        let out = Layer {
+            name: "output".into(),
+            w: get(t::OUTPUT)?,
+            b: &[],
+            inp: d,
+            out: v,
+            act: None,
+            label: None,
+        };
+        g.weight(&out, prec)
+    };
+    g.node_to(
+        "Gemm",
+        &[&xn, &out_w],
+        vec![attr_int("transB", 1)],
+        "logits",
+    );
+    for (list, name) in [(&present_k, "present_k"), (&present_v, "present_v")] {
+        let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+        g.node_to("Concat", &refs, vec![attr_int("axis", 0)], name);
+    }
+    let cache_dims = [Some(c.layers), None, Some(tt), Some(d)];
+    let mut inputs = vec![
+        value_info("token", DataType::Int64, &[None]),
+        value_info("position", DataType::Int64, &[Some(1)]),
+    ];
+    if k > 0 {
+        inputs.push(value_info("label", DataType::Int64, &[None]));
+    }
+    inputs.push(value_info("past_k", DataType::Float, &cache_dims));
+    inputs.push(value_info("past_v", DataType::Float, &cache_dims));
+    let outputs = vec![
+        value_info("logits", DataType::Float, &[None, Some(v)]),
+        value_info("present_k", DataType::Float, &cache_dims),
+        value_info("present_v", DataType::Float, &cache_dims),
+    ];
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
+        producer_name: "edgegen".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string: format!("edgegen text decode step ({prec:?} weights): {name}"),
+        graph: Some(GraphProto {
+            node: g.nodes,
+            name: "edgegen_text_step".into(),
+            initializer: g.inits,
+            input: inputs,
+            output: outputs,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Ok(model.encode_to_vec())
+}

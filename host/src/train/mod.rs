@@ -107,6 +107,12 @@ pub trait Trainer: Sized {
         cfg.epochs
     }
 
+    /// What a round is called, and the flag and value that set how many
+    /// there are, for messages: ("epochs", "--epochs is 10").
+    fn length(cfg: &TrainConfig) -> (&'static str, String) {
+        ("epochs", format!("--epochs is {}", cfg.epochs))
+    }
+
     /// Loads (and splits) the data `cfg` names.
     fn load_data(cfg: &TrainConfig) -> Result<Self::Data>;
     /// Notes from loading that the user should see.

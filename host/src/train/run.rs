@@ -141,6 +141,7 @@ fn check_resume(
     done: usize,
     cfg: &TrainConfig,
     rounds: usize,
+    length: (&str, String),
 ) -> Result<()> {
     let conflicts = TrainConfig::conflicts(stored, cfg);
     if !conflicts.is_empty() {
@@ -156,9 +157,11 @@ fn check_resume(
         );
     }
     if rounds <= done {
+        let (unit, flag) = length;
+        let name = flag.split(' ').next().unwrap_or_default().to_string();
         bail!(
-            "--resume {}: nothing to do: the run has finished {done} of its {rounds} rounds; \
-             give a larger --epochs (--iters for text) to train on",
+            "--resume {}: nothing to do: the run has finished {done} {unit} and {flag}; \
+             give a larger {name} to train on",
             dir.display(),
         );
     }
@@ -193,7 +196,7 @@ pub fn run<T: Trainer>(mut cfg: TrainConfig, opts: &RunOptions) -> Result<Vec<Ep
                 &format!("`train {}`", T::FAMILY),
             ));
         }
-        check_resume(out, &stored, done, &cfg, T::rounds(&cfg))?;
+        check_resume(out, &stored, done, &cfg, T::rounds(&cfg), T::length(&cfg))?;
         crate::fsx::remove_stale_temps(out);
         // No checkpoint yet: the run starts over, as it would have.
         if done > 0 {

@@ -422,6 +422,20 @@ impl Trainer for TextTrainer {
             .map_or(1, |s| s.iters.div_ceil(s.eval_interval.max(1)) as usize)
     }
 
+    fn length(cfg: &TrainConfig) -> (&'static str, String) {
+        let (iters, every) = cfg
+            .text
+            .as_ref()
+            .map_or((0, 1), |s| (s.iters, s.eval_interval));
+        (
+            "rounds",
+            format!(
+                "--iters {iters} makes {} rounds of --eval-interval {every}",
+                Self::rounds(cfg)
+            ),
+        )
+    }
+
     fn load_data(cfg: &TrainConfig) -> Result<TextData> {
         TextData::load(cfg)
     }

@@ -142,5 +142,6 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<Produce
         precision,
         engines,
         relative: vec![],
+        n: None,
     })
 }

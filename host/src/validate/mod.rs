@@ -5,7 +5,8 @@
 //!
 //! Two halves: this module's comparison core (engines x named outputs ->
 //! a table of errors, pass or fail against tolerances), and one producer
-//! per family (`vae`, `gan`) that draws seeded inputs and runs each engine.
+//! per family (`vae`, `gan`, `text`) that draws seeded inputs and runs each
+//! engine.
 
 pub mod gan;
 pub mod io;
@@ -96,6 +97,9 @@ pub struct Produced {
     /// Outputs whose tolerance scales with their largest reference value
     /// (those without a fixed range, such as an encoder's mu).
     pub relative: Vec<String>,
+    /// Inputs run, when not the `n` asked for (a text model runs at most
+    /// a context of steps).
+    pub n: Option<usize>,
 }
 
 /// The comparison core: every pair of gating engines, and every reported
@@ -179,8 +183,9 @@ pub fn validate(onnx: &[u8], gguf: &[u8], n: usize, seed: u64) -> Result<Report>
     let produced = match family {
         Family::Vae => vae::produce(onnx, &g, n, seed)?,
         Family::Gan => gan::produce(onnx, &g, n, seed)?,
+        Family::Text => text::produce(onnx, &g, n, seed)?,
         other => bail!(
-            "GGUF: {}: validate knows the VAE and the GAN so far",
+            "GGUF: {}: validate knows the VAE, the GAN and the text model so far",
             other.arch()
         ),
     };
@@ -188,7 +193,7 @@ pub fn validate(onnx: &[u8], gguf: &[u8], n: usize, seed: u64) -> Result<Report>
     Ok(Report {
         family: family.arch().trim_start_matches("edgegen.").into(),
         part: produced.part,
-        n,
+        n: produced.n.unwrap_or(n),
         precision: format!("{:?}", produced.precision),
         outputs: produced.engines[0]
             .outputs

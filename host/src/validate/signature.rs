@@ -104,6 +104,34 @@ pub fn of_onnx(onnx: &[u8]) -> Result<Signature> {
 
 /// What edgegen's ONNX export of the model in `g` declares.
 pub fn of_gguf(g: &Gguf<'_>) -> Result<Signature> {
+    if edgegen_format::arch::check(g)? == edgegen_format::arch::Family::Text {
+        // One decode step with its KV cache.
+        use edgegen_format::arch::{Family, transformer::Hparams};
+        let hp = Hparams::read(g, Family::Text)?;
+        let cache = [
+            Some(hp.block_count as i64),
+            None,
+            Some(hp.context_length as i64),
+            Some(hp.embedding_length as i64),
+        ];
+        let mut inputs = vec![
+            Port::new("token", "int64", &[None]),
+            Port::new("position", "int64", &[Some(1)]),
+        ];
+        if hp.n_classes > 0 {
+            inputs.push(Port::new("label", "int64", &[None]));
+        }
+        inputs.push(Port::new("past_k", "float", &cache));
+        inputs.push(Port::new("past_v", "float", &cache));
+        return Ok(Signature {
+            inputs,
+            outputs: vec![
+                Port::new("logits", "float", &[None, Some(hp.vocab_size as i64)]),
+                Port::new("present_k", "float", &cache),
+                Port::new("present_v", "float", &cache),
+            ],
+        });
+    }
     if edgegen_format::arch::check(g)? == edgegen_format::arch::Family::Gan {
         // A generator: noise (and a label) in, pixels out, as a decoder.
         let hp = edgegen_format::arch::gan::Hparams::read(g)?;
@@ -196,6 +224,9 @@ pub fn check(onnx: &[u8], g: &Gguf<'_>) -> Result<()> {
     // Either family states its classes under its own key.
     let k = match edgegen_format::arch::check(g)? {
         edgegen_format::arch::Family::Gan => edgegen_format::arch::gan::Hparams::read(g)?.n_classes,
+        f @ edgegen_format::arch::Family::Text => {
+            edgegen_format::arch::transformer::Hparams::read(g, f)?.n_classes
+        }
         _ => vae::Hparams::read(g)?.n_classes,
     };
     let note = if k > 0 {

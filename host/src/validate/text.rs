@@ -80,3 +80,139 @@ pub fn runtime_vs_host(
         max_rel,
     })
 }
+
+/// Rebuilds the host model of a text GGUF: its stored (dequantized)
+/// weights in the host's layout.
+pub fn host_model(g: &Gguf<'_>) -> Result<(Transformer, Vec<f32>)> {
+    use crate::models::transformer::TransformerConfig;
+    use edgegen_format::arch::transformer::Hparams;
+    let hp = Hparams::read(g, Family::Text)?;
+    let m = Transformer::new(TransformerConfig {
+        vocab: hp.vocab_size as usize,
+        context: hp.context_length as usize,
+        dim: hp.embedding_length as usize,
+        layers: hp.block_count as usize,
+        heads: hp.head_count as usize,
+        ffn: hp.feed_forward_length as usize,
+        n_classes: hp.n_classes as usize,
+        tied: hp.tied_output,
+    })?;
+    let mut p = vec![0f32; m.layout.total()];
+    for e in &m.layout.entries {
+        let t = g
+            .tensor(&e.name)
+            .ok_or_else(|| anyhow!("GGUF: tensor {} is missing", e.name))?;
+        let mut v = vec![0f32; t.n_elements()];
+        t.dequantize_into(&mut v)?;
+        // Q8_0 rows are padded to whole blocks: cut them to the row.
+        let cols = *e.shape.last().unwrap_or(&1);
+        let stride = (t.shape()[0] as usize).max(1);
+        let dst = &mut p[e.range()];
+        for (o, r) in dst.chunks_exact_mut(cols).zip(v.chunks_exact(stride)) {
+            o.copy_from_slice(&r[..cols]);
+        }
+    }
+    Ok((m, p))
+}
+
+/// Validates a text model: a seeded sequence of up to a context of
+/// symbols, one step at a time in every engine, the caches carried from
+/// step to step, and the logits of every step compared.
+pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<super::Produced> {
+    use super::io::Input;
+    use super::{Engine, Produced, ort, tract};
+    let dev = Dev::from_gguf(g, Family::Text).map_err(|e| anyhow!("GGUF: {e}"))?;
+    let hp = dev.hp;
+    let precision = g
+        .tensor("blk.0.attn_qkv.weight")
+        .map(|t| t.ggml_type())
+        .unwrap_or(edgegen_format::GgmlType::F32);
+    let (t, v, k) = (
+        hp.context_length as usize,
+        hp.vocab_size as usize,
+        hp.n_classes as usize,
+    );
+    let steps = n.clamp(1, t);
+    let mut rng = Rng::new(seed);
+    let seq: Vec<u32> = (0..steps).map(|_| rng.next_u32() % v as u32).collect();
+    let label = (k > 0).then(|| (seed % k as u64) as u32);
+    let cache = [hp.block_count as usize, 1, t, hp.embedding_length as usize];
+    let cache_len: usize = cache.iter().product();
+    let feed = |i: usize, pk: &[f32], pv: &[f32]| {
+        let mut ins = vec![
+            Input::i64("token", &[1], vec![seq[i] as i64]),
+            Input::i64("position", &[1], vec![i as i64]),
+        ];
+        if let Some(l) = label {
+            ins.push(Input::i64("label", &[1], vec![l as i64]));
+        }
+        ins.push(Input::f32("past_k", &cache, pk.to_vec()));
+        ins.push(Input::f32("past_v", &cache, pv.to_vec()));
+        ins
+    };
+    let zeros = vec![0f32; cache_len];
+    let mut ort = ort::OrtModel::new(onnx)?;
+    let planned = tract::TractModel::new(onnx, &feed(0, &zeros, &zeros))?;
+    let names = ["logits", "present_k", "present_v"];
+    let mut logits = [vec![], vec![]];
+    for (e, l) in logits.iter_mut().enumerate() {
+        let (mut pk, mut pv) = (zeros.clone(), zeros.clone());
+        for i in 0..steps {
+            let ins = feed(i, &pk, &pv);
+            let out = if e == 0 {
+                ort.run(&ins, &names)?
+            } else {
+                planned.run(&ins)?
+            };
+            let get = |name: &str| {
+                out.iter()
+                    .find(|o| o.0 == name)
+                    .map(|o| o.1.clone())
+                    .ok_or_else(|| anyhow!("step {i}: no output {name}"))
+            };
+            l.extend(get("logits")?);
+            pk = get("present_k")?;
+            pv = get("present_v")?;
+        }
+    }
+    let [ort_logits, tract_logits] = logits;
+    // The runtime, with its own cache.
+    let mut kv = vec![0f32; dev.state_len()];
+    let mut syms = vec![0u32; t];
+    let mut st = State::new(&mut kv, &mut syms, label);
+    let mut scratch = vec![0f32; dev.scratch_len()];
+    let mut rt = Vec::with_capacity(steps * v);
+    for (i, &s) in seq.iter().enumerate() {
+        let l = dev
+            .step(&mut st, s, ContextPolicy::Stop, &mut scratch)
+            .map_err(|e| anyhow!("runtime, step {i}: {e}"))?;
+        rt.extend_from_slice(l);
+    }
+    // The host: a full forward pass over the prefix at every step.
+    let (m, p) = host_model(g)?;
+    let mut a = Acts::new(&m, 1);
+    a.labels[0] = label.unwrap_or(0);
+    let mut host = Vec::with_capacity(steps * v);
+    for i in 0..steps {
+        a.tokens[..=i].copy_from_slice(&seq[..=i]);
+        m.forward(&p, &mut a, 1, i + 1, Threads(1));
+        host.extend_from_slice(&a.logits[i * v..(i + 1) * v]);
+    }
+    let engine = |name: &str, x: Vec<f32>| Engine {
+        name: name.into(),
+        outputs: vec![("logits".into(), x)],
+        gating: true,
+    };
+    Ok(Produced {
+        part: "decode steps".into(),
+        precision,
+        engines: vec![
+            engine("onnxruntime", ort_logits),
+            engine("tract", tract_logits),
+            engine("edgegen-runtime", rt),
+            engine("edgegen-host", host),
+        ],
+        relative: vec!["logits".into()],
+        n: Some(steps),
+    })
+}

@@ -150,6 +150,7 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<Produce
         precision,
         engines,
         relative,
+        n: None,
     })
 }
 
