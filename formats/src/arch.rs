@@ -651,6 +651,10 @@ pub mod transformer {
         pub block_count: &'static str,
         /// Heads `H` (u32), dividing `C`.
         pub head_count: &'static str,
+        /// Key/value heads (u32), dividing `H`; optional, absent = `H`.
+        /// Fewer than `H` is grouped-query attention: query head `h` reads
+        /// K/V head `h / (H / H_kv)`.
+        pub head_count_kv: &'static str,
         /// MLP width `F` (u32).
         pub feed_forward_length: &'static str,
         /// Classes `K` (u32), 0 if unconditional.
@@ -669,6 +673,7 @@ pub mod transformer {
         embedding_length: "edgegen.text.embedding_length",
         block_count: "edgegen.text.block_count",
         head_count: "edgegen.text.head_count",
+        head_count_kv: "edgegen.text.head_count_kv",
         feed_forward_length: "edgegen.text.feed_forward_length",
         n_classes: "edgegen.text.n_classes",
         layer_norm_epsilon: "edgegen.text.layer_norm_epsilon",
@@ -682,6 +687,7 @@ pub mod transformer {
         embedding_length: "edgegen.audio.embedding_length",
         block_count: "edgegen.audio.block_count",
         head_count: "edgegen.audio.head_count",
+        head_count_kv: "edgegen.audio.head_count_kv",
         feed_forward_length: "edgegen.audio.feed_forward_length",
         n_classes: "edgegen.audio.n_classes",
         layer_norm_epsilon: "edgegen.audio.layer_norm_epsilon",
@@ -707,10 +713,11 @@ pub mod transformer {
     pub const ATTN_NORM_WEIGHT: &str = "blk.{i}.attn_norm.weight";
     /// `[C]`.
     pub const ATTN_NORM_BIAS: &str = "blk.{i}.attn_norm.bias";
-    /// `[C, 3C]`: rows `0..C` make the queries, `C..2C` the keys, `2C..3C`
-    /// the values; head `h` owns columns `h*C/H..(h+1)*C/H` of each.
+    /// `[C, C + 2 Ckv]` (Ckv = H_kv * C / H): rows `0..C` make the
+    /// queries, the next `Ckv` the keys, the last `Ckv` the values; head `h`
+    /// owns `C/H` columns of each.
     pub const ATTN_QKV_WEIGHT: &str = "blk.{i}.attn_qkv.weight";
-    /// `[3C]`.
+    /// `[C + 2 Ckv]`.
     pub const ATTN_QKV_BIAS: &str = "blk.{i}.attn_qkv.bias";
     /// `[C, C]`.
     pub const ATTN_OUTPUT_WEIGHT: &str = "blk.{i}.attn_output.weight";
@@ -760,6 +767,8 @@ pub mod transformer {
         pub block_count: u32,
         /// `H`.
         pub head_count: u32,
+        /// `H_kv`.
+        pub head_count_kv: u32,
         /// `F`.
         pub feed_forward_length: u32,
         /// `K`.
@@ -790,20 +799,29 @@ pub mod transformer {
         /// ```
         /// use edgegen_format::arch::transformer::Hparams;
         /// let hp = Hparams { vocab_size: 256, context_length: 512, embedding_length: 64,
-        ///     block_count: 5, head_count: 8, feed_forward_length: 256, n_classes: 0,
-        ///     layer_norm_epsilon: 1e-5, tied_output: true };
-        /// assert_eq!((hp.head_dim(), hp.kv_len()), (8, 2 * 5 * 512 * 64));
+        ///     block_count: 5, head_count: 8, head_count_kv: 4, feed_forward_length: 256,
+        ///     n_classes: 0, layer_norm_epsilon: 1e-5, tied_output: true };
+        /// assert_eq!((hp.head_dim(), hp.kv_dim()), (8, 32));
+        /// assert_eq!(hp.kv_len(), 2 * 5 * 512 * 32);
         /// ```
         pub const fn head_dim(&self) -> usize {
             self.embedding_length as usize / self.head_count as usize
         }
 
-        /// Floats of a full KV cache: keys and values of every block at
+        /// `Ckv`: the width of the keys (and of the values).
+        pub const fn kv_dim(&self) -> usize {
+            self.head_count_kv as usize * self.head_dim()
+        }
+
+        /// `C + 2 Ckv`: the QKV projection's output.
+        pub const fn qkv_dim(&self) -> usize {
+            self.embedding_length as usize + 2 * self.kv_dim()
+        }
+
+        /// Values of a full KV cache: keys and values of every block at
         /// every position.
         pub const fn kv_len(&self) -> usize {
-            2 * self.block_count as usize
-                * self.context_length as usize
-                * self.embedding_length as usize
+            2 * self.block_count as usize * self.context_length as usize * self.kv_dim()
         }
 
         /// Reads and range-checks the hyperparameters of `family`.
@@ -815,6 +833,10 @@ pub mod transformer {
                 embedding_length: range(g, k.embedding_length, 1, 1 << 14, "1 to 16384")?,
                 block_count: range(g, k.block_count, 1, 256, "1 to 256")?,
                 head_count: range(g, k.head_count, 1, 1 << 14, "1 to 16384")?,
+                head_count_kv: match g.get(k.head_count_kv) {
+                    None => g.require_u32(k.head_count)?,
+                    Some(_) => range(g, k.head_count_kv, 1, 1 << 14, "1 to 16384")?,
+                },
                 feed_forward_length: range(g, k.feed_forward_length, 1, 1 << 16, "1 to 65536")?,
                 n_classes: range(g, k.n_classes, 0, 1 << 16, "0 to 65536")?,
                 layer_norm_epsilon: g.require_f32(k.layer_norm_epsilon)?,
@@ -834,6 +856,12 @@ pub mod transformer {
                 return Err(Error::BadValue {
                     key: k.head_count,
                     expected: "a divisor of embedding_length, with at most 256 per head",
+                });
+            }
+            if !hp.head_count.is_multiple_of(hp.head_count_kv) {
+                return Err(Error::BadValue {
+                    key: k.head_count_kv,
+                    expected: "a divisor of head_count",
                 });
             }
             let eps = hp.layer_norm_epsilon;
@@ -861,6 +889,7 @@ pub mod transformer {
             w.add(k.embedding_length, self.embedding_length)?;
             w.add(k.block_count, self.block_count)?;
             w.add(k.head_count, self.head_count)?;
+            w.add(k.head_count_kv, self.head_count_kv)?;
             w.add(k.feed_forward_length, self.feed_forward_length)?;
             w.add(k.n_classes, self.n_classes)?;
             w.add(k.layer_norm_epsilon, self.layer_norm_epsilon)?;

@@ -34,6 +34,7 @@ fn main() {
         dim: 128,
         layers: 4,
         heads: 4,
+        kv_heads: 4,
         ffn: 512,
         n_classes: 0,
         tied: true,

@@ -79,8 +79,8 @@ pub fn model_gguf(
         let n = |p: &str| p.replace("{i}", &i.to_string());
         f32s(&mut w, &n(t::ATTN_NORM_WEIGHT), &[d], 1.0);
         f32s(&mut w, &n(t::ATTN_NORM_BIAS), &[d], 0.0);
-        matrix(&mut w, &n(t::ATTN_QKV_WEIGHT), 3 * c, c);
-        f32s(&mut w, &n(t::ATTN_QKV_BIAS), &[3 * d], 0.0);
+        matrix(&mut w, &n(t::ATTN_QKV_WEIGHT), hp.qkv_dim(), c);
+        f32s(&mut w, &n(t::ATTN_QKV_BIAS), &[hp.qkv_dim() as u64], 0.0);
         matrix(&mut w, &n(t::ATTN_OUTPUT_WEIGHT), c, c);
         f32s(&mut w, &n(t::ATTN_OUTPUT_BIAS), &[d], 0.0);
         f32s(&mut w, &n(t::FFN_NORM_WEIGHT), &[d], 1.0);

@@ -53,9 +53,11 @@ fn text_hparams(k: u32, tied: bool, vocab: u32) -> arch::transformer::Hparams {
     arch::transformer::Hparams {
         vocab_size: vocab,
         context_length: 6,
-        embedding_length: 16,
+        // With 4 K/V heads of 8, rows of 32: a Q8_0 cache fits them.
+        embedding_length: 32,
         block_count: 2,
         head_count: 4,
+        head_count_kv: if tied { 4 } else { 2 },
         feed_forward_length: 40,
         n_classes: k,
         layer_norm_epsilon: 1e-5,
@@ -111,6 +113,30 @@ fn drive_text(
             &mut scratch[..n],
         );
         ok &= r.is_ok() || matches!(r, Err(edgegen_format::Error::ContextFull { .. }));
+    }
+    // The same through a Q8_0 cache, where the rows are whole blocks.
+    if let Some(nb) = m.state_blocks().filter(|&b| b <= 1 << 14) {
+        let blank = edgegen_format::quant::BlockQ8_0 {
+            d: [0; 2],
+            qs: [0; 32],
+        };
+        let mut kv8 = vec![blank; nb];
+        let mut syms8 = vec![0u32; t];
+        let mut st8 = State::new_q8_0(&mut kv8, &mut syms8, label);
+        for i in 0..t + 2 {
+            let r = m.step(
+                &mut st8,
+                i as u32 % m.hp.vocab_size,
+                ContextPolicy::Slide { keep: 1 },
+                &mut scratch[..n],
+            );
+            ok &= r.is_ok();
+        }
+        // Too few blocks is an error.
+        let mut st8 = State::new_q8_0(&mut kv8[..nb - 1], &mut syms8, label);
+        ok &= m
+            .step(&mut st8, 0, ContextPolicy::Stop, &mut scratch[..n])
+            .is_err();
     }
     st.reset();
     let s = Sampling {

@@ -308,7 +308,7 @@ fn bench_text(
     let floor = ReadFloor::new(weight_bytes);
     let mut names = vec!["edgegen-runtime".to_string()];
     let mut skipped: Vec<String> = vec![];
-    let cache = [hp.block_count as usize, 1, t, hp.embedding_length as usize];
+    let cache = [hp.block_count as usize, 1, t, hp.kv_dim()];
     let zeros = vec![0f32; cache.iter().product()];
     let feed = |i: usize, pk: Vec<f32>, pv: Vec<f32>| {
         let mut ins = vec![

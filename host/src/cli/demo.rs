@@ -236,8 +236,11 @@ fn text_stage(a: &DemoArgs, exp: &std::path::Path) -> Result<PathBuf> {
         "at each step of a context (caches carried); then the runtime's sliding window against the host."
     );
     println!(
-        "{:<6} {:>10} {:>10} {:>12} {:>14}",
-        "", "GGUF B", "ONNX B", "max |err|", "slide rel err"
+        "Beside them, for information: the runtime with its KV cache in Q8_0 blocks against ONNX Runtime."
+    );
+    println!(
+        "{:<6} {:>10} {:>10} {:>12} {:>14} {:>14}",
+        "", "GGUF B", "ONNX B", "max |err|", "slide rel err", "Q8_0 KV err"
     );
     for prec in [Precision::F32, Precision::F16, Precision::Q8_0] {
         let tag = format!("{prec:?}").to_lowercase();
@@ -255,12 +258,18 @@ fn text_stage(a: &DemoArgs, exp: &std::path::Path) -> Result<PathBuf> {
         let slide =
             validate::text::runtime_vs_host(&m, p, prec, &gguf, 2 * m.cfg.context, None, a.seed)?;
         let ok = r.ok && slide.max_rel < 1e-4;
+        let q8 = r
+            .pairs
+            .iter()
+            .filter(|p| !p.gating)
+            .fold(0f32, |m, p| m.max(p.max_abs));
         println!(
-            "{tag:<6} {:>10} {:>10} {:>12.2e} {:>14.2e}  {}",
+            "{tag:<6} {:>10} {:>10} {:>12.2e} {:>14.2e} {:>14.2e}  {}",
             gguf.len(),
             onnx.len(),
             worst,
             slide.max_rel,
+            q8,
             if ok { "valid" } else { "FAILED" }
         );
         if !ok {

@@ -62,6 +62,10 @@ pub struct TextSampleArgs {
     /// and go on) or stop.
     #[arg(long, default_value = "slide")]
     context_policy: String,
+    /// Text models: the KV cache's storage, f32 or q8_0 (a quarter of the
+    /// RAM; keys and values rounded to 8 bits).
+    #[arg(long, default_value = "f32")]
+    kv_cache: String,
 }
 
 /// The largest grid `sample` draws: beyond it the PNG is too large to view.
@@ -87,6 +91,7 @@ pub fn text_args(
             repetition_penalty: 1.0,
             stop: vec![],
             context_policy: "slide".into(),
+            kv_cache: "f32".into(),
         },
         n: 0,
         seed,
@@ -176,9 +181,29 @@ fn sample_text(
         top_p: ta.top_p,
         repetition_penalty: ta.repetition_penalty,
     };
-    let mut kv = vec![0f32; m.state_len()];
     let mut syms = vec![0u32; t];
-    let mut st = State::new(&mut kv, &mut syms, a.label);
+    let q8 = match ta.kv_cache.as_str() {
+        "f32" => false,
+        "q8_0" => true,
+        other => bail!("--kv-cache: expected f32 or q8_0, found {other:?}"),
+    };
+    let blank = edgegen_format::quant::BlockQ8_0 {
+        d: [0; 2],
+        qs: [0; 32],
+    };
+    let mut kv = vec![0f32; if q8 { 0 } else { m.state_len() }];
+    let mut kv8 = match (q8, m.state_blocks()) {
+        (false, _) => vec![],
+        (true, Some(n)) => vec![blank; n],
+        (true, None) => {
+            bail!("--kv-cache q8_0: {what}'s K/V width is not a multiple of 32; use f32")
+        }
+    };
+    let mut st = if q8 {
+        State::new_q8_0(&mut kv8, &mut syms, a.label)
+    } else {
+        State::new(&mut kv, &mut syms, a.label)
+    };
     let mut scratch = vec![0f32; m.scratch_len()];
     let mut rng = Rng::new(a.seed);
     let mut text = Utf8Stream::default();
@@ -225,7 +250,7 @@ fn sample_text(
         tag.sampling = Some(serde_json::json!({
             "temperature": f(ta.temperature), "top_k": ta.top_k, "top_p": f(ta.top_p),
             "repetition_penalty": f(ta.repetition_penalty), "max_tokens": ta.max_tokens,
-            "stop": ta.stop, "context_policy": ta.context_policy,
+            "stop": ta.stop, "context_policy": ta.context_policy, "kv_cache": ta.kv_cache,
         }));
         let file = format!("{}{}{out}", tag.text_header()?, ta.prompt);
         crate::fsx::write_atomic(path, file.as_bytes())?;
@@ -425,6 +450,21 @@ struct Inspect {
     scratch_bytes: Option<usize>,
     flops_per_sample: Option<usize>,
     crc_ok: bool,
+    /// A text model's RAM beyond the scratch: its KV cache either way,
+    /// and the symbols in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text_ram: Option<TextRam>,
+}
+
+#[derive(Debug, Serialize)]
+struct TextRam {
+    context: usize,
+    kv_cache_bytes_f32: usize,
+    /// `None` when the K/V width is not a multiple of 32.
+    kv_cache_bytes_q8_0: Option<usize>,
+    symbol_bytes: usize,
+    /// Scratch, the smallest cache and the symbols.
+    ram_bytes: usize,
 }
 
 fn to_json(v: &Value<'_>) -> serde_json::Value {
@@ -477,14 +517,30 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         Ok(Model::VaeDecoder(d)) => (Some(4 * d.scratch_len()), Some(2 * d.macs())),
         Ok(Model::VaeEncoder(e)) => (Some(4 * e.scratch_len()), Some(2 * e.macs())),
         Ok(Model::Generator(g)) => (Some(4 * g.scratch_len()), Some(2 * g.macs())),
-        // The KV cache is RAM too; flops of the step at the last position.
+        // Flops of the step at the last position.
         Ok(Model::Text(t)) => (
-            Some(4 * (t.scratch_len() + t.state_len()) + 4 * t.hp.context_length as usize),
+            Some(4 * t.scratch_len()),
             Some(2 * t.macs(t.hp.context_length as usize - 1)),
         ),
         _ => (None, None),
     };
+    let text_ram = match &model {
+        Ok(Model::Text(t)) => {
+            let f32b = 4 * t.state_len();
+            let q8 = t.state_blocks().map(|b| 34 * b);
+            let syms = 4 * t.hp.context_length as usize;
+            Some(TextRam {
+                context: t.hp.context_length as usize,
+                kv_cache_bytes_f32: f32b,
+                kv_cache_bytes_q8_0: q8,
+                symbol_bytes: syms,
+                ram_bytes: 4 * t.scratch_len() + q8.unwrap_or(f32b).min(f32b) + syms,
+            })
+        }
+        _ => None,
+    };
     let r = Inspect {
+        text_ram,
         file: a.model.display().to_string(),
         architecture: g
             .get(arch::keys::ARCHITECTURE)
@@ -526,6 +582,21 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         );
     }
     println!("flash bytes    {}", r.flash_bytes);
+    if let Some(t) = &r.text_ram {
+        println!(
+            "kv cache bytes {} (f32), {} (Q8_0) for a context of {}; symbols {}",
+            t.kv_cache_bytes_f32,
+            t.kv_cache_bytes_q8_0
+                .map_or("n/a: K/V width not a multiple of 32".into(), |b| b
+                    .to_string()),
+            t.context,
+            t.symbol_bytes
+        );
+        println!(
+            "ram bytes      {} (scratch + the smaller cache + symbols)",
+            t.ram_bytes
+        );
+    }
     match (r.scratch_bytes, r.flops_per_sample) {
         (Some(s), Some(f)) => println!("scratch bytes  {s}\nflops/sample   {f}"),
         _ => match &model {

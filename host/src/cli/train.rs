@@ -264,6 +264,10 @@ pub struct TextArgs {
     /// Attention heads [default: 4].
     #[arg(long)]
     heads: Option<usize>,
+    /// Key/value heads, dividing --heads (grouped-query attention: the
+    /// device's KV cache shrinks by heads / kv-heads) [default: --heads].
+    #[arg(long)]
+    kv_heads: Option<usize>,
     /// Width [default: 128].
     #[arg(long)]
     dim: Option<usize>,
@@ -336,6 +340,9 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
                 sample_tokens, sample_prompt);
             if a.ffn.is_some() {
                 t.ffn = a.ffn;
+            }
+            if a.kv_heads.is_some() {
+                t.kv_heads = a.kv_heads;
             }
             Ok(())
         }),

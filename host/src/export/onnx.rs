@@ -447,7 +447,7 @@ pub fn gan_to_onnx(
 
 /// The ONNX bytes of one decode step of a text transformer: the symbol
 /// `token` `(N)` at `position` `(1)` (and `label` `(N)` when conditional),
-/// with the KV cache as explicit tensors `past_k`, `past_v` `(L, N, T, C)`
+/// with the KV cache as explicit tensors `past_k`, `past_v` `(L, N, T, Ckv)`
 /// in and `present_k`, `present_v` out, and the next symbol's `logits`
 /// `(N, V)`.
 ///
@@ -466,6 +466,8 @@ pub fn text_to_onnx(
     let c = &m.cfg;
     let (v, tt, d, nh, k) = (c.vocab, c.context, c.dim, c.heads, c.n_classes);
     let hd = d / nh;
+    let kvh = c.kv_heads();
+    let (ckv, group) = (kvh * hd, nh / kvh);
     let get = |n: &str| -> Result<&[f32]> {
         let e = m
             .layout
@@ -531,8 +533,9 @@ pub fn text_to_onnx(
     let scale = g.init_f32("attn_scale", &[], &[1.0 / (hd as f32).sqrt()]);
     let ax1 = g.init_i64("axis_1", &[1]);
     let ax0 = g.init_i64("axis_0", &[0]);
-    let q_shape = g.init_i64("q_shape", &[0, nh as i64, 1, hd as i64]);
-    let kv_shape = g.init_i64("kv_shape", &[0, tt as i64, nh as i64, hd as i64]);
+    // Query heads grouped by the K/V head they share: (N, KV, G, hd).
+    let q_shape = g.init_i64("q_shape", &[0, kvh as i64, group as i64, hd as i64]);
+    let kv_shape = g.init_i64("kv_shape", &[0, tt as i64, kvh as i64, hd as i64]);
     let out_shape = g.init_i64("att_shape", &[0, d as i64]);
     let (mut present_k, mut present_v) = (vec![], vec![]);
     let layer_norm = |g: &mut Graph, x: &str, prefix: &str| -> Result<String> {
@@ -565,10 +568,14 @@ pub fn text_to_onnx(
     };
     for l in 0..c.layers {
         let xn = layer_norm(&mut g, &x, &format!("blk.{l}.attn_norm"))?;
-        let qkv = g.dense(&xn, &lin(&format!("blk.{l}.attn_qkv"), d, 3 * d)?, prec);
+        let qkv = g.dense(
+            &xn,
+            &lin(&format!("blk.{l}.attn_qkv"), d, d + 2 * ckv)?,
+            prec,
+        );
         let q = slice(&mut g, &qkv, 0, d);
-        let kn = slice(&mut g, &qkv, d, 2 * d);
-        let vn = slice(&mut g, &qkv, 2 * d, 3 * d);
+        let kn = slice(&mut g, &qkv, d, d + ckv);
+        let vn = slice(&mut g, &qkv, d + ckv, d + 2 * ckv);
         let idx = g.init(
             &format!("layer_{l}"),
             &[],
@@ -587,7 +594,7 @@ pub fn text_to_onnx(
             list.push(out);
             cache.push(upd);
         }
-        // Heads: q (N, H, 1, hd), K^T (N, H, hd, T), V (N, H, T, hd).
+        // Heads: q (N, KV, G, hd), K^T (N, KV, hd, T), V (N, KV, T, hd).
         let qh = g.node("Reshape", &[&q, &q_shape], vec![], "q");
         let kh = g.node("Reshape", &[&cache[0], &kv_shape], vec![], "k");
         let kt = g.node(
@@ -643,7 +650,7 @@ pub fn text_to_onnx(
         let refs: Vec<&str> = list.iter().map(String::as_str).collect();
         g.node_to("Concat", &refs, vec![attr_int("axis", 0)], name);
     }
-    let cache_dims = [Some(c.layers), None, Some(tt), Some(d)];
+    let cache_dims = [Some(c.layers), None, Some(tt), Some(ckv)];
     let mut inputs = vec![
         value_info("token", DataType::Int64, &[None]),
         value_info("position", DataType::Int64, &[Some(1)]),

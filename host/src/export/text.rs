@@ -20,6 +20,7 @@ pub fn hparams(m: &Transformer) -> Hparams {
         embedding_length: c.dim as u32,
         block_count: c.layers as u32,
         head_count: c.heads as u32,
+        head_count_kv: c.kv_heads() as u32,
         feed_forward_length: c.ffn as u32,
         n_classes: c.n_classes as u32,
         layer_norm_epsilon: crate::nn::layernorm::EPS,
@@ -176,6 +177,7 @@ mod tests {
                 dim: 32,
                 layers: 2,
                 heads: 2,
+                kv_heads: if tied { 1 } else { 2 },
                 ffn: 48,
                 n_classes: k,
                 tied,
@@ -183,8 +185,10 @@ mod tests {
             .unwrap();
             let mut p = vec![0f32; m.layout.total()];
             m.init(&mut p, &mut Rng::new(4));
-            // Larger weights than the init's, so that the logits differ.
-            p.iter_mut().for_each(|v| *v *= 8.0);
+            // Larger weights than the init's, so that the logits differ
+            // (at 8 times, attention is so peaked that summation order
+            // alone moves a logit by 5e-4 relative).
+            p.iter_mut().for_each(|v| *v *= 4.0);
             let mc = TextModelConfig {
                 transformer: m.cfg.clone(),
                 vocab: "bytes".into(),
@@ -196,7 +200,7 @@ mod tests {
                 let bytes = to_gguf(&m, &mc, &p, prec, "t").unwrap();
                 // 13 steps: past the context of 8, so the window slides.
                 let r = runtime_vs_host(&m, &p, prec, &bytes, 13, label, 5).unwrap();
-                assert!(r.max_rel < 2e-4, "{prec:?}, tied {tied}: {r:?}");
+                assert!(r.max_rel < 5e-5, "{prec:?}, tied {tied}: {r:?}");
                 // Stop refuses the ninth symbol.
                 let g = edgegen_format::Gguf::parse(&bytes).unwrap();
                 let dev = Dev::from_gguf(&g, Family::Text).unwrap();

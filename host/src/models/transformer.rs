@@ -33,6 +33,10 @@ pub struct TransformerConfig {
     pub layers: usize,
     /// H; divides C.
     pub heads: usize,
+    /// Heads of K and V (grouped-query attention); divides H. 0, as runs
+    /// stored before it have, means H.
+    #[serde(default)]
+    pub kv_heads: usize,
     /// F: the MLP's width (4 C in GPT-2).
     pub ffn: usize,
     /// K classes for a class embedding added at every position; 0 for none.
@@ -57,7 +61,7 @@ impl TransformerConfig {
         if c.ffn == 0 || c.ffn > 1 << 16 {
             bail!("--ffn: expected 1 to 65536, found {}", c.ffn);
         }
-        if Attention::new(c.heads, c.dim).is_none() {
+        if Attention::new(c.heads, c.heads, c.dim).is_none() {
             bail!(
                 "--dim {} and --heads {}: expected a width that is a positive multiple of the heads, with at most {} per head",
                 c.dim,
@@ -65,7 +69,28 @@ impl TransformerConfig {
                 crate::nn::attention::MAX_HEAD_DIM
             );
         }
+        if c.attention().is_none() {
+            bail!(
+                "--kv-heads {}: expected a divisor of --heads {}",
+                c.kv_heads,
+                c.heads
+            );
+        }
         Ok(())
+    }
+
+    /// K/V heads: `kv_heads`, or H when 0.
+    pub fn kv_heads(&self) -> usize {
+        if self.kv_heads == 0 {
+            self.heads
+        } else {
+            self.kv_heads
+        }
+    }
+
+    /// The attention these sizes make, if they are valid.
+    pub fn attention(&self) -> Option<Attention> {
+        Attention::new(self.heads, self.kv_heads(), self.dim)
     }
 }
 
@@ -119,11 +144,12 @@ impl Transformer {
         let token_embd = Embedding::new(&mut l, "token_embd", v, c);
         let position_embd = Embedding::new(&mut l, "position_embd", t, c);
         let class_embd = (k > 0).then(|| Embedding::new(&mut l, "class_embd", k, c));
-        let attn = Attention::new(cfg.heads, c).expect("validated");
+        let attn = cfg.attention().expect("validated");
+        let w = attn.qkv_dim();
         let blocks = (0..cfg.layers)
             .map(|i| Block {
                 attn_norm: LayerNorm::new(&mut l, &format!("blk.{i}.attn_norm"), c),
-                attn_qkv: Linear::new(&mut l, &format!("blk.{i}.attn_qkv"), c, 3 * c),
+                attn_qkv: Linear::new(&mut l, &format!("blk.{i}.attn_qkv"), c, w),
                 attn,
                 attn_output: Linear::new(&mut l, &format!("blk.{i}.attn_output"), c, c),
                 ffn_norm: LayerNorm::new(&mut l, &format!("blk.{i}.ffn_norm"), c),
@@ -204,7 +230,7 @@ pub struct Acts {
     pub ln1_saved: Vec<f32>,
     /// See `ln1_saved`.
     pub ln2_saved: Vec<f32>,
-    /// `(L, N, 3C)`.
+    /// `(L, N, C + 2 Ckv)`.
     pub qkv: Vec<f32>,
     /// `(L, N, C)` the heads' outputs.
     pub att: Vec<f32>,
@@ -221,7 +247,7 @@ pub struct Acts {
     /// `(N, V)`; the caller turns it into its gradient before
     /// [`Transformer::backward`].
     pub logits: Vec<f32>,
-    /// Gradient buffers: `(N, C)`, `(N, C)`, `(N, 3C)`, `(N, C)`, `(N, F)`, `(N, F)`.
+    /// Gradient buffers: `(N, C)`, `(N, C)`, `(N, C + 2 Ckv)`, `(N, C)`, `(N, F)`, `(N, F)`.
     pub d_res: Vec<f32>,
     /// See `d_res`.
     pub d_ln: Vec<f32>,
@@ -241,6 +267,7 @@ impl Acts {
         let c = &m.cfg;
         let n = batch * c.context;
         let l = c.layers;
+        let w = c.attention().map_or(3 * c.dim, |a| a.qkv_dim());
         let v = |k: usize| vec![0f32; k];
         Self {
             cap: n,
@@ -252,7 +279,7 @@ impl Acts {
             ln2: v(l * n * c.dim),
             ln1_saved: v(l * n * 2),
             ln2_saved: v(l * n * 2),
-            qkv: v(l * n * 3 * c.dim),
+            qkv: v(l * n * w),
             att: v(l * n * c.dim),
             lse: v(l * n * c.heads),
             up: v(l * n * c.ffn),
@@ -262,7 +289,7 @@ impl Acts {
             logits: v(n * c.vocab),
             d_res: v(n * c.dim),
             d_ln: v(n * c.dim),
-            d_qkv: v(n * 3 * c.dim),
+            d_qkv: v(n * w),
             d_att: v(n * c.dim),
             d_up: v(n * c.ffn),
             d_gelu: v(n * c.ffn),
@@ -301,7 +328,8 @@ impl Transformer {
             let ln1 = &mut a.ln1[l * a.cap * c..][..nc];
             blk.attn_norm
                 .forward(p, ln1, &mut a.ln1_saved[l * a.cap * 2..], x, n);
-            let qkv = &mut a.qkv[l * a.cap * 3 * c..][..3 * nc];
+            let w = blk.attn.qkv_dim();
+            let qkv = &mut a.qkv[l * a.cap * w..][..n * w];
             blk.attn_qkv.forward(p, qkv, ln1, n, th);
             let att = &mut a.att[l * a.cap * c..][..nc];
             blk.attn
@@ -407,9 +435,10 @@ impl Transformer {
             let att = &a.att[l * cap * c..][..nc];
             blk.attn_output
                 .backward(p, g, Some(d_att), d_res, att, n, th);
-            let d_qkv = &mut a.d_qkv[..3 * nc];
+            let w = blk.attn.qkv_dim();
+            let d_qkv = &mut a.d_qkv[..n * w];
             d_qkv.fill(0.0);
-            let qkv = &a.qkv[l * cap * 3 * c..][..3 * nc];
+            let qkv = &a.qkv[l * cap * w..][..n * w];
             blk.attn
                 .backward(d_qkv, d_att, att, &a.lse[l * cap * h..], qkv, b, t);
             let d_ln = &mut a.d_ln[..nc];
@@ -448,6 +477,8 @@ mod tests {
             dim: 8,
             layers: 2,
             heads: 2,
+            // The tied model shares one K/V head (multi-query attention).
+            kv_heads: if tied { 1 } else { 2 },
             ffn: 12,
             n_classes: k,
             tied,

@@ -1,9 +1,14 @@
 //! Causal multi-head self-attention, fused: `softmax(Q K^T / sqrt(d)) V`
 //! per head in one pass per query, and its backward in one pass per head.
 //!
-//! Layout (llm.c's): the input is the QKV projection `(B, T, 3C)`, Q then K
-//! then V along the last axis, head `h` in columns `h*d .. (h+1)*d` of
-//! each (d = C / H); the output is `(B, T, C)` with the heads side by side.
+//! Layout (llm.c's): the input is the QKV projection `(B, T, C + 2 Ckv)`, Q
+//! then K then V along the last axis, query head `h` in columns
+//! `h*d .. (h+1)*d` of Q (d = C / H); the output is `(B, T, C)` with the
+//! heads side by side. With grouped-query attention (`kv_heads` < `heads`,
+//! as llama2.c's stories models have), K and V hold `kv_heads` heads
+//! (Ckv = kv_heads * d) and query head `h` reads K/V head
+//! `h / (heads / kv_heads)`: the KV cache on a device shrinks by that
+//! factor. With `kv_heads == heads` it is plain multi-head attention.
 //!
 //! Why fused, as FlashAttention does it: no `(T, T)` matrix of scores or
 //! probabilities is kept per head. The forward keeps one float per query,
@@ -21,6 +26,8 @@ use rayon::prelude::*;
 pub struct Attention {
     /// H.
     pub heads: usize,
+    /// Heads of K and V; divides H.
+    pub kv_heads: usize,
     /// C; a multiple of H.
     pub dim: usize,
 }
@@ -44,11 +51,21 @@ fn axpy(y: &mut [f32], k: f32, x: &[f32]) {
 pub const MAX_HEAD_DIM: usize = 256;
 
 impl Attention {
-    /// `heads` heads over width `dim`, or `None` unless `dim` is a
-    /// positive multiple of `heads` with at most [`MAX_HEAD_DIM`] per head.
-    pub fn new(heads: usize, dim: usize) -> Option<Self> {
-        (heads > 0 && dim > 0 && dim.is_multiple_of(heads) && dim / heads <= MAX_HEAD_DIM)
-            .then_some(Self { heads, dim })
+    /// `heads` query heads and `kv_heads` key/value heads over width `dim`,
+    /// or `None` unless `dim` is a positive multiple of `heads` with at most
+    /// [`MAX_HEAD_DIM`] per head, and `kv_heads` divides `heads`.
+    pub fn new(heads: usize, kv_heads: usize, dim: usize) -> Option<Self> {
+        (heads > 0
+            && dim > 0
+            && dim.is_multiple_of(heads)
+            && dim / heads <= MAX_HEAD_DIM
+            && kv_heads > 0
+            && heads.is_multiple_of(kv_heads))
+        .then_some(Self {
+            heads,
+            kv_heads,
+            dim,
+        })
     }
 
     /// Values per head.
@@ -56,22 +73,37 @@ impl Attention {
         self.dim / self.heads.max(1)
     }
 
-    /// `out (B, T, C)` from `qkv (B, T, 3C)`; `lse (B, H, T)` gets each
-    /// query's log-sum-exp of its scaled scores, for the backward.
+    /// The width of K (and of V): `kv_heads * head_dim`.
+    pub fn kv_dim(&self) -> usize {
+        self.kv_heads * self.head_dim()
+    }
+
+    /// The width of the QKV projection's output: `C + 2 Ckv`.
+    pub fn qkv_dim(&self) -> usize {
+        self.dim + 2 * self.kv_dim()
+    }
+
+    fn dims(&self, t: usize) -> [usize; 5] {
+        [t, self.dim, self.heads, self.kv_heads, self.qkv_dim()]
+    }
+
+    /// `out (B, T, C)` from `qkv (B, T, C + 2 Ckv)`; `lse (B, H, T)` gets
+    /// each query's log-sum-exp of its scaled scores, for the backward.
     pub fn forward(&self, out: &mut [f32], lse: &mut [f32], qkv: &[f32], batch: usize, t: usize) {
-        let (c, h) = (self.dim, self.heads);
+        let (c, h, w) = (self.dim, self.heads, self.qkv_dim());
+        let dims = self.dims(t);
         out[..batch * t * c]
             .par_chunks_mut(t * c)
             .zip(lse[..batch * h * t].par_chunks_mut(h * t))
-            .zip(qkv[..batch * t * 3 * c].par_chunks(t * 3 * c))
+            .zip(qkv[..batch * t * w].par_chunks(t * w))
             .for_each(|((out, lse), qkv)| {
                 let mut p = vec![0f32; t];
-                forward_seq(out, lse, qkv, &mut p, [t, c, h]);
+                forward_seq(out, lse, qkv, &mut p, dims);
             });
     }
 
-    /// Adds into `dqkv (B, T, 3C)` the gradient of the forward that gave
-    /// `out` and `lse` from `qkv`, for the output's gradient `dout`.
+    /// Adds into `dqkv (B, T, C + 2 Ckv)` the gradient of the forward that
+    /// gave `out` and `lse` from `qkv`, for the output's gradient `dout`.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
@@ -83,16 +115,17 @@ impl Attention {
         batch: usize,
         t: usize,
     ) {
-        let (c, h) = (self.dim, self.heads);
-        dqkv[..batch * t * 3 * c]
-            .par_chunks_mut(t * 3 * c)
+        let (c, h, w) = (self.dim, self.heads, self.qkv_dim());
+        let dims = self.dims(t);
+        dqkv[..batch * t * w]
+            .par_chunks_mut(t * w)
             .zip(dout[..batch * t * c].par_chunks(t * c))
             .zip(out[..batch * t * c].par_chunks(t * c))
             .zip(lse[..batch * h * t].par_chunks(h * t))
-            .zip(qkv[..batch * t * 3 * c].par_chunks(t * 3 * c))
+            .zip(qkv[..batch * t * w].par_chunks(t * w))
             .for_each(|((((dqkv, dout), out), lse), qkv)| {
                 let mut p = vec![0f32; t];
-                backward_seq(dqkv, dout, out, lse, qkv, &mut p, [t, c, h]);
+                backward_seq(dqkv, dout, out, lse, qkv, &mut p, dims);
             });
     }
 }
@@ -100,17 +133,18 @@ impl Attention {
 // One sequence's forward, every head: compiled for AVX-512 and AVX2 too,
 // as the rest of the crate is built for baseline x86-64.
 dispatch! {
-    fn forward_seq(out: &mut [f32], lse: &mut [f32], qkv: &[f32], p: &mut [f32], dims: [usize; 3]) {
-        let [t, c, h] = dims;
+    fn forward_seq(out: &mut [f32], lse: &mut [f32], qkv: &[f32], p: &mut [f32], dims: [usize; 5]) {
+        let [t, c, h, kvh, w] = dims;
         let d = c / h;
         let scale = 1.0 / (d as f32).sqrt();
         for head in 0..h {
-            let (qo, ko, vo) = (head * d, c + head * d, 2 * c + head * d);
+            let kv = head / (h / kvh);
+            let (qo, ko, vo) = (head * d, c + kv * d, c + kvh * d + kv * d);
             for i in 0..t {
-                let q = &qkv[i * 3 * c + qo..][..d];
+                let q = &qkv[i * w + qo..][..d];
                 let mut m = f32::NEG_INFINITY;
                 for (j, s) in p[..=i].iter_mut().enumerate() {
-                    *s = dot(q, &qkv[j * 3 * c + ko..][..d]) * scale;
+                    *s = dot(q, &qkv[j * w + ko..][..d]) * scale;
                     m = m.max(*s);
                 }
                 p[..=i].iter_mut().for_each(|s| *s = exp_neg(*s - m));
@@ -118,8 +152,8 @@ dispatch! {
                 let o = &mut out[i * c + head * d..][..d];
                 o.fill(0.0);
                 let inv = 1.0 / sum;
-                for (j, &w) in p[..=i].iter().enumerate() {
-                    axpy(o, w * inv, &qkv[j * 3 * c + vo..][..d]);
+                for (j, &pj) in p[..=i].iter().enumerate() {
+                    axpy(o, pj * inv, &qkv[j * w + vo..][..d]);
                 }
                 lse[head * t + i] = m + sum.ln();
             }
@@ -136,15 +170,17 @@ dispatch! {
         lse: &[f32],
         qkv: &[f32],
         p: &mut [f32],
-        dims: [usize; 3]
+        dims: [usize; 5]
     ) {
-        let [t, c, h] = dims;
+        let [t, c, h, kvh, w] = dims;
         let d = c / h;
         let scale = 1.0 / (d as f32).sqrt();
         for head in 0..h {
-            let (qo, ko, vo) = (head * d, c + head * d, 2 * c + head * d);
+            // Query heads that share a K/V head add into its gradient.
+            let kv = head / (h / kvh);
+            let (qo, ko, vo) = (head * d, c + kv * d, c + kvh * d + kv * d);
             for i in 0..t {
-                let q = &qkv[i * 3 * c + qo..][..d];
+                let q = &qkv[i * w + qo..][..d];
                 let g = &dout[i * c + head * d..][..d];
                 // sum_j p_ij (g . v_j) = g . o_i: softmax's backward needs
                 // only the output row, not the probabilities.
@@ -153,19 +189,19 @@ dispatch! {
                 // The probabilities again, from the scores and the
                 // forward's log-sum-exp.
                 for (j, s) in p[..=i].iter_mut().enumerate() {
-                    *s = exp_neg(dot(q, &qkv[j * 3 * c + ko..][..d]) * scale - l);
+                    *s = exp_neg(dot(q, &qkv[j * w + ko..][..d]) * scale - l);
                 }
                 let mut dq = [0f32; MAX_HEAD_DIM];
                 let dq = &mut dq[..d];
                 for (j, &p) in p[..=i].iter().enumerate() {
-                    let k = &qkv[j * 3 * c + ko..][..d];
-                    let v = &qkv[j * 3 * c + vo..][..d];
+                    let k = &qkv[j * w + ko..][..d];
+                    let v = &qkv[j * w + vo..][..d];
                     let ds = p * (dot(g, v) - delta) * scale;
                     axpy(dq, ds, k);
-                    axpy(&mut dqkv[j * 3 * c + ko..][..d], ds, q);
-                    axpy(&mut dqkv[j * 3 * c + vo..][..d], p, g);
+                    axpy(&mut dqkv[j * w + ko..][..d], ds, q);
+                    axpy(&mut dqkv[j * w + vo..][..d], p, g);
                 }
-                for (a, &b) in dqkv[i * 3 * c + qo..][..d].iter_mut().zip(dq.iter()) {
+                for (a, &b) in dqkv[i * w + qo..][..d].iter_mut().zip(dq.iter()) {
                     *a += b;
                 }
             }

@@ -518,54 +518,65 @@ fn layernorm_matches_finite_differences() {
 fn causal_attention_matches_finite_differences_and_the_textbook() {
     use super::attention::Attention;
     let mut r = Rng::new(32);
-    let (b, t, h, c) = (2, 5, 2, 6);
-    let att = Attention::new(h, c).unwrap();
-    let d = c / h;
-    let qkv = randn(&mut r, b * t * 3 * c);
-    let rw = randn(&mut r, b * t * c);
-    let run = |qkv: &[f32]| {
-        let (mut o, mut l) = (vec![0.0; b * t * c], vec![0.0; b * h * t]);
-        att.forward(&mut o, &mut l, qkv, b, t);
-        (o, l)
-    };
-    let (out, lse) = run(&qkv);
-    // The textbook: a (T, T) masked softmax per head, in f64.
-    for bi in 0..b {
-        for hd in 0..h {
-            for i in 0..t {
-                let at = |j: usize, part: usize, e: usize| {
-                    qkv[(bi * t + j) * 3 * c + part * c + hd * d + e] as f64
-                };
-                let s: Vec<f64> = (0..=i)
-                    .map(|j| {
-                        (0..d).map(|e| at(i, 0, e) * at(j, 1, e)).sum::<f64>() / (d as f64).sqrt()
-                    })
-                    .collect();
-                let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let z: f64 = s.iter().map(|v| (v - m).exp()).sum();
-                for e in 0..d {
-                    let want: f64 = s
-                        .iter()
-                        .enumerate()
-                        .map(|(j, v)| (v - m).exp() / z * at(j, 2, e))
-                        .sum();
-                    let got = out[(bi * t + i) * c + hd * d + e] as f64;
-                    assert!(
-                        (want - got).abs() < 1e-5,
-                        "out[{bi},{i},{hd},{e}]: {got} vs {want}"
-                    );
+    // Multi-head, grouped-query and multi-query.
+    for (h, kvh) in [(2, 2), (4, 2), (4, 1)] {
+        let (b, t, c) = (2, 5, 8);
+        let att = Attention::new(h, kvh, c).unwrap();
+        let d = c / h;
+        let w = att.qkv_dim();
+        let qkv = randn(&mut r, b * t * w);
+        let rw = randn(&mut r, b * t * c);
+        let run = |qkv: &[f32]| {
+            let (mut o, mut l) = (vec![0.0; b * t * c], vec![0.0; b * h * t]);
+            att.forward(&mut o, &mut l, qkv, b, t);
+            (o, l)
+        };
+        let (out, lse) = run(&qkv);
+        // The textbook: a (T, T) masked softmax per head, in f64.
+        for bi in 0..b {
+            for hd in 0..h {
+                let kv = hd / (h / kvh);
+                for i in 0..t {
+                    let at = |j: usize, part: usize, e: usize| {
+                        let col = match part {
+                            0 => hd * d,
+                            1 => c + kv * d,
+                            _ => c + kvh * d + kv * d,
+                        };
+                        qkv[(bi * t + j) * w + col + e] as f64
+                    };
+                    let s: Vec<f64> = (0..=i)
+                        .map(|j| {
+                            (0..d).map(|e| at(i, 0, e) * at(j, 1, e)).sum::<f64>()
+                                / (d as f64).sqrt()
+                        })
+                        .collect();
+                    let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let z: f64 = s.iter().map(|v| (v - m).exp()).sum();
+                    for e in 0..d {
+                        let want: f64 = s
+                            .iter()
+                            .enumerate()
+                            .map(|(j, v)| (v - m).exp() / z * at(j, 2, e))
+                            .sum();
+                        let got = out[(bi * t + i) * c + hd * d + e] as f64;
+                        assert!(
+                            (want - got).abs() < 1e-5,
+                            "H {h} KV {kvh}: out[{bi},{i},{hd},{e}]: {got} vs {want}"
+                        );
+                    }
+                    let l = lse[(bi * h + hd) * t + i] as f64;
+                    assert!((l - (m + z.ln())).abs() < 1e-5);
                 }
-                let l = lse[(bi * h + hd) * t + i] as f64;
-                assert!((l - (m + z.ln())).abs() < 1e-5);
             }
         }
+        let mut dqkv = vec![0.0; qkv.len()];
+        att.backward(&mut dqkv, &rw, &out, &lse, &qkv, b, t);
+        check("attention dqkv", &qkv, &dqkv, &|x| dot(&run(x).0, &rw));
+        // A later query never reaches an earlier position's output: the mask.
+        let mut later = qkv.clone();
+        later[(t - 1) * w + c] += 1.0;
+        let (o2, _) = run(&later);
+        assert_eq!(&o2[..(t - 1) * c], &out[..(t - 1) * c]);
     }
-    let mut dqkv = vec![0.0; qkv.len()];
-    att.backward(&mut dqkv, &rw, &out, &lse, &qkv, b, t);
-    check("attention dqkv", &qkv, &dqkv, &|x| dot(&run(x).0, &rw));
-    // A later query never reaches an earlier position's output: the mask.
-    let mut later = qkv.clone();
-    later[(t - 1) * 3 * c + c] += 1.0;
-    let (o2, _) = run(&later);
-    assert_eq!(&o2[..(t - 1) * c], &out[..(t - 1) * c]);
 }

@@ -39,6 +39,9 @@ pub struct TextSettings {
     pub layers: usize,
     /// Attention heads per block.
     pub heads: usize,
+    /// Key/value heads (grouped-query attention, dividing `heads`): the
+    /// device's KV cache shrinks by heads / kv_heads. `None` is `heads`.
+    pub kv_heads: Option<usize>,
     /// Width of the residual stream.
     pub dim: usize,
     /// Symbols per window: the longest context, fixed at export.
@@ -63,6 +66,7 @@ impl Default for TextSettings {
             vocab: "bytes".into(),
             layers: 4,
             heads: 4,
+            kv_heads: None,
             dim: 128,
             context: 64,
             ffn: None,
@@ -105,6 +109,7 @@ impl TextSettings {
             dim: self.dim,
             layers: self.layers,
             heads: self.heads,
+            kv_heads: self.kv_heads.unwrap_or(self.heads),
             ffn: self.ffn.unwrap_or(4 * self.dim),
             n_classes: k,
             tied: self.tied,

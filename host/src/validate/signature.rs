@@ -112,7 +112,7 @@ pub fn of_gguf(g: &Gguf<'_>) -> Result<Signature> {
             Some(hp.block_count as i64),
             None,
             Some(hp.context_length as i64),
-            Some(hp.embedding_length as i64),
+            Some(hp.kv_dim() as i64),
         ];
         let mut inputs = vec![
             Port::new("token", "int64", &[None]),

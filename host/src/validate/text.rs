@@ -93,6 +93,7 @@ pub fn host_model(g: &Gguf<'_>) -> Result<(Transformer, Vec<f32>)> {
         dim: hp.embedding_length as usize,
         layers: hp.block_count as usize,
         heads: hp.head_count as usize,
+        kv_heads: hp.head_count_kv as usize,
         ffn: hp.feed_forward_length as usize,
         n_classes: hp.n_classes as usize,
         tied: hp.tied_output,
@@ -136,7 +137,7 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<super::
     let mut rng = Rng::new(seed);
     let seq: Vec<u32> = (0..steps).map(|_| rng.next_u32() % v as u32).collect();
     let label = (k > 0).then(|| (seed % k as u64) as u32);
-    let cache = [hp.block_count as usize, 1, t, hp.embedding_length as usize];
+    let cache = [hp.block_count as usize, 1, t, hp.kv_dim()];
     let cache_len: usize = cache.iter().product();
     let feed = |i: usize, pk: &[f32], pv: &[f32]| {
         let mut ins = vec![
@@ -188,6 +189,28 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<super::
             .map_err(|e| anyhow!("runtime, step {i}: {e}"))?;
         rt.extend_from_slice(l);
     }
+    // The runtime with its cache in Q8_0 blocks, for information: its
+    // rounding of every key and value is not the exported model's.
+    let q8 = match dev.state_blocks() {
+        Some(nb) => {
+            let blank = edgegen_format::quant::BlockQ8_0 {
+                d: [0; 2],
+                qs: [0; 32],
+            };
+            let mut kv = vec![blank; nb];
+            let mut syms = vec![0u32; t];
+            let mut st = State::new_q8_0(&mut kv, &mut syms, label);
+            let mut out = Vec::with_capacity(steps * v);
+            for (i, &s) in seq.iter().enumerate() {
+                let l = dev
+                    .step(&mut st, s, ContextPolicy::Stop, &mut scratch)
+                    .map_err(|e| anyhow!("runtime (Q8_0 cache), step {i}: {e}"))?;
+                out.extend_from_slice(l);
+            }
+            Some(out)
+        }
+        None => None,
+    };
     // The host: a full forward pass over the prefix at every step.
     let (m, p) = host_model(g)?;
     let mut a = Acts::new(&m, 1);
@@ -203,15 +226,23 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<super::
         outputs: vec![("logits".into(), x)],
         gating: true,
     };
+    let mut engines = vec![
+        engine("onnxruntime", ort_logits),
+        engine("tract", tract_logits),
+        engine("edgegen-runtime", rt),
+        engine("edgegen-host", host),
+    ];
+    if let Some(x) = q8 {
+        engines.push(Engine {
+            name: "runtime Q8_0 KV".into(),
+            outputs: vec![("logits".into(), x)],
+            gating: false,
+        });
+    }
     Ok(Produced {
         part: "decode steps".into(),
         precision,
-        engines: vec![
-            engine("onnxruntime", ort_logits),
-            engine("tract", tract_logits),
-            engine("edgegen-runtime", rt),
-            engine("edgegen-host", host),
-        ],
+        engines,
         relative: vec!["logits".into()],
         n: Some(steps),
     })

@@ -7,9 +7,10 @@
 //! [`attend`] sums its dot products in 8 independent lanes (which the
 //! compiler turns into SIMD on every target) and adds the values row by
 //! row; [`attend_scalar`] is the plain reference, one running sum per dot,
-//! that tests hold it to.
+//! that tests hold it to. [`attend_q8_0`] reads a cache of Q8_0 blocks.
 
 use crate::math;
+use edgegen_format::quant::{BlockQ8_0, QK8_0};
 
 /// Lanes of the dot products: one AVX register, two NEON ones.
 const LANES: usize = 8;
@@ -183,6 +184,140 @@ mod tests {
             &[0.0; 6],
             h,
             &mut [0.0; 3]
+        ));
+    }
+}
+
+/// `q . row[off .. off + q.len()]` over a row of Q8_0 blocks, each block's
+/// part summed on its codes and scaled once.
+#[inline]
+fn q8_dot(q: &[f32], row: &[BlockQ8_0], off: usize) -> f32 {
+    let (mut s, mut i) = (0.0, 0);
+    while i < q.len() {
+        let e = off + i;
+        let b = &row[e / QK8_0];
+        let start = e % QK8_0;
+        let n = (QK8_0 - start).min(q.len() - i);
+        let mut part = 0.0;
+        for (x, &c) in q[i..i + n].iter().zip(&b.qs[start..start + n]) {
+            part += x * c as f32;
+        }
+        s += part * b.scale();
+        i += n;
+    }
+    s
+}
+
+/// `out += p * row[off .. off + out.len()]` over a row of Q8_0 blocks.
+#[inline]
+fn q8_axpy(out: &mut [f32], p: f32, row: &[BlockQ8_0], off: usize) {
+    let mut i = 0;
+    while i < out.len() {
+        let e = off + i;
+        let b = &row[e / QK8_0];
+        let start = e % QK8_0;
+        let n = (QK8_0 - start).min(out.len() - i);
+        let k = p * b.scale();
+        for (o, &c) in out[i..i + n].iter_mut().zip(&b.qs[start..start + n]) {
+            *o += k * c as f32;
+        }
+        i += n;
+    }
+}
+
+/// [`attend`] over a cache stored as Q8_0 blocks: each position's row of
+/// `h.stride` values (a multiple of 32) is `h.stride / 32` blocks. A
+/// quarter of an f32 cache's memory, for devices whose RAM a long context
+/// would not fit otherwise.
+pub fn attend_q8_0(
+    out: &mut [f32],
+    q: &[f32],
+    k: &[BlockQ8_0],
+    v: &[BlockQ8_0],
+    h: Head,
+    w: &mut [f32],
+) -> bool {
+    let bpr = h.stride / QK8_0;
+    let ok = h.n > 0
+        && h.stride.is_multiple_of(QK8_0)
+        && h.off + h.d <= h.stride
+        && out.len() >= h.d
+        && q.len() >= h.d
+        && k.len() >= h.n * bpr
+        && v.len() >= h.n * bpr
+        && w.len() >= h.n;
+    if !ok {
+        return false;
+    }
+    let scale = 1.0 / math::sqrt(h.d as f32);
+    let q = &q[..h.d];
+    for (j, s) in w[..h.n].iter_mut().enumerate() {
+        *s = q8_dot(q, &k[j * bpr..(j + 1) * bpr], h.off) * scale;
+    }
+    softmax(&mut w[..h.n]);
+    let out = &mut out[..h.d];
+    out.fill(0.0);
+    for (j, &p) in w[..h.n].iter().enumerate() {
+        q8_axpy(out, p, &v[j * bpr..(j + 1) * bpr], h.off);
+    }
+    true
+}
+
+#[cfg(test)]
+mod q8_tests {
+    use super::*;
+    use crate::sample::Rng;
+    use edgegen_format::quant::{dequantize_q8_0, quantize_q8_0};
+
+    #[test]
+    fn a_q8_0_cache_attends_as_its_dequantized_values_do() {
+        let mut r = Rng::new(8);
+        for (n, stride, off, d) in [
+            (1, 32, 0, 8),
+            (9, 64, 24, 16),
+            (40, 32, 8, 8),
+            (5, 128, 64, 64),
+        ] {
+            let q: std::vec::Vec<f32> = (0..d).map(|_| r.normal()).collect();
+            let kf: std::vec::Vec<f32> = (0..n * stride).map(|_| r.normal()).collect();
+            let vf: std::vec::Vec<f32> = (0..n * stride).map(|_| r.normal()).collect();
+            let blank = BlockQ8_0 {
+                d: [0; 2],
+                qs: [0; QK8_0],
+            };
+            let (mut kq, mut vq) = (
+                std::vec![blank; n * stride / 32],
+                std::vec![blank; n * stride / 32],
+            );
+            assert!(quantize_q8_0(&kf, &mut kq) && quantize_q8_0(&vf, &mut vq));
+            let (mut kd, mut vd) = (std::vec![0f32; n * stride], std::vec![0f32; n * stride]);
+            assert!(dequantize_q8_0(&kq, &mut kd) && dequantize_q8_0(&vq, &mut vd));
+            let h = Head { n, stride, off, d };
+            let (mut a, mut b) = (std::vec![0f32; d], std::vec![0f32; d]);
+            let mut w = std::vec![0f32; n];
+            assert!(attend_q8_0(&mut a, &q, &kq, &vq, h, &mut w));
+            assert!(attend_scalar(&mut b, &q, &kd, &vd, h, &mut w));
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "{x} vs {y}");
+            }
+        }
+        let h = Head {
+            n: 2,
+            stride: 20,
+            off: 0,
+            d: 4,
+        };
+        let blank = BlockQ8_0 {
+            d: [0; 2],
+            qs: [0; QK8_0],
+        };
+        assert!(!attend_q8_0(
+            &mut [0.0; 4],
+            &[0.0; 4],
+            &[blank; 2],
+            &[blank; 2],
+            h,
+            &mut [0.0; 2]
         ));
     }
 }

@@ -12,12 +12,13 @@
 //! host's reference decoder computes).
 
 use super::{check_label, check_scratch};
-use crate::kernels::attend::{Head, attend};
+use crate::kernels::attend::{Head, attend, attend_q8_0};
 use crate::kernels::{self, Matrix};
 use crate::layers::{self, Dense, Vector, load_matrix, load_table, load_vector};
 use crate::sample::{Rng, Sampling, sample_logits};
 use edgegen_format::arch::transformer::{self as t, Hparams};
 use edgegen_format::arch::{Activation, Family};
+use edgegen_format::quant::{BlockQ8_0, QK8_0, quantize_q8_0};
 use edgegen_format::{Error, Gguf, TensorName};
 
 /// The most blocks the runtime holds (a model's `Transformer` keeps a
@@ -78,19 +79,32 @@ pub const fn scratch_len_for(hp: &Hparams) -> usize {
         hp.vocab_size as usize,
         hp.context_length as usize,
     );
-    2 * c + 3 * c + c + f + t + v
+    2 * c + hp.qkv_dim() + c + f + t + v
 }
 
-/// Floats of a [`State`]'s cache: keys and values of every block at every
-/// position.
+/// Floats of a [`State`]'s f32 cache: keys and values of every block at
+/// every position.
 pub const fn state_len_for(hp: &Hparams) -> usize {
     hp.kv_len()
+}
+
+/// Q8_0 blocks of a [`State::new_q8_0`] cache (34 bytes each, against 128
+/// for the same 32 values in f32); the K/V width must be a multiple of 32.
+pub const fn state_blocks_for(hp: &Hparams) -> usize {
+    hp.kv_len() / QK8_0
+}
+
+/// Where a [`State`] keeps its keys and values.
+#[derive(Debug)]
+enum Kv<'s> {
+    F32(&'s mut [f32]),
+    Q8_0(&'s mut [BlockQ8_0]),
 }
 
 /// The KV cache and the symbols that filled it, in caller memory.
 #[derive(Debug)]
 pub struct State<'s> {
-    kv: &'s mut [f32],
+    kv: Kv<'s>,
     symbols: &'s mut [u32],
     pos: usize,
     label: Option<u32>,
@@ -101,7 +115,22 @@ impl<'s> State<'s> {
     /// context length), empty, for sequences of class `label`.
     pub fn new(kv: &'s mut [f32], symbols: &'s mut [u32], label: Option<u32>) -> Self {
         Self {
-            kv,
+            kv: Kv::F32(kv),
+            symbols,
+            pos: 0,
+            label,
+        }
+    }
+
+    /// A state whose keys and values are stored as Q8_0 blocks along each
+    /// position's row ([`state_blocks_for`] of them): about a quarter of
+    /// the f32 cache's RAM. Each key and value is rounded to 8 bits with
+    /// its block's scale as it is written, so the logits move against an
+    /// f32 cache (`edgegen validate` reports by how much, as a non-gating
+    /// engine); the weights' precision is independent of it.
+    pub fn new_q8_0(kv: &'s mut [BlockQ8_0], symbols: &'s mut [u32], label: Option<u32>) -> Self {
+        Self {
+            kv: Kv::Q8_0(kv),
             symbols,
             pos: 0,
             label,
@@ -158,6 +187,65 @@ fn dense<'a>(
 }
 
 impl<'a> Transformer<'a> {
+    /// Parses `bytes`, checks the shared keys and the data CRC, and loads
+    /// the text model they hold (audio files are refused).
+    ///
+    /// ```
+    /// # fn model_bytes() -> Vec<u8> {
+    /// #     use edgegen_format::{arch::{Family, transformer::Hparams}, GgmlType, GgufWriter};
+    /// #     let hp = Hparams { vocab_size: 256, context_length: 4, embedding_length: 8,
+    /// #         block_count: 1, head_count: 2, head_count_kv: 2, feed_forward_length: 8,
+    /// #         n_classes: 0, layer_norm_epsilon: 1e-5, tied_output: true };
+    /// #     let mut w = GgufWriter::new();
+    /// #     hp.write(&mut w, Family::Text).unwrap();
+    /// #     let mut t = |n: &str, s: &[u64], v: f32| {
+    /// #         let k: u64 = s.iter().product();
+    /// #         let vals: Vec<f32> = (0..k).map(|i| v * ((i % 5) as f32 - 2.0)).collect();
+    /// #         w.add_tensor(n, s, GgmlType::F32, &vals).unwrap();
+    /// #     };
+    /// #     t("token_embd.weight", &[8, 256], 0.1);
+    /// #     t("position_embd.weight", &[8, 4], 0.01);
+    /// #     for (n, s) in [("attn_norm.weight", 8), ("attn_norm.bias", 8), ("attn_qkv.bias", 24),
+    /// #         ("attn_output.bias", 8), ("ffn_norm.weight", 8), ("ffn_norm.bias", 8),
+    /// #         ("ffn_up.bias", 8), ("ffn_down.bias", 8)] {
+    /// #         t(&format!("blk.0.{n}"), &[s], 0.1);
+    /// #     }
+    /// #     t("blk.0.attn_qkv.weight", &[8, 24], 0.1);
+    /// #     t("blk.0.attn_output.weight", &[8, 8], 0.1);
+    /// #     t("blk.0.ffn_up.weight", &[8, 8], 0.1);
+    /// #     t("blk.0.ffn_down.weight", &[8, 8], 0.1);
+    /// #     t("output_norm.weight", &[8], 1.0);
+    /// #     t("output_norm.bias", &[8], 0.0);
+    /// #     w.to_bytes()
+    /// # }
+    /// use edgegen_runtime::models::transformer::{ContextPolicy, State, Transformer};
+    /// use edgegen_runtime::sample::{Rng, Sampling};
+    /// let bytes = model_bytes(); // on a device: include_bytes!("text-q8_0.gguf")
+    /// let m = Transformer::from_bytes(&bytes)?;
+    /// let mut kv = [0f32; 64];      // >= m.state_len(): 2 x blocks x context x K/V width
+    /// let mut symbols = [0u32; 4];  // the context
+    /// let mut scratch = [0f32; 320]; // >= m.scratch_len()
+    /// let mut st = State::new(&mut kv, &mut symbols, None);
+    /// let s = Sampling { temperature: 0.8, top_k: 40, ..Sampling::default() };
+    /// let mut out = [0u32; 8];
+    /// let prompt = [b'H' as u32, b'i' as u32]; // a bytes vocabulary
+    /// let n = m.generate(&mut st, &prompt, &s, ContextPolicy::Slide { keep: 2 },
+    ///     &[], &mut Rng::new(1), &mut scratch, &mut out)?;
+    /// assert_eq!(n, 8); // past the context of 4: the window slid
+    /// assert!(out.iter().all(|&b| b < 256));
+    /// # Ok::<(), edgegen_runtime::Error>(())
+    /// ```
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
+        let g = Gguf::parse(bytes)?;
+        if edgegen_format::arch::check(&g)? != Family::Text {
+            return Err(Error::BadValue {
+                key: edgegen_format::arch::keys::ARCHITECTURE,
+                expected: "edgegen.text",
+            });
+        }
+        Self::from_gguf(&g, Family::Text)
+    }
+
     /// Reads and checks a text or audio model: its hyperparameters, the
     /// vocabulary keys, and every tensor's shape and type.
     pub fn from_gguf(g: &Gguf<'a>, family: Family) -> Result<Self, Error> {
@@ -215,7 +303,7 @@ impl<'a> Transformer<'a> {
         for i in 0..hp.block_count as usize {
             let b = Block {
                 attn_norm: norm(g, t::ATTN_NORM_WEIGHT, t::ATTN_NORM_BIAS, Some(i), c)?,
-                qkv: dense(g, t::ATTN_QKV_WEIGHT, t::ATTN_QKV_BIAS, i, 3 * c, c)?,
+                qkv: dense(g, t::ATTN_QKV_WEIGHT, t::ATTN_QKV_BIAS, i, hp.qkv_dim(), c)?,
                 attn_out: dense(g, t::ATTN_OUTPUT_WEIGHT, t::ATTN_OUTPUT_BIAS, i, c, c)?,
                 ffn_norm: norm(g, t::FFN_NORM_WEIGHT, t::FFN_NORM_BIAS, Some(i), c)?,
                 up: dense(g, t::FFN_UP_WEIGHT, t::FFN_UP_BIAS, i, f, c)?,
@@ -253,6 +341,16 @@ impl<'a> Transformer<'a> {
         state_len_for(&self.hp)
     }
 
+    /// Q8_0 blocks of KV cache a [`State::new_q8_0`] needs, or `None` when
+    /// the K/V width is not a multiple of 32.
+    pub const fn state_blocks(&self) -> Option<usize> {
+        if self.hp.kv_dim().is_multiple_of(QK8_0) {
+            Some(state_blocks_for(&self.hp))
+        } else {
+            None
+        }
+    }
+
     /// Bytes of weights.
     pub fn weight_bytes(&self) -> usize {
         let mut n = self.token_embd.bytes() + self.position_embd.bytes();
@@ -283,10 +381,22 @@ impl<'a> Transformer<'a> {
 
     fn check_state(&self, st: &State<'_>) -> Result<(), Error> {
         let t = self.hp.context_length as usize;
-        if st.kv.len() < self.state_len() {
+        let (need, found) = match &st.kv {
+            Kv::F32(kv) => (self.state_len(), kv.len()),
+            Kv::Q8_0(kv) => match self.state_blocks() {
+                Some(n) => (n, kv.len()),
+                None => {
+                    return Err(Error::BadValue {
+                        key: t::keys(self.family).head_count_kv,
+                        expected: "a K/V width (head_count_kv * head size) that is a multiple of 32, for a Q8_0 cache",
+                    });
+                }
+            },
+        };
+        if found < need {
             return Err(Error::BufferSize {
-                expected: self.state_len(),
-                found: st.kv.len(),
+                expected: need,
+                found,
             });
         }
         if st.symbols.len() < t {
@@ -393,13 +503,14 @@ impl<'a> Transformer<'a> {
             hp.context_length as usize,
             hp.vocab_size as usize,
         );
-        let (hd, nh) = (hp.head_dim(), hp.head_count as usize);
+        let (hd, nh, ckv) = (hp.head_dim(), hp.head_count as usize, hp.kv_dim());
+        let group = nh / (hp.head_count_kv as usize).max(1);
         let pos = st.pos;
         let eps = hp.layer_norm_epsilon;
         let (out, rest) = scratch.split_at_mut(v);
         let (x, rest) = rest.split_at_mut(c);
         let (xn, rest) = rest.split_at_mut(c);
-        let (qkv, rest) = rest.split_at_mut(3 * c);
+        let (qkv, rest) = rest.split_at_mut(hp.qkv_dim());
         let (att, rest) = rest.split_at_mut(c);
         let (hid, rest) = rest.split_at_mut(f);
         let w = &mut rest[..tt];
@@ -413,18 +524,42 @@ impl<'a> Transformer<'a> {
             xn.copy_from_slice(x);
             layers::layer_norm(xn, &b.attn_norm.0, &b.attn_norm.1, eps);
             b.qkv.forward(qkv, xn);
-            let layer = &mut st.kv[2 * l * tt * c..2 * (l + 1) * tt * c];
-            let (kc, vc) = layer.split_at_mut(tt * c);
-            kc[pos * c..(pos + 1) * c].copy_from_slice(&qkv[c..2 * c]);
-            vc[pos * c..(pos + 1) * c].copy_from_slice(&qkv[2 * c..]);
-            for h in 0..nh {
-                let head = Head {
-                    n: pos + 1,
-                    stride: c,
-                    off: h * hd,
-                    d: hd,
-                };
-                attend(&mut att[h * hd..], &qkv[h * hd..c], kc, vc, head, w);
+            match &mut st.kv {
+                Kv::F32(kv) => {
+                    let layer = &mut kv[2 * l * tt * ckv..2 * (l + 1) * tt * ckv];
+                    let (kc, vc) = layer.split_at_mut(tt * ckv);
+                    kc[pos * ckv..(pos + 1) * ckv].copy_from_slice(&qkv[c..c + ckv]);
+                    vc[pos * ckv..(pos + 1) * ckv].copy_from_slice(&qkv[c + ckv..c + 2 * ckv]);
+                    for h in 0..nh {
+                        // Query heads of a group share their K/V head.
+                        let head = Head {
+                            n: pos + 1,
+                            stride: ckv,
+                            off: (h / group) * hd,
+                            d: hd,
+                        };
+                        attend(&mut att[h * hd..], &qkv[h * hd..c], kc, vc, head, w);
+                    }
+                }
+                Kv::Q8_0(kv) => {
+                    let bpr = ckv / QK8_0;
+                    let layer = &mut kv[2 * l * tt * bpr..2 * (l + 1) * tt * bpr];
+                    let (kc, vc) = layer.split_at_mut(tt * bpr);
+                    quantize_q8_0(&qkv[c..c + ckv], &mut kc[pos * bpr..(pos + 1) * bpr]);
+                    quantize_q8_0(
+                        &qkv[c + ckv..c + 2 * ckv],
+                        &mut vc[pos * bpr..(pos + 1) * bpr],
+                    );
+                    for h in 0..nh {
+                        let head = Head {
+                            n: pos + 1,
+                            stride: ckv,
+                            off: (h / group) * hd,
+                            d: hd,
+                        };
+                        attend_q8_0(&mut att[h * hd..], &qkv[h * hd..c], kc, vc, head, w);
+                    }
+                }
             }
             b.attn_out.forward(xn, att);
             x.iter_mut().zip(xn.iter()).for_each(|(a, &d)| *a += d);
