@@ -1,5 +1,6 @@
 //! GFLOP/s of the GEMM shapes one VAE 784-400-20 training step runs,
-//! sequential and on 2 threads. `cargo bench -p edgegen --bench gemm_shapes`
+//! sequential and on 2 threads; `-- gan` the DCGAN's, `-- text` the baby
+//! transformer's. `cargo bench -p edgegen --bench gemm_shapes`
 use edgegen::nn::gemm::{Threads, gemm};
 use std::time::Instant;
 
@@ -40,10 +41,22 @@ fn main() {
         ("D fwd 8 images C-major", 128, 392, 1024, false, false),
         ("D fwd 1 image C-major N=64", 128, 64, 1024, false, false),
         ("D fwd 1 image P-major M=64", 64, 128, 1024, true, true),
+        // The baby transformer's (B 12 x T 64 = 768 rows, C 128, F 512).
+        ("T qkv fwd x W^T", 768, 384, 128, false, true),
+        ("T up fwd x W^T", 768, 512, 128, false, true),
+        ("T down fwd h W^T", 768, 128, 512, false, true),
+        ("T logits fwd x E^T", 768, 256, 128, false, true),
+        ("T qkv dX g W", 768, 128, 384, false, false),
+        ("T down dX g W", 768, 512, 128, false, false),
+        ("T qkv dW g^T x", 384, 128, 768, true, false),
+        ("T down dW g^T h", 128, 512, 768, true, false),
     ];
-    let only_gan = std::env::args().any(|a| a == "gan");
+    let only = |tag: &str| std::env::args().any(|a| a == tag);
     for (name, m, n, k, ta, tb) in shapes {
-        if only_gan && !name.starts_with('D') && !name.starts_with('G') {
+        if only("gan") && !name.starts_with('D') && !name.starts_with('G') {
+            continue;
+        }
+        if only("text") && !name.starts_with("T ") {
             continue;
         }
         let a = vec![0.5f32; m * k];

@@ -182,7 +182,7 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
                 match (p.ok, p.gating) {
                     (true, _) => "ok",
                     (false, true) => "FAIL",
-                    (false, false) => "over (fast-math, reported only)",
+                    (false, false) => "over (an approximation, reported only)",
                 }
             );
         }

@@ -414,27 +414,24 @@ impl Transformer {
             let x = &a.res[l * cap * c..][..nc];
             let mid = &a.mid[l * cap * c..][..nc];
             // MLP: d_res is d(out) and, through the skip, d(mid) so far.
+            // (The input gradients below have one source each: written,
+            // not added, so no buffer is zeroed first.)
             let d_gelu = &mut a.d_gelu[..nf];
-            d_gelu.fill(0.0);
             let gelu = &a.gelu[l * cap * f..][..nf];
-            blk.ffn_down
-                .backward(p, g, Some(d_gelu), d_res, gelu, n, th);
+            blk.ffn_down.backward_into(p, g, d_gelu, d_res, gelu, n, th);
             let d_up = &mut a.d_up[..nf];
-            d_up.fill(0.0);
             let up = &a.up[l * cap * f..][..nf];
-            act::backward(Activation::Gelu, d_up, up, gelu, d_gelu);
+            act::backward_into(Activation::Gelu, d_up, up, gelu, d_gelu);
             let d_ln = &mut a.d_ln[..nc];
-            d_ln.fill(0.0);
             blk.ffn_up
-                .backward(p, g, Some(d_ln), d_up, &a.ln2[l * cap * c..][..nc], n, th);
+                .backward_into(p, g, d_ln, d_up, &a.ln2[l * cap * c..][..nc], n, th);
             blk.ffn_norm
                 .backward(p, g, d_res, d_ln, mid, &a.ln2_saved[l * cap * 2..], n);
             // Attention: d_res is now d(mid), and d(x) through the skip.
             let d_att = &mut a.d_att[..nc];
-            d_att.fill(0.0);
             let att = &a.att[l * cap * c..][..nc];
             blk.attn_output
-                .backward(p, g, Some(d_att), d_res, att, n, th);
+                .backward_into(p, g, d_att, d_res, att, n, th);
             let w = blk.attn.qkv_dim();
             let d_qkv = &mut a.d_qkv[..n * w];
             d_qkv.fill(0.0);
@@ -442,9 +439,8 @@ impl Transformer {
             blk.attn
                 .backward(d_qkv, d_att, att, &a.lse[l * cap * h..], qkv, b, t);
             let d_ln = &mut a.d_ln[..nc];
-            d_ln.fill(0.0);
             blk.attn_qkv
-                .backward(p, g, Some(d_ln), d_qkv, &a.ln1[l * cap * c..][..nc], n, th);
+                .backward_into(p, g, d_ln, d_qkv, &a.ln1[l * cap * c..][..nc], n, th);
             blk.attn_norm
                 .backward(p, g, d_res, d_ln, x, &a.ln1_saved[l * cap * 2..], n);
         }

@@ -25,7 +25,7 @@ pub fn forward(act: Activation, out: &mut [f32], inp: &[f32]) {
         }),
         Activation::Tanh => it.for_each(|(o, &x)| *o = x.tanh()),
         Activation::Sigmoid => it.for_each(|(o, &x)| *o = sigmoid(x)),
-        Activation::Gelu => gelu_forward(out, inp),
+        Activation::Gelu => par_rows(out, inp, gelu_forward),
         Activation::Softplus => it.for_each(|(o, &x)| *o = softplus(x)),
     }
 }
@@ -45,9 +45,43 @@ pub fn backward(act: Activation, dinp: &mut [f32], inp: &[f32], out: &[f32], dou
         }),
         Activation::Tanh => it.for_each(|(d, ((_, &y), &g))| *d += g * (1.0 - y * y)),
         Activation::Sigmoid => it.for_each(|(d, ((_, &y), &g))| *d += g * y * (1.0 - y)),
-        Activation::Gelu => gelu_backward(dinp, inp, dout),
+        Activation::Gelu => {
+            use rayon::prelude::*;
+            dinp.par_chunks_mut(PAR_CHUNK)
+                .zip(inp.par_chunks(PAR_CHUNK))
+                .zip(dout.par_chunks(PAR_CHUNK))
+                .for_each(|((d, x), g)| gelu_backward(d, x, g));
+        }
         Activation::Softplus => it.for_each(|(d, ((&x, _), &g))| *d += g * sigmoid(x)),
     }
+}
+
+/// Elements per parallel chunk of GELU (its tanh is most of a
+/// transformer's elementwise work): large enough that rayon's overhead
+/// vanishes, small enough that both cores share a layer.
+const PAR_CHUNK: usize = 1 << 14;
+
+/// `f(out, inp)` over chunks of both on the rayon pool.
+fn par_rows(out: &mut [f32], inp: &[f32], f: fn(&mut [f32], &[f32])) {
+    use rayon::prelude::*;
+    out.par_chunks_mut(PAR_CHUNK)
+        .zip(inp.par_chunks(PAR_CHUNK))
+        .for_each(|(o, x)| f(o, x));
+}
+
+/// [`backward`], but writing `dinp` rather than adding to it (for an input
+/// gradient with no other source: nothing needs zeroing first).
+pub fn backward_into(act: Activation, dinp: &mut [f32], inp: &[f32], out: &[f32], dout: &[f32]) {
+    if act == Activation::Gelu {
+        use rayon::prelude::*;
+        dinp.par_chunks_mut(PAR_CHUNK)
+            .zip(inp.par_chunks(PAR_CHUNK))
+            .zip(dout.par_chunks(PAR_CHUNK))
+            .for_each(|((d, x), g)| gelu_backward_set(d, x, g));
+        return;
+    }
+    dinp.fill(0.0);
+    backward(act, dinp, inp, out, dout);
 }
 
 // GELU, tanh form, with the branch-free tanh so that the loop is SIMD.
@@ -55,6 +89,17 @@ super::fastmath::dispatch! {
     fn gelu_forward(out: &mut [f32], inp: &[f32]) {
         for (o, &x) in out.iter_mut().zip(inp) {
             *o = 0.5 * x * (1.0 + tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x)));
+        }
+    }
+}
+
+// `dinp = dout * gelu'(inp)`.
+super::fastmath::dispatch! {
+    fn gelu_backward_set(dinp: &mut [f32], inp: &[f32], dout: &[f32]) {
+        for ((d, &x), &g) in dinp.iter_mut().zip(inp).zip(dout) {
+            let t = tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x));
+            let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x * x);
+            *d = g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
         }
     }
 }

@@ -18,7 +18,7 @@
 //! the threads whole, one batch row each, so every thread writes its own
 //! rows of the gradient.
 
-use super::fastmath::{dispatch, exp_neg, lanes2};
+use super::fastmath::{dispatch_fma, exp_neg, fmadd, lanes, lanes2};
 use rayon::prelude::*;
 
 /// A causal self-attention over `heads` heads of a model width `dim`.
@@ -38,12 +38,34 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     lanes2(a, b, |x, y| x * y)
 }
 
-/// `y += k * x`.
+/// Rows of positions are computed in whole vectors of this many: a loop of
+/// a length the compiler cannot know ends in scalar iterations, and with
+/// rows of 1 to T positions those were most of the work. The extra
+/// positions read zero-padded keys and are masked out.
+const PAD: usize = 16;
+
+/// `n` rounded up to whole vectors.
+fn padded(n: usize) -> usize {
+    n.div_ceil(PAD) * PAD
+}
+
+/// A score no position past the query may have: its weight is exactly 0.
+const MASKED: f32 = -1e30;
+
+/// The largest of `row`, in eight lanes.
 #[inline(always)]
-fn axpy(y: &mut [f32], k: f32, x: &[f32]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += k * x;
+fn max_lanes(row: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder();
+    for ch in chunks {
+        for (a, &x) in acc.iter_mut().zip(ch) {
+            *a = a.max(x);
+        }
     }
+    tail.iter()
+        .chain(&acc)
+        .fold(f32::NEG_INFINITY, |a, &b| a.max(b))
 }
 
 /// The widest head [`Attention::new`] takes: the backward keeps one
@@ -97,7 +119,7 @@ impl Attention {
             .zip(lse[..batch * h * t].par_chunks_mut(h * t))
             .zip(qkv[..batch * t * w].par_chunks(t * w))
             .for_each(|((out, lse), qkv)| {
-                let mut p = vec![0f32; t];
+                let mut p = vec![0f32; padded(t)];
                 forward_seq(out, lse, qkv, &mut p, dims);
             });
     }
@@ -124,36 +146,54 @@ impl Attention {
             .zip(lse[..batch * h * t].par_chunks(h * t))
             .zip(qkv[..batch * t * w].par_chunks(t * w))
             .for_each(|((((dqkv, dout), out), lse), qkv)| {
-                let mut p = vec![0f32; t];
-                backward_seq(dqkv, dout, out, lse, qkv, &mut p, dims);
+                backward_seq(dqkv, dout, out, lse, qkv, dims);
             });
     }
 }
 
 // One sequence's forward, every head: compiled for AVX-512 and AVX2 too,
 // as the rest of the crate is built for baseline x86-64.
-dispatch! {
+//
+// A head's queries, keys and values are gathered into contiguous buffers
+// (the keys also transposed), with each row padded with zeros to whole
+// vectors of 16. Every inner loop then keeps 16 sums in one register
+// (`fma16`) over a run of multiply-adds, as a small GEMM kernel does: a
+// query's scores along 16 positions at a time, its output along 16 of
+// its values at a time.
+dispatch_fma! {
     fn forward_seq(out: &mut [f32], lse: &mut [f32], qkv: &[f32], p: &mut [f32], dims: [usize; 5]) {
         let [t, c, h, kvh, w] = dims;
         let d = c / h;
+        let (tp, dp) = (padded(t), padded(d));
         let scale = 1.0 / (d as f32).sqrt();
+        let mut q = vec![0f32; t * dp];
+        let mut kt = vec![0f32; dp * tp];
+        let mut k = vec![0f32; t * dp];
+        let mut v = vec![0f32; t * dp];
         for head in 0..h {
             let kv = head / (h / kvh);
             let (qo, ko, vo) = (head * d, c + kv * d, c + kvh * d + kv * d);
+            rows(&mut q, qkv, [t, d, w, qo, dp]);
+            rows(&mut k, qkv, [t, d, w, ko, dp]);
+            rows(&mut v, qkv, [t, d, w, vo, dp]);
+            transpose(&mut kt, &k, [t, d, dp, tp]);
             for i in 0..t {
-                let q = &qkv[i * w + qo..][..d];
-                let mut m = f32::NEG_INFINITY;
-                for (j, s) in p[..=i].iter_mut().enumerate() {
-                    *s = dot(q, &qkv[j * w + ko..][..d]) * scale;
-                    m = m.max(*s);
-                }
-                p[..=i].iter_mut().for_each(|s| *s = exp_neg(*s - m));
-                let sum: f32 = p[..=i].iter().sum();
-                let o = &mut out[i * c + head * d..][..d];
-                o.fill(0.0);
+                let s = &mut p[..padded(i + 1)];
+                scores::<FMA>(s, &q[i * dp..(i + 1) * dp], &kt, scale, [d, tp]);
+                s[i + 1..].fill(MASKED);
+                let m = max_lanes(s);
+                s.iter_mut().for_each(|x| *x = exp_neg(*x - m));
+                let sum: f32 = lanes(s, |x| x);
                 let inv = 1.0 / sum;
-                for (j, &pj) in p[..=i].iter().enumerate() {
-                    axpy(o, pj * inv, &qkv[j * w + vo..][..d]);
+                let o = &mut out[i * c + head * d..][..d];
+                for (cb, oc) in o.chunks_mut(16).enumerate() {
+                    let mut acc = [0f32; 16];
+                    for (j, &pj) in s[..=i].iter().enumerate() {
+                        fma16::<FMA>(&mut acc, pj, &v[j * dp + cb * 16..]);
+                    }
+                    for (o, a) in oc.iter_mut().zip(acc) {
+                        *o = a * inv;
+                    }
                 }
                 lse[head * t + i] = m + sum.ln();
             }
@@ -161,48 +201,131 @@ dispatch! {
     }
 }
 
-// One sequence's backward, every head (see `forward_seq`).
-dispatch! {
+/// `acc[l] += a * b[l]` for 16 lanes: one register (and one fused
+/// multiply-add) on AVX-512.
+#[inline(always)]
+fn fma16<const FMA: bool>(acc: &mut [f32; 16], a: f32, b: &[f32]) {
+    for (x, &y) in acc.iter_mut().zip(&b[..16]) {
+        *x = fmadd::<FMA>(a, y, *x);
+    }
+}
+
+/// Column `off .. off + d` of each of the `t` rows of `src` (rows of width
+/// `w`) into `dst` as rows of `dp`, the rest of each row zero.
+#[inline(always)]
+fn rows(dst: &mut [f32], src: &[f32], dims: [usize; 5]) {
+    let [t, d, w, off, dp] = dims;
+    for j in 0..t {
+        dst[j * dp..j * dp + d].copy_from_slice(&src[j * w + off..j * w + off + d]);
+        dst[j * dp + d..(j + 1) * dp].fill(0.0);
+    }
+}
+
+/// `dst` (dp x tp) = `src` (t x dp) transposed, the columns past t zero.
+#[inline(always)]
+fn transpose(dst: &mut [f32], src: &[f32], dims: [usize; 4]) {
+    let [t, d, dp, tp] = dims;
+    dst.fill(0.0);
+    for j in 0..t {
+        for e in 0..d {
+            dst[e * tp + j] = src[j * dp + e];
+        }
+    }
+}
+
+/// `s[j] = scale * (q . kt[.., j])` for the `s.len()` positions (a whole
+/// number of vectors), 16 at a time.
+#[inline(always)]
+fn scores<const FMA: bool>(s: &mut [f32], q: &[f32], kt: &[f32], scale: f32, dims: [usize; 2]) {
+    let [d, tp] = dims;
+    for (jb, sc) in s.chunks_exact_mut(16).enumerate() {
+        let mut acc = [0f32; 16];
+        for (e, &qe) in q[..d].iter().enumerate() {
+            fma16::<FMA>(&mut acc, qe * scale, &kt[e * tp + jb * 16..]);
+        }
+        sc.copy_from_slice(&acc);
+    }
+}
+
+// One sequence's backward, every head (see `forward_seq`). Each query's
+// probabilities and score gradients are rows of `pm` and `ds` (T x Tp);
+// then dQ = dS K, dK = dS^T Q and dV = P^T G run as the same 16-wide
+// register sums, and add into `dqkv` once per head.
+dispatch_fma! {
     fn backward_seq(
         dqkv: &mut [f32],
         dout: &[f32],
         out: &[f32],
         lse: &[f32],
         qkv: &[f32],
-        p: &mut [f32],
         dims: [usize; 5]
     ) {
         let [t, c, h, kvh, w] = dims;
         let d = c / h;
+        let (tp, dp) = (padded(t), padded(d));
         let scale = 1.0 / (d as f32).sqrt();
+        let mut q = vec![0f32; t * dp];
+        let mut k = vec![0f32; t * dp];
+        let mut v = vec![0f32; t * dp];
+        let mut g = vec![0f32; t * dp];
+        let mut kt = vec![0f32; dp * tp];
+        let mut vt = vec![0f32; dp * tp];
+        let mut pm = vec![0f32; t * tp];
+        let mut ds = vec![0f32; t * tp];
         for head in 0..h {
             // Query heads that share a K/V head add into its gradient.
             let kv = head / (h / kvh);
             let (qo, ko, vo) = (head * d, c + kv * d, c + kvh * d + kv * d);
+            rows(&mut q, qkv, [t, d, w, qo, dp]);
+            rows(&mut k, qkv, [t, d, w, ko, dp]);
+            rows(&mut v, qkv, [t, d, w, vo, dp]);
+            rows(&mut g, dout, [t, d, c, head * d, dp]);
+            transpose(&mut kt, &k, [t, d, dp, tp]);
+            transpose(&mut vt, &v, [t, d, dp, tp]);
             for i in 0..t {
-                let q = &qkv[i * w + qo..][..d];
-                let g = &dout[i * c + head * d..][..d];
+                let n = padded(i + 1);
+                let gi = &g[i * dp..(i + 1) * dp];
                 // sum_j p_ij (g . v_j) = g . o_i: softmax's backward needs
                 // only the output row, not the probabilities.
-                let delta = dot(g, &out[i * c + head * d..][..d]);
+                let delta = dot(&gi[..d], &out[i * c + head * d..][..d]);
                 let l = lse[head * t + i];
                 // The probabilities again, from the scores and the
                 // forward's log-sum-exp.
-                for (j, s) in p[..=i].iter_mut().enumerate() {
-                    *s = exp_neg(dot(q, &qkv[j * w + ko..][..d]) * scale - l);
+                let pr = &mut pm[i * tp..i * tp + n];
+                scores::<FMA>(pr, &q[i * dp..(i + 1) * dp], &kt, scale, [d, tp]);
+                pr[i + 1..].fill(MASKED);
+                pr.iter_mut().for_each(|x| *x = exp_neg(*x - l));
+                // g . v_j, then the scores' gradient.
+                let dr = &mut ds[i * tp..i * tp + n];
+                scores::<FMA>(dr, gi, &vt, 1.0, [d, tp]);
+                for (x, &pj) in dr.iter_mut().zip(pr.iter()) {
+                    *x = pj * (*x - delta) * scale;
                 }
-                let mut dq = [0f32; MAX_HEAD_DIM];
-                let dq = &mut dq[..d];
-                for (j, &p) in p[..=i].iter().enumerate() {
-                    let k = &qkv[j * w + ko..][..d];
-                    let v = &qkv[j * w + vo..][..d];
-                    let ds = p * (dot(g, v) - delta) * scale;
-                    axpy(dq, ds, k);
-                    axpy(&mut dqkv[j * w + ko..][..d], ds, q);
-                    axpy(&mut dqkv[j * w + vo..][..d], p, g);
+            }
+            for i in 0..t {
+                // dQ_i = sum_{j <= i} dS_ij K_j.
+                let dq = &mut dqkv[i * w + qo..][..d];
+                for (cb, dc) in dq.chunks_mut(16).enumerate() {
+                    let mut acc = [0f32; 16];
+                    for (j, &x) in ds[i * tp..i * tp + i + 1].iter().enumerate() {
+                        fma16::<FMA>(&mut acc, x, &k[j * dp + cb * 16..]);
+                    }
+                    dc.iter_mut().zip(acc).for_each(|(a, b)| *a += b);
                 }
-                for (a, &b) in dqkv[i * w + qo..][..d].iter_mut().zip(dq.iter()) {
-                    *a += b;
+            }
+            for j in 0..t {
+                // dK_j = sum_{i >= j} dS_ij Q_i, dV_j = sum_{i >= j} P_ij G_i.
+                for cb in 0..dp / 16 {
+                    let (mut ak, mut av) = ([0f32; 16], [0f32; 16]);
+                    for i in j..t {
+                        fma16::<FMA>(&mut ak, ds[i * tp + j], &q[i * dp + cb * 16..]);
+                        fma16::<FMA>(&mut av, pm[i * tp + j], &g[i * dp + cb * 16..]);
+                    }
+                    let n = 16.min(d - cb * 16);
+                    let row = &mut dqkv[j * w..];
+                    let at = cb * 16;
+                    row[ko + at..ko + at + n].iter_mut().zip(ak).for_each(|(a, b)| *a += b);
+                    row[vo + at..vo + at + n].iter_mut().zip(av).for_each(|(a, b)| *a += b);
                 }
             }
         }

@@ -150,6 +150,45 @@ macro_rules! dispatch {
 }
 pub(crate) use dispatch;
 
+/// [`dispatch!`] for a body that multiplies and adds: it sees a `const
+/// FMA: bool`, true in the AVX-512 and AVX2 builds (whose `mul_add` is one
+/// fused instruction) and false in the baseline one (where `mul_add` would
+/// be a call into libm), for [`fmadd`].
+macro_rules! dispatch_fma {
+    ($vis:vis fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn imp<const FMA: bool>($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+                fn v4($($arg: $ty),*) $(-> $ret)? { imp::<true>($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                fn v3($($arg: $ty),*) $(-> $ret)? { imp::<true>($($arg),*) }
+                if std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512vl")
+                    && std::is_x86_feature_detected!("avx512dq")
+                {
+                    // SAFETY: the features v4 was compiled for were detected on this CPU.
+                    return unsafe { v4($($arg),*) };
+                }
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: the features v3 was compiled for were detected on this CPU.
+                    return unsafe { v3($($arg),*) };
+                }
+            }
+            imp::<false>($($arg),*)
+        }
+    };
+}
+pub(crate) use dispatch_fma;
+
+/// `a * b + c`, fused when `FMA` (see [`dispatch_fma!`]).
+#[inline(always)]
+pub fn fmadd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

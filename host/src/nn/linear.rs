@@ -88,6 +88,37 @@ impl Linear {
         batch: usize,
         th: Threads,
     ) {
+        self.backward_with(params, grads, dinp, true, dout, inp, batch, th)
+    }
+
+    /// [`Self::backward`], but `dinp` gets `dout W` rather than adding it:
+    /// a caller whose input gradient has no other source saves zeroing it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_into(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        dinp: &mut [f32],
+        dout: &[f32],
+        inp: &[f32],
+        batch: usize,
+        th: Threads,
+    ) {
+        self.backward_with(params, grads, Some(dinp), false, dout, inp, batch, th)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn backward_with(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        dinp: Option<&mut [f32]>,
+        accumulate: bool,
+        dout: &[f32],
+        inp: &[f32],
+        batch: usize,
+        th: Threads,
+    ) {
         let (ic, oc) = (self.inp, self.out);
         let dout = &dout[..batch * oc];
         let w = &self.of(params)[..oc * ic];
@@ -100,7 +131,7 @@ impl Linear {
                 false,
                 (batch, ic, oc),
                 1.0,
-                true,
+                accumulate,
                 th,
             );
         }
