@@ -16,28 +16,12 @@
 //! `EDGEGEN_BENCH_THREADS` (default 2). Reports median seconds per epoch,
 //! scaled to the 60,000 MNIST training images, and their ratio.
 
+use edgegen::bench::{env_or, median};
 use edgegen::train::config::TrainConfig;
 use edgegen::train::gan::{GanSettings, GanTrainer};
 use edgegen::train::run::{RunOptions, run};
 use std::path::PathBuf;
 use std::process::Command;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
-fn env<T: std::str::FromStr>(k: &str, d: T) -> T {
-    std::env::var(k)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(d)
-}
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -50,9 +34,9 @@ fn main() {
         "{} is missing: set EDGEGEN_DATASETS",
         mnist.display()
     );
-    let images: usize = env("EDGEGEN_BENCH_IMAGES", 60000);
-    let rounds: usize = env("EDGEGEN_BENCH_ROUNDS", 3);
-    let threads: usize = env("EDGEGEN_BENCH_THREADS", 2);
+    let images: usize = env_or("EDGEGEN_BENCH_IMAGES", 60000);
+    let rounds: usize = env_or("EDGEGEN_BENCH_ROUNDS", 3);
+    let threads: usize = env_or("EDGEGEN_BENCH_THREADS", 2);
     let scale = 60000.0 / images as f64;
     let (mut ours, mut theirs) = (vec![], vec![]);
     let mut torch_version = String::from("not run");

@@ -2,15 +2,11 @@
 //! G 64 -> 128x7x7 -> 64x14x14 -> 1x28x28, D 1 -> 64 -> 128 (BN) -> 1,
 //! batch 128) spends its time, layer by layer, as medians over steps.
 //! `cargo bench -p edgegen --bench gan_step -- [threads] [steps]`
+use edgegen::bench::median;
 use edgegen::models::gan::{DiscActs, Gan, GanConfig, GenActs, Mode};
 use edgegen::nn::gemm::Threads;
 use edgegen::rng::Rng;
 use std::time::Instant;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn main() {
     let arg = |i: usize, d: usize| {

@@ -13,28 +13,12 @@
 //! (the steps alone: validation excluded on both sides) and their ratio,
 //! and each side's final validation loss.
 
+use edgegen::bench::{env_or, median};
 use edgegen::train::config::TrainConfig;
 use edgegen::train::run::{RunOptions, run};
 use edgegen::train::text::{TextSettings, TextTrainer};
 use std::path::PathBuf;
 use std::process::Command;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
-fn env<T: std::str::FromStr>(k: &str, d: T) -> T {
-    std::env::var(k)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(d)
-}
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -47,9 +31,9 @@ fn main() {
         "{} is missing: set EDGEGEN_DATASETS",
         text.display()
     );
-    let iters: u64 = env("EDGEGEN_BENCH_ITERS", 2000);
-    let rounds: usize = env("EDGEGEN_BENCH_ROUNDS", 3);
-    let threads: usize = env("EDGEGEN_BENCH_THREADS", 2);
+    let iters: u64 = env_or("EDGEGEN_BENCH_ITERS", 2000);
+    let rounds: usize = env_or("EDGEGEN_BENCH_ROUNDS", 3);
+    let threads: usize = env_or("EDGEGEN_BENCH_THREADS", 2);
     let (mut ours, mut theirs) = (vec![], vec![]);
     let (mut our_loss, mut their_loss) = (vec![], vec![]);
     let mut torch_version = String::from("not run");

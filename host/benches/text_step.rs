@@ -4,6 +4,7 @@
 //! the PyTorch twin's whole iteration beside it when torch is installed.
 //!
 //!   cargo bench -p edgegen --bench text_step -- [threads] [iters]
+use edgegen::bench::median;
 use edgegen::models::transformer::{Acts, Transformer, TransformerConfig};
 use edgegen::nn::gemm::Threads;
 use edgegen::nn::loss::softmax_cross_entropy;
@@ -12,11 +13,6 @@ use edgegen::rng::Rng;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn main() {
     let arg = |i: usize, d: usize| {

@@ -11,29 +11,13 @@
 //! and the test loss after the last epoch (BCE summed over pixels plus KL,
 //! z sampled once, mean over the 10,000 test images: PyTorch's definition).
 
+use edgegen::bench::{env_or, median};
 use edgegen::train::EpochMetrics;
 use edgegen::train::config::TrainConfig;
 use edgegen::train::run::{RunOptions, run};
 use edgegen::train::vae::{Parallel, VaeSettings, VaeTrainer};
 use std::path::PathBuf;
 use std::process::Command;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
-fn env<T: std::str::FromStr>(k: &str, d: T) -> T {
-    std::env::var(k)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(d)
-}
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -46,8 +30,8 @@ fn main() {
         "{} is missing: set EDGEGEN_DATASETS",
         mnist.display()
     );
-    let epochs: usize = env("EDGEGEN_BENCH_EPOCHS", 10);
-    let threads: usize = env("EDGEGEN_BENCH_THREADS", 2);
+    let epochs: usize = env_or("EDGEGEN_BENCH_EPOCHS", 10);
+    let threads: usize = env_or("EDGEGEN_BENCH_THREADS", 2);
     let mut rows: Vec<(String, f64, f64)> = vec![];
     for mode in [Parallel::Batch, Parallel::Gemm] {
         let cfg = TrainConfig {

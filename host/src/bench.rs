@@ -35,6 +35,14 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The environment variable `k` parsed, else `d` (benchmark settings).
+pub fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
+    std::env::var(k)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(d)
+}
+
 /// One engine's result in [`interleaved`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Timing {

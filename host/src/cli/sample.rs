@@ -24,10 +24,11 @@ pub struct SampleArgs {
     /// Seed of the latent noise (the runtime's documented generator).
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Class label, for a conditional model; without it, an image grid
-    /// has one row per class (a text model needs it).
+    /// Class label, for a conditional model: a number, or for a text
+    /// model the class's name; without it, an image grid has one row per
+    /// class (a text model needs it).
     #[arg(long)]
-    label: Option<u32>,
+    label: Option<String>,
     /// The PNG grid to write (images), or the text with a provenance
     /// header (text, which also streams to stdout).
     #[arg(short, long)]
@@ -104,12 +105,55 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     let bytes =
         std::fs::read(&a.model).with_context(|| format!("{}: cannot read", a.model.display()))?;
     if let Ok(Model::Text(t)) = Model::from_gguf(&bytes) {
-        return sample_text(&a, &t, &bytes);
+        let label = match &a.label {
+            Some(l) => Some(text_label(&bytes, l, &a.model)?),
+            None => None,
+        };
+        return sample_text(&a, &t, &bytes, label);
     }
     let Some(out) = &a.output else {
         bail!("-o FILE.png is required for an image model");
     };
-    sample_to(&a.model, a.n, a.seed, a.label, out)
+    let label = match &a.label {
+        Some(l) => Some(
+            l.parse::<u32>()
+                .map_err(|_| anyhow!("--label: expected a class number, found {l:?}"))?,
+        ),
+        None => None,
+    };
+    sample_to(&a.model, a.n, a.seed, label, out)
+}
+
+/// A text model's class from `--label`: a number, or a name the GGUF's
+/// `class_names` holds.
+fn text_label(bytes: &[u8], s: &str, path: &std::path::Path) -> Result<u32> {
+    if let Ok(n) = s.parse::<u32>() {
+        return Ok(n);
+    }
+    let g = Gguf::parse(bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let names: Vec<String> = match g.get(arch::transformer::CLASS_NAMES_TEXT) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => vec![],
+    };
+    match names.iter().position(|n| n == s) {
+        Some(i) => Ok(i as u32),
+        None if names.is_empty() => bail!(
+            "--label {s:?}: {} names no classes; give a class number",
+            path.display()
+        ),
+        None => bail!(
+            "--label {s:?}: expected a class number or one of {}",
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("{i} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// Streams a text model's continuation of `--prompt` to stdout (whole
@@ -119,6 +163,7 @@ fn sample_text(
     a: &SampleArgs,
     m: &edgegen_runtime::models::transformer::Transformer<'_>,
     bytes: &[u8],
+    label: Option<u32>,
 ) -> Result<()> {
     use crate::data::text::{Utf8Stream, Vocab};
     use edgegen_runtime::models::transformer::{ContextPolicy, State};
@@ -166,7 +211,7 @@ fn sample_text(
         other => bail!("--context-policy: expected slide or stop, found {other:?}"),
     };
     let k = m.hp.n_classes;
-    match (k, a.label) {
+    match (k, label) {
         (0, Some(_)) => bail!("--label: {what} is an unconditional model"),
         (k, None) if k > 0 => bail!(
             "--label: {what} is conditional; give a class from 0 to {}",
@@ -200,9 +245,9 @@ fn sample_text(
         }
     };
     let mut st = if q8 {
-        State::new_q8_0(&mut kv8, &mut syms, a.label)
+        State::new_q8_0(&mut kv8, &mut syms, label)
     } else {
-        State::new(&mut kv, &mut syms, a.label)
+        State::new(&mut kv, &mut syms, label)
     };
     let mut scratch = vec![0f32; m.scratch_len()];
     let mut rng = Rng::new(a.seed);
@@ -243,7 +288,7 @@ fn sample_text(
     }
     if let Some(path) = &a.output {
         let source = Source::file(&a.model, bytes);
-        let mut tag = Provenance::samples(&source, a.seed, n).with_label(a.label);
+        let mut tag = Provenance::samples(&source, a.seed, n).with_label(label);
         tag.prompt = Some(ta.prompt.clone());
         // Through text, so that 0.8 reads 0.8 and not 0.800000011920929.
         let f = |x: f32| x.to_string().parse::<f64>().unwrap_or(x as f64);

@@ -48,6 +48,37 @@ fn attr_float(name: &str, f: f32) -> AttributeProto {
 }
 
 impl Graph {
+    /// The ONNX bytes of this graph as a model of opset [`OPSET`] named
+    /// `name`, described by `doc`.
+    fn into_model(
+        self,
+        name: String,
+        doc: String,
+        input: Vec<ValueInfoProto>,
+        output: Vec<ValueInfoProto>,
+    ) -> Vec<u8> {
+        ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: OPSET,
+            }],
+            producer_name: "edgegen".into(),
+            producer_version: env!("CARGO_PKG_VERSION").into(),
+            doc_string: doc,
+            graph: Some(GraphProto {
+                node: self.nodes,
+                name,
+                initializer: self.inits,
+                input,
+                output,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
     fn fresh(&mut self, hint: &str) -> String {
         self.n += 1;
         format!("{hint}_{}", self.n)
@@ -320,26 +351,12 @@ pub fn vae_to_onnx(m: &Vae, p: &[f32], part: Part, prec: Precision, name: &str) 
     if k > 0 {
         inputs.push(value_info("label", DataType::Int64, &[None]));
     }
-    let model = ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: OPSET,
-        }],
-        producer_name: "edgegen".into(),
-        producer_version: env!("CARGO_PKG_VERSION").into(),
-        doc_string: format!("edgegen VAE {part:?} ({prec:?} weights): {name}"),
-        graph: Some(GraphProto {
-            node: g.nodes,
-            name: format!("edgegen_vae_{part:?}").to_lowercase(),
-            initializer: g.inits,
-            input: inputs,
-            output: outputs,
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    Ok(model.encode_to_vec())
+    Ok(g.into_model(
+        format!("edgegen_vae_{part:?}").to_lowercase(),
+        format!("edgegen VAE {part:?} ({prec:?} weights): {name}"),
+        inputs,
+        outputs,
+    ))
 }
 
 fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
@@ -423,26 +440,12 @@ pub fn gan_to_onnx(
     if k > 0 {
         inputs.push(value_info("label", DataType::Int64, &[None]));
     }
-    let model = ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: OPSET,
-        }],
-        producer_name: "edgegen".into(),
-        producer_version: env!("CARGO_PKG_VERSION").into(),
-        doc_string: format!("edgegen GAN generator ({prec:?} weights): {name}"),
-        graph: Some(GraphProto {
-            node: g.nodes,
-            name: "edgegen_gan_generator".into(),
-            initializer: g.inits,
-            input: inputs,
-            output: vec![value_info("x", DataType::Float, &[None, Some(c * h * w)])],
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    Ok(model.encode_to_vec())
+    Ok(g.into_model(
+        "edgegen_gan_generator".into(),
+        format!("edgegen GAN generator ({prec:?} weights): {name}"),
+        inputs,
+        vec![value_info("x", DataType::Float, &[None, Some(c * h * w)])],
+    ))
 }
 
 /// The ONNX bytes of one decode step of a text transformer: the symbol
@@ -665,24 +668,10 @@ pub fn text_to_onnx(
         value_info("present_k", DataType::Float, &cache_dims),
         value_info("present_v", DataType::Float, &cache_dims),
     ];
-    let model = ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: OPSET,
-        }],
-        producer_name: "edgegen".into(),
-        producer_version: env!("CARGO_PKG_VERSION").into(),
-        doc_string: format!("edgegen text decode step ({prec:?} weights): {name}"),
-        graph: Some(GraphProto {
-            node: g.nodes,
-            name: "edgegen_text_step".into(),
-            initializer: g.inits,
-            input: inputs,
-            output: outputs,
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    Ok(model.encode_to_vec())
+    Ok(g.into_model(
+        "edgegen_text_step".into(),
+        format!("edgegen text decode step ({prec:?} weights): {name}"),
+        inputs,
+        outputs,
+    ))
 }
