@@ -330,7 +330,7 @@ fn bench_text(
         std::mem::take(&mut o[i].1)
     };
     let mut progress = |_: usize| {};
-    let timings = match &a.onnx {
+    let mut timings = match &a.onnx {
         None => interleaved_with(
             &mut [&mut runtime, &mut || floor.read()],
             calls,
@@ -385,7 +385,6 @@ fn bench_text(
             interleaved_with(&mut engines, calls, a.rounds, &mut progress)
         }
     };
-    let mut timings = timings;
     let floor = timings.pop().expect("the floor ran last");
     let per_token = |us: f64| us / t as f64;
     let macs: usize = (0..t).map(|pos| m.macs(pos)).sum::<usize>() / t;

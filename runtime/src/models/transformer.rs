@@ -524,40 +524,32 @@ impl<'a> Transformer<'a> {
             xn.copy_from_slice(x);
             layers::layer_norm(xn, &b.attn_norm.0, &b.attn_norm.1, eps);
             b.qkv.forward(qkv, xn);
+            // Query heads of a group share their K/V head.
+            let head = |h: usize| Head {
+                n: pos + 1,
+                stride: ckv,
+                off: (h / group) * hd,
+                d: hd,
+            };
+            let (k_new, v_new) = (&qkv[c..c + ckv], &qkv[c + ckv..c + 2 * ckv]);
             match &mut st.kv {
                 Kv::F32(kv) => {
                     let layer = &mut kv[2 * l * tt * ckv..2 * (l + 1) * tt * ckv];
                     let (kc, vc) = layer.split_at_mut(tt * ckv);
-                    kc[pos * ckv..(pos + 1) * ckv].copy_from_slice(&qkv[c..c + ckv]);
-                    vc[pos * ckv..(pos + 1) * ckv].copy_from_slice(&qkv[c + ckv..c + 2 * ckv]);
+                    kc[pos * ckv..(pos + 1) * ckv].copy_from_slice(k_new);
+                    vc[pos * ckv..(pos + 1) * ckv].copy_from_slice(v_new);
                     for h in 0..nh {
-                        // Query heads of a group share their K/V head.
-                        let head = Head {
-                            n: pos + 1,
-                            stride: ckv,
-                            off: (h / group) * hd,
-                            d: hd,
-                        };
-                        attend(&mut att[h * hd..], &qkv[h * hd..c], kc, vc, head, w);
+                        attend(&mut att[h * hd..], &qkv[h * hd..c], kc, vc, head(h), w);
                     }
                 }
                 Kv::Q8_0(kv) => {
                     let bpr = ckv / QK8_0;
                     let layer = &mut kv[2 * l * tt * bpr..2 * (l + 1) * tt * bpr];
                     let (kc, vc) = layer.split_at_mut(tt * bpr);
-                    quantize_q8_0(&qkv[c..c + ckv], &mut kc[pos * bpr..(pos + 1) * bpr]);
-                    quantize_q8_0(
-                        &qkv[c + ckv..c + 2 * ckv],
-                        &mut vc[pos * bpr..(pos + 1) * bpr],
-                    );
+                    quantize_q8_0(k_new, &mut kc[pos * bpr..(pos + 1) * bpr]);
+                    quantize_q8_0(v_new, &mut vc[pos * bpr..(pos + 1) * bpr]);
                     for h in 0..nh {
-                        let head = Head {
-                            n: pos + 1,
-                            stride: ckv,
-                            off: (h / group) * hd,
-                            d: hd,
-                        };
-                        attend_q8_0(&mut att[h * hd..], &qkv[h * hd..c], kc, vc, head, w);
+                        attend_q8_0(&mut att[h * hd..], &qkv[h * hd..c], kc, vc, head(h), w);
                     }
                 }
             }
