@@ -7,7 +7,7 @@
 use edgegen::bench::median;
 use edgegen::models::transformer::{Acts, Transformer, TransformerConfig};
 use edgegen::nn::gemm::Threads;
-use edgegen::nn::loss::softmax_cross_entropy;
+use edgegen::nn::loss::softmax_cross_entropy_in_place;
 use edgegen::nn::optim::{AdamConfig, adam_step_layout, clip_grad_norm};
 use edgegen::rng::Rng;
 use std::path::PathBuf;
@@ -62,11 +62,9 @@ fn main() {
         let t0 = Instant::now();
         m.forward(&p, &mut a, b, t, th);
         let t1 = Instant::now();
-        let logits = a.logits[..n * v].to_vec();
-        softmax_cross_entropy(
+        softmax_cross_entropy_in_place(
             &mut loss,
-            Some(&mut a.logits[..n * v]),
-            &logits,
+            &mut a.logits[..n * v],
             &targets,
             v,
             1.0 / n as f32,

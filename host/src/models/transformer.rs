@@ -12,6 +12,7 @@
 use crate::nn::act::{self, Activation};
 use crate::nn::attention::Attention;
 use crate::nn::embed::Embedding;
+use crate::nn::fastmath::add_assign;
 use crate::nn::gemm::{Threads, gemm};
 use crate::nn::layernorm::LayerNorm;
 use crate::nn::linear::Linear;
@@ -310,14 +311,14 @@ impl Transformer {
         self.token_embd.forward(p, x, &a.tokens[..n]);
         let pos = &p[self.position_embd.offset..][..t * c];
         for row in x.chunks_exact_mut(t * c) {
-            row.iter_mut().zip(pos).for_each(|(o, &e)| *o += e);
+            add_assign(row, pos);
         }
         if let Some(e) = &self.class_embd {
             let table = &p[e.offset..][..e.n * c];
             for (seq, &y) in x.chunks_exact_mut(t * c).zip(&a.labels[..b]) {
                 let row = &table[(y as usize % e.n) * c..][..c];
                 for tok in seq.chunks_exact_mut(c) {
-                    tok.iter_mut().zip(row).for_each(|(o, &e)| *o += e);
+                    add_assign(tok, row);
                 }
             }
         }
@@ -335,8 +336,8 @@ impl Transformer {
             blk.attn
                 .forward(att, &mut a.lse[l * a.cap * h..], qkv, b, t);
             let mid = &mut a.mid[l * a.cap * c..][..nc];
-            blk.attn_output.forward(p, mid, att, n, th);
-            mid.iter_mut().zip(x).for_each(|(m, &r)| *m += r);
+            blk.attn_output
+                .forward_residual(p, mid, att, Some(x), n, th);
             let ln2 = &mut a.ln2[l * a.cap * c..][..nc];
             blk.ffn_norm
                 .forward(p, ln2, &mut a.ln2_saved[l * a.cap * 2..], mid, n);
@@ -345,8 +346,7 @@ impl Transformer {
             let g = &mut a.gelu[l * a.cap * f..][..nf];
             act::forward(Activation::Gelu, g, up);
             let out = &mut res_out[..nc];
-            blk.ffn_down.forward(p, out, g, n, th);
-            out.iter_mut().zip(mid.iter()).for_each(|(o, &m)| *o += m);
+            blk.ffn_down.forward_residual(p, out, g, Some(mid), n, th);
         }
         let last = &a.res[cfg.layers * a.cap * c..][..n * c];
         self.output_norm
@@ -434,7 +434,6 @@ impl Transformer {
                 .backward_into(p, g, d_att, d_res, att, n, th);
             let w = blk.attn.qkv_dim();
             let d_qkv = &mut a.d_qkv[..n * w];
-            d_qkv.fill(0.0);
             let qkv = &a.qkv[l * cap * w..][..n * w];
             blk.attn
                 .backward(d_qkv, d_att, att, &a.lse[l * cap * h..], qkv, b, t);
@@ -448,13 +447,13 @@ impl Transformer {
         self.token_embd.backward(g, d_res, &a.tokens[..n]);
         let pos = &mut g[self.position_embd.offset..][..t * c];
         for row in d_res.chunks_exact(t * c) {
-            pos.iter_mut().zip(row).for_each(|(o, &d)| *o += d);
+            add_assign(pos, row);
         }
         if let Some(e) = &self.class_embd {
             for (seq, &y) in d_res.chunks_exact(t * c).zip(&a.labels[..b]) {
                 let row = &mut g[e.offset + (y as usize % e.n) * c..][..c];
                 for tok in seq.chunks_exact(c) {
-                    row.iter_mut().zip(tok).for_each(|(o, &d)| *o += d);
+                    add_assign(row, tok);
                 }
             }
         }

@@ -18,7 +18,7 @@
 //! the threads whole, one batch row each, so every thread writes its own
 //! rows of the gradient.
 
-use super::fastmath::{dispatch_fma, exp_neg, fmadd, lanes, lanes2};
+use super::fastmath::{dispatch_fma, exp_neg, fmadd, lanes, lanes_max, lanes2};
 use rayon::prelude::*;
 
 /// A causal self-attention over `heads` heads of a model width `dim`.
@@ -51,22 +51,6 @@ fn padded(n: usize) -> usize {
 
 /// A score no position past the query may have: its weight is exactly 0.
 const MASKED: f32 = -1e30;
-
-/// The largest of `row`, in eight lanes.
-#[inline(always)]
-fn max_lanes(row: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; 8];
-    let chunks = row.chunks_exact(8);
-    let tail = chunks.remainder();
-    for ch in chunks {
-        for (a, &x) in acc.iter_mut().zip(ch) {
-            *a = a.max(x);
-        }
-    }
-    tail.iter()
-        .chain(&acc)
-        .fold(f32::NEG_INFINITY, |a, &b| a.max(b))
-}
 
 /// The widest head [`Attention::new`] takes: the backward keeps one
 /// head's query gradient on the stack.
@@ -124,8 +108,10 @@ impl Attention {
             });
     }
 
-    /// Adds into `dqkv (B, T, C + 2 Ckv)` the gradient of the forward that
-    /// gave `out` and `lse` from `qkv`, for the output's gradient `dout`.
+    /// Writes into `dqkv (B, T, C + 2 Ckv)` the gradient of the forward
+    /// that gave `out` and `lse` from `qkv`, for the output's gradient
+    /// `dout`. (Each thread zeroes its own sequences first, while they are
+    /// in its cache.)
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
@@ -146,6 +132,7 @@ impl Attention {
             .zip(lse[..batch * h * t].par_chunks(h * t))
             .zip(qkv[..batch * t * w].par_chunks(t * w))
             .for_each(|((((dqkv, dout), out), lse), qkv)| {
+                dqkv.fill(0.0);
                 backward_seq(dqkv, dout, out, lse, qkv, dims);
             });
     }
@@ -166,38 +153,65 @@ dispatch_fma! {
         let d = c / h;
         let (tp, dp) = (padded(t), padded(d));
         let scale = 1.0 / (d as f32).sqrt();
-        let mut q = vec![0f32; t * dp];
-        let mut kt = vec![0f32; dp * tp];
-        let mut k = vec![0f32; t * dp];
-        let mut v = vec![0f32; t * dp];
+        // Zero once: only the first `d` columns of rows (and the first `t`
+        // of transposed rows) are ever written.
+        let mut q = vec![0f32; h * t * dp];
+        let mut kt = vec![0f32; kvh * d * tp];
+        let mut v = vec![0f32; kvh * t * dp];
+        rows(&mut q, qkv, [t, d, w, 0, dp, h]);
+        transposed(&mut kt, qkv, [t, d, w, c, tp, kvh]);
+        rows(&mut v, qkv, [t, d, w, c + kvh * d, dp, kvh]);
         for head in 0..h {
             let kv = head / (h / kvh);
-            let (qo, ko, vo) = (head * d, c + kv * d, c + kvh * d + kv * d);
-            rows(&mut q, qkv, [t, d, w, qo, dp]);
-            rows(&mut k, qkv, [t, d, w, ko, dp]);
-            rows(&mut v, qkv, [t, d, w, vo, dp]);
-            transpose(&mut kt, &k, [t, d, dp, tp]);
+            let q = &q[head * t * dp..][..t * dp];
+            let kt = &kt[kv * d * tp..][..d * tp];
+            let v = &v[kv * t * dp..][..t * dp];
             for i in 0..t {
                 let s = &mut p[..padded(i + 1)];
-                scores::<FMA>(s, &q[i * dp..(i + 1) * dp], &kt, scale, [d, tp]);
+                scores::<FMA>(s, &q[i * dp..(i + 1) * dp], kt, scale, [d, tp]);
                 s[i + 1..].fill(MASKED);
-                let m = max_lanes(s);
+                let m = lanes_max(s);
                 s.iter_mut().for_each(|x| *x = exp_neg(*x - m));
                 let sum: f32 = lanes(s, |x| x);
                 let inv = 1.0 / sum;
                 let o = &mut out[i * c + head * d..][..d];
-                for (cb, oc) in o.chunks_mut(16).enumerate() {
-                    let mut acc = [0f32; 16];
-                    for (j, &pj) in s[..=i].iter().enumerate() {
-                        fma16::<FMA>(&mut acc, pj, &v[j * dp + cb * 16..]);
-                    }
-                    for (o, a) in oc.iter_mut().zip(acc) {
-                        *o = a * inv;
-                    }
-                }
+                combine::<FMA>(o, false, &s[..=i], v, dp);
+                o.iter_mut().for_each(|o| *o *= inv);
                 lse[head * t + i] = m + sum.ln();
             }
         }
+    }
+}
+
+/// Position `j`'s key and value gradients over `N` vectors of values from
+/// column `col`: `sum_{i >= j} dS_ij Q_i` and `sum_{i >= j} P_ij G_i`.
+#[inline(always)]
+fn dkv_n<const FMA: bool, const N: usize>(
+    ds: &[f32],
+    pm: &[f32],
+    q: &[f32],
+    g: &[f32],
+    [j, t, tp, dp, col]: [usize; 5],
+) -> ([[f32; 16]; N], [[f32; 16]; N]) {
+    let (mut ak, mut av) = ([[0f32; 16]; N], [[0f32; 16]; N]);
+    for i in j..t {
+        let (x, p) = (ds[i * tp + j], pm[i * tp + j]);
+        let (qr, gr) = (&q[i * dp + col..], &g[i * dp + col..]);
+        for b in 0..N {
+            fma16::<FMA>(&mut ak[b], x, &qr[b * 16..]);
+            fma16::<FMA>(&mut av[b], p, &gr[b * 16..]);
+        }
+    }
+    (ak, av)
+}
+
+/// `dst += acc`, vector by vector (the last may be partial). An iterator
+/// that flattens the vectors would stay a scalar loop, and a separate
+/// function compiled without AVX.
+#[inline(always)]
+fn add_blocks(dst: &mut [f32], acc: &[[f32; 16]]) {
+    for (o, a) in dst.chunks_mut(16).zip(acc) {
+        o.iter_mut().zip(a).for_each(|(o, a)| *o += a);
     }
 }
 
@@ -210,41 +224,143 @@ fn fma16<const FMA: bool>(acc: &mut [f32; 16], a: f32, b: &[f32]) {
     }
 }
 
-/// Column `off .. off + d` of each of the `t` rows of `src` (rows of width
-/// `w`) into `dst` as rows of `dp`, the rest of each row zero.
+/// Every head's columns of the `t` rows of `src` (rows of width `w`; head
+/// `hd` in columns `off + hd*d ..`), into `dst` as `heads` blocks of `t`
+/// rows of `dp` (the columns past `d` stay zero). One pass down the rows
+/// for all heads, which the prefetcher follows; a pass per head read each
+/// row in pieces, and waited on memory for them.
 #[inline(always)]
-fn rows(dst: &mut [f32], src: &[f32], dims: [usize; 5]) {
-    let [t, d, w, off, dp] = dims;
-    for j in 0..t {
-        dst[j * dp..j * dp + d].copy_from_slice(&src[j * w + off..j * w + off + d]);
-        dst[j * dp + d..(j + 1) * dp].fill(0.0);
+fn rows(dst: &mut [f32], src: &[f32], [t, d, w, off, dp, heads]: [usize; 6]) {
+    for (j, sr) in src.chunks(w).take(t).enumerate() {
+        for hd in 0..heads {
+            let dr = &mut dst[(hd * t + j) * dp..][..d];
+            let sr = &sr[off + hd * d..][..d];
+            // Whole vectors as vector moves: `copy_from_slice` of a
+            // length the compiler cannot see is a call to memcpy.
+            let (mut dc, mut sc) = (dr.chunks_exact_mut(16), sr.chunks_exact(16));
+            for (a, b) in (&mut dc).zip(&mut sc) {
+                let a: &mut [f32; 16] = a.try_into().expect("16 values");
+                *a = b.try_into().expect("16 values");
+            }
+            for (a, &b) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
+                *a = b;
+            }
+        }
     }
 }
 
-/// `dst` (dp x tp) = `src` (t x dp) transposed, the columns past t zero.
+/// The same columns, transposed: head `hd`'s block is `d` rows of `tp`,
+/// `dst[(hd*d + e) * tp + j] = src[j * w + off + hd*d + e]` (the columns
+/// past `t` stay zero).
 #[inline(always)]
-fn transpose(dst: &mut [f32], src: &[f32], dims: [usize; 4]) {
-    let [t, d, dp, tp] = dims;
-    dst.fill(0.0);
-    for j in 0..t {
-        for e in 0..d {
-            dst[e * tp + j] = src[j * dp + e];
+fn transposed(dst: &mut [f32], src: &[f32], [t, d, w, off, tp, heads]: [usize; 6]) {
+    for (j, sr) in src.chunks(w).take(t).enumerate() {
+        for (e, &x) in sr[off..off + heads * d].iter().enumerate() {
+            dst[e * tp + j] = x;
         }
     }
 }
 
 /// `s[j] = scale * (q . kt[.., j])` for the `s.len()` positions (a whole
-/// number of vectors), 16 at a time.
+/// number of vectors), up to four vectors of positions at a time: four
+/// independent sums keep the multiply-add unit busy, where one sum would
+/// wait out each multiply-add's latency.
 #[inline(always)]
 fn scores<const FMA: bool>(s: &mut [f32], q: &[f32], kt: &[f32], scale: f32, dims: [usize; 2]) {
-    let [d, tp] = dims;
-    for (jb, sc) in s.chunks_exact_mut(16).enumerate() {
-        let mut acc = [0f32; 16];
-        for (e, &qe) in q[..d].iter().enumerate() {
-            fma16::<FMA>(&mut acc, qe * scale, &kt[e * tp + jb * 16..]);
-        }
-        sc.copy_from_slice(&acc);
+    let mut col = 0;
+    while s.len() - col >= 64 {
+        scores_n::<FMA, 4>(&mut s[col..col + 64], q, kt, scale, dims, col);
+        col += 64;
     }
+    // Not three at once: LLVM turns 48 sums into scalars.
+    if s.len() - col >= 32 {
+        scores_n::<FMA, 2>(&mut s[col..col + 32], q, kt, scale, dims, col);
+        col += 32;
+    }
+    if s.len() - col >= 16 {
+        scores_n::<FMA, 1>(&mut s[col..col + 16], q, kt, scale, dims, col);
+    }
+}
+
+/// [`scores`] for `N` vectors of positions from position `col`.
+#[inline(always)]
+fn scores_n<const FMA: bool, const N: usize>(
+    s: &mut [f32],
+    q: &[f32],
+    kt: &[f32],
+    scale: f32,
+    [d, tp]: [usize; 2],
+    col: usize,
+) {
+    let mut acc = [[0f32; 16]; N];
+    for (e, &qe) in q[..d].iter().enumerate() {
+        let row = &kt[e * tp + col..];
+        for (b, a) in acc.iter_mut().enumerate() {
+            fma16::<FMA>(a, qe * scale, &row[b * 16..]);
+        }
+    }
+    for (sc, a) in s.chunks_exact_mut(16).zip(&acc) {
+        sc.copy_from_slice(a);
+    }
+}
+
+/// `out[l] = sum_j wt[j] * m[j * stride + col + l]` for the `out.len()`
+/// columns (at most `dp`, from a zero-padded row of whole vectors): the
+/// weighted sum of rows that gives a query's output, or its gradient.
+/// Two vectors of columns and two rows at a time, so four independent
+/// sums are in flight.
+#[inline(always)]
+fn combine<const FMA: bool>(out: &mut [f32], add: bool, wt: &[f32], m: &[f32], stride: usize) {
+    let mut col = 0;
+    while col < out.len() {
+        let n = (out.len() - col).min(32);
+        let acc = if n > 16 {
+            combine_n::<FMA, 2>(wt, m, stride, col)
+        } else {
+            let [a] = combine_n::<FMA, 1>(wt, m, stride, col);
+            [a, [0.0; 16]]
+        };
+        let o = &mut out[col..col + n];
+        if add {
+            add_blocks(o, &acc);
+        } else {
+            for (o, a) in o.chunks_mut(16).zip(&acc) {
+                o.copy_from_slice(&a[..o.len()]);
+            }
+        }
+        col += n;
+    }
+}
+
+/// [`combine`] for `N` vectors of columns from column `col`.
+#[inline(always)]
+fn combine_n<const FMA: bool, const N: usize>(
+    wt: &[f32],
+    m: &[f32],
+    stride: usize,
+    col: usize,
+) -> [[f32; 16]; N] {
+    let (mut a0, mut a1) = ([[0f32; 16]; N], [[0f32; 16]; N]);
+    let pairs = wt.len() / 2;
+    for jp in 0..pairs {
+        let j = 2 * jp;
+        let (r0, r1) = (&m[j * stride + col..], &m[(j + 1) * stride + col..]);
+        for b in 0..N {
+            fma16::<FMA>(&mut a0[b], wt[j], &r0[b * 16..]);
+            fma16::<FMA>(&mut a1[b], wt[j + 1], &r1[b * 16..]);
+        }
+    }
+    if wt.len() % 2 == 1 {
+        let j = wt.len() - 1;
+        let r = &m[j * stride + col..];
+        for (b, a) in a0.iter_mut().enumerate() {
+            fma16::<FMA>(a, wt[j], &r[b * 16..]);
+        }
+    }
+    for (x, y) in a0.iter_mut().zip(&a1) {
+        x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
+    }
+    a0
 }
 
 // One sequence's backward, every head (see `forward_seq`). Each query's
@@ -264,24 +380,27 @@ dispatch_fma! {
         let d = c / h;
         let (tp, dp) = (padded(t), padded(d));
         let scale = 1.0 / (d as f32).sqrt();
-        let mut q = vec![0f32; t * dp];
-        let mut k = vec![0f32; t * dp];
-        let mut v = vec![0f32; t * dp];
-        let mut g = vec![0f32; t * dp];
-        let mut kt = vec![0f32; dp * tp];
-        let mut vt = vec![0f32; dp * tp];
+        let mut q = vec![0f32; h * t * dp];
+        let mut g = vec![0f32; h * t * dp];
+        let mut k = vec![0f32; kvh * t * dp];
+        let mut kt = vec![0f32; kvh * d * tp];
+        let mut vt = vec![0f32; kvh * d * tp];
         let mut pm = vec![0f32; t * tp];
         let mut ds = vec![0f32; t * tp];
+        rows(&mut q, qkv, [t, d, w, 0, dp, h]);
+        rows(&mut g, dout, [t, d, c, 0, dp, h]);
+        rows(&mut k, qkv, [t, d, w, c, dp, kvh]);
+        transposed(&mut kt, qkv, [t, d, w, c, tp, kvh]);
+        transposed(&mut vt, qkv, [t, d, w, c + kvh * d, tp, kvh]);
         for head in 0..h {
             // Query heads that share a K/V head add into its gradient.
             let kv = head / (h / kvh);
             let (qo, ko, vo) = (head * d, c + kv * d, c + kvh * d + kv * d);
-            rows(&mut q, qkv, [t, d, w, qo, dp]);
-            rows(&mut k, qkv, [t, d, w, ko, dp]);
-            rows(&mut v, qkv, [t, d, w, vo, dp]);
-            rows(&mut g, dout, [t, d, c, head * d, dp]);
-            transpose(&mut kt, &k, [t, d, dp, tp]);
-            transpose(&mut vt, &v, [t, d, dp, tp]);
+            let q = &q[head * t * dp..][..t * dp];
+            let g = &g[head * t * dp..][..t * dp];
+            let k = &k[kv * t * dp..][..t * dp];
+            let kt = &kt[kv * d * tp..][..d * tp];
+            let vt = &vt[kv * d * tp..][..d * tp];
             for i in 0..t {
                 let n = padded(i + 1);
                 let gi = &g[i * dp..(i + 1) * dp];
@@ -292,12 +411,12 @@ dispatch_fma! {
                 // The probabilities again, from the scores and the
                 // forward's log-sum-exp.
                 let pr = &mut pm[i * tp..i * tp + n];
-                scores::<FMA>(pr, &q[i * dp..(i + 1) * dp], &kt, scale, [d, tp]);
+                scores::<FMA>(pr, &q[i * dp..(i + 1) * dp], kt, scale, [d, tp]);
                 pr[i + 1..].fill(MASKED);
                 pr.iter_mut().for_each(|x| *x = exp_neg(*x - l));
                 // g . v_j, then the scores' gradient.
                 let dr = &mut ds[i * tp..i * tp + n];
-                scores::<FMA>(dr, gi, &vt, 1.0, [d, tp]);
+                scores::<FMA>(dr, gi, vt, 1.0, [d, tp]);
                 for (x, &pj) in dr.iter_mut().zip(pr.iter()) {
                     *x = pj * (*x - delta) * scale;
                 }
@@ -305,27 +424,24 @@ dispatch_fma! {
             for i in 0..t {
                 // dQ_i = sum_{j <= i} dS_ij K_j.
                 let dq = &mut dqkv[i * w + qo..][..d];
-                for (cb, dc) in dq.chunks_mut(16).enumerate() {
-                    let mut acc = [0f32; 16];
-                    for (j, &x) in ds[i * tp..i * tp + i + 1].iter().enumerate() {
-                        fma16::<FMA>(&mut acc, x, &k[j * dp + cb * 16..]);
-                    }
-                    dc.iter_mut().zip(acc).for_each(|(a, b)| *a += b);
-                }
+                combine::<FMA>(dq, true, &ds[i * tp..i * tp + i + 1], k, dp);
             }
             for j in 0..t {
-                // dK_j = sum_{i >= j} dS_ij Q_i, dV_j = sum_{i >= j} P_ij G_i.
-                for cb in 0..dp / 16 {
-                    let (mut ak, mut av) = ([0f32; 16], [0f32; 16]);
-                    for i in j..t {
-                        fma16::<FMA>(&mut ak, ds[i * tp + j], &q[i * dp + cb * 16..]);
-                        fma16::<FMA>(&mut av, pm[i * tp + j], &g[i * dp + cb * 16..]);
-                    }
-                    let n = 16.min(d - cb * 16);
-                    let row = &mut dqkv[j * w..];
-                    let at = cb * 16;
-                    row[ko + at..ko + at + n].iter_mut().zip(ak).for_each(|(a, b)| *a += b);
-                    row[vo + at..vo + at + n].iter_mut().zip(av).for_each(|(a, b)| *a += b);
+                // dK_j = sum_{i >= j} dS_ij Q_i, dV_j = sum_{i >= j} P_ij G_i,
+                // two vectors of values at a time (four sums in flight).
+                let row = &mut dqkv[j * w..];
+                let mut col = 0;
+                while col < d {
+                    let n = (d - col).min(32);
+                    let (ak, av) = if n > 16 {
+                        dkv_n::<FMA, 2>(&ds, &pm, q, g, [j, t, tp, dp, col])
+                    } else {
+                        let ([ak], [av]) = dkv_n::<FMA, 1>(&ds, &pm, q, g, [j, t, tp, dp, col]);
+                        ([ak, [0.0; 16]], [av, [0.0; 16]])
+                    };
+                    add_blocks(&mut row[ko + col..ko + col + n], &ak);
+                    add_blocks(&mut row[vo + col..vo + col + n], &av);
+                    col += n;
                 }
             }
         }

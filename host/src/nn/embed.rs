@@ -61,7 +61,7 @@ impl Embedding {
         let table = &mut grads[self.offset..self.offset + self.n * d];
         for (g, &i) in dout.chunks_exact(d).zip(idx) {
             if let Some(row) = table.get_mut(i as usize * d..(i as usize + 1) * d) {
-                row.iter_mut().zip(g).for_each(|(r, g)| *r += g);
+                super::fastmath::add_assign(row, g);
             }
         }
     }

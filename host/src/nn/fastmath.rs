@@ -19,7 +19,12 @@ const ROUND: f32 = 12_582_912.0;
 #[inline(always)]
 pub fn exp_neg(x_in: f32) -> f32 {
     let x = x_in.max(-87.33);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    // `k` holds round(x log2 e) in its low mantissa bits (ROUND's exponent
+    // leaves units there), so the scale below is built with integer ops
+    // alone: `n as i32` would be a saturating cast, which LLVM does one lane
+    // at a time and which cost GELU most of its time.
+    let k = x * LOG2E + ROUND;
+    let n = k - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     // exp(r) on [-ln2/2, ln2/2]: Taylor to degree 7 (error < 2e-9).
     let p = 1.0 / 5040.0;
@@ -30,7 +35,7 @@ pub fn exp_neg(x_in: f32) -> f32 {
     let p = p * r + 0.5;
     let p = p * r + 1.0;
     let p = p * r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    let scale = f32::from_bits(((k.to_bits() as i32 - ROUND.to_bits() as i32 + 127) << 23) as u32);
     if x_in < -87.33 { 0.0 } else { p * scale }
 }
 
@@ -76,6 +81,24 @@ pub fn lanes(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail.iter().map(|&x| f(x)).sum::<f32>()
+}
+
+/// The largest value of a row (negative infinity if empty), in sixteen
+/// lanes: `fold(f32::max)` is one dependent chain that LLVM keeps scalar.
+/// A NaN in the row may or may not win, as in a plain comparison.
+#[inline(always)]
+pub fn lanes_max(row: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 16];
+    let chunks = row.chunks_exact(16);
+    let tail = chunks.remainder();
+    for ch in chunks {
+        for (a, &x) in acc.iter_mut().zip(ch) {
+            *a = if x > *a { x } else { *a };
+        }
+    }
+    acc.iter()
+        .chain(tail)
+        .fold(f32::NEG_INFINITY, |a, &x| if x > a { x } else { a })
 }
 
 /// [`lanes`] over two rows side by side: `sum f(a, b)`.
@@ -182,6 +205,27 @@ macro_rules! dispatch_fma {
     };
 }
 pub(crate) use dispatch_fma;
+
+// `dst += src`, elementwise: the residual adds, embedding and bias
+// gradients. Compiled for AVX-512 and AVX2 like the rest of this module
+// (a plain loop in the baseline build is SSE, four lanes at most, or
+// scalar when it sits in an iterator adapter LLVM does not inline).
+dispatch! {
+    pub fn add_assign(dst: &mut [f32], src: &[f32]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d += s;
+        }
+    }
+}
+
+// `dst = a + b`, elementwise (a linear layer's bias plus its residual).
+dispatch! {
+    pub fn add_to(dst: &mut [f32], a: &[f32], b: &[f32]) {
+        for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
+            *d = x + y;
+        }
+    }
+}
 
 /// `a * b + c`, fused when `FMA` (see [`dispatch_fma!`]).
 #[inline(always)]

@@ -29,9 +29,22 @@ fn check(name: &str, x: &[f32], analytic: &[f32], f: &dyn Fn(&[f32]) -> f64) {
 
 /// [`check`] with step `h`.
 fn check_with(name: &str, x: &[f32], analytic: &[f32], f: &dyn Fn(&[f32]) -> f64, h: f32) {
+    check_every(name, x, analytic, f, h, 1)
+}
+
+/// [`check_with`] at every `every`th input only (for inputs too many to
+/// differentiate each).
+fn check_every(
+    name: &str,
+    x: &[f32],
+    analytic: &[f32],
+    f: &dyn Fn(&[f32]) -> f64,
+    h: f32,
+    every: usize,
+) {
     let mut xp = x.to_vec();
     let mut worst = 0f64;
-    for i in 0..x.len() {
+    for i in (0..x.len()).step_by(every) {
         xp[i] = x[i] + h;
         let up = f(&xp);
         xp[i] = x[i] - h;
@@ -139,6 +152,27 @@ fn softmax_cross_entropy_backward_matches_finite_differences() {
         l.iter().map(|&v| v as f64).sum()
     };
     check("softmax cross-entropy", &logits, &g, &f);
+    // The in-place form (training's) gives the same loss and gradient,
+    // on rows longer than the max's and the sum's lanes.
+    let (rows, k) = (3, 37);
+    let logits: Vec<f32> = randn(&mut r, rows * k).iter().map(|v| 4.0 * v).collect();
+    let labels = [36u32, 0, 17];
+    let (mut l, mut g) = (vec![0.0; rows], vec![0.0; rows * k]);
+    loss::softmax_cross_entropy(&mut l, Some(&mut g), &logits, &labels, k, 0.25);
+    let (mut l2, mut g2) = (vec![0.0; rows], logits.clone());
+    loss::softmax_cross_entropy_in_place(&mut l2, &mut g2, &labels, k, 0.25);
+    assert_eq!((&l, &g), (&l2, &g2));
+    check(
+        "softmax cross-entropy, long rows",
+        &logits,
+        &g2,
+        &|x: &[f32]| {
+            let mut l = vec![0.0; rows];
+            loss::softmax_cross_entropy(&mut l, None, x, &labels, k, 0.25);
+            // The losses are not scaled; the gradient is.
+            0.25 * l.iter().map(|&v| v as f64).sum::<f64>()
+        },
+    );
     // Uniform logits cost log k.
     let mut l = vec![0.0; 1];
     loss::softmax_cross_entropy(&mut l, None, &[0.3; 5], &[1], 5, 1.0);
@@ -491,36 +525,46 @@ fn spectral_norm_discriminator_matches_finite_differences() {
 fn layernorm_matches_finite_differences() {
     use super::layernorm::LayerNorm;
     let mut r = Rng::new(31);
-    let (rows, c) = (11, 7);
-    let mut layout = Layout::default();
-    let ln = LayerNorm::new(&mut layout, "ln", c);
-    let mut p = vec![0.0; layout.total()];
-    ln.init(&mut p);
-    p.iter_mut().for_each(|v| *v += 0.5 * r.normal());
-    let x: Vec<f32> = (0..rows * c)
-        .map(|i| r.normal() + (i % c) as f32 * 0.3)
-        .collect();
-    let rw = randn(&mut r, rows * c);
-    let run = |p: &[f32], x: &[f32]| {
-        let (mut y, mut s) = (vec![0.0; rows * c], vec![0.0; 2 * rows]);
-        ln.forward(p, &mut y, &mut s, x, rows);
-        (y, s)
-    };
-    let (_, saved) = run(&p, &x);
-    let mut g = vec![0.0; p.len()];
-    let mut dx = vec![0.0; rows * c];
-    ln.backward(&p, &mut g, &mut dx, &rw, &x, &saved, rows);
-    check("layernorm dx", &x, &dx, &|xx| dot(&run(&p, xx).0, &rw));
-    check("layernorm dparams", &p, &g, &|pp| dot(&run(pp, &x).0, &rw));
+    // Rows shorter than the backward's 16 lanes, and rows of whole lane
+    // blocks plus a tail.
+    for (rows, c) in [(11, 7), (5, 37)] {
+        let mut layout = Layout::default();
+        let ln = LayerNorm::new(&mut layout, "ln", c);
+        let mut p = vec![0.0; layout.total()];
+        ln.init(&mut p);
+        p.iter_mut().for_each(|v| *v += 0.5 * r.normal());
+        let x: Vec<f32> = (0..rows * c)
+            .map(|i| r.normal() + (i % c) as f32 * 0.3)
+            .collect();
+        let rw = randn(&mut r, rows * c);
+        let run = |p: &[f32], x: &[f32]| {
+            let (mut y, mut s) = (vec![0.0; rows * c], vec![0.0; 2 * rows]);
+            ln.forward(p, &mut y, &mut s, x, rows);
+            (y, s)
+        };
+        let (_, saved) = run(&p, &x);
+        let mut g = vec![0.0; p.len()];
+        let mut dx = vec![0.0; rows * c];
+        ln.backward(&p, &mut g, &mut dx, &rw, &x, &saved, rows);
+        check("layernorm dx", &x, &dx, &|xx| dot(&run(&p, xx).0, &rw));
+        check("layernorm dparams", &p, &g, &|pp| dot(&run(pp, &x).0, &rw));
+    }
 }
 
 #[test]
 fn causal_attention_matches_finite_differences_and_the_textbook() {
     use super::attention::Attention;
     let mut r = Rng::new(32);
-    // Multi-head, grouped-query and multi-query.
-    for (h, kvh) in [(2, 2), (4, 2), (4, 1)] {
-        let (b, t, c) = (2, 5, 8);
+    // Multi-head, grouped-query and multi-query; then heads of 40 values
+    // over 66 positions, which take every width of the kernels' register
+    // blocks (four, two and one vectors of positions, two and one
+    // of values), checked at every 31st input.
+    for (h, kvh, b, t, c, every) in [
+        (2, 2, 2, 5, 8, 1),
+        (4, 2, 2, 5, 8, 1),
+        (4, 1, 2, 5, 8, 1),
+        (2, 1, 1, 66, 80, 31),
+    ] {
         let att = Attention::new(h, kvh, c).unwrap();
         let d = c / h;
         let w = att.qkv_dim();
@@ -570,9 +614,17 @@ fn causal_attention_matches_finite_differences_and_the_textbook() {
                 }
             }
         }
-        let mut dqkv = vec![0.0; qkv.len()];
+        // Written, not added to: what was there before does not count.
+        let mut dqkv = vec![f32::NAN; qkv.len()];
         att.backward(&mut dqkv, &rw, &out, &lse, &qkv, b, t);
-        check("attention dqkv", &qkv, &dqkv, &|x| dot(&run(x).0, &rw));
+        check_every(
+            "attention dqkv",
+            &qkv,
+            &dqkv,
+            &|x| dot(&run(x).0, &rw),
+            1e-2,
+            every,
+        );
         // A later query never reaches an earlier position's output: the mask.
         let mut later = qkv.clone();
         later[(t - 1) * w + c] += 1.0;

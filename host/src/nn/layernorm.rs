@@ -7,7 +7,7 @@
 //! keeps its own weight and bias gradients, summed in chunk order after:
 //! the result does not depend on the thread count.
 
-use super::fastmath::lanes;
+use super::fastmath::{dispatch_fma, fmadd, lanes};
 use super::params::Layout;
 use rayon::prelude::*;
 
@@ -62,22 +62,7 @@ impl LayerNorm {
             .par_chunks_mut(per * c)
             .zip(saved[..2 * rows].par_chunks_mut(2 * per))
             .zip(inp[..rows * c].par_chunks(per * c))
-            .for_each(|((o, s), x)| {
-                for ((o, s), x) in o
-                    .chunks_exact_mut(c)
-                    .zip(s.chunks_exact_mut(2))
-                    .zip(x.chunks_exact(c))
-                {
-                    let m = lanes(x, |v| v) / c as f32;
-                    let var = lanes(x, |v| (v - m) * (v - m)) / c as f32;
-                    let rstd = 1.0 / (var + EPS).sqrt();
-                    s[0] = m;
-                    s[1] = rstd;
-                    for (((o, &x), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
-                        *o = (x - m) * rstd * w + b;
-                    }
-                }
-            });
+            .for_each(|((o, s), x)| forward_rows(o, s, x, w, b, c));
     }
 
     /// Adds the input gradient into `dinp` and the weight and bias
@@ -104,30 +89,7 @@ impl LayerNorm {
             .map(|(((dx, dy), x), s)| {
                 // (dw, db) of this chunk's rows.
                 let mut g = vec![0f32; 2 * c];
-                let (dw, db) = g.split_at_mut(c);
-                for (((dx, dy), x), s) in dx
-                    .chunks_exact_mut(c)
-                    .zip(dy.chunks_exact(c))
-                    .zip(x.chunks_exact(c))
-                    .zip(s.chunks_exact(2))
-                {
-                    let (m, rstd) = (s[0], s[1]);
-                    // mean(dnorm) and mean(dnorm * xhat), dnorm = dy * w.
-                    let (mut a, mut bsum) = (0f32, 0f32);
-                    for ((&g, &xv), &wv) in dy.iter().zip(x).zip(w) {
-                        let xhat = (xv - m) * rstd;
-                        let dn = g * wv;
-                        a += dn;
-                        bsum += dn * xhat;
-                    }
-                    let (a, bsum) = (a / c as f32, bsum / c as f32);
-                    for (j, ((d, &g), &xv)) in dx.iter_mut().zip(dy).zip(x).enumerate() {
-                        let xhat = (xv - m) * rstd;
-                        *d += (g * w[j] - a - xhat * bsum) * rstd;
-                        dw[j] += g * xhat;
-                        db[j] += g;
-                    }
-                }
+                backward_rows(dx, dy, x, s, w, &mut g, c);
                 g
             })
             .collect();
@@ -135,6 +97,90 @@ impl LayerNorm {
         for p in &partial {
             for (g, &v) in gw.iter_mut().zip(p) {
                 *g += v;
+            }
+        }
+    }
+}
+
+// Rows of `c` values: each row's mean and 1/std into `s`, then the
+// normalized, scaled and shifted row into `o`.
+dispatch_fma! {
+    fn forward_rows(o: &mut [f32], s: &mut [f32], x: &[f32], w: &[f32], b: &[f32], c: usize) {
+        for ((o, s), x) in o
+            .chunks_exact_mut(c)
+            .zip(s.chunks_exact_mut(2))
+            .zip(x.chunks_exact(c))
+        {
+            let m = lanes(x, |v| v) / c as f32;
+            let var = lanes(x, |v| (v - m) * (v - m)) / c as f32;
+            let rstd = 1.0 / (var + EPS).sqrt();
+            s[0] = m;
+            s[1] = rstd;
+            for (((o, &x), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
+                *o = fmadd::<FMA>((x - m) * rstd, w, b);
+            }
+        }
+    }
+}
+
+/// Lanes of the backward's two row sums: as many as an AVX-512 register.
+const LANES: usize = 16;
+
+// Rows of `c` values: adds each row's input gradient into `dx`, and its
+// weight and bias gradients into `g = (dw, db)`. The two row sums run in
+// `LANES` independent lanes (one running sum would be a chain of
+// dependent adds that no SIMD unit can split).
+dispatch_fma! {
+    fn backward_rows(
+        dx: &mut [f32],
+        dy: &[f32],
+        x: &[f32],
+        s: &[f32],
+        w: &[f32],
+        g: &mut [f32],
+        c: usize
+    ) {
+        let (dw, db) = g.split_at_mut(c);
+        for (((dx, dy), x), s) in dx
+            .chunks_exact_mut(c)
+            .zip(dy.chunks_exact(c))
+            .zip(x.chunks_exact(c))
+            .zip(s.chunks_exact(2))
+        {
+            let (m, rstd) = (s[0], s[1]);
+            // sum(dnorm) and sum(dnorm * (x - m)), dnorm = dy * w.
+            let (mut sa, mut sb) = ([0f32; LANES], [0f32; LANES]);
+            let whole = c - c % LANES;
+            for ((cg, cx), cw) in dy[..whole]
+                .chunks_exact(LANES)
+                .zip(x[..whole].chunks_exact(LANES))
+                .zip(w[..whole].chunks_exact(LANES))
+            {
+                for l in 0..LANES {
+                    let dn = cg[l] * cw[l];
+                    sa[l] += dn;
+                    sb[l] = fmadd::<FMA>(dn, cx[l] - m, sb[l]);
+                }
+            }
+            let (mut a, mut bsum) = (sa.iter().sum::<f32>(), sb.iter().sum::<f32>());
+            for ((&gv, &xv), &wv) in dy[whole..].iter().zip(&x[whole..]).zip(&w[whole..]) {
+                a += gv * wv;
+                bsum += gv * wv * (xv - m);
+            }
+            // mean(dnorm) and mean(dnorm * xhat).
+            let (a, bsum) = (a / c as f32, bsum * rstd / c as f32);
+            for (((((d, &gv), &xv), &wv), dw), db) in dx
+                .iter_mut()
+                .zip(dy)
+                .zip(x)
+                .zip(w)
+                .zip(dw.iter_mut())
+                .zip(db.iter_mut())
+            {
+                let xhat = (xv - m) * rstd;
+                *d += (gv * wv - a - xhat * bsum) * rstd;
+                *dw = fmadd::<FMA>(gv, xhat, *dw);
+                *db += gv;
             }
         }
     }

@@ -7,6 +7,7 @@
 use super::gemm::{Threads, gemm};
 use super::params::Layout;
 use crate::rng::Rng;
+use rayon::prelude::*;
 
 /// A linear layer's place in the buffers and its sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,10 +58,43 @@ impl Linear {
 
     /// `out (B, OC) = inp (B, IC) W^T + b`.
     pub fn forward(&self, params: &[f32], out: &mut [f32], inp: &[f32], batch: usize, th: Threads) {
+        self.forward_residual(params, out, inp, None, batch, th)
+    }
+
+    /// [`Self::forward`], plus `res (B, OC)` if given: a residual
+    /// connection's add rides on the pass that writes the bias, rather
+    /// than taking a pass of its own over the output.
+    pub fn forward_residual(
+        &self,
+        params: &[f32],
+        out: &mut [f32],
+        inp: &[f32],
+        res: Option<&[f32]>,
+        batch: usize,
+        th: Threads,
+    ) {
         let (w, b) = self.of(params).split_at(self.out * self.inp);
         let out = &mut out[..batch * self.out];
-        for row in out.chunks_exact_mut(self.out) {
-            row.copy_from_slice(b);
+        // The bias into every row, on the GEMM's threads: the rows are
+        // megabytes, which one core writes at a few GB/s.
+        let per = batch.div_ceil(th.0.max(1)).max(1) * self.out;
+        match res {
+            None => out.par_chunks_mut(per).for_each(|rows| {
+                for row in rows.chunks_exact_mut(self.out) {
+                    row.copy_from_slice(b);
+                }
+            }),
+            Some(res) => out
+                .par_chunks_mut(per)
+                .zip(res[..batch * self.out].par_chunks(per))
+                .for_each(|(rows, res)| {
+                    for (row, r) in rows
+                        .chunks_exact_mut(self.out)
+                        .zip(res.chunks_exact(self.out))
+                    {
+                        super::fastmath::add_to(row, r, b);
+                    }
+                }),
         }
         gemm(
             out,
@@ -148,9 +182,7 @@ impl Linear {
             th,
         );
         for row in dout.chunks_exact(oc) {
-            for (d, g) in db.iter_mut().zip(row) {
-                *d += g;
-            }
+            super::fastmath::add_assign(db, row);
         }
     }
 }

@@ -265,26 +265,68 @@ pub fn softmax_cross_entropy(
     }
 }
 
-fn ce_rows(
+/// [`softmax_cross_entropy`] for training, where the logits are not needed
+/// after the loss: `logits` is overwritten with `scale * (softmax - onehot)`,
+/// which saves a copy of the whole `(rows, k)` buffer each step.
+pub fn softmax_cross_entropy_in_place(
     loss: &mut [f32],
-    mut dl: Option<&mut [f32]>,
-    logits: &[f32],
+    logits: &mut [f32],
     labels: &[u32],
     k: usize,
     scale: f32,
 ) {
-    use super::fastmath::{exp_neg, lanes};
-    for (r, (l, &y)) in loss.iter_mut().zip(labels).enumerate() {
-        let row = &logits[r * k..(r + 1) * k];
-        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum = lanes(row, |v| exp_neg(v - m));
-        let lse = m + sum.ln();
-        let y = y as usize;
-        *l = lse - row.get(y).copied().unwrap_or(0.0);
-        if let Some(d) = dl.as_deref_mut() {
-            for (j, (g, &v)) in d[r * k..(r + 1) * k].iter_mut().zip(row).enumerate() {
-                let p = exp_neg(v - lse);
-                *g = scale * (p - if j == y { 1.0 } else { 0.0 });
+    use rayon::prelude::*;
+    let rows = loss.len();
+    let per = (4096 / k.max(1)).max(1);
+    loss.par_chunks_mut(per)
+        .zip(logits[..rows * k].par_chunks_mut(per * k))
+        .zip(labels[..rows].par_chunks(per))
+        .for_each(|((l, x), y)| ce_rows_in_place(l, x, y, k, scale));
+}
+
+// Per row: its logsumexp (max subtracted first), and the loss.
+#[inline(always)]
+fn ce_row(row: &[f32], y: usize) -> (f32, f32) {
+    use super::fastmath::{exp_neg, lanes, lanes_max};
+    let m = lanes_max(row);
+    let lse = m + lanes(row, |v| exp_neg(v - m)).ln();
+    (lse, lse - row.get(y).copied().unwrap_or(0.0))
+}
+
+super::fastmath::dispatch! {
+    fn ce_rows(loss: &mut [f32], dl: Option<&mut [f32]>, logits: &[f32], labels: &[u32], k: usize, scale: f32) {
+        use super::fastmath::exp_neg;
+        let mut dl = dl;
+        for (r, (l, &y)) in loss.iter_mut().zip(labels).enumerate() {
+            let row = &logits[r * k..(r + 1) * k];
+            let y = y as usize;
+            let lse;
+            (lse, *l) = ce_row(row, y);
+            if let Some(d) = dl.as_deref_mut() {
+                let d = &mut d[r * k..(r + 1) * k];
+                for (g, &v) in d.iter_mut().zip(row) {
+                    *g = scale * exp_neg(v - lse);
+                }
+                if let Some(g) = d.get_mut(y) {
+                    *g -= scale;
+                }
+            }
+        }
+    }
+}
+
+super::fastmath::dispatch! {
+    fn ce_rows_in_place(loss: &mut [f32], logits: &mut [f32], labels: &[u32], k: usize, scale: f32) {
+        use super::fastmath::exp_neg;
+        for ((l, &y), row) in loss.iter_mut().zip(labels).zip(logits.chunks_exact_mut(k)) {
+            let y = y as usize;
+            let lse;
+            (lse, *l) = ce_row(row, y);
+            for v in row.iter_mut() {
+                *v = scale * exp_neg(*v - lse);
+            }
+            if let Some(g) = row.get_mut(y) {
+                *g -= scale;
             }
         }
     }

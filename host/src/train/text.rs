@@ -15,7 +15,7 @@ use crate::data::{self, Dataset};
 use crate::models::Family;
 use crate::models::transformer::{Acts, Transformer, TransformerConfig};
 use crate::nn::gemm::Threads;
-use crate::nn::loss::softmax_cross_entropy;
+use crate::nn::loss::{softmax_cross_entropy, softmax_cross_entropy_in_place};
 use crate::nn::optim::clip_grad_norm;
 use crate::nn::params::Layout;
 use crate::provenance::Source;
@@ -346,7 +346,6 @@ pub fn val_loss(
     }
     let mut loss = vec![0f32; acts.cap];
     let mut targets = vec![0u32; acts.cap];
-    let mut logits = vec![0f32; acts.cap * v];
     let (mut nats, mut symbols, mut bytes) = (0f64, 0usize, 0usize);
     let mut buf = vec![];
     let mut i = 0;
@@ -364,11 +363,10 @@ pub fn val_loss(
         }
         let n = b * len;
         m.forward(p, acts, b, len, th);
-        logits[..n * v].copy_from_slice(&acts.logits[..n * v]);
         softmax_cross_entropy(
             &mut loss[..n],
             None,
-            &logits[..n * v],
+            &acts.logits[..n * v],
             &targets[..n],
             v,
             1.0,
@@ -394,7 +392,6 @@ pub struct TextTrainer {
     opt: GroupOptimizer,
     acts: Acts,
     grads: Vec<f32>,
-    logits: Vec<f32>,
     loss: Vec<f32>,
     targets: Vec<u32>,
     prompt: Vec<u32>,
@@ -473,11 +470,10 @@ impl Trainer for TextTrainer {
         let prompt = data
             .vocab
             .encode(&settings.sample_prompt, "--sample-prompt")?;
-        let (b, t, v) = (cfg.batch, settings.context, data.vocab.len());
+        let (b, t) = (cfg.batch, settings.context);
         Ok(Self {
             acts: Acts::new(&model, b),
             grads: vec![0.0; model.layout.total()],
-            logits: vec![0.0; b * t * v],
             loss: vec![0.0; b * t],
             targets: vec![0; b * t],
             opt: GroupOptimizer::from_config(cfg, cfg.lr),
@@ -540,11 +536,9 @@ impl Trainer for TextTrainer {
             let g = &mut st.groups[0];
             let th = self.threads;
             self.model.forward(&g.params, &mut self.acts, b, t, th);
-            self.logits.copy_from_slice(&self.acts.logits[..n * v]);
-            softmax_cross_entropy(
+            softmax_cross_entropy_in_place(
                 &mut self.loss,
-                Some(&mut self.acts.logits[..n * v]),
-                &self.logits,
+                &mut self.acts.logits[..n * v],
                 &self.targets,
                 v,
                 1.0 / n as f32,
