@@ -94,7 +94,7 @@ fn main() {
             Err(e) => println!("PyTorch twin not run: {e}"),
         }
         println!(
-            "round {}: edgegen {:.1} s (val loss {:.4}), pytorch {:?} s (val loss {:?})",
+            "round {}: edgegen {:.1} s (val loss {:.6}), pytorch {:?} s (val loss {:?})",
             round + 1,
             ours[round],
             our_loss[round],

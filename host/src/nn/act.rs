@@ -5,7 +5,7 @@
 
 pub use edgegen_format::arch::Activation;
 
-use super::fastmath::tanh;
+use super::fastmath::{fmadd, tanh_fma};
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const GELU_C: f32 = 0.044_715;
@@ -85,32 +85,41 @@ pub fn backward_into(act: Activation, dinp: &mut [f32], inp: &[f32], out: &[f32]
 }
 
 // GELU, tanh form, with the branch-free tanh so that the loop is SIMD.
-super::fastmath::dispatch! {
+super::fastmath::dispatch_fma! {
     fn gelu_forward(out: &mut [f32], inp: &[f32]) {
         for (o, &x) in out.iter_mut().zip(inp) {
-            *o = 0.5 * x * (1.0 + tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x)));
+            let u = SQRT_2_OVER_PI * x * fmadd::<FMA>(GELU_C * x, x, 1.0);
+            let hx = 0.5 * x;
+            *o = fmadd::<FMA>(hx, tanh_fma::<FMA>(u), hx);
         }
     }
 }
 
+/// `gelu'(x)`: with `t = tanh(u)`, `u = sqrt(2/pi) (x + c x^3)`,
+/// `0.5 (1 + t) + 0.5 x (1 - t^2) u'`.
+#[inline(always)]
+fn gelu_grad<const FMA: bool>(x: f32) -> f32 {
+    let x2 = x * x;
+    let t = tanh_fma::<FMA>(SQRT_2_OVER_PI * x * fmadd::<FMA>(GELU_C, x2, 1.0));
+    let du = SQRT_2_OVER_PI * fmadd::<FMA>(3.0 * GELU_C, x2, 1.0);
+    let hx = 0.5 * x;
+    fmadd::<FMA>(hx * fmadd::<FMA>(-t, t, 1.0), du, fmadd::<FMA>(0.5, t, 0.5))
+}
+
 // `dinp = dout * gelu'(inp)`.
-super::fastmath::dispatch! {
+super::fastmath::dispatch_fma! {
     fn gelu_backward_set(dinp: &mut [f32], inp: &[f32], dout: &[f32]) {
         for ((d, &x), &g) in dinp.iter_mut().zip(inp).zip(dout) {
-            let t = tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x));
-            let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x * x);
-            *d = g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
+            *d = g * gelu_grad::<FMA>(x);
         }
     }
 }
 
 // `dinp += dout * gelu'(inp)`.
-super::fastmath::dispatch! {
+super::fastmath::dispatch_fma! {
     fn gelu_backward(dinp: &mut [f32], inp: &[f32], dout: &[f32]) {
         for ((d, &x), &g) in dinp.iter_mut().zip(inp).zip(dout) {
-            let t = tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x));
-            let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x * x);
-            *d += g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
+            *d = fmadd::<FMA>(g, gelu_grad::<FMA>(x), *d);
         }
     }
 }

@@ -18,7 +18,7 @@
 //! the threads whole, one batch row each, so every thread writes its own
 //! rows of the gradient.
 
-use super::fastmath::{dispatch_fma, exp_neg, fmadd, lanes, lanes_max, lanes2};
+use super::fastmath::{dispatch_fma, exp_neg_fma, fmadd, lanes, lanes_max, lanes2};
 use rayon::prelude::*;
 
 /// A causal self-attention over `heads` heads of a model width `dim`.
@@ -171,7 +171,7 @@ dispatch_fma! {
                 scores::<FMA>(s, &q[i * dp..(i + 1) * dp], kt, scale, [d, tp]);
                 s[i + 1..].fill(MASKED);
                 let m = lanes_max(s);
-                s.iter_mut().for_each(|x| *x = exp_neg(*x - m));
+                s.iter_mut().for_each(|x| *x = exp_neg_fma::<FMA>(*x - m));
                 let sum: f32 = lanes(s, |x| x);
                 let inv = 1.0 / sum;
                 let o = &mut out[i * c + head * d..][..d];
@@ -413,7 +413,7 @@ dispatch_fma! {
                 let pr = &mut pm[i * tp..i * tp + n];
                 scores::<FMA>(pr, &q[i * dp..(i + 1) * dp], kt, scale, [d, tp]);
                 pr[i + 1..].fill(MASKED);
-                pr.iter_mut().for_each(|x| *x = exp_neg(*x - l));
+                pr.iter_mut().for_each(|x| *x = exp_neg_fma::<FMA>(*x - l));
                 // g . v_j, then the scores' gradient.
                 let dr = &mut ds[i * tp..i * tp + n];
                 scores::<FMA>(dr, gi, vt, 1.0, [d, tp]);

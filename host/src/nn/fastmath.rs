@@ -17,24 +17,32 @@ const ROUND: f32 = 12_582_912.0;
 /// `e^x` for `x <= 0`; inputs below -87.33 give 0 (the true value is below
 /// f32's normal range).
 #[inline(always)]
-pub fn exp_neg(x_in: f32) -> f32 {
+pub fn exp_neg(x: f32) -> f32 {
+    exp_neg_fma::<false>(x)
+}
+
+/// [`exp_neg`] with its multiply-adds fused when `FMA` (inside a
+/// [`dispatch_fma!`] body): the polynomial is a chain of them.
+#[inline(always)]
+pub fn exp_neg_fma<const FMA: bool>(x_in: f32) -> f32 {
     let x = x_in.max(-87.33);
     // `k` holds round(x log2 e) in its low mantissa bits (ROUND's exponent
     // leaves units there), so the scale below is built with integer ops
     // alone: `n as i32` would be a saturating cast, which LLVM does one lane
     // at a time and which cost GELU most of its time.
-    let k = x * LOG2E + ROUND;
+    let k = fmadd::<FMA>(x, LOG2E, ROUND);
     let n = k - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
+    let r = fmadd::<FMA>(-n, LN2_HI, x);
+    let r = fmadd::<FMA>(-n, LN2_LO, r);
     // exp(r) on [-ln2/2, ln2/2]: Taylor to degree 7 (error < 2e-9).
     let p = 1.0 / 5040.0;
-    let p = p * r + 1.0 / 720.0;
-    let p = p * r + 1.0 / 120.0;
-    let p = p * r + 1.0 / 24.0;
-    let p = p * r + 1.0 / 6.0;
-    let p = p * r + 0.5;
-    let p = p * r + 1.0;
-    let p = p * r + 1.0;
+    let p = fmadd::<FMA>(p, r, 1.0 / 720.0);
+    let p = fmadd::<FMA>(p, r, 1.0 / 120.0);
+    let p = fmadd::<FMA>(p, r, 1.0 / 24.0);
+    let p = fmadd::<FMA>(p, r, 1.0 / 6.0);
+    let p = fmadd::<FMA>(p, r, 0.5);
+    let p = fmadd::<FMA>(p, r, 1.0);
+    let p = fmadd::<FMA>(p, r, 1.0);
     let scale = f32::from_bits(((k.to_bits() as i32 - ROUND.to_bits() as i32 + 127) << 23) as u32);
     if x_in < -87.33 { 0.0 } else { p * scale }
 }
@@ -45,7 +53,13 @@ pub fn exp_neg(x_in: f32) -> f32 {
 /// than a transformer's GEMMs.
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {
-    let e = exp_neg(-2.0 * x.abs());
+    tanh_fma::<false>(x)
+}
+
+/// [`tanh`] with fused multiply-adds when `FMA` (see [`exp_neg_fma`]).
+#[inline(always)]
+pub fn tanh_fma<const FMA: bool>(x: f32) -> f32 {
+    let e = exp_neg_fma::<FMA>(-2.0 * x.abs());
     ((1.0 - e) / (1.0 + e)).copysign(x)
 }
 
@@ -246,6 +260,16 @@ mod tests {
             worst_exp = worst_exp.max((a - b).abs() / b);
         }
         assert!(worst_exp < 3e-7, "exp rel err {worst_exp}");
+        // The fused forms (here `mul_add` calls libm: slow, but exact).
+        for i in 0..=20_000 {
+            let x = -87.0 * i as f32 / 20_000.0;
+            let (a, b) = (exp_neg_fma::<true>(x), x.exp());
+            assert!((a - b).abs() / b < 3e-7, "fused exp({x}) = {a}, not {b}");
+            let y = 12.0 * (i as f32 / 10_000.0 - 1.0);
+            let (a, b) = (tanh_fma::<true>(y), y.tanh());
+            assert!((a - b).abs() < 2e-7, "fused tanh({y}) = {a}, not {b}");
+        }
+        assert_eq!(exp_neg_fma::<true>(-1000.0), 0.0);
         assert_eq!(exp_neg(-1000.0), 0.0);
         assert_eq!(exp_neg(0.0), 1.0);
         let mut worst_log = 0f32;

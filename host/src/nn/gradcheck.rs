@@ -106,6 +106,30 @@ fn activation_backwards_match_finite_differences() {
         act::backward(a, &mut dx, &x, &y, &rw);
         check(a.name(), &x, &dx, &f);
     }
+    // GELU's vector kernels (forward, and the backward that writes) against
+    // its formula in f64, over many vectors of inputs. (Below about -5,
+    // f32's tanh is -1 and the true values, under 1e-5, come out as 0.)
+    let x: Vec<f32> = (0..4001).map(|i| (i as f32 - 2000.0) / 200.0).collect();
+    let g = randn(&mut r, x.len());
+    let (mut y, mut dx) = (vec![0.0; x.len()], vec![f32::NAN; x.len()]);
+    act::forward(Activation::Gelu, &mut y, &x);
+    act::backward_into(Activation::Gelu, &mut dx, &x, &y, &g);
+    for ((&x, (&y, &d)), &g) in x.iter().zip(y.iter().zip(&dx)).zip(&g) {
+        let x = x as f64;
+        let u = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
+        let du = (2.0 / std::f64::consts::PI).sqrt() * (1.0 + 3.0 * 0.044715 * x * x);
+        let t = u.tanh();
+        let want = 0.5 * x * (1.0 + t);
+        let dwant = g as f64 * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
+        assert!(
+            (y as f64 - want).abs() < 1e-5 * want.abs().max(1.0),
+            "gelu({x}) = {y}, not {want}"
+        );
+        assert!(
+            (d as f64 - dwant).abs() < 1e-5 * dwant.abs().max(1.0),
+            "gelu'({x}) = {d}, not {dwant}"
+        );
+    }
 }
 
 #[test]

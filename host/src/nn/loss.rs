@@ -286,26 +286,26 @@ pub fn softmax_cross_entropy_in_place(
 
 // Per row: its logsumexp (max subtracted first), and the loss.
 #[inline(always)]
-fn ce_row(row: &[f32], y: usize) -> (f32, f32) {
-    use super::fastmath::{exp_neg, lanes, lanes_max};
+fn ce_row<const FMA: bool>(row: &[f32], y: usize) -> (f32, f32) {
+    use super::fastmath::{exp_neg_fma, lanes, lanes_max};
     let m = lanes_max(row);
-    let lse = m + lanes(row, |v| exp_neg(v - m)).ln();
+    let lse = m + lanes(row, |v| exp_neg_fma::<FMA>(v - m)).ln();
     (lse, lse - row.get(y).copied().unwrap_or(0.0))
 }
 
-super::fastmath::dispatch! {
+super::fastmath::dispatch_fma! {
     fn ce_rows(loss: &mut [f32], dl: Option<&mut [f32]>, logits: &[f32], labels: &[u32], k: usize, scale: f32) {
-        use super::fastmath::exp_neg;
+        use super::fastmath::exp_neg_fma;
         let mut dl = dl;
         for (r, (l, &y)) in loss.iter_mut().zip(labels).enumerate() {
             let row = &logits[r * k..(r + 1) * k];
             let y = y as usize;
             let lse;
-            (lse, *l) = ce_row(row, y);
+            (lse, *l) = ce_row::<FMA>(row, y);
             if let Some(d) = dl.as_deref_mut() {
                 let d = &mut d[r * k..(r + 1) * k];
                 for (g, &v) in d.iter_mut().zip(row) {
-                    *g = scale * exp_neg(v - lse);
+                    *g = scale * exp_neg_fma::<FMA>(v - lse);
                 }
                 if let Some(g) = d.get_mut(y) {
                     *g -= scale;
@@ -315,15 +315,15 @@ super::fastmath::dispatch! {
     }
 }
 
-super::fastmath::dispatch! {
+super::fastmath::dispatch_fma! {
     fn ce_rows_in_place(loss: &mut [f32], logits: &mut [f32], labels: &[u32], k: usize, scale: f32) {
-        use super::fastmath::exp_neg;
+        use super::fastmath::exp_neg_fma;
         for ((l, &y), row) in loss.iter_mut().zip(labels).zip(logits.chunks_exact_mut(k)) {
             let y = y as usize;
             let lse;
-            (lse, *l) = ce_row(row, y);
+            (lse, *l) = ce_row::<FMA>(row, y);
             for v in row.iter_mut() {
-                *v = scale * exp_neg(*v - lse);
+                *v = scale * exp_neg_fma::<FMA>(*v - lse);
             }
             if let Some(g) = row.get_mut(y) {
                 *g -= scale;
