@@ -52,8 +52,9 @@ fn padded(n: usize) -> usize {
 /// A score no position past the query may have: its weight is exactly 0.
 const MASKED: f32 = -1e30;
 
-/// The widest head [`Attention::new`] takes: the backward keeps one
-/// head's query gradient on the stack.
+/// The widest head [`Attention::new`] takes. Models use 32 to 128 values
+/// a head; the bound makes an absurd `--dim` and `--heads` pair an error
+/// rather than a run.
 pub const MAX_HEAD_DIM: usize = 256;
 
 impl Attention {
@@ -103,7 +104,7 @@ impl Attention {
             .zip(lse[..batch * h * t].par_chunks_mut(h * t))
             .zip(qkv[..batch * t * w].par_chunks(t * w))
             .for_each(|((out, lse), qkv)| {
-                let mut p = vec![0f32; padded(t)];
+                let mut p = vec![0f32; 2 * padded(t)];
                 forward_seq(out, lse, qkv, &mut p, dims);
             });
     }
@@ -167,8 +168,20 @@ dispatch_fma! {
             let kt = &kt[kv * d * tp..][..d * tp];
             let v = &v[kv * t * dp..][..t * dp];
             for i in 0..t {
-                let s = &mut p[..padded(i + 1)];
-                scores::<FMA>(s, &q[i * dp..(i + 1) * dp], kt, scale, [d, tp]);
+                // Queries in pairs: the second's scores come with the first's.
+                let (p0, p1) = p.split_at_mut(tp);
+                let s = if i % 2 == 1 {
+                    &mut p1[..padded(i + 1)]
+                } else if i + 1 < t {
+                    let n = padded(i + 2);
+                    let (q0, q1) = (&q[i * dp..(i + 1) * dp], &q[(i + 1) * dp..(i + 2) * dp]);
+                    scores2::<FMA>([&mut p0[..n], &mut p1[..n]], [q0, q1], [kt, kt], [scale; 2], [d, tp]);
+                    &mut p0[..padded(i + 1)]
+                } else {
+                    let s = &mut p0[..padded(i + 1)];
+                    scores::<FMA>(s, &q[i * dp..(i + 1) * dp], kt, scale, [d, tp]);
+                    s
+                };
                 s[i + 1..].fill(MASKED);
                 let m = lanes_max(s);
                 s.iter_mut().for_each(|x| *x = exp_neg_fma::<FMA>(*x - m));
@@ -227,8 +240,8 @@ fn fma16<const FMA: bool>(acc: &mut [f32; 16], a: f32, b: &[f32]) {
 /// Every head's columns of the `t` rows of `src` (rows of width `w`; head
 /// `hd` in columns `off + hd*d ..`), into `dst` as `heads` blocks of `t`
 /// rows of `dp` (the columns past `d` stay zero). One pass down the rows
-/// for all heads, which the prefetcher follows; a pass per head read each
-/// row in pieces, and waited on memory for them.
+/// serves all heads, so each row is read whole and in order rather than
+/// once per head in pieces.
 #[inline(always)]
 fn rows(dst: &mut [f32], src: &[f32], [t, d, w, off, dp, heads]: [usize; 6]) {
     for (j, sr) in src.chunks(w).take(t).enumerate() {
@@ -300,6 +313,66 @@ fn scores_n<const FMA: bool, const N: usize>(
         }
     }
     for (sc, a) in s.chunks_exact_mut(16).zip(&acc) {
+        sc.copy_from_slice(a);
+    }
+}
+
+/// Two rows of [`scores`] in one pass: `s[r][j] = scale[r] * (q[r] .
+/// kt[r][.., j])`, over the same number of positions. Either the same keys
+/// for two queries, or two products for one query; both ways, twice the
+/// independent sums of [`scores`] are in flight (the multiply-add unit
+/// needs about eight to stay busy).
+#[inline(always)]
+fn scores2<const FMA: bool>(
+    s: [&mut [f32]; 2],
+    q: [&[f32]; 2],
+    kt: [&[f32]; 2],
+    scale: [f32; 2],
+    dims: [usize; 2],
+) {
+    let [s0, s1] = s;
+    let n = s0.len().min(s1.len());
+    let mut col = 0;
+    while n - col >= 64 {
+        let s = [&mut s0[col..col + 64], &mut s1[col..col + 64]];
+        scores2_n::<FMA, 4>(s, q, kt, scale, dims, col);
+        col += 64;
+    }
+    if n - col >= 32 {
+        let s = [&mut s0[col..col + 32], &mut s1[col..col + 32]];
+        scores2_n::<FMA, 2>(s, q, kt, scale, dims, col);
+        col += 32;
+    }
+    if n - col >= 16 {
+        let s = [&mut s0[col..col + 16], &mut s1[col..col + 16]];
+        scores2_n::<FMA, 1>(s, q, kt, scale, dims, col);
+    }
+}
+
+/// [`scores2`] for `N` vectors of positions from position `col`.
+#[inline(always)]
+fn scores2_n<const FMA: bool, const N: usize>(
+    s: [&mut [f32]; 2],
+    q: [&[f32]; 2],
+    kt: [&[f32]; 2],
+    scale: [f32; 2],
+    [d, tp]: [usize; 2],
+    col: usize,
+) {
+    let (mut a0, mut a1) = ([[0f32; 16]; N], [[0f32; 16]; N]);
+    for e in 0..d {
+        let (r0, r1) = (&kt[0][e * tp + col..], &kt[1][e * tp + col..]);
+        let (x0, x1) = (q[0][e] * scale[0], q[1][e] * scale[1]);
+        for b in 0..N {
+            fma16::<FMA>(&mut a0[b], x0, &r0[b * 16..]);
+            fma16::<FMA>(&mut a1[b], x1, &r1[b * 16..]);
+        }
+    }
+    let [s0, s1] = s;
+    for (sc, a) in s0.chunks_exact_mut(16).zip(&a0) {
+        sc.copy_from_slice(a);
+    }
+    for (sc, a) in s1.chunks_exact_mut(16).zip(&a1) {
         sc.copy_from_slice(a);
     }
 }
@@ -410,13 +483,14 @@ dispatch_fma! {
                 let l = lse[head * t + i];
                 // The probabilities again, from the scores and the
                 // forward's log-sum-exp.
+                // And g . v_j beside them (one pass, twice the sums in
+                // flight), then the scores' gradient.
                 let pr = &mut pm[i * tp..i * tp + n];
-                scores::<FMA>(pr, &q[i * dp..(i + 1) * dp], kt, scale, [d, tp]);
+                let dr = &mut ds[i * tp..i * tp + n];
+                let qi = &q[i * dp..(i + 1) * dp];
+                scores2::<FMA>([&mut *pr, &mut *dr], [qi, gi], [kt, vt], [scale, 1.0], [d, tp]);
                 pr[i + 1..].fill(MASKED);
                 pr.iter_mut().for_each(|x| *x = exp_neg_fma::<FMA>(*x - l));
-                // g . v_j, then the scores' gradient.
-                let dr = &mut ds[i * tp..i * tp + n];
-                scores::<FMA>(dr, gi, vt, 1.0, [d, tp]);
                 for (x, &pj) in dr.iter_mut().zip(pr.iter()) {
                     *x = pj * (*x - delta) * scale;
                 }
