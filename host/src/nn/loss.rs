@@ -293,23 +293,20 @@ fn ce_row<const FMA: bool>(row: &[f32], y: usize) -> (f32, f32) {
     (lse, lse - row.get(y).copied().unwrap_or(0.0))
 }
 
+// Per row: the loss, and with `dl` the gradient (the row is copied there,
+// then turned into its gradient in place, as training does it).
 super::fastmath::dispatch_fma! {
     fn ce_rows(loss: &mut [f32], dl: Option<&mut [f32]>, logits: &[f32], labels: &[u32], k: usize, scale: f32) {
-        use super::fastmath::exp_neg_fma;
         let mut dl = dl;
         for (r, (l, &y)) in loss.iter_mut().zip(labels).enumerate() {
             let row = &logits[r * k..(r + 1) * k];
-            let y = y as usize;
-            let lse;
-            (lse, *l) = ce_row::<FMA>(row, y);
-            if let Some(d) = dl.as_deref_mut() {
-                let d = &mut d[r * k..(r + 1) * k];
-                for (g, &v) in d.iter_mut().zip(row) {
-                    *g = scale * exp_neg_fma::<FMA>(v - lse);
+            match dl.as_deref_mut() {
+                Some(d) => {
+                    let d = &mut d[r * k..(r + 1) * k];
+                    d.copy_from_slice(row);
+                    *l = ce_grad_in_place::<FMA>(d, y as usize, scale);
                 }
-                if let Some(g) = d.get_mut(y) {
-                    *g -= scale;
-                }
+                None => *l = ce_row::<FMA>(row, y as usize).1,
             }
         }
     }
@@ -317,19 +314,24 @@ super::fastmath::dispatch_fma! {
 
 super::fastmath::dispatch_fma! {
     fn ce_rows_in_place(loss: &mut [f32], logits: &mut [f32], labels: &[u32], k: usize, scale: f32) {
-        use super::fastmath::exp_neg_fma;
         for ((l, &y), row) in loss.iter_mut().zip(labels).zip(logits.chunks_exact_mut(k)) {
-            let y = y as usize;
-            let lse;
-            (lse, *l) = ce_row::<FMA>(row, y);
-            for v in row.iter_mut() {
-                *v = scale * exp_neg_fma::<FMA>(*v - lse);
-            }
-            if let Some(g) = row.get_mut(y) {
-                *g -= scale;
-            }
+            *l = ce_grad_in_place::<FMA>(row, y as usize, scale);
         }
     }
+}
+
+/// One row's loss; the row becomes `scale * (softmax - onehot(y))`.
+#[inline(always)]
+fn ce_grad_in_place<const FMA: bool>(row: &mut [f32], y: usize, scale: f32) -> f32 {
+    use super::fastmath::exp_neg_fma;
+    let (lse, loss) = ce_row::<FMA>(row, y);
+    for v in row.iter_mut() {
+        *v = scale * exp_neg_fma::<FMA>(*v - lse);
+    }
+    if let Some(g) = row.get_mut(y) {
+        *g -= scale;
+    }
+    loss
 }
 
 #[cfg(test)]
