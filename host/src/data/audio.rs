@@ -158,6 +158,34 @@ pub fn peak_normalize(x: &mut [f32], peak: f32) {
     }
 }
 
+/// The part of a clip between its leading and trailing silence: the clip
+/// is cut in frames of `frame` samples, and the frames at either end whose
+/// RMS is more than `db` decibels below the loudest frame's are dropped,
+/// keeping one frame of margin on each side (a word's soft onset and
+/// decay sit just below any threshold). An all-zero clip gives an empty
+/// range. FSDD's recordings carry up to a few hundred milliseconds of
+/// room noise around each digit, which a model would otherwise spend its
+/// context on.
+pub fn trim_silence(x: &[f32], frame: usize, db: f32) -> std::ops::Range<usize> {
+    let frame = frame.max(1);
+    let rms: Vec<f32> = x
+        .chunks(frame)
+        .map(|f| (f.iter().map(|v| v * v).sum::<f32>() / f.len() as f32).sqrt())
+        .collect();
+    let loudest = rms.iter().fold(0f32, |m, &v| m.max(v));
+    if loudest == 0.0 {
+        return 0..0;
+    }
+    let floor = loudest * 10f32.powf(-db.abs() / 20.0);
+    let loud = |r: &f32| *r >= floor;
+    // Both exist: the loudest frame passes.
+    let first = rms.iter().position(loud).unwrap_or(0);
+    let last = rms.iter().rposition(loud).unwrap_or(0);
+    let start = first.saturating_sub(1) * frame;
+    let end = ((last + 2) * frame).min(x.len());
+    start..end
+}
+
 /// Whether `dir` holds WAV files, directly or one folder down.
 pub fn is_audio_dir(dir: &Path) -> bool {
     wav_files(dir).is_ok_and(|f| !f.is_empty())
@@ -284,6 +312,24 @@ mod tests {
         // Upsampling keeps the tone too.
         let y = resample(&sine(300.0, 8_000, 0.5), 8_000, 16_000);
         assert!((rms(&y[1000..7000]) - 0.3536).abs() < 0.003);
+    }
+
+    #[test]
+    fn trimming_keeps_the_sound_and_a_frame_of_margin() {
+        let mut x = vec![0.0005f32; 8000];
+        let tone = sine(300.0, 8000, 0.25);
+        x[3000..3000 + tone.len()].copy_from_slice(&tone);
+        // 80-sample frames: the tone spans frames 37.5..62.5; one frame
+        // of margin each side.
+        assert_eq!(trim_silence(&x, 80, 40.0), 2880..5120);
+        // A threshold below the noise floor keeps everything.
+        assert_eq!(trim_silence(&x, 80, 80.0), 0..8000);
+        assert_eq!(trim_silence(&[0.0; 100], 80, 40.0), 0..0);
+        assert_eq!(trim_silence(&[], 80, 40.0), 0..0);
+        // A sound at the very end keeps the clip's end, not past it.
+        let mut y = vec![0f32; 1000];
+        y[990..].fill(0.5);
+        assert_eq!(trim_silence(&y, 80, 40.0), 880..1000);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Evaluation of trained models.
 
+pub mod audio;
 pub mod stats;
 pub mod suite;
 pub mod vae;

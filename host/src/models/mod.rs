@@ -2,6 +2,7 @@
 
 pub mod classifier;
 pub mod gan;
+pub mod rnn;
 pub mod transformer;
 pub mod vae;
 

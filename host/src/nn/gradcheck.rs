@@ -85,6 +85,41 @@ fn linear_backward_matches_finite_differences() {
     check("linear dparams", &params, &grads, &|pp| loss(pp, &x));
 }
 
+/// The GRU through time, from a non-zero initial state: every parameter,
+/// the inputs and the initial state against central differences, on two
+/// threads (the recurrent GEMMs split).
+#[test]
+fn gru_backward_matches_finite_differences() {
+    use super::gru::{Gru, GruActs};
+    let mut r = Rng::new(21);
+    let (t_n, b, i_n, h) = (5, 2, 3, 4);
+    let mut layout = Layout::default();
+    let g = Gru::new(&mut layout, "gru", i_n, h);
+    let mut params = vec![0.0; layout.total()];
+    g.init(&mut params, &mut r);
+    // Larger weights than the init's, so that the gates saturate somewhat.
+    params.iter_mut().for_each(|p| *p *= 3.0);
+    let x = randn(&mut r, t_n * b * i_n);
+    let h0: Vec<f32> = randn(&mut r, b * h).iter().map(|v| 0.5 * v).collect();
+    let rw = randn(&mut r, t_n * b * h);
+    let th = Threads(2);
+    let loss = |p: &[f32], x: &[f32], h0: &[f32]| {
+        let mut a = GruActs::new(&g, t_n, b);
+        a.h[..b * h].copy_from_slice(h0);
+        g.forward(p, &mut a, x, th);
+        dot(a.out(), &rw)
+    };
+    let mut a = GruActs::new(&g, t_n, b);
+    a.h[..b * h].copy_from_slice(&h0);
+    g.forward(&params, &mut a, &x, th);
+    let mut grads = vec![0.0; layout.total()];
+    let mut dx = vec![f32::NAN; t_n * b * i_n];
+    g.backward(&params, &mut grads, &mut a, &rw, &x, Some(&mut dx), th);
+    check("gru dx", &x, &dx, &|xx| loss(&params, xx, &h0));
+    check("gru dh0", &h0, a.dh0(), &|hh| loss(&params, &x, hh));
+    check("gru dparams", &params, &grads, &|pp| loss(pp, &x, &h0));
+}
+
 #[test]
 fn activation_backwards_match_finite_differences() {
     let mut r = Rng::new(2);

@@ -13,6 +13,7 @@ pub mod dropout;
 pub mod embed;
 pub mod fastmath;
 pub mod gemm;
+pub mod gru;
 pub mod layernorm;
 pub mod linear;
 pub mod loss;

@@ -1,0 +1,256 @@
+//! The audio family's recurrent candidate (WaveRNN-like, without its
+//! split coarse/fine output): each mu-law code and the clip's class are
+//! embedded and added, a GRU carries the state from sample to sample, and
+//! a linear head gives the next code's 256 logits.
+//!
+//! ```text
+//! x_t = emb[code_t] + cls[label]      (E)
+//! h_t = GRU(x_t, h_{t-1})             (H)
+//! logits_t = h_t W^T + b              (V)
+//! ```
+//!
+//! Per generated sample the device does one GRU step and one head,
+//! `3H(E + H) + VH` multiply-adds, however long the clip has run; a
+//! transformer's step grows with its context.
+
+use crate::nn::embed::Embedding;
+use crate::nn::gemm::Threads;
+use crate::nn::gru::{Gru, GruActs};
+use crate::nn::linear::Linear;
+use crate::nn::params::Layout;
+use crate::rng::Rng;
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// What defines the model's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RnnConfig {
+    /// V: 256 mu-law codes.
+    pub vocab: usize,
+    /// E: the embeddings' width.
+    pub embed: usize,
+    /// H: the GRU's state.
+    pub hidden: usize,
+    /// K classes, 0 for none.
+    pub n_classes: usize,
+}
+
+impl RnnConfig {
+    /// Checks sizes before anything is allocated; errors name the flag.
+    pub fn validate(&self) -> Result<()> {
+        if self.vocab == 0 || self.vocab > 1 << 16 {
+            bail!("--vocab: expected 1 to 65536 codes, found {}", self.vocab);
+        }
+        if self.embed == 0 || self.embed > 4096 {
+            bail!("--embed: expected 1 to 4096, found {}", self.embed);
+        }
+        if self.hidden == 0 || self.hidden > 4096 {
+            bail!("--hidden: expected 1 to 4096, found {}", self.hidden);
+        }
+        if self.n_classes > 1 << 16 {
+            bail!(
+                "--classes: expected at most 65536, found {}",
+                self.n_classes
+            );
+        }
+        Ok(())
+    }
+
+    /// Multiply-adds per generated sample.
+    pub fn macs_per_sample(&self) -> usize {
+        3 * self.hidden * (self.embed + self.hidden) + self.vocab * self.hidden
+    }
+}
+
+/// The model: its layers' places in one flat buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rnn {
+    /// Its shape.
+    pub cfg: RnnConfig,
+    /// Every tensor's name, shape and offset.
+    pub layout: Layout,
+    /// `tok_embd` `(V, E)`.
+    pub emb: Embedding,
+    /// `cls_embd` `(K, E)`, if conditional.
+    pub cls: Option<Embedding>,
+    /// The recurrent layer.
+    pub gru: Gru,
+    /// `output` `(V, H)` and its bias.
+    pub head: Linear,
+}
+
+/// Batch buffers for `T` steps of `B` sequences, time-major; allocated
+/// once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RnnActs {
+    /// Steps T.
+    pub steps: usize,
+    /// Sequences B.
+    pub batch: usize,
+    /// `(T, B)`: the input codes.
+    pub tokens: Vec<u32>,
+    /// `(B)`: each sequence's class.
+    pub labels: Vec<u32>,
+    /// `(T, B)`: each row's class, for the class embedding.
+    row_labels: Vec<u32>,
+    /// `(T, B, E)`: the GRU's inputs, then their gradient.
+    x: Vec<f32>,
+    dx: Vec<f32>,
+    /// The GRU's buffers; set `gru.h`'s first `(B, H)` block for the
+    /// initial state.
+    pub gru: GruActs,
+    /// `(T, B, H)`: the gradient at the GRU's outputs.
+    dh: Vec<f32>,
+    /// `(T, B, V)`: logits, then (for the backward) their gradient.
+    pub logits: Vec<f32>,
+}
+
+impl RnnActs {
+    /// Buffers for `steps` steps of `batch` sequences of `m`.
+    pub fn new(m: &Rnn, steps: usize, batch: usize) -> Self {
+        let (tb, c) = (steps * batch, &m.cfg);
+        Self {
+            steps,
+            batch,
+            tokens: vec![0; tb],
+            labels: vec![0; batch],
+            row_labels: vec![0; tb],
+            x: vec![0.0; tb * c.embed],
+            dx: vec![0.0; tb * c.embed],
+            gru: GruActs::new(&m.gru, steps, batch),
+            dh: vec![0.0; tb * c.hidden],
+            logits: vec![0.0; tb * c.vocab],
+        }
+    }
+}
+
+impl Rnn {
+    /// A model of shape `cfg`.
+    pub fn new(cfg: RnnConfig) -> Result<Self> {
+        cfg.validate()?;
+        let mut layout = Layout::default();
+        let emb = Embedding::new(&mut layout, "tok_embd", cfg.vocab, cfg.embed);
+        let cls = (cfg.n_classes > 0)
+            .then(|| Embedding::new(&mut layout, "cls_embd", cfg.n_classes, cfg.embed));
+        let gru = Gru::new(&mut layout, "gru", cfg.embed, cfg.hidden);
+        let head = Linear::new(&mut layout, "output", cfg.hidden, cfg.vocab);
+        Ok(Self {
+            cfg,
+            layout,
+            emb,
+            cls,
+            gru,
+            head,
+        })
+    }
+
+    /// Embeddings N(0, 0.1) (a unit-variance input saturates the gates
+    /// from the first step), the GRU and the head as PyTorch initializes
+    /// them.
+    pub fn init(&self, p: &mut [f32], rng: &mut Rng) {
+        self.emb.init(p, rng);
+        if let Some(c) = self.cls {
+            c.init(p, rng);
+        }
+        for e in [Some(self.emb), self.cls].into_iter().flatten() {
+            p[e.offset..e.offset + e.n * e.d]
+                .iter_mut()
+                .for_each(|v| *v *= 0.1);
+        }
+        self.gru.init(p, rng);
+        self.head.init(p, rng);
+    }
+
+    /// Logits for every step of `a.tokens` from the state in `a.gru.h`'s
+    /// first block.
+    pub fn forward(&self, p: &[f32], a: &mut RnnActs, th: Threads) {
+        let b = a.batch;
+        self.emb.forward(p, &mut a.x, &a.tokens);
+        if let Some(c) = self.cls {
+            for rows in a.row_labels.chunks_exact_mut(b) {
+                rows.copy_from_slice(&a.labels);
+            }
+            c.forward_add(p, &mut a.x, &a.row_labels);
+        }
+        self.gru.forward(p, &mut a.gru, &a.x, th);
+        let tb = a.steps * b;
+        self.head.forward(p, &mut a.logits, a.gru.out(), tb, th);
+    }
+
+    /// Adds every parameter's gradient, given the logits' gradient in
+    /// `a.logits`, to `grads`.
+    pub fn backward(&self, p: &[f32], grads: &mut [f32], a: &mut RnnActs, th: Threads) {
+        let tb = a.steps * a.batch;
+        self.head
+            .backward_into(p, grads, &mut a.dh, &a.logits, a.gru.out(), tb, th);
+        self.gru
+            .backward(p, grads, &mut a.gru, &a.dh, &a.x, Some(&mut a.dx), th);
+        self.emb.backward(grads, &a.dx, &a.tokens);
+        if let Some(c) = self.cls {
+            c.backward(grads, &a.dx, &a.row_labels);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::loss::softmax_cross_entropy;
+
+    /// Every parameter's gradient through the whole model (class
+    /// embedding, GRU through time, head, cross-entropy) against central
+    /// differences.
+    #[test]
+    fn gradients_match_finite_differences() {
+        let m = Rnn::new(RnnConfig {
+            vocab: 7,
+            embed: 3,
+            hidden: 4,
+            n_classes: 2,
+        })
+        .unwrap();
+        let mut rng = Rng::new(4);
+        let mut p = vec![0f32; m.layout.total()];
+        m.init(&mut p, &mut rng);
+        let (t, b) = (4, 2);
+        let tokens: Vec<u32> = (0..t * b).map(|i| (i * 5 % 7) as u32).collect();
+        let targets: Vec<u32> = (0..t * b).map(|i| (i * 3 % 7) as u32).collect();
+        let loss = |p: &[f32], grads: Option<&mut [f32]>| {
+            let mut a = RnnActs::new(&m, t, b);
+            a.tokens.copy_from_slice(&tokens);
+            a.labels.copy_from_slice(&[1, 0]);
+            m.forward(p, &mut a, Threads(1));
+            let mut l = vec![0f32; t * b];
+            let mut d = vec![0f32; t * b * 7];
+            softmax_cross_entropy(&mut l, Some(&mut d), &a.logits, &targets, 7, 1.0);
+            if let Some(g) = grads {
+                a.logits.copy_from_slice(&d);
+                m.backward(p, g, &mut a, Threads(1));
+            }
+            l.iter().map(|&v| v as f64).sum::<f64>()
+        };
+        let mut g = vec![0f32; p.len()];
+        loss(&p, Some(&mut g));
+        let h = 1e-2f32;
+        for i in 0..p.len() {
+            let mut q = p.clone();
+            q[i] += h;
+            let up = loss(&q, None);
+            q[i] -= 2.0 * h;
+            let down = loss(&q, None);
+            let num = (up - down) / (2.0 * h as f64);
+            let err = (g[i] as f64 - num).abs() / num.abs().max(1.0);
+            assert!(
+                err < 2e-2,
+                "{} [{i}]: {} vs {num}",
+                m.layout
+                    .entries
+                    .iter()
+                    .rfind(|e| e.offset <= i)
+                    .unwrap()
+                    .name,
+                g[i]
+            );
+        }
+    }
+}
