@@ -186,6 +186,90 @@ pub fn trim_silence(x: &[f32], frame: usize, db: f32) -> std::ops::Range<usize> 
     start..end
 }
 
+/// A mono 16-bit PCM WAV file's bytes, with a `LIST/INFO` chunk of
+/// `info` entries (RIFF INFO ids such as `ICMT`, a comment, and `ISFT`,
+/// the software) before the samples. Players skip the chunk; `sox
+/// --info` and `ffprobe` show it. Samples are clamped to [-1, 1].
+pub fn wav_bytes(rate: u32, samples: &[f32], info: &[([u8; 4], &str)]) -> Vec<u8> {
+    let mut list = b"INFO".to_vec();
+    for (id, text) in info {
+        // Null-terminated, padded to an even length.
+        let mut v = text.as_bytes().to_vec();
+        v.push(0);
+        list.extend_from_slice(id);
+        list.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        if v.len() % 2 == 1 {
+            v.push(0);
+        }
+        list.extend_from_slice(&v);
+    }
+    let data: Vec<u8> = samples
+        .iter()
+        .flat_map(|&x| ((x.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
+        .collect();
+    let mut out = Vec::with_capacity(44 + 8 + list.len() + data.len());
+    let chunk = |out: &mut Vec<u8>, id: &[u8; 4], body: &[u8]| {
+        out.extend_from_slice(id);
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(body);
+        if body.len() % 2 == 1 {
+            out.push(0);
+        }
+    };
+    let mut fmt = Vec::with_capacity(16);
+    fmt.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    fmt.extend_from_slice(&1u16.to_le_bytes()); // mono
+    fmt.extend_from_slice(&rate.to_le_bytes());
+    fmt.extend_from_slice(&(rate * 2).to_le_bytes()); // bytes per second
+    fmt.extend_from_slice(&2u16.to_le_bytes()); // bytes per frame
+    fmt.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"RIFF\0\0\0\0WAVE");
+    chunk(&mut out, b"fmt ", &fmt);
+    chunk(&mut out, b"LIST", &list);
+    chunk(&mut out, b"data", &data);
+    let riff = (out.len() - 8) as u32;
+    out[4..8].copy_from_slice(&riff.to_le_bytes());
+    out
+}
+
+/// The `LIST/INFO` entries of a RIFF WAVE file, in order (empty if it has
+/// none); an error names what is malformed.
+pub fn wav_info(bytes: &[u8]) -> Result<Vec<([u8; 4], String)>> {
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        bail!("not a RIFF WAVE file: the first 12 bytes are not `RIFF....WAVE`");
+    }
+    let mut out = vec![];
+    for (id, body) in riff_chunks(&bytes[12..])? {
+        if &id == b"LIST" && body.starts_with(b"INFO") {
+            for (id, text) in riff_chunks(&body[4..])? {
+                let text = text.split(|&b| b == 0).next().unwrap_or_default();
+                out.push((id, String::from_utf8_lossy(text).into_owned()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The chunks of a RIFF body: `(id, body)` pairs, each body padded to an
+/// even length in the file.
+fn riff_chunks(mut b: &[u8]) -> Result<Vec<([u8; 4], &[u8])>> {
+    let mut v = vec![];
+    while b.len() >= 8 {
+        let id: [u8; 4] = b[..4].try_into().unwrap_or_default();
+        let n = u32::from_le_bytes(b[4..8].try_into().unwrap_or_default()) as usize;
+        let Some(body) = b.get(8..8 + n) else {
+            bail!(
+                "chunk `{}` says {n} bytes, but only {} follow",
+                String::from_utf8_lossy(&id),
+                b.len() - 8
+            );
+        };
+        v.push((id, body));
+        b = b.get(8 + n + n % 2..).unwrap_or_default();
+    }
+    Ok(v)
+}
+
 /// Whether `dir` holds WAV files, directly or one folder down.
 pub fn is_audio_dir(dir: &Path) -> bool {
     wav_files(dir).is_ok_and(|f| !f.is_empty())
@@ -312,6 +396,37 @@ mod tests {
         // Upsampling keeps the tone too.
         let y = resample(&sine(300.0, 8_000, 0.5), 8_000, 16_000);
         assert!((rms(&y[1000..7000]) - 0.3536).abs() < 0.003);
+    }
+
+    #[test]
+    fn written_wavs_read_back_with_their_info() {
+        let x = sine(440.0, 8000, 0.1);
+        // An odd-length text exercises the padding.
+        let b = wav_bytes(8000, &x, &[(*b"ICMT", "{\"a\":1}"), (*b"ISFT", "edgegen")]);
+        let info = wav_info(&b).unwrap();
+        assert_eq!(
+            info,
+            vec![
+                (*b"ICMT", "{\"a\":1}".to_string()),
+                (*b"ISFT", "edgegen".to_string())
+            ]
+        );
+        // hound, another reader, sees the same format and samples.
+        let mut r = hound::WavReader::new(std::io::Cursor::new(&b)).unwrap();
+        let spec = r.spec();
+        assert_eq!(
+            (spec.channels, spec.sample_rate, spec.bits_per_sample),
+            (1, 8000, 16)
+        );
+        let back: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
+        assert_eq!(back.len(), x.len());
+        for (a, b) in back.iter().zip(&x) {
+            assert!((*a as f32 / 32767.0 - b).abs() < 1e-4);
+        }
+        assert!(wav_info(b"RIFF\0\0\0\0WAVX").is_err());
+        let mut cut = b.clone();
+        cut.truncate(60);
+        assert!(wav_info(&cut).unwrap_err().to_string().contains("only"));
     }
 
     #[test]
