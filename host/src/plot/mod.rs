@@ -4,6 +4,7 @@ pub mod confusion;
 pub mod curves;
 pub mod grid;
 pub mod scatter;
+pub mod spectrogram;
 pub mod wave;
 
 use crate::provenance::Provenance;
