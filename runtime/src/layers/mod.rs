@@ -1,4 +1,7 @@
-//! Layers over caller buffers: dense, the activations, layer norm.
+//! Layers over caller buffers: dense, the activations, layer norm, and
+//! the GRU cell ([`gru`]).
+
+pub mod gru;
 
 use crate::kernels::{self, Matrix};
 use crate::math::{self, Math};
