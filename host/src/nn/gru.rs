@@ -82,6 +82,7 @@ impl GruActs {
 
     /// The outputs, `(T, B, H)`.
     pub fn out(&self) -> &[f32] {
+        // Past the initial state's (B, H) block, which `dh` matches.
         &self.h[self.dh.len()..]
     }
 }
