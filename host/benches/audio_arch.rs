@@ -23,7 +23,7 @@
 use edgegen::data::audio::{load, mulaw_encode};
 use edgegen::data::split::split_audio;
 use edgegen::eval::audio::baselines;
-use edgegen::models::rnn::{Rnn, RnnActs, RnnConfig};
+use edgegen::models::rnn::{Rnn, RnnActs, RnnConfig, nll_bits};
 use edgegen::models::transformer::{Acts, Transformer, TransformerConfig};
 use edgegen::nn::gemm::Threads;
 use edgegen::nn::loss::{softmax_cross_entropy, softmax_cross_entropy_in_place};
@@ -123,47 +123,9 @@ fn gru(cfg: RnnConfig, train: &[Clip], test: &[Clip], secs: f64, th: Threads) ->
         m.backward(&p, &mut g, &mut a, th);
         opt.step(&m.layout, &mut p, &mut g, 2e-3);
     }
-    // Whole test clips from a zero state, in chunks of WINDOW steps with
-    // the state carried; codes past a clip's end are padding, not scored.
-    let nb = 30;
-    let mut ev = RnnActs::new(&m, WINDOW, nb);
-    let (mut bits, mut count) = (0f64, 0usize);
-    let mut tg = vec![0u32; WINDOW * nb];
-    let mut l = vec![0f32; WINDOW * nb];
-    let h = m.cfg.hidden;
-    for group in test.chunks(nb) {
-        let longest = group.iter().map(|c| c.codes.len()).max().unwrap_or(0);
-        ev.gru.h[..nb * h].fill(0.0);
-        for j in 0..nb {
-            ev.labels[j] = group.get(j).map_or(0, |c| c.label);
-        }
-        for s in (0..longest.saturating_sub(1)).step_by(WINDOW) {
-            for t in 0..WINDOW {
-                for j in 0..nb {
-                    let c = group.get(j).map(|c| &c.codes[..]).unwrap_or(&[]);
-                    let at = s + t;
-                    ev.tokens[t * nb + j] = c.get(at).copied().unwrap_or(128);
-                    tg[t * nb + j] = c.get(at + 1).copied().unwrap_or(u32::MAX);
-                }
-            }
-            m.forward(&p, &mut ev, th);
-            let valid: Vec<u32> = tg
-                .iter()
-                .map(|&x| if x == u32::MAX { 0 } else { x })
-                .collect();
-            softmax_cross_entropy(&mut l, None, &ev.logits, &valid, v, 1.0);
-            for (&x, &lv) in tg.iter().zip(&l) {
-                if x != u32::MAX {
-                    bits += lv as f64 / std::f64::consts::LN_2;
-                    count += 1;
-                }
-            }
-            // The last state starts the next chunk.
-            let last = WINDOW * nb * h;
-            ev.gru.h.copy_within(last..last + nb * h, 0);
-        }
-    }
-    (opt.t, bits / count as f64, count)
+    let clips: Vec<(&[u32], u32)> = test.iter().map(|c| (&c.codes[..], c.label)).collect();
+    let (bits, count) = nll_bits(&m, &p, &clips, WINDOW, 30, th);
+    (opt.t, bits, count)
 }
 
 /// Trains the transformer for `secs`; returns (steps, test bits per code,

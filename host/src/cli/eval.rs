@@ -64,6 +64,34 @@ struct Report {
     suite: Option<SuiteReport>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     text: Option<TextEval>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    audio: Option<AudioEval>,
+}
+
+/// An audio model on its test clips (FSDD's takes 0 to 4; the held-out
+/// clips for other data), beside the baselines on the same codes.
+#[derive(Debug, Serialize)]
+struct AudioEval {
+    /// Which clips: `test` or `validation`.
+    split: &'static str,
+    /// Clips scored.
+    clips: usize,
+    /// Codes scored: all but each clip's first.
+    samples: usize,
+    /// Mean next-code cross-entropy, in bits.
+    nll_bits_per_sample: f64,
+    /// The baselines of `eval::audio` on the same clips (every code).
+    #[serde(flatten)]
+    baselines: AudioBaselines,
+}
+
+/// [`crate::eval::audio::Baselines`] under the report's names.
+#[derive(Debug, Serialize)]
+struct AudioBaselines {
+    baseline_uniform_bits: f64,
+    baseline_unigram_bits: f64,
+    baseline_lpc_bits: f64,
+    baseline_lpc_laplace_scale: f64,
 }
 
 /// A text model on its held-out text.
@@ -100,8 +128,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if a.data.is_some() {
         cfg.data = a.data.clone();
     }
-    if ck.family == Family::Text {
-        let report = eval_text(&a, &ck, &cfg, th)?;
+    if matches!(ck.family, Family::Text | Family::Audio) {
+        let report = if ck.family == Family::Text {
+            eval_text(&a, &ck, &cfg, th)?
+        } else {
+            eval_audio(&a, &ck, &cfg, th)?
+        };
         if a.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -116,7 +148,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         Family::Vae => eval_vae(&a, &ck, &data, th)?,
         Family::Gan => eval_gan(&a, &ck, &data, th)?,
         Family::Classifier => eval_classifier(&a, &ck, &data, th)?,
-        Family::Text => unreachable!("text is evaluated above"),
+        Family::Text | Family::Audio => unreachable!("sequences are evaluated above"),
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -197,6 +229,7 @@ fn eval_vae(a: &EvalArgs, ck: &Checkpoint, data: &ImageSplits, th: Threads) -> R
         classifier: None,
         suite,
         text: None,
+        audio: None,
     })
 }
 
@@ -228,11 +261,80 @@ fn eval_gan(a: &EvalArgs, ck: &Checkpoint, data: &ImageSplits, th: Threads) -> R
         classifier: None,
         suite: suite_for(a, &px, (k > 0).then_some(&labels[..]), data, th)?,
         text: None,
+        audio: None,
     })
 }
 
 /// The held-out end of each text, split as the run split it (or of the
 /// text `--data` names, which the model's vocabulary must cover).
+fn eval_audio(
+    a: &EvalArgs,
+    ck: &Checkpoint,
+    cfg: &crate::train::config::TrainConfig,
+    th: Threads,
+) -> Result<Report> {
+    use crate::train::audio::{self, AudioData};
+    if a.classifier.is_some() {
+        bail!(
+            "--classifier: the audio classifier is not built yet; {} is scored by its NLL",
+            a.run.display()
+        );
+    }
+    let (m, mc, st) = audio::load(ck, "`eval`")?;
+    let data = AudioData::load(cfg)?;
+    if data.classes != mc.classes {
+        bail!(
+            "{}: the model's classes {:?} are not this data's {:?}",
+            ck.path.display(),
+            mc.classes,
+            data.classes
+        );
+    }
+    let (split, clips) = if data.test.is_empty() {
+        ("validation", &data.val)
+    } else {
+        ("test", &data.test)
+    };
+    let clips: Vec<audio::Codes> = clips
+        .iter()
+        .map(|c| audio::Codes {
+            codes: c.codes.clone(),
+            label: if mc.classes.is_empty() { 0 } else { c.label },
+        })
+        .collect();
+    let (bits, samples) = audio::nll(&m, &st.groups[0].params, &clips, th);
+    let bytes = |c: &[audio::Codes]| -> Vec<Vec<u8>> {
+        c.iter()
+            .map(|c| c.codes.iter().map(|&q| q as u8).collect())
+            .collect()
+    };
+    let (train, test) = (bytes(&data.train), bytes(&clips));
+    let refs = |v: &[Vec<u8>]| v.iter().map(|c| c.to_vec()).collect::<Vec<_>>();
+    let (train, test) = (refs(&train), refs(&test));
+    let tr: Vec<&[u8]> = train.iter().map(|c| &c[..]).collect();
+    let te: Vec<&[u8]> = test.iter().map(|c| &c[..]).collect();
+    let b = crate::eval::audio::baselines(&tr, &te);
+    Ok(Report {
+        family: "audio",
+        vae: None,
+        classifier: None,
+        suite: None,
+        text: None,
+        audio: Some(AudioEval {
+            split,
+            clips: clips.len(),
+            samples,
+            nll_bits_per_sample: bits,
+            baselines: AudioBaselines {
+                baseline_uniform_bits: b.uniform_bits,
+                baseline_unigram_bits: b.unigram_bits,
+                baseline_lpc_bits: b.lpc_bits,
+                baseline_lpc_laplace_scale: b.lpc_laplace_scale,
+            },
+        }),
+    })
+}
+
 fn eval_text(
     a: &EvalArgs,
     ck: &Checkpoint,
@@ -280,6 +382,7 @@ fn eval_text(
             val_loss_nats: nats,
             bits_per_byte: nats * symbols as f64 / (bytes.max(1) as f64 * std::f64::consts::LN_2),
         }),
+        audio: None,
     })
 }
 
@@ -319,10 +422,27 @@ fn eval_classifier(
         }),
         suite: None,
         text: None,
+        audio: None,
     })
 }
 
 fn print_report(r: &Report) {
+    if let Some(t) = &r.audio {
+        println!(
+            "{} clips          {} ({} samples)",
+            t.split, t.clips, t.samples
+        );
+        println!("nll_bits_per_sample {:.4}", t.nll_bits_per_sample);
+        let b = &t.baselines;
+        println!(
+            "baselines          uniform {:.2}, unigram {:.4}, LPC-{} {:.4} bits per sample",
+            b.baseline_uniform_bits,
+            b.baseline_unigram_bits,
+            crate::eval::audio::LPC_ORDER,
+            b.baseline_lpc_bits
+        );
+        return;
+    }
     if let Some(t) = &r.text {
         println!(
             "held-out symbols   {} ({} bytes)",

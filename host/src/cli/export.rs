@@ -49,6 +49,10 @@ pub fn export(a: ExportArgs) -> Result<()> {
             path.display()
         ),
         Family::Text => export_text(&a, &ck),
+        Family::Audio => bail!(
+            "{}: exporting an audio model is not built yet (issue 11: GGUF and ONNX of one GRU step come with the device runtime's audio model)",
+            path.display()
+        ),
     }
 }
 

@@ -1,7 +1,8 @@
-//! `edgegen train vae|gan|classifier|text`.
+//! `edgegen train vae|gan|classifier|text|audio`.
 
 use crate::nn::optim::Schedule;
 use crate::train::Trainer;
+use crate::train::audio::AudioTrainer;
 use crate::train::classifier::ClassifierTrainer;
 use crate::train::config::TrainConfig;
 use crate::train::gan::GanTrainer;
@@ -29,6 +30,12 @@ pub enum TrainCommand {
     /// "baby" recipe by default; the run counts steps (--iters).
     #[command(args_override_self = true)]
     Text(TextArgs),
+    /// A GRU over 8-bit mu-law audio at 8 kHz: a folder of .wav files
+    /// (FSDD's `{digit}_{speaker}_{take}.wav`: takes 0 to 4 are the test
+    /// set), conditioned on the class with --conditional. The run counts
+    /// steps (--iters).
+    #[command(args_override_self = true)]
+    Audio(AudioArgs),
 }
 
 /// The flags every family shares: data, run and optimizer. Flags override
@@ -294,6 +301,37 @@ pub struct TextArgs {
     sample_prompt: Option<String>,
 }
 
+/// `train audio`: the common flags and the `[audio]` table's.
+#[derive(Debug, Args)]
+pub struct AudioArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Condition on the clip's class (the folder, or the name up to its first `_`).
+    #[arg(long)]
+    conditional: bool,
+    /// Width of the code and class embeddings [default: 64].
+    #[arg(long)]
+    embed: Option<usize>,
+    /// The GRU's state [default: 128].
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Codes per training window (steps of backpropagation through time) [default: 256].
+    #[arg(long)]
+    window: Option<usize>,
+    /// Optimizer steps in all; a resumed run may raise it [default: 3000].
+    #[arg(long)]
+    iters: Option<u64>,
+    /// Steps between validations [default: 500].
+    #[arg(long)]
+    eval_interval: Option<u64>,
+    /// Trim leading and trailing silence this many dB below a clip's loudest 10 ms (0: off) [default: 0].
+    #[arg(long)]
+    trim_db: Option<f32>,
+    /// Seconds of each sample drawn (as spectrograms) after every round [default: 0.75].
+    #[arg(long)]
+    sample_seconds: Option<f32>,
+}
+
 /// `train classifier`: the common flags and the `[classifier]` table's.
 #[derive(Debug, Args)]
 pub struct ClassifierArgs {
@@ -344,6 +382,12 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
             if a.kv_heads.is_some() {
                 t.kv_heads = a.kv_heads;
             }
+            Ok(())
+        }),
+        TrainCommand::Audio(a) => a.run.train::<AudioTrainer>(|c| {
+            let t = c.audio.get_or_insert_with(Default::default);
+            over!(t, a; embed, hidden, window, iters, eval_interval, trim_db, sample_seconds);
+            t.conditional |= a.conditional;
             Ok(())
         }),
         TrainCommand::Gan(a) => a.run.train::<GanTrainer>(|c| {

@@ -22,11 +22,19 @@ pub enum Family {
     Classifier,
     /// A byte-level (or character-level) transformer on text.
     Text,
+    /// A GRU over 8-bit mu-law audio.
+    Audio,
 }
 
 impl Family {
     /// Every family, in the order the CLI lists them.
-    pub const ALL: [Family; 4] = [Family::Vae, Family::Gan, Family::Classifier, Family::Text];
+    pub const ALL: [Family; 5] = [
+        Family::Vae,
+        Family::Gan,
+        Family::Classifier,
+        Family::Text,
+        Family::Audio,
+    ];
 
     /// The name stored in checkpoints and config files (`[vae]`).
     pub fn name(self) -> &'static str {
@@ -35,6 +43,7 @@ impl Family {
             Family::Gan => "gan",
             Family::Classifier => "classifier",
             Family::Text => "text",
+            Family::Audio => "audio",
         }
     }
 
@@ -43,9 +52,12 @@ impl Family {
         Self::ALL.into_iter().find(|f| f.name() == s)
     }
 
-    /// "a vae" / "a text": for messages.
+    /// "a vae" / "an audio": for messages.
     pub fn article(self) -> &'static str {
-        "a"
+        match self {
+            Family::Audio => "an",
+            _ => "a",
+        }
     }
 
     /// Whether the family models images (and so is scored by the

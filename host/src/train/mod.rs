@@ -4,6 +4,7 @@
 //! through [`Trainer`]: it builds its model, steps an epoch, validates and
 //! draws its pictures.
 
+pub mod audio;
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;
