@@ -49,13 +49,24 @@ pub struct AudioSet {
 /// Reads a WAV file as mono f32 at its own rate. Integer PCM of 8 to 32
 /// bits and 32-bit float are accepted; channels are averaged.
 pub fn read_wav(path: &Path) -> Result<(hound::WavSpec, Vec<f32>)> {
-    let mut r = hound::WavReader::open(path)
+    let f = std::fs::File::open(path)
         .with_context(|| format!("{}: not a readable WAV file", path.display()))?;
+    decode_wav(std::io::BufReader::new(f), &path.display().to_string())
+}
+
+/// [`read_wav`] of bytes in memory (the built-in sample's); `name` is
+/// what errors call them.
+pub fn read_wav_bytes(bytes: &[u8], name: &str) -> Result<(hound::WavSpec, Vec<f32>)> {
+    decode_wav(std::io::Cursor::new(bytes), name)
+}
+
+fn decode_wav(src: impl std::io::Read, name: &str) -> Result<(hound::WavSpec, Vec<f32>)> {
+    let mut r =
+        hound::WavReader::new(src).with_context(|| format!("{name}: not a readable WAV file"))?;
     let spec = r.spec();
     if spec.channels == 0 || spec.sample_rate == 0 {
         bail!(
-            "{}: header: channels = {}, sample rate = {} (both must be non-zero)",
-            path.display(),
+            "{name}: header: channels = {}, sample rate = {} (both must be non-zero)",
             spec.channels,
             spec.sample_rate
         );
@@ -64,22 +75,18 @@ pub fn read_wav(path: &Path) -> Result<(hound::WavSpec, Vec<f32>)> {
         hound::SampleFormat::Float => {
             if spec.bits_per_sample != 32 {
                 bail!(
-                    "{}: bits per sample: expected 32 for float WAV, found {}",
-                    path.display(),
+                    "{name}: bits per sample: expected 32 for float WAV, found {}",
                     spec.bits_per_sample
                 );
             }
             r.samples::<f32>()
                 .collect::<std::result::Result<_, _>>()
-                .with_context(|| {
-                    format!("{}: sample data is truncated or corrupt", path.display())
-                })?
+                .with_context(|| format!("{name}: sample data is truncated or corrupt"))?
         }
         hound::SampleFormat::Int => {
             if !(8..=32).contains(&spec.bits_per_sample) {
                 bail!(
-                    "{}: bits per sample: expected 8 to 32, found {}",
-                    path.display(),
+                    "{name}: bits per sample: expected 8 to 32, found {}",
                     spec.bits_per_sample
                 );
             }
@@ -87,9 +94,7 @@ pub fn read_wav(path: &Path) -> Result<(hound::WavSpec, Vec<f32>)> {
             r.samples::<i32>()
                 .map(|s| s.map(|s| s as f32 * scale))
                 .collect::<std::result::Result<_, _>>()
-                .with_context(|| {
-                    format!("{}: sample data is truncated or corrupt", path.display())
-                })?
+                .with_context(|| format!("{name}: sample data is truncated or corrupt"))?
         }
     };
     let c = spec.channels as usize;
@@ -310,10 +315,39 @@ pub fn load(path: &Path) -> Result<AudioSet> {
     if files.is_empty() {
         bail!("{}: no .wav files here or one folder down", path.display());
     }
-    let mut clips = Vec::with_capacity(files.len());
-    let mut names: Vec<Option<String>> = Vec::with_capacity(files.len());
+    let mut decoded = Vec::with_capacity(files.len());
     for (f, folder_class) in files {
         let (spec, samples) = read_wav(&f)?;
+        decoded.push((f, folder_class, spec, samples));
+    }
+    Ok(assemble(decoded))
+}
+
+/// The name of the built-in sample: one FSDD speaker's ten digits, takes 0
+/// to 9 (see `data/README.md`).
+pub const BUILTIN_FSDD: &str = "builtin:fsdd-sample";
+
+/// The built-in sample's files, compiled in.
+const FSDD_SAMPLE: &[(&str, &[u8])] = include!("../../../data/fsdd-sample/clips.rs");
+
+/// The built-in FSDD sample, decoded.
+pub fn builtin() -> Result<AudioSet> {
+    let mut decoded = Vec::with_capacity(FSDD_SAMPLE.len());
+    for (name, bytes) in FSDD_SAMPLE {
+        let path = PathBuf::from(BUILTIN_FSDD).join(name);
+        let (spec, samples) = read_wav_bytes(bytes, &path.display().to_string())?;
+        decoded.push((path, None, spec, samples));
+    }
+    Ok(assemble(decoded))
+}
+
+/// Clips from decoded files `(path, folder class, spec, samples)`:
+/// labels from the folder or the name, FSDD's speaker and take from the
+/// name.
+fn assemble(decoded: Vec<(PathBuf, Option<String>, hound::WavSpec, Vec<f32>)>) -> AudioSet {
+    let mut clips = Vec::with_capacity(decoded.len());
+    let mut names: Vec<Option<String>> = Vec::with_capacity(decoded.len());
+    for (f, folder_class, spec, samples) in decoded {
         let stem = f
             .file_stem()
             .unwrap_or_default()
@@ -358,7 +392,7 @@ pub fn load(path: &Path) -> Result<AudioSet> {
                 .map(|i| i as u32);
         }
     }
-    Ok(AudioSet { clips, classes })
+    AudioSet { clips, classes }
 }
 
 #[cfg(test)]
@@ -396,6 +430,22 @@ mod tests {
         // Upsampling keeps the tone too.
         let y = resample(&sine(300.0, 8_000, 0.5), 8_000, 16_000);
         assert!((rms(&y[1000..7000]) - 0.3536).abs() < 0.003);
+    }
+
+    #[test]
+    fn the_builtin_sample_is_one_speakers_ten_digits_in_ten_takes() {
+        let set = builtin().unwrap();
+        assert_eq!(set.clips.len(), 100);
+        assert_eq!(
+            set.classes,
+            (0..10).map(|d| d.to_string()).collect::<Vec<_>>()
+        );
+        for c in &set.clips {
+            assert_eq!((c.rate, c.channels, c.bits), (8000, 1, 16));
+            assert_eq!(c.speaker.as_deref(), Some("george"));
+            assert!(c.take.is_some_and(|t| t < 10) && c.label.is_some());
+            assert!(c.seconds() > 0.2 && c.seconds() < 1.0);
+        }
     }
 
     #[test]

@@ -87,10 +87,14 @@ fn load_any(path: &str, shaping: &images::Shaping) -> Result<Dataset> {
     if path == text::BUILTIN_SHAKESPEARE {
         return Ok(Dataset::Text(text::builtin()?));
     }
+    if path == audio::BUILTIN_FSDD {
+        return Ok(Dataset::Audio(audio::builtin()?));
+    }
     if let Some(name) = path.strip_prefix("builtin:") {
         bail!(
-            "{path}: no built-in dataset {name:?}; expected {BUILTIN_MNIST} or {}",
-            text::BUILTIN_SHAKESPEARE
+            "{path}: no built-in dataset {name:?}; expected {BUILTIN_MNIST}, {} or {}",
+            text::BUILTIN_SHAKESPEARE,
+            audio::BUILTIN_FSDD
         );
     }
     let p = Path::new(path);

@@ -12,7 +12,9 @@
 use super::checkpoint::{Checkpoint, GroupState, Spec, TrainState};
 use super::config::TrainConfig;
 use super::{Curves, GroupOptimizer, Trainer, Validation};
-use crate::data::audio::{AudioSet, mulaw_decode, mulaw_encode, resample, trim_silence};
+use crate::data::audio::{
+    AudioSet, BUILTIN_FSDD, mulaw_decode, mulaw_encode, resample, trim_silence,
+};
 use crate::data::split::split_audio;
 use crate::data::{self, Dataset};
 use crate::models::Family;
@@ -31,9 +33,6 @@ use std::path::Path;
 pub const MODEL: &str = "model";
 /// The rate every clip is brought to.
 pub const SAMPLE_RATE: u32 = 8000;
-/// What a run without `--data` or `EDGEGEN_DATA` asks for: there is no
-/// built-in audio sample yet.
-pub const BUILTIN_AUDIO: &str = "builtin:audio-sample";
 /// The code the generator starts from: mu-law's zero.
 pub const SILENCE: u32 = 128;
 
@@ -231,12 +230,7 @@ impl AudioData {
     /// Loads and splits the clips `cfg` names.
     pub fn load(cfg: &TrainConfig) -> Result<Self> {
         let s = cfg.audio_settings()?;
-        let path = data::resolve_or(cfg.data.as_deref(), BUILTIN_AUDIO);
-        if path == BUILTIN_AUDIO {
-            bail!(
-                "an audio run needs --data DIR (a folder of .wav files, such as the Free Spoken Digit Dataset) or EDGEGEN_DATA; there is no built-in audio sample yet"
-            );
-        }
+        let path = data::resolve_or(cfg.data.as_deref(), BUILTIN_FSDD);
         let set = match data::load(&path)? {
             Dataset::Audio(a) => a,
             _ => bail!(
@@ -316,7 +310,7 @@ impl Trainer for AudioTrainer {
             ("validation", "val_bits_per_sample"),
         ],
     };
-    const BUILTIN_DATA: &'static str = BUILTIN_AUDIO;
+    const BUILTIN_DATA: &'static str = BUILTIN_FSDD;
 
     fn rounds(cfg: &TrainConfig) -> usize {
         cfg.audio
