@@ -29,7 +29,7 @@ pub enum Family {
     Gan,
     /// Byte-level autoregressive transformer over text.
     Text,
-    /// Autoregressive transformer over 8-bit mu-law audio samples.
+    /// A GRU over 8-bit mu-law audio samples.
     Audio,
 }
 
@@ -626,9 +626,8 @@ pub mod gan {
     }
 }
 
-/// `edgegen.text` and `edgegen.audio`: the decoder-only transformer both
-/// families share (GPT-2's pre-norm block with LayerNorm and a GELU MLP),
-/// under llama.cpp's tensor names so that GGUF tools recognise them. Shapes
+/// `edgegen.text`: the decoder-only transformer (GPT-2's pre-norm block
+/// with LayerNorm and a GELU MLP), under llama.cpp's tensor names so that GGUF tools recognise them. Shapes
 /// are GGUF order, `[in, out]`: a weight is a row-major `(out, in)` matrix
 /// whose rows a matrix-vector product reads in place, and an embedding
 /// `[C, n]` is n rows of C.
@@ -636,8 +635,8 @@ pub mod transformer {
     use super::Family;
     use crate::{Error, Gguf};
 
-    /// One family's hyperparameter keys (the same names under
-    /// `edgegen.text.*` and `edgegen.audio.*`).
+    /// The hyperparameter keys (`edgegen.text.*`; the audio family
+    /// measured this layout and settled on a GRU, [`super::audio`]).
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct Keys {
         /// Symbols `V` (u32).
@@ -678,20 +677,6 @@ pub mod transformer {
         n_classes: "edgegen.text.n_classes",
         layer_norm_epsilon: "edgegen.text.layer_norm_epsilon",
         tied_output: "edgegen.text.tied_output",
-    };
-
-    /// The audio family's keys.
-    pub const AUDIO: Keys = Keys {
-        vocab_size: "edgegen.audio.vocab_size",
-        context_length: "edgegen.audio.context_length",
-        embedding_length: "edgegen.audio.embedding_length",
-        block_count: "edgegen.audio.block_count",
-        head_count: "edgegen.audio.head_count",
-        head_count_kv: "edgegen.audio.head_count_kv",
-        feed_forward_length: "edgegen.audio.feed_forward_length",
-        n_classes: "edgegen.audio.n_classes",
-        layer_norm_epsilon: "edgegen.audio.layer_norm_epsilon",
-        tied_output: "edgegen.audio.tied_output",
     };
 
     /// Text only: `bytes` (symbol `i` is byte `i` of UTF-8; V = 256) or
@@ -746,12 +731,11 @@ pub mod transformer {
     /// stack.
     pub const MAX_HEAD_DIM: usize = 256;
 
-    /// The keys of `family` (text or audio).
+    /// The keys a transformer of `family` uses: the text family's (the
+    /// only family with this layout).
     pub const fn keys(family: Family) -> Keys {
-        match family {
-            Family::Audio => AUDIO,
-            _ => TEXT,
-        }
+        let _ = family;
+        TEXT
     }
 
     /// A transformer's hyperparameters.
@@ -905,4 +889,156 @@ pub fn write_common(w: &mut crate::GgufWriter, family: Family) -> Result<(), cra
     w.add(keys::ARCHITECTURE, family.arch())?;
     w.add(keys::FORMAT_VERSION, FORMAT_VERSION)?;
     w.add_data_crc32(keys::DATA_CRC32)
+}
+
+/// `edgegen.audio`: a GRU over 8-bit mu-law codes (mu = 255), one step per
+/// sample: the code's embedding (plus the class's) into PyTorch's GRU cell,
+/// then a linear layer to the next code's logits. Shapes are GGUF order,
+/// `[in, out]`, as the transformer's.
+pub mod audio {
+    use crate::{Error, Gguf};
+
+    /// Codes `V` (u32): 256.
+    pub const VOCAB_SIZE: &str = "edgegen.audio.vocab_size";
+    /// The embeddings' width `E` (u32).
+    pub const EMBEDDING_LENGTH: &str = "edgegen.audio.embedding_length";
+    /// The GRU's state `H` (u32).
+    pub const STATE_LENGTH: &str = "edgegen.audio.state_length";
+    /// Classes `K` (u32), 0 if unconditional.
+    pub const N_CLASSES: &str = "edgegen.audio.n_classes";
+    /// Hz (u32).
+    pub const SAMPLE_RATE: &str = "edgegen.audio.sample_rate";
+    /// Optional: the class names, an array of K strings.
+    pub const CLASS_NAMES: &str = "edgegen.audio.class_names";
+
+    /// `[E, V]`: row `s` is code `s`'s embedding.
+    pub const TOKEN_EMBD: &str = "token_embd.weight";
+    /// `[E, K]`, only if `K > 0`.
+    pub const CLASS_EMBD: &str = "class_embd.weight";
+    /// `[E, 3H]`: PyTorch's `weight_ih_l0`, rows `[r; z; n]`.
+    pub const GRU_WEIGHT_IH: &str = "gru.weight_ih";
+    /// `[3H]`.
+    pub const GRU_BIAS_IH: &str = "gru.bias_ih";
+    /// `[H, 3H]`: PyTorch's `weight_hh_l0`.
+    pub const GRU_WEIGHT_HH: &str = "gru.weight_hh";
+    /// `[3H]`.
+    pub const GRU_BIAS_HH: &str = "gru.bias_hh";
+    /// `[H, V]`.
+    pub const OUTPUT: &str = "output.weight";
+    /// `[V]`.
+    pub const OUTPUT_BIAS: &str = "output.bias";
+
+    /// An audio model's hyperparameters.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Hparams {
+        /// `V`.
+        pub vocab_size: u32,
+        /// `E`.
+        pub embedding_length: u32,
+        /// `H`.
+        pub state_length: u32,
+        /// `K`.
+        pub n_classes: u32,
+        /// Hz.
+        pub sample_rate: u32,
+    }
+
+    impl Hparams {
+        /// Reads and range-checks the hyperparameters.
+        ///
+        /// ```
+        /// use edgegen_format::{arch::audio::Hparams, Gguf, GgufWriter};
+        /// let hp = Hparams { vocab_size: 256, embedding_length: 64, state_length: 128, n_classes: 10, sample_rate: 8000 };
+        /// let mut w = GgufWriter::new();
+        /// hp.write(&mut w).unwrap();
+        /// let bytes = w.to_bytes();
+        /// assert_eq!(Hparams::read(&Gguf::parse(&bytes).unwrap()).unwrap(), hp);
+        /// ```
+        pub fn read(g: &Gguf<'_>) -> Result<Self, Error> {
+            let range = |key, lo, hi, expected| {
+                let v = g.require_u32(key)?;
+                if v < lo || v > hi {
+                    return Err(Error::BadValue { key, expected });
+                }
+                Ok(v)
+            };
+            Ok(Self {
+                vocab_size: range(VOCAB_SIZE, 1, 1 << 16, "1 to 65536 codes")?,
+                embedding_length: range(EMBEDDING_LENGTH, 1, 4096, "1 to 4096")?,
+                state_length: range(STATE_LENGTH, 1, 4096, "1 to 4096")?,
+                n_classes: range(N_CLASSES, 0, 1 << 16, "0 to 65536")?,
+                sample_rate: range(SAMPLE_RATE, 1, 1 << 20, "1 to 1048576 Hz")?,
+            })
+        }
+
+        /// Writes the architecture, the shared keys and these
+        /// hyperparameters.
+        #[cfg(feature = "std")]
+        pub fn write(&self, w: &mut crate::GgufWriter) -> Result<(), crate::WriteError> {
+            super::write_common(w, super::Family::Audio)?;
+            w.add(VOCAB_SIZE, self.vocab_size)?;
+            w.add(EMBEDDING_LENGTH, self.embedding_length)?;
+            w.add(STATE_LENGTH, self.state_length)?;
+            w.add(N_CLASSES, self.n_classes)?;
+            w.add(SAMPLE_RATE, self.sample_rate)
+        }
+
+        /// Floats of state a sampler keeps: the GRU's `H`.
+        pub const fn state_len(&self) -> usize {
+            self.state_length as usize
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        extern crate std;
+        use super::*;
+        use crate::GgufWriter;
+
+        #[test]
+        fn out_of_range_values_name_their_key() {
+            let good = Hparams {
+                vocab_size: 256,
+                embedding_length: 8,
+                state_length: 16,
+                n_classes: 0,
+                sample_rate: 8000,
+            };
+            for (key, bad) in [
+                (
+                    STATE_LENGTH,
+                    Hparams {
+                        state_length: 0,
+                        ..good
+                    },
+                ),
+                (
+                    EMBEDDING_LENGTH,
+                    Hparams {
+                        embedding_length: 5000,
+                        ..good
+                    },
+                ),
+                (
+                    SAMPLE_RATE,
+                    Hparams {
+                        sample_rate: 0,
+                        ..good
+                    },
+                ),
+            ] {
+                let mut w = GgufWriter::new();
+                bad.write(&mut w).unwrap();
+                let b = w.to_bytes();
+                match Hparams::read(&Gguf::parse(&b).unwrap()) {
+                    Err(Error::BadValue { key: k, .. }) => assert_eq!(k, key),
+                    other => panic!("{key}: {other:?}"),
+                }
+            }
+            let mut w = GgufWriter::new();
+            good.write(&mut w).unwrap();
+            let b = w.to_bytes();
+            assert_eq!(Hparams::read(&Gguf::parse(&b).unwrap()).unwrap(), good);
+        }
+    }
 }
