@@ -295,22 +295,13 @@ fn eval_audio(
     } else {
         ("test", &data.test)
     };
-    let clips: Vec<audio::Codes> = clips
-        .iter()
-        .map(|c| audio::Codes {
-            codes: c.codes.clone(),
-            label: if mc.classes.is_empty() { 0 } else { c.label },
-        })
-        .collect();
-    let (bits, samples) = audio::nll(&m, &st.groups[0].params, &clips, th);
+    let (bits, samples) = audio::nll(&m, &st.groups[0].params, clips, th);
     let bytes = |c: &[audio::Codes]| -> Vec<Vec<u8>> {
         c.iter()
             .map(|c| c.codes.iter().map(|&q| q as u8).collect())
             .collect()
     };
-    let (train, test) = (bytes(&data.train), bytes(&clips));
-    let refs = |v: &[Vec<u8>]| v.iter().map(|c| c.to_vec()).collect::<Vec<_>>();
-    let (train, test) = (refs(&train), refs(&test));
+    let (train, test) = (bytes(&data.train), bytes(clips));
     let tr: Vec<&[u8]> = train.iter().map(|c| &c[..]).collect();
     let te: Vec<&[u8]> = test.iter().map(|c| &c[..]).collect();
     let b = crate::eval::audio::baselines(&tr, &te);

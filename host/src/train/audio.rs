@@ -126,7 +126,7 @@ pub struct AudioModelConfig {
 pub struct Codes {
     /// Mu-law codes at [`SAMPLE_RATE`].
     pub codes: Vec<u32>,
-    /// Its class (0 when unlabeled).
+    /// Its class (0 unless the run is conditional).
     pub label: u32,
 }
 
@@ -183,7 +183,12 @@ impl AudioData {
                     };
                     Codes {
                         codes: x[r].iter().map(|&v| mulaw_encode(v) as u32).collect(),
-                        label: c.label.unwrap_or(0),
+                        // One label for all when the model ignores it.
+                        label: if s.conditional {
+                            c.label.unwrap_or(0)
+                        } else {
+                            0
+                        },
                     }
                 })
                 .filter(|c| c.codes.len() >= 2)
@@ -429,11 +434,7 @@ impl Trainer for AudioTrainer {
                     self.acts.tokens[s * b + j] = c.codes[at + s];
                     self.targets[s * b + j] = c.codes[at + s + 1];
                 }
-                self.acts.labels[j] = if self.mc.classes.is_empty() {
-                    0
-                } else {
-                    c.label
-                };
+                self.acts.labels[j] = c.label;
             }
             self.acts.gru.h[..b * h].fill(0.0);
             let g = &mut st.groups[0];
@@ -467,19 +468,7 @@ impl Trainer for AudioTrainer {
 
     fn validate(&mut self, st: &TrainState, data: &AudioData) -> Validation {
         let p = &st.groups[0].params;
-        let val: Vec<Codes> = data
-            .val
-            .iter()
-            .map(|c| Codes {
-                codes: c.codes.clone(),
-                label: if self.mc.classes.is_empty() {
-                    0
-                } else {
-                    c.label
-                },
-            })
-            .collect();
-        let (bits, _) = nll(&self.model, p, &val, self.threads);
+        let (bits, _) = nll(&self.model, p, &data.val, self.threads);
         Validation {
             values: vec![("val_bits_per_sample", bits)],
             texts: vec![],
