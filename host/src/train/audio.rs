@@ -318,23 +318,11 @@ impl Trainer for AudioTrainer {
     const BUILTIN_DATA: &'static str = BUILTIN_FSDD;
 
     fn rounds(cfg: &TrainConfig) -> usize {
-        cfg.audio
-            .as_ref()
-            .map_or(1, |s| s.iters.div_ceil(s.eval_interval.max(1)) as usize)
+        super::step_rounds(cfg.audio.as_ref().map(|s| (s.iters, s.eval_interval)))
     }
 
     fn length(cfg: &TrainConfig) -> (&'static str, String) {
-        let (iters, every) = cfg
-            .audio
-            .as_ref()
-            .map_or((0, 1), |s| (s.iters, s.eval_interval));
-        (
-            "rounds",
-            format!(
-                "--iters {iters} makes {} rounds of --eval-interval {every}",
-                Self::rounds(cfg)
-            ),
-        )
+        super::step_length(cfg.audio.as_ref().map(|s| (s.iters, s.eval_interval)))
     }
 
     fn load_data(cfg: &TrainConfig) -> Result<AudioData> {

@@ -151,6 +151,24 @@ pub trait Trainer: Sized {
     -> Result<()>;
 }
 
+/// Rounds of a run counted in optimizer steps (text, audio): `iters`
+/// steps, a validation every `every`; one round if the table is absent.
+pub fn step_rounds(iters_every: Option<(u64, u64)>) -> usize {
+    iters_every.map_or(1, |(iters, every)| iters.div_ceil(every.max(1)) as usize)
+}
+
+/// [`Trainer::length`] of a run counted in steps.
+pub fn step_length(iters_every: Option<(u64, u64)>) -> (&'static str, String) {
+    let (iters, every) = iters_every.unwrap_or((0, 1));
+    (
+        "rounds",
+        format!(
+            "--iters {iters} makes {} rounds of --eval-interval {every}",
+            step_rounds(iters_every)
+        ),
+    )
+}
+
 /// One parameter group's optimizer: Adam(W) with its own settings.
 #[derive(Debug, Clone, Copy)]
 pub struct GroupOptimizer {

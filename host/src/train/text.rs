@@ -419,23 +419,11 @@ impl Trainer for TextTrainer {
     const BUILTIN_DATA: &'static str = BUILTIN_SHAKESPEARE;
 
     fn rounds(cfg: &TrainConfig) -> usize {
-        cfg.text
-            .as_ref()
-            .map_or(1, |s| s.iters.div_ceil(s.eval_interval.max(1)) as usize)
+        super::step_rounds(cfg.text.as_ref().map(|s| (s.iters, s.eval_interval)))
     }
 
     fn length(cfg: &TrainConfig) -> (&'static str, String) {
-        let (iters, every) = cfg
-            .text
-            .as_ref()
-            .map_or((0, 1), |s| (s.iters, s.eval_interval));
-        (
-            "rounds",
-            format!(
-                "--iters {iters} makes {} rounds of --eval-interval {every}",
-                Self::rounds(cfg)
-            ),
-        )
+        super::step_length(cfg.text.as_ref().map(|s| (s.iters, s.eval_interval)))
     }
 
     fn load_data(cfg: &TrainConfig) -> Result<TextData> {
