@@ -265,8 +265,8 @@ fn eval_gan(a: &EvalArgs, ck: &Checkpoint, data: &ImageSplits, th: Threads) -> R
     })
 }
 
-/// The held-out end of each text, split as the run split it (or of the
-/// text `--data` names, which the model's vocabulary must cover).
+/// The test takes of an audio run (or its held-out clips when the data
+/// has no takes), with the baselines on the same clips.
 fn eval_audio(
     a: &EvalArgs,
     ck: &Checkpoint,
@@ -326,6 +326,8 @@ fn eval_audio(
     })
 }
 
+/// The held-out end of each text, split as the run split it (or of the
+/// text `--data` names, which the model's vocabulary must cover).
 fn eval_text(
     a: &EvalArgs,
     ck: &Checkpoint,
