@@ -130,6 +130,110 @@ fn an_audio_run_learns_resumes_exactly_and_is_scored_beside_the_baselines() {
     let p: serde_json::Value =
         serde_json::from_str(&ok(&["provenance", s(&d.join("a").join("samples.png"))])).unwrap();
     assert_eq!(p["kind"], "samples");
+    exports_validate_and_sample(&d.join("a"), nll);
+}
+
+/// Every precision exports, validates across the four engines, and
+/// samples WAV files that carry their provenance; the device's weights
+/// score about as the host's do.
+fn exports_validate_and_sample(run_dir: &Path, nll: f64) {
+    let run_s = s(run_dir);
+    for p in ["f32", "f16", "q8_0"] {
+        let (g, o) = (
+            run_dir.join(format!("m-{p}.gguf")),
+            run_dir.join(format!("m-{p}.onnx")),
+        );
+        ok(&[
+            "export",
+            run_s,
+            "--last",
+            "--precision",
+            p,
+            "--gguf",
+            s(&g),
+            "--onnx",
+            s(&o),
+        ]);
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(&["validate", s(&o), s(&g), "--n", "40", "--json"])).unwrap();
+        assert_eq!(v["ok"], true, "{p}: {v}");
+        assert_eq!(v["engines"].as_array().unwrap().len(), 4, "{v}");
+        assert_eq!(v["outputs"], serde_json::json!(["logits", "h"]));
+        let e: serde_json::Value =
+            serde_json::from_str(&ok(&["eval", run_s, "--last", "--precision", p, "--json"]))
+                .unwrap();
+        let q = e["nll_bits_per_sample"].as_f64().unwrap();
+        assert!((q - nll).abs() < 0.05, "{p}: {q} vs {nll}");
+    }
+    let g = run_dir.join("m-q8_0.gguf");
+    let i: serde_json::Value = serde_json::from_str(&ok(&["inspect", s(&g), "--json"])).unwrap();
+    assert_eq!(i["state_bytes"].as_u64(), Some(4 * 16));
+    assert_eq!(
+        i["flops_per_sample"].as_u64(),
+        Some(2 * (48 * (8 + 16) + 256 * 16))
+    );
+    let wav = run_dir.join("two.wav");
+    let o = ok(&[
+        "sample",
+        s(&g),
+        "--label",
+        "2",
+        "--n",
+        "2",
+        "--seconds",
+        "0.05",
+        "-o",
+        s(&wav),
+    ]);
+    assert!(o.contains("two-1.wav"), "{o}");
+    for i in 0..2 {
+        let w = run_dir.join(format!("two-{i}.wav"));
+        let (spec, x) = edgegen::data::audio::read_wav(&w).unwrap();
+        assert_eq!((spec.sample_rate, x.len()), (8000, 400));
+        assert!(run_dir.join(format!("two-{i}.png")).exists());
+        let p: serde_json::Value = serde_json::from_str(&ok(&["provenance", s(&w)])).unwrap();
+        assert_eq!(
+            (p["label"].as_u64(), p["seed"].as_u64()),
+            (Some(2), Some(7 + i))
+        );
+    }
+    // The seed fixes the clip: clip 0 of two is the clip of one.
+    let one = run_dir.join("one.wav");
+    ok(&[
+        "sample",
+        s(&g),
+        "--label",
+        "2",
+        "--seconds",
+        "0.05",
+        "-o",
+        s(&one),
+    ]);
+    let pcm = |p: &Path| edgegen::data::audio::read_wav(p).unwrap().1;
+    assert_eq!(pcm(&one), pcm(&run_dir.join("two-0.wav")));
+    assert_ne!(pcm(&one), pcm(&run_dir.join("two-1.wav")));
+    // Bad requests name the flag.
+    for (args, want) in [
+        (vec!["--label", "3"], "--label: expected 0 to 2"),
+        (vec![], "is conditional"),
+        (vec!["--label", "1", "--seconds", "0"], "--seconds"),
+        (vec!["--label", "1", "--temperature", "-1"], "--temperature"),
+    ] {
+        let mut a = vec!["sample", s(&g), "-o", s(&one)];
+        a.extend(args);
+        let r = run(&a);
+        let e = String::from_utf8_lossy(&r.stderr);
+        assert!(!r.status.success() && e.contains(want), "{a:?}: {e}");
+    }
+    let r = run(&[
+        "sample",
+        s(&g),
+        "--label",
+        "1",
+        "-o",
+        s(&run_dir.join("x.png")),
+    ]);
+    assert!(String::from_utf8_lossy(&r.stderr).contains(".wav"));
 }
 
 #[test]

@@ -212,11 +212,13 @@ fn demo_runs_every_stage() {
         "1",
         "--text-iters",
         "20",
+        "--audio-iters",
+        "20",
     ]);
     assert!(out.contains("train    6000 images"), "{out}");
     assert!(out.contains("all stages ran"), "{out}");
-    // Three decoders, three generators and three text models.
-    assert_eq!(out.matches("  valid").count(), 9, "{out}");
+    // Three decoders, three generators, three text and three audio models.
+    assert_eq!(out.matches("  valid").count(), 12, "{out}");
     assert!(out.contains("ROMEO:"), "the text sample: {out}");
     assert!(out.contains("engines: valid"), "the encoder: {out}");
     for f in [
@@ -234,6 +236,11 @@ fn demo_runs_every_stage() {
         "export/text-q8_0.gguf",
         "export/text-f16.onnx",
         "text-sample-q8_0.txt",
+        "audio/samples.png",
+        "export/audio-q8_0.gguf",
+        "export/audio-f16.onnx",
+        "audio-seven-q8_0.wav",
+        "audio-seven-q8_0.png",
     ] {
         assert!(d.join(f).is_file(), "{f} is missing");
     }

@@ -29,6 +29,17 @@ pub trait Math {
     fn sigmoid_slice(x: &mut [f32]) {
         x.iter_mut().for_each(|v| *v = Self::sigmoid(*v));
     }
+    /// [`Math::exp`] of every element of `x`, in place.
+    #[inline]
+    fn exp_slice(x: &mut [f32]) {
+        x.iter_mut().for_each(|v| *v = Self::exp(*v));
+    }
+    /// [`Math::tanh`] of every element of `x`, in place (possibly a
+    /// faster form of it: see the implementations).
+    #[inline]
+    fn tanh_slice(x: &mut [f32]) {
+        x.iter_mut().for_each(|v| *v = Self::tanh(*v));
+    }
     /// ln(1 + e^x), without overflow.
     #[inline]
     fn softplus(x: f32) -> f32 {
@@ -56,6 +67,18 @@ impl Math for Libm {
     #[inline]
     fn sigmoid_slice(x: &mut [f32]) {
         crate::kernels::act::sigmoid(x)
+    }
+    /// Vectorized, libm's bits.
+    #[inline]
+    fn exp_slice(x: &mut [f32]) {
+        crate::kernels::act::exp(x)
+    }
+    /// Vectorized through `e^{-2|x|}` (see
+    /// [`crate::kernels::act::tanh_lane`]): within 1.5e-7 of tanh, not
+    /// `libm::tanhf`'s bits.
+    #[inline]
+    fn tanh_slice(x: &mut [f32]) {
+        crate::kernels::act::tanh(x)
     }
 }
 

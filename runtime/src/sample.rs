@@ -13,7 +13,7 @@
 //! cosine would pull 5 KiB of argument reduction and soft doubles into
 //! Cortex-M firmware.)
 
-use crate::math;
+use crate::math::{self, DefaultMath, Math};
 
 /// xoshiro128** with a Box-Muller normal cache.
 #[derive(Debug, Clone, PartialEq)]
@@ -232,11 +232,12 @@ pub fn sample_logits(logits: &mut [f32], recent: &[u32], s: &Sampling, rng: &mut
     }
     // Softmax at the temperature.
     let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let mut sum = 0.0;
     for l in logits.iter_mut() {
-        *l = math::exp((*l - max) / s.temperature);
-        sum += *l;
+        *l = (*l - max) / s.temperature;
     }
+    // Vectorized, with the scalar exp's bits.
+    DefaultMath::exp_slice(logits);
+    let sum: f32 = logits.iter().sum();
     logits.iter_mut().for_each(|p| *p /= sum);
     if s.top_p < 1.0 && s.top_p > 0.0 {
         let cut = threshold(logits, s.top_p, |p| p);

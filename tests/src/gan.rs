@@ -30,22 +30,7 @@ pub fn generator_gguf(hp: &Hparams, ty: GgmlType, seed: u64, scale: f32, bias: f
         ));
     }
     for (wname, bname, inp, rows, nb) in layers {
-        let stride = if ty == GgmlType::Q8_0 {
-            inp.div_ceil(32) * 32
-        } else {
-            inp
-        };
-        let vals: Vec<f32> = (0..rows * stride)
-            .map(|j| {
-                if j % stride < inp {
-                    r.normal() * scale
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        w.add_tensor(&wname.to_string(), &[stride as u64, rows as u64], ty, &vals)
-            .unwrap();
+        crate::add_random_matrix(&mut w, &wname.to_string(), rows, inp, ty, scale, &mut r);
         w.add_tensor(
             &bname.to_string(),
             &[nb as u64],

@@ -1,12 +1,45 @@
 //! Helpers shared by the end-to-end tests in `tests/tests/`: running
-//! tools, and per family (`vae`, `gan`) the builders of model files and the
+//! tools, and per family (`vae`, `gan`, `text`, `audio`) the builders of model files and the
 //! checks of what a device printed.
 
+pub mod audio;
 pub mod gan;
 pub mod text;
 pub mod vae;
 
+use edgegen_format::{GgmlType, GgufWriter};
+use edgegen_runtime::sample::Rng;
 use std::path::{Path, PathBuf};
+
+/// Adds `name` as a `rows x inp` weight of N(0, 1) times `scale`, stored as
+/// `ty` (Q8_0 rows zero-padded to whole blocks of 32, as the exporter
+/// does): every family's model builder writes its matrices this way.
+pub fn add_random_matrix(
+    w: &mut GgufWriter,
+    name: &str,
+    rows: usize,
+    inp: usize,
+    ty: GgmlType,
+    scale: f32,
+    r: &mut Rng,
+) {
+    let stride = if ty == GgmlType::Q8_0 {
+        inp.div_ceil(32) * 32
+    } else {
+        inp
+    };
+    let vals: Vec<f32> = (0..rows * stride)
+        .map(|j| {
+            if j % stride < inp {
+                r.normal() * scale
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    w.add_tensor(name, &[stride as u64, rows as u64], ty, &vals)
+        .unwrap();
+}
 use std::process::Command;
 
 /// A fresh, empty folder under the system temp dir, unique to this test.

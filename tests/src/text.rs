@@ -38,22 +38,7 @@ pub fn model_gguf(
         hp.n_classes as usize,
     );
     let mut matrix = |w: &mut GgufWriter, name: &str, rows: usize, inp: usize| {
-        let stride = if ty == GgmlType::Q8_0 {
-            inp.div_ceil(32) * 32
-        } else {
-            inp
-        };
-        let vals: Vec<f32> = (0..rows * stride)
-            .map(|j| {
-                if j % stride < inp {
-                    r.normal() * scale
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        w.add_tensor(name, &[stride as u64, rows as u64], ty, &vals)
-            .unwrap();
+        crate::add_random_matrix(w, name, rows, inp, ty, scale, &mut r)
     };
     let f32s = |w: &mut GgufWriter, name: &str, shape: &[u64], x: f32| {
         let n: u64 = shape.iter().product();

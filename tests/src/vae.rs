@@ -77,23 +77,8 @@ fn vae_gguf(
     let mut r = edgegen_runtime::sample::Rng::new(seed);
     for (i, (wname, bname, (inp, out))) in layers.iter().enumerate() {
         let (inp, out) = (*inp, *out);
-        let stride = if ty == GgmlType::Q8_0 {
-            inp.div_ceil(32) * 32
-        } else {
-            inp
-        };
         let s = scale[i.min(1)];
-        let vals: Vec<f32> = (0..out * stride)
-            .map(|j| {
-                if j % stride < inp {
-                    r.normal() * s
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        w.add_tensor(wname, &[stride as u64, out as u64], ty, &vals)
-            .unwrap();
+        crate::add_random_matrix(&mut w, wname, out, inp, ty, s, &mut r);
         w.add_tensor(
             bname,
             &[out as u64],

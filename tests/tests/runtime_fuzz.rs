@@ -1,5 +1,6 @@
 //! The runtime never panics on any model bytes: mutated VAE decoders and
-//! encoders, GAN generators and text transformers, with the data CRC
+//! encoders, GAN generators, text transformers and audio GRUs, with the
+//! data CRC
 //! sometimes re-stamped so that the damage
 //! reaches the shape checks and the forward pass, not only the CRC check.
 //!
@@ -198,6 +199,114 @@ fn valid_text_models_load_step_slide_and_sample_at_every_precision() {
     assert_eq!(m.chars, Some("ab cé"));
 }
 
+fn audio(ty: GgmlType, k: u32) -> Vec<u8> {
+    let hp = arch::audio::Hparams {
+        vocab_size: 256,
+        embedding_length: 12,
+        // Not a multiple of 16: the panel kernels' partial panels run.
+        state_length: 20,
+        n_classes: k,
+        sample_rate: 8000,
+    };
+    edgegen_tests::audio::model_gguf(&hp, ty, 8, 0.6)
+}
+
+/// Steps an audio model and generates with it; every error is returned,
+/// none may panic.
+fn drive_audio(
+    m: &edgegen_runtime::models::audio::Audio<'_>,
+    scratch: &mut [f32],
+    r: &mut Rng,
+) -> bool {
+    use edgegen_runtime::models::audio::{SILENCE, State};
+    use edgegen_runtime::sample::Sampling;
+    if m.state_len() > 1 << 12 {
+        return false;
+    }
+    let mut h = vec![0f32; m.state_len()];
+    let label = (m.hp.n_classes > 0).then_some(0);
+    let mut st = State::new(&mut h, label);
+    let n = m.scratch_len().min(scratch.len());
+    let mut ok = true;
+    for i in 0..5 {
+        ok &= m
+            .step(&mut st, i * 61 % m.hp.vocab_size, &mut scratch[..n])
+            .is_ok();
+    }
+    let s = Sampling {
+        temperature: 0.9,
+        ..Sampling::default()
+    };
+    let mut out = [0u8; 12];
+    ok &= m
+        .generate(&mut st, SILENCE, &s, r, &mut scratch[..n], &mut out)
+        .is_ok();
+    ok
+}
+
+#[test]
+fn valid_audio_models_step_and_generate_at_every_precision() {
+    use edgegen_runtime::models::audio::{SILENCE, State};
+    use edgegen_runtime::sample::Sampling;
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0] {
+        for k in [0, 10] {
+            let b = audio(ty, k);
+            let Model::Audio(m) = Model::from_gguf(&b).unwrap() else {
+                panic!("{ty:?}: not an audio model")
+            };
+            let mut scratch = vec![0f32; m.scratch_len()];
+            assert!(drive_audio(&m, &mut scratch, &mut Rng::new(3)), "{ty:?}");
+            let label = (k > 0).then_some(7);
+            // The state moves, stays finite and bounded (a GRU's state is
+            // a convex mix of tanh outputs), and a reset zeroes it.
+            let mut h = vec![0f32; m.state_len()];
+            let mut st = State::new(&mut h, label);
+            let mut codes = [0u8; 200];
+            let s = Sampling::default();
+            m.generate(
+                &mut st,
+                SILENCE,
+                &s,
+                &mut Rng::new(5),
+                &mut scratch,
+                &mut codes,
+            )
+            .unwrap();
+            assert!(st.h().iter().all(|v| v.is_finite() && v.abs() <= 1.0));
+            assert!(st.h().iter().any(|&v| v != 0.0));
+            assert!(codes.iter().any(|&c| c != codes[0]), "{ty:?}: one code");
+            // The seed fixes the clip.
+            let mut again = [0u8; 200];
+            st.reset(label);
+            m.generate(
+                &mut st,
+                SILENCE,
+                &s,
+                &mut Rng::new(5),
+                &mut scratch,
+                &mut again,
+            )
+            .unwrap();
+            assert_eq!(codes, again);
+            // Wrong buffers, labels and codes are errors, not panics.
+            assert!(m.step(&mut st, 1, &mut scratch[..1]).is_err());
+            assert!(m.step(&mut st, m.hp.vocab_size, &mut scratch).is_err());
+            assert!(
+                m.generate(&mut st, 999, &s, &mut Rng::new(1), &mut scratch, &mut codes)
+                    .is_err()
+            );
+            let mut short = vec![0f32; 3];
+            let mut st = State::new(&mut short, label);
+            assert!(m.step(&mut st, 1, &mut scratch).is_err());
+            let mut st = State::new(&mut h, Some(10));
+            assert!(m.step(&mut st, 1, &mut scratch).is_err());
+            let mut st = State::new(&mut h, if k > 0 { None } else { Some(0) });
+            assert!(m.step(&mut st, 1, &mut scratch).is_err());
+            assert!(st.set_h(&[0.0; 2]).is_err());
+        }
+    }
+}
+
 /// Re-stamps `edgegen.data_crc32` so a damaged file passes the CRC check.
 fn restamp(b: &mut [u8]) {
     let Ok(g) = Gguf::parse(b) else { return };
@@ -329,6 +438,8 @@ fn runtime_never_panics_on_mutated_models() {
                 text(t, 0, true),
                 text(t, 3, false),
                 text_chars(t),
+                audio(t, 0),
+                audio(t, 10),
             ]
         })
         .collect();
@@ -394,6 +505,12 @@ fn runtime_never_panics_on_mutated_models() {
             Ok(Model::Text(m)) => {
                 loaded += 1;
                 if drive_text(&m, &mut scratch, &mut r) {
+                    decoded += 1;
+                }
+            }
+            Ok(Model::Audio(m)) => {
+                loaded += 1;
+                if drive_audio(&m, &mut scratch, &mut r) {
                     decoded += 1;
                 }
             }

@@ -18,21 +18,22 @@ use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// A GGUF model file (a VAE decoder or encoder, or a GAN generator).
-    model: PathBuf,
+    /// A GGUF model file (a VAE decoder or encoder, a GAN generator, a
+    /// text or an audio model).
+    pub(super) model: PathBuf,
     /// The same model's ONNX export: also time ONNX Runtime and tract.
     #[arg(long)]
-    onnx: Option<PathBuf>,
+    pub(super) onnx: Option<PathBuf>,
     /// Calls per engine per round (for a text model, decode steps,
-    /// rounded up to whole contexts).
+    /// rounded up to whole contexts; for an audio model, samples).
     #[arg(long, default_value_t = 1000)]
-    calls: usize,
+    pub(super) calls: usize,
     /// Rounds; every figure is a median over them.
     #[arg(long, default_value_t = 15)]
-    rounds: usize,
+    pub(super) rounds: usize,
     /// Print JSON.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -83,8 +84,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let bytes =
         std::fs::read(&a.model).with_context(|| format!("{}: cannot read", a.model.display()))?;
     let model = Model::from_gguf(&bytes).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
-    if let Model::Text(t) = &model {
-        return bench_text(&a, t, &bytes);
+    match &model {
+        Model::Text(t) => return bench_text(&a, t, &bytes),
+        Model::Audio(m) => return super::bench_audio::bench_audio(&a, m, &bytes),
+        _ => {}
     }
     let mut rng = Rng::new(1);
     // A decoder takes a latent, an encoder an image; each with label 0
@@ -106,7 +109,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             (false, z, g.weight_bytes(), n.0, n.1, n.2)
         }
         _ => bail!(
-            "{}: bench knows VAE models and GAN generators so far",
+            "{}: bench knows VAE models, GAN generators, text and audio models",
             a.model.display()
         ),
     };
@@ -155,12 +158,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             &mut progress,
         ),
         Some(p) => {
-            let onnx = std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
-            // The two files must be the same network, or the times compare
-            // different work: checked before any engine runs.
-            let g = Gguf::parse(&bytes).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
-            signature::check(&onnx, &g)
-                .map_err(|e| anyhow!("{} and {}: {e:#}", p.display(), a.model.display()))?;
+            let (onnx, mut ort) = open_onnx(&a, p, &bytes, &mut skipped)?;
             let labels: Vec<i64> = label.map(i64::from).into_iter().collect();
             let (first, outputs): (&str, &[&str]) = if encoder {
                 ("x", &["mu", "logvar"])
@@ -169,14 +167,6 @@ pub fn run(a: BenchArgs) -> Result<()> {
             };
             let inputs = crate::validate::vae::inputs(first, input.clone(), input.len(), &labels);
             let inputs = &inputs;
-            // Without ONNX Runtime's library the other engines still run.
-            let mut ort = match OrtModel::new(&onnx) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    skipped.push(format!("onnxruntime ({e:#})"));
-                    None
-                }
-            };
             let have_ort = ort.is_some();
             let ort_call = |o: &mut OrtModel| o.run(inputs, outputs);
             if let Some(o) = ort.as_mut() {
@@ -338,17 +328,7 @@ fn bench_text(
             &mut progress,
         ),
         Some(p) => {
-            let onnx = std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
-            let g = Gguf::parse(bytes).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
-            signature::check(&onnx, &g)
-                .map_err(|e| anyhow!("{} and {}: {e:#}", p.display(), a.model.display()))?;
-            let mut ort = match OrtModel::new(&onnx) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    skipped.push(format!("onnxruntime ({e:#})"));
-                    None
-                }
-            };
+            let (onnx, mut ort) = open_onnx(a, p, bytes, &mut skipped)?;
             let tract = TractModel::new(&onnx, &feed(0, zeros.clone(), zeros.clone()))
                 .map_err(|e| anyhow!("{}: {e:#}", p.display()))?;
             let names_out = ["logits", "present_k", "present_v"];
@@ -445,4 +425,28 @@ fn bench_text(
         println!("skipped: {s}");
     }
     Ok(())
+}
+
+/// The ONNX graph at `p`, checked to be the network in the GGUF `bytes`
+/// (or the times would compare different work), with ONNX Runtime loaded
+/// on it; without ONNX Runtime's library the other engines still run, and
+/// `skipped` says why it did not.
+pub(super) fn open_onnx(
+    a: &BenchArgs,
+    p: &std::path::Path,
+    bytes: &[u8],
+    skipped: &mut Vec<String>,
+) -> Result<(Vec<u8>, Option<OrtModel>)> {
+    let onnx = std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
+    let g = Gguf::parse(bytes).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
+    signature::check(&onnx, &g)
+        .map_err(|e| anyhow!("{} and {}: {e:#}", p.display(), a.model.display()))?;
+    let ort = match OrtModel::new(&onnx) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            skipped.push(format!("onnxruntime ({e:#})"));
+            None
+        }
+    };
+    Ok((onnx, ort))
 }

@@ -19,13 +19,13 @@ use std::path::PathBuf;
 pub struct DemoArgs {
     /// Dataset path (default: `EDGEGEN_DATA`, else the built-in MNIST sample).
     #[arg(long)]
-    data: Option<String>,
+    pub(super) data: Option<String>,
     /// Where to write outputs; a second demo replaces the first one's.
     #[arg(short, long, default_value = "out/demo")]
-    output: PathBuf,
+    pub(super) output: PathBuf,
     /// Seed for splits and training.
     #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub(super) seed: u64,
     /// Training epochs.
     #[arg(long, default_value_t = 30)]
     epochs: usize,
@@ -38,6 +38,9 @@ pub struct DemoArgs {
     /// Steps of the text model.
     #[arg(long, default_value_t = 600)]
     text_iters: u64,
+    /// Steps of the audio model.
+    #[arg(long, default_value_t = 600)]
+    pub(super) audio_iters: u64,
 }
 
 pub fn run(a: DemoArgs) -> Result<()> {
@@ -85,17 +88,8 @@ pub fn run(a: DemoArgs) -> Result<()> {
         seed: a.seed,
         ..TrainConfig::vae()
     };
-    run::run::<VaeTrainer>(
-        cfg.clone(),
-        &RunOptions {
-            out: run_dir.clone(),
-            // The demo's folder is its own: a second demo replaces the
-            // first demo's run (once its own first checkpoint exists).
-            force: true,
-            ..Default::default()
-        },
-    )?;
-    let (m, st) = vae::load(&checkpoint::load(&run_dir.join(files::BEST))?, "the demo")?;
+    let ck = train_run::<VaeTrainer>(cfg.clone(), &run_dir)?;
+    let (m, st) = vae::load(&ck, "the demo")?;
     let p = &st.groups[0].params;
 
     println!("\n== export the decoder (and the encoder), validate them, sample");
@@ -120,12 +114,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         crate::fsx::write_atomic(&exp.join(format!("decoder-{tag}.gguf")), &gguf)?;
         crate::fsx::write_atomic(&exp.join(format!("decoder-{tag}.onnx")), &onnx)?;
         let r = validate::validate(&onnx, &gguf, a.validate_n, a.seed)?;
-        let worst = r
-            .pairs
-            .iter()
-            .filter(|p| p.gating)
-            .map(|p| p.max_abs)
-            .fold(0f32, f32::max);
+        let worst = r.worst_gating();
         let fast = r
             .pairs
             .iter()
@@ -158,11 +147,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     crate::fsx::write_atomic(&exp.join("encoder-q8_0.gguf"), &gguf)?;
     crate::fsx::write_atomic(&exp.join("encoder-q8_0.onnx"), &onnx)?;
     let r = validate::validate(&onnx, &gguf, a.validate_n, a.seed)?;
-    let worst = r
-        .pairs
-        .iter()
-        .filter(|p| p.gating)
-        .fold(0f32, |m, p| m.max(p.max_abs));
+    let worst = r.worst_gating();
     println!(
         "encoder q8_0: {} B GGUF, (mu, logvar) of {} images agree to {worst:.2e} across the four engines: {}",
         gguf.len(),
@@ -179,14 +164,34 @@ pub fn run(a: DemoArgs) -> Result<()> {
     super::sample::sample_to(&exp.join("decoder-q8_0.gguf"), 64, 7, None, &grid)?;
     let gan_grid = gan_stage(&a, &path, &exp)?;
     let text = text_stage(&a, &exp)?;
+    let wav = super::demo_audio::audio_stage(&a, &exp)?;
     println!(
-        "\nall stages ran: {} holds the runs, the exports, the sample grids ({} and {}) and the text sample ({})",
+        "\nall stages ran: {} holds the runs, the exports, the sample grids ({} and {}), the text sample ({}) and the audio sample ({})",
         a.output.display(),
         grid.display(),
         gan_grid.display(),
-        text.display()
+        text.display(),
+        wav.display()
     );
     Ok(())
+}
+
+/// Trains a demo run into `run_dir` (the demo's folder is its own: a
+/// second demo replaces the first demo's run, once its own first
+/// checkpoint exists) and loads its best checkpoint.
+pub(super) fn train_run<T: crate::train::Trainer>(
+    cfg: TrainConfig,
+    run_dir: &std::path::Path,
+) -> Result<checkpoint::Checkpoint> {
+    run::run::<T>(
+        cfg,
+        &RunOptions {
+            out: run_dir.to_path_buf(),
+            force: true,
+            ..Default::default()
+        },
+    )?;
+    checkpoint::load(&run_dir.join(files::BEST))
 }
 
 /// A small byte-level transformer on the built-in Shakespeare sample,
@@ -215,15 +220,7 @@ fn text_stage(a: &DemoArgs, exp: &std::path::Path) -> Result<PathBuf> {
         }),
         ..TrainConfig::for_family(crate::models::Family::Text)
     };
-    run::run::<TextTrainer>(
-        cfg,
-        &RunOptions {
-            out: run_dir.clone(),
-            force: true,
-            ..Default::default()
-        },
-    )?;
-    let ck = checkpoint::load(&run_dir.join(files::BEST))?;
+    let ck = train_run::<TextTrainer>(cfg, &run_dir)?;
     let (m, mc, st) = text::load(&ck, "the demo")?;
     let p = &st.groups[0].params;
     println!(
@@ -249,11 +246,7 @@ fn text_stage(a: &DemoArgs, exp: &std::path::Path) -> Result<PathBuf> {
         crate::fsx::write_atomic(&exp.join(format!("text-{tag}.gguf")), &gguf)?;
         crate::fsx::write_atomic(&exp.join(format!("text-{tag}.onnx")), &onnx)?;
         let r = validate::validate(&onnx, &gguf, m.cfg.context, a.seed)?;
-        let worst = r
-            .pairs
-            .iter()
-            .filter(|p| p.gating)
-            .fold(0f32, |m, p| m.max(p.max_abs));
+        let worst = r.worst_gating();
         // Past the context, where the runtime slides its window.
         let slide =
             validate::text::runtime_vs_host(&m, p, prec, &gguf, 2 * m.cfg.context, None, a.seed)?;
@@ -314,15 +307,7 @@ fn gan_stage(a: &DemoArgs, data: &str, exp: &std::path::Path) -> Result<PathBuf>
         }),
         ..TrainConfig::for_family(crate::models::Family::Gan)
     };
-    run::run::<GanTrainer>(
-        cfg,
-        &RunOptions {
-            out: run_dir.clone(),
-            force: true,
-            ..Default::default()
-        },
-    )?;
-    let ck = checkpoint::load(&run_dir.join(files::BEST))?;
+    let ck = train_run::<GanTrainer>(cfg, &run_dir)?;
     let (m, st, ema) = gan::load(&ck, "the demo")?;
     let (gp, bufs) = gan::sampling_generator(&m, &st, ema);
     println!("\n== export the generator, validate it, sample it");
@@ -337,11 +322,7 @@ fn gan_stage(a: &DemoArgs, data: &str, exp: &std::path::Path) -> Result<PathBuf>
         crate::fsx::write_atomic(&exp.join(format!("generator-{tag}.gguf")), &gguf)?;
         crate::fsx::write_atomic(&exp.join(format!("generator-{tag}.onnx")), &onnx)?;
         let r = validate::validate(&onnx, &gguf, a.validate_n, a.seed)?;
-        let worst = r
-            .pairs
-            .iter()
-            .filter(|p| p.gating)
-            .fold(0f32, |m, p| m.max(p.max_abs));
+        let worst = r.worst_gating();
         println!(
             "{tag:<6} {:>10} {:>10} {:>12.2e}  {}",
             gguf.len(),

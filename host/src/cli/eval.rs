@@ -43,9 +43,10 @@ pub struct EvalArgs {
     /// Threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Evaluate a VAE with its decoder's weights as this precision stores
-    /// them (what a device running that export computes).
-    #[arg(long, value_enum, default_value = "f32")]
+    /// Evaluate a VAE with its decoder's weights, or an audio model with
+    /// all of its matrices, as this precision stores them (what a device
+    /// running that export computes).
+    #[arg(long, value_enum, default_value = "f32", visible_alias = "precision")]
     decoder_precision: crate::export::Precision,
     /// Print JSON.
     #[arg(long)]
@@ -80,6 +81,8 @@ struct AudioEval {
     samples: usize,
     /// Mean next-code cross-entropy, in bits.
     nll_bits_per_sample: f64,
+    /// The weights' storage the NLL was computed with.
+    precision: crate::export::Precision,
     /// The baselines of `eval::audio` on the same clips (every code).
     #[serde(flatten)]
     baselines: AudioBaselines,
@@ -295,7 +298,9 @@ fn eval_audio(
     } else {
         ("test", &data.test)
     };
-    let (bits, samples) = audio::nll(&m, &st.groups[0].params, clips, th);
+    let mut p = st.groups[0].params.clone();
+    crate::export::audio::store(&m, &mut p, a.decoder_precision);
+    let (bits, samples) = audio::nll(&m, &p, clips, th);
     let bytes = |c: &[audio::Codes]| -> Vec<Vec<u8>> {
         c.iter()
             .map(|c| c.codes.iter().map(|&q| q as u8).collect())
@@ -316,6 +321,7 @@ fn eval_audio(
             clips: clips.len(),
             samples,
             nll_bits_per_sample: bits,
+            precision: a.decoder_precision,
             baselines: AudioBaselines {
                 baseline_uniform_bits: b.uniform_bits,
                 baseline_unigram_bits: b.unigram_bits,
@@ -425,7 +431,10 @@ fn print_report(r: &Report) {
             "{} clips          {} ({} samples)",
             t.split, t.clips, t.samples
         );
-        println!("nll_bits_per_sample {:.4}", t.nll_bits_per_sample);
+        println!(
+            "nll_bits_per_sample {:.4} ({:?} weights)",
+            t.nll_bits_per_sample, t.precision
+        );
         let b = &t.baselines;
         println!(
             "baselines          uniform {:.2}, unigram {:.4}, LPC-{} {:.4} bits per sample",

@@ -49,10 +49,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
             path.display()
         ),
         Family::Text => export_text(&a, &ck),
-        Family::Audio => bail!(
-            "{}: exporting an audio model is not built yet (issue 11: GGUF and ONNX of one GRU step come with the device runtime's audio model)",
-            path.display()
-        ),
+        Family::Audio => export_audio(&a, &ck),
     }
 }
 
@@ -223,6 +220,41 @@ fn export_text(a: &ExportArgs, ck: &checkpoint::Checkpoint) -> Result<()> {
         crate::fsx::write_atomic(out, &bytes)?;
         println!(
             "wrote {} ({} bytes, one decode step, {:?} weights)",
+            out.display(),
+            bytes.len(),
+            a.precision
+        );
+    }
+    Ok(())
+}
+
+/// An audio model: its weights, and ONNX of one GRU step with the state
+/// as an input and an output.
+fn export_audio(a: &ExportArgs, ck: &checkpoint::Checkpoint) -> Result<()> {
+    if a.part != Part::Decoder {
+        bail!("--part: an audio model exports as one network; --part encoder is a VAE's");
+    }
+    let (m, mc, st) = crate::train::audio::load(ck, "`export`")?;
+    let p = &st.groups[0].params;
+    let name = a
+        .run
+        .file_name()
+        .map_or("audio".into(), |n| n.to_string_lossy().into_owned());
+    if let Some(out) = &a.gguf {
+        let bytes = export::audio::to_gguf(&m, &mc, p, a.precision, &name)?;
+        crate::fsx::write_atomic(out, &bytes)?;
+        println!(
+            "wrote {} ({} bytes, audio model {:?})",
+            out.display(),
+            bytes.len(),
+            a.precision
+        );
+    }
+    if let Some(out) = &a.onnx {
+        let bytes = export::onnx::audio_to_onnx(&m, p, a.precision, &name)?;
+        crate::fsx::write_atomic(out, &bytes)?;
+        println!(
+            "wrote {} ({} bytes, one GRU step, {:?} weights)",
             out.display(),
             bytes.len(),
             a.precision

@@ -1,12 +1,15 @@
 //! Command-line parsing and dispatch.
 
 mod bench;
+mod bench_audio;
 mod data;
 mod demo;
+mod demo_audio;
 mod eval;
 mod export;
 mod latent;
 mod sample;
+mod sample_audio;
 mod train;
 
 use anyhow::Result;
@@ -43,7 +46,7 @@ enum Command {
     Export(export::ExportArgs),
     /// Check an exported decoder or encoder against ONNX Runtime, tract, the device runtime and the host.
     Validate(export::ValidateArgs),
-    /// Sample a GGUF model with the device runtime, into a PNG grid.
+    /// Sample a GGUF model with the device runtime: a PNG grid, text, or WAV clips.
     Sample(sample::SampleArgs),
     /// Show what a GGUF model holds and what it costs on a device.
     Inspect(sample::InspectArgs),

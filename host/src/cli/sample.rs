@@ -5,7 +5,7 @@ use crate::plot;
 use crate::provenance::{Provenance, Source};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use edgegen_format::{Gguf, Value, arch};
+use edgegen_format::{Gguf, Value, arch, arch::Family};
 use edgegen_runtime::models::Model;
 use edgegen_runtime::sample::Rng;
 use serde::Serialize;
@@ -17,20 +17,26 @@ pub struct SampleArgs {
     model: PathBuf,
     #[command(flatten)]
     text: TextSampleArgs,
-    /// How many samples (rounded up to whole rows when a conditional
-    /// model draws one row per class).
-    #[arg(long, default_value_t = 64)]
-    n: usize,
+    /// How many samples: images in the grid (rounded up to whole rows
+    /// when a conditional model draws one row per class) [default: 64], or
+    /// audio clips [default: 1].
+    #[arg(long)]
+    n: Option<usize>,
+    /// Audio models: seconds per clip.
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f32,
     /// Seed of the latent noise (the runtime's documented generator).
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Class label, for a conditional model: a number, or for a text
-    /// model the class's name; without it, an image grid has one row per
-    /// class (a text model needs it).
+    /// Class label, for a conditional model: a number, or for a text or
+    /// audio model the class's name; without it, an image grid has one row
+    /// per class (text and audio models need it).
     #[arg(long)]
     label: Option<String>,
-    /// The PNG grid to write (images), or the text with a provenance
-    /// header (text, which also streams to stdout).
+    /// The PNG grid to write (images), the text with a provenance header
+    /// (text, which also streams to stdout), or the WAV file (audio: with
+    /// --n above 1, NAME-0.wav, NAME-1.wav...), a spectrogram PNG beside
+    /// each.
     #[arg(short, long)]
     output: Option<PathBuf>,
 }
@@ -44,9 +50,11 @@ pub struct TextSampleArgs {
     /// Text models: symbols to generate.
     #[arg(long, default_value_t = 200)]
     max_tokens: usize,
-    /// Text models: softmax temperature (0 = greedy).
-    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
-    temperature: f32,
+    /// Text and audio models: softmax temperature (0 = greedy) [default:
+    /// 0.8 for text, 1 for audio, whose model was trained to be sampled
+    /// as it is].
+    #[arg(long, allow_negative_numbers = true)]
+    temperature: Option<f32>,
     /// Text models: keep the k most likely symbols (0 = all).
     #[arg(long, default_value_t = 40)]
     top_k: usize,
@@ -86,7 +94,7 @@ pub fn text_args(
         text: TextSampleArgs {
             prompt: prompt.into(),
             max_tokens,
-            temperature: 0.8,
+            temperature: None,
             top_k: 40,
             top_p: 1.0,
             repetition_penalty: 1.0,
@@ -94,7 +102,8 @@ pub fn text_args(
             context_policy: "slide".into(),
             kv_cache: "f32".into(),
         },
-        n: 0,
+        n: None,
+        seconds: 1.0,
         seed,
         label: None,
         output: Some(out.to_path_buf()),
@@ -104,12 +113,48 @@ pub fn text_args(
 pub fn sample(a: SampleArgs) -> Result<()> {
     let bytes =
         std::fs::read(&a.model).with_context(|| format!("{}: cannot read", a.model.display()))?;
-    if let Ok(Model::Text(t)) = Model::from_gguf(&bytes) {
-        let label = match &a.label {
-            Some(l) => Some(text_label(&bytes, l, &a.model)?),
-            None => None,
-        };
-        return sample_text(&a, &t, &bytes, label);
+    match Model::from_gguf(&bytes) {
+        Ok(Model::Text(t)) => {
+            let label = match &a.label {
+                Some(l) => Some(class_label(&bytes, l, &a.model, Family::Text)?),
+                None => None,
+            };
+            return sample_text(&a, &t, &bytes, label);
+        }
+        Ok(Model::Audio(m)) => {
+            let label = match &a.label {
+                Some(l) => Some(class_label(&bytes, l, &a.model, Family::Audio)?),
+                None => None,
+            };
+            let Some(out) = &a.output else {
+                bail!("-o FILE.wav is required for an audio model");
+            };
+            let paths = super::sample_audio::sample_audio(
+                &m,
+                &bytes,
+                &super::sample_audio::AudioSample {
+                    model: &a.model,
+                    n: a.n.unwrap_or(1),
+                    seconds: a.seconds,
+                    temperature: a.text.temperature.unwrap_or(1.0),
+                    seed: a.seed,
+                    label,
+                    output: out,
+                },
+            )?;
+            for (i, p) in paths.iter().enumerate() {
+                println!(
+                    "wrote {} and its spectrogram {} ({} s at {} Hz, seed {})",
+                    p.display(),
+                    p.with_extension("png").display(),
+                    a.seconds,
+                    m.hp.sample_rate,
+                    a.seed.wrapping_add(i as u64)
+                );
+            }
+            return Ok(());
+        }
+        _ => {}
     }
     let Some(out) = &a.output else {
         bail!("-o FILE.png is required for an image model");
@@ -121,17 +166,39 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         ),
         None => None,
     };
-    sample_to(&a.model, a.n, a.seed, label, out)
+    sample_to(&a.model, a.n.unwrap_or(64), a.seed, label, out)
 }
 
-/// A text model's class from `--label`: a number, or a name the GGUF's
-/// `class_names` holds.
-fn text_label(bytes: &[u8], s: &str, path: &std::path::Path) -> Result<u32> {
+/// `--label` against a sequence model of `k` classes (0: unconditional),
+/// which needs one label exactly when it is conditional.
+pub(super) fn check_label_flag(
+    k: u32,
+    label: Option<u32>,
+    what: &impl std::fmt::Display,
+) -> Result<()> {
+    match (k, label) {
+        (0, Some(_)) => bail!("--label: {what} is an unconditional model"),
+        (k, None) if k > 0 => bail!(
+            "--label: {what} is conditional; give a class from 0 to {}",
+            k - 1
+        ),
+        (k, Some(l)) if l >= k => bail!("--label: expected 0 to {}, found {l}", k - 1),
+        _ => Ok(()),
+    }
+}
+
+/// A text or audio model's class from `--label`: a number, or a name the
+/// GGUF's class names hold.
+fn class_label(bytes: &[u8], s: &str, path: &std::path::Path, family: Family) -> Result<u32> {
     if let Ok(n) = s.parse::<u32>() {
         return Ok(n);
     }
     let g = Gguf::parse(bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let names: Vec<String> = match g.get(arch::transformer::CLASS_NAMES_TEXT) {
+    let key = match family {
+        Family::Audio => arch::audio::CLASS_NAMES,
+        _ => arch::transformer::CLASS_NAMES_TEXT,
+    };
+    let names: Vec<String> = match g.get(key) {
         Some(Value::Array(a)) => a
             .iter()
             .filter_map(|v| v.as_str().map(str::to_string))
@@ -189,11 +256,9 @@ fn sample_text(
         .map(Vec::as_slice)
         .filter(|s| !s.is_empty())
         .collect();
-    if !(ta.temperature >= 0.0 && ta.temperature.is_finite()) {
-        bail!(
-            "--temperature: expected 0 (greedy) or a positive number, found {}",
-            ta.temperature
-        );
+    let temperature = ta.temperature.unwrap_or(0.8);
+    if !(temperature >= 0.0 && temperature.is_finite()) {
+        bail!("--temperature: expected 0 (greedy) or a positive number, found {temperature}");
     }
     if !(ta.top_p > 0.0 && ta.top_p <= 1.0) {
         bail!("--top-p: expected 0 < p <= 1, found {}", ta.top_p);
@@ -210,18 +275,9 @@ fn sample_text(
         "slide" => ContextPolicy::Slide { keep: t / 2 },
         other => bail!("--context-policy: expected slide or stop, found {other:?}"),
     };
-    let k = m.hp.n_classes;
-    match (k, label) {
-        (0, Some(_)) => bail!("--label: {what} is an unconditional model"),
-        (k, None) if k > 0 => bail!(
-            "--label: {what} is conditional; give a class from 0 to {}",
-            k - 1
-        ),
-        (k, Some(l)) if l >= k => bail!("--label: expected 0 to {}, found {l}", k - 1),
-        _ => {}
-    }
+    check_label_flag(m.hp.n_classes, label, &what)?;
     let sampling = Sampling {
-        temperature: ta.temperature,
+        temperature,
         top_k: ta.top_k,
         top_p: ta.top_p,
         repetition_penalty: ta.repetition_penalty,
@@ -293,7 +349,7 @@ fn sample_text(
         // Through text, so that 0.8 reads 0.8 and not 0.800000011920929.
         let f = |x: f32| x.to_string().parse::<f64>().unwrap_or(x as f64);
         tag.sampling = Some(serde_json::json!({
-            "temperature": f(ta.temperature), "top_k": ta.top_k, "top_p": f(ta.top_p),
+            "temperature": f(temperature), "top_k": ta.top_k, "top_p": f(ta.top_p),
             "repetition_penalty": f(ta.repetition_penalty), "max_tokens": ta.max_tokens,
             "stop": ta.stop, "context_policy": ta.context_policy, "kv_cache": ta.kv_cache,
         }));
@@ -499,6 +555,10 @@ struct Inspect {
     /// and the symbols in it.
     #[serde(skip_serializing_if = "Option::is_none")]
     text_ram: Option<TextRam>,
+    /// An audio model's state (the GRU's), which a sampler keeps beside
+    /// the scratch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_bytes: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -567,6 +627,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             Some(4 * t.scratch_len()),
             Some(2 * t.macs(t.hp.context_length as usize - 1)),
         ),
+        Ok(Model::Audio(m)) => (Some(4 * m.scratch_len()), Some(2 * m.macs())),
         _ => (None, None),
     };
     let text_ram = match &model {
@@ -584,8 +645,13 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         }
         _ => None,
     };
+    let state_bytes = match &model {
+        Ok(Model::Audio(m)) => Some(4 * m.state_len()),
+        _ => None,
+    };
     let r = Inspect {
         text_ram,
+        state_bytes,
         file: a.model.display().to_string(),
         architecture: g
             .get(arch::keys::ARCHITECTURE)
@@ -641,6 +707,9 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             "ram bytes      {} (scratch + the smaller cache + symbols)",
             t.ram_bytes
         );
+    }
+    if let (Some(s), Some(scratch)) = (r.state_bytes, r.scratch_bytes) {
+        println!("state bytes    {s} (ram: {} with the scratch)", s + scratch);
     }
     match (r.scratch_bytes, r.flops_per_sample) {
         (Some(s), Some(f)) => println!("scratch bytes  {s}\nflops/sample   {f}"),

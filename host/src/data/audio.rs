@@ -149,10 +149,11 @@ pub fn mulaw_encode(x: f32) -> u8 {
     ((y + 1.0) * 0.5 * MU + 0.5).floor().clamp(0.0, 255.0) as u8
 }
 
-/// The inverse of [`mulaw_encode`], up to the quantization.
+/// The inverse of [`mulaw_encode`], up to the quantization: the device
+/// runtime's own, so that a clip the host writes is the clip a device
+/// plays.
 pub fn mulaw_decode(q: u8) -> f32 {
-    let y = q as f32 / MU * 2.0 - 1.0;
-    y.signum() * ((1.0 + MU).powf(y.abs()) - 1.0) / MU
+    edgegen_runtime::models::audio::mulaw_decode(q)
 }
 
 /// Scales a clip so its peak is at `peak` (silence is left alone).

@@ -57,7 +57,12 @@ pub fn add_layer(w: &mut GgufWriter, l: &Layer<'_>, prec: Precision) -> Result<(
 /// Adds a layer's weight only: `[in, out]` in `prec`, Q8_0 rows zero-padded
 /// to a multiple of 32 inputs.
 pub fn add_weight(w: &mut GgufWriter, l: &Layer<'_>, prec: Precision) -> Result<()> {
-    let wname = format!("{}.weight", l.name);
+    add_matrix(w, &format!("{}.weight", l.name), l, prec)
+}
+
+/// Adds `l`'s weight under the tensor name `name` (for names that are not
+/// `{layer}.weight`, such as a GRU's `gru.weight_ih`).
+pub fn add_matrix(w: &mut GgufWriter, name: &str, l: &Layer<'_>, prec: Precision) -> Result<()> {
     match prec {
         Precision::Q8_0 => {
             let pad = l.inp.div_ceil(32) * 32;
@@ -65,11 +70,11 @@ pub fn add_weight(w: &mut GgufWriter, l: &Layer<'_>, prec: Precision) -> Result<
             for r in 0..l.out {
                 padded[r * pad..r * pad + l.inp].copy_from_slice(&l.w[r * l.inp..(r + 1) * l.inp]);
             }
-            w.add_tensor(&wname, &[pad as u64, l.out as u64], GgmlType::Q8_0, &padded)
+            w.add_tensor(name, &[pad as u64, l.out as u64], GgmlType::Q8_0, &padded)
         }
-        _ => w.add_tensor(&wname, &[l.inp as u64, l.out as u64], prec.ggml(), l.w),
+        _ => w.add_tensor(name, &[l.inp as u64, l.out as u64], prec.ggml(), l.w),
     }
-    .with_context(|| format!("tensor {wname}"))?;
+    .with_context(|| format!("tensor {name}"))?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! graphs for everything else. Both read the same layer list, so what one
 //! file holds the other computes.
 
+pub mod audio;
 pub mod gan;
 pub mod gguf;
 pub mod onnx;
@@ -173,5 +174,23 @@ pub fn store_decoder(m: &Vae, p: &mut [f32], prec: Precision) {
         let w = &mut p[l.offset..l.offset + l.out * l.inp];
         let stored = stored_values(w, l.out, l.inp, prec);
         w.copy_from_slice(&stored);
+    }
+}
+
+/// Replaces every matrix of `p` in `layout` but the tables named in
+/// `f32_tables` (which the GGUF keeps in F32) by what `prec` stores: the
+/// host model a device's file computes, for the sequence families.
+pub fn store_matrices(
+    layout: &crate::nn::params::Layout,
+    p: &mut [f32],
+    prec: Precision,
+    f32_tables: &[&str],
+) {
+    for e in &layout.entries {
+        if e.shape.len() == 2 && !f32_tables.iter().any(|t| e.name.starts_with(t)) {
+            let w = &mut p[e.range()];
+            let stored = stored_values(w, e.shape[0], e.shape[1], prec);
+            w.copy_from_slice(&stored);
+        }
     }
 }

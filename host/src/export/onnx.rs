@@ -675,3 +675,105 @@ pub fn text_to_onnx(
         outputs,
     ))
 }
+
+/// An audio GRU -> ONNX: one step, its state an input and an output.
+///
+/// Inputs `code` `(N)` int64, `label` `(N)` int64 when conditional, `h`
+/// `(N, H)`; outputs `logits` `(N, V)` and `h_out` `(N, H)`. The step is
+/// ONNX's own `GRU` operator over a sequence of one, with
+/// `linear_before_reset = 1` (PyTorch's cell); ONNX orders the gates
+/// `[z; r; n]` where PyTorch and the GGUF store `[r; z; n]`, so the rows
+/// are permuted here (Q8_0 blocks lie along rows, so the permuted rows
+/// hold the same numbers).
+pub fn audio_to_onnx(
+    m: &crate::models::rnn::Rnn,
+    p: &[f32],
+    prec: Precision,
+    name: &str,
+) -> Result<Vec<u8>> {
+    use edgegen_format::arch::audio as a;
+    let c = &m.cfg;
+    let (v, e, h, k) = (c.vocab, c.embed, c.hidden, c.n_classes);
+    let [tok, ih, hh, out] = super::audio::layers(m, p)?;
+    let mut g = Graph::default();
+    let tok_w = g.weight(&tok, prec);
+    let mut x = g.node(
+        "Gather",
+        &[&tok_w, "code"],
+        vec![attr_int("axis", 0)],
+        "tok",
+    );
+    if k > 0 {
+        let cls = m
+            .layout
+            .get("cls_embd.weight")
+            .ok_or_else(|| anyhow::anyhow!("the model has no tensor cls_embd.weight"))?;
+        let cls_w = g.init_f32(a::CLASS_EMBD, &[k, e], &p[cls.range()]);
+        let cls = g.node(
+            "Gather",
+            &[&cls_w, "label"],
+            vec![attr_int("axis", 0)],
+            "cls",
+        );
+        x = g.node("Add", &[&x, &cls], vec![], "x");
+    }
+    let ax0 = g.init_i64("axis_0", &[0]);
+    let seq = g.node("Unsqueeze", &[&x, &ax0], vec![], "x");
+    // [r; z; n] -> [z; r; n].
+    let zrn = |v: &[f32], w: usize| -> Vec<f32> {
+        let mut o = v[h * w..2 * h * w].to_vec();
+        o.extend_from_slice(&v[..h * w]);
+        o.extend_from_slice(&v[2 * h * w..]);
+        o
+    };
+    let gate_weight = |g: &mut Graph, l: &Layer<'_>, onnx_name: &str| {
+        let w = zrn(l.w, l.inp);
+        let w = g.weight(
+            &Layer {
+                name: onnx_name.into(),
+                w: &w,
+                ..l.clone()
+            },
+            prec,
+        );
+        g.node("Unsqueeze", &[&w, &ax0], vec![], onnx_name)
+    };
+    let w_zrn = gate_weight(&mut g, &ih, "gru.W");
+    let r_zrn = gate_weight(&mut g, &hh, "gru.R");
+    let mut b = zrn(ih.b, 1);
+    b.extend(zrn(hh.b, 1));
+    let b = g.init_f32("gru.B", &[1, 6 * h], &b);
+    let h0 = g.node("Unsqueeze", &["h", &ax0], vec![], "h0");
+    g.nodes.push(NodeProto {
+        input: [seq.as_str(), &w_zrn, &r_zrn, &b, "", &h0]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        output: vec!["gru_y".into(), "gru_y_h".into()],
+        name: format!("GRU_{}", g.nodes.len()),
+        op_type: "GRU".into(),
+        attribute: vec![
+            attr_int("hidden_size", h as i64),
+            attr_int("linear_before_reset", 1),
+        ],
+        ..Default::default()
+    });
+    g.node_to("Squeeze", &["gru_y_h", &ax0], vec![], "h_out");
+    let logits = g.dense("h_out", &out, prec);
+    g.node_to("Identity", &[&logits], vec![], "logits");
+    let mut inputs = vec![value_info("code", DataType::Int64, &[None])];
+    if k > 0 {
+        inputs.push(value_info("label", DataType::Int64, &[None]));
+    }
+    inputs.push(value_info("h", DataType::Float, &[None, Some(h)]));
+    let outputs = vec![
+        value_info("logits", DataType::Float, &[None, Some(v)]),
+        value_info("h_out", DataType::Float, &[None, Some(h)]),
+    ];
+    Ok(g.into_model(
+        "edgegen_audio_step".into(),
+        format!("edgegen audio GRU step ({prec:?} weights): {name}"),
+        inputs,
+        outputs,
+    ))
+}

@@ -148,16 +148,7 @@ pub fn to_gguf(
 /// Replaces every matrix of `p` (the ones [`to_gguf`] stores in `prec`) by
 /// what that precision keeps: the host model a device's file computes.
 pub fn store(m: &Transformer, p: &mut [f32], prec: Precision) {
-    for e in &m.layout.entries {
-        let matrix = e.shape.len() == 2
-            && !e.name.starts_with("position_embd")
-            && !e.name.starts_with("class_embd");
-        if matrix {
-            let w = &mut p[e.range()];
-            let stored = super::stored_values(w, e.shape[0], e.shape[1], prec);
-            w.copy_from_slice(&stored);
-        }
-    }
+    super::store_matrices(&m.layout, p, prec, &["position_embd", "class_embd"]);
 }
 
 #[cfg(test)]

@@ -5,9 +5,10 @@
 //!
 //! Two halves: this module's comparison core (engines x named outputs ->
 //! a table of errors, pass or fail against tolerances), and one producer
-//! per family (`vae`, `gan`, `text`) that draws seeded inputs and runs each
+//! per family (`vae`, `gan`, `text`, `audio`) that draws seeded inputs and runs each
 //! engine.
 
+pub mod audio;
 pub mod gan;
 pub mod io;
 pub mod ort;
@@ -73,6 +74,16 @@ pub struct Report {
     pub pairs: Vec<PairError>,
     /// Whether every pair passed.
     pub ok: bool,
+}
+
+impl Report {
+    /// The largest max-abs error over the pairs that decide pass or fail.
+    pub fn worst_gating(&self) -> f32 {
+        self.pairs
+            .iter()
+            .filter(|p| p.gating)
+            .fold(0f32, |m, p| m.max(p.max_abs))
+    }
 }
 
 /// One engine's outputs for the producer's inputs.
@@ -172,6 +183,49 @@ pub fn compare(p: &Produced) -> Result<Vec<PairError>> {
     Ok(pairs)
 }
 
+/// Runs a step graph (`steps` steps) in ONNX Runtime and then in tract,
+/// each engine carrying its own state: `feed(i, state)` builds step `i`'s
+/// inputs, and after the step the outputs named in `carry` become the
+/// state (starting from `init`). Returns, per engine, each output in
+/// `keep` concatenated over the steps. The sequence families validate this
+/// way.
+pub fn onnx_steps(
+    onnx: &[u8],
+    steps: usize,
+    init: Vec<Vec<f32>>,
+    outputs: &[&str],
+    carry: &[&str],
+    keep: &[&str],
+    feed: impl Fn(usize, &[Vec<f32>]) -> Vec<io::Input>,
+) -> Result<[Vec<Vec<f32>>; 2]> {
+    let mut ort = ort::OrtModel::new(onnx)?;
+    let planned = tract::TractModel::new(onnx, &feed(0, &init))?;
+    let mut run = |e: usize| -> Result<Vec<Vec<f32>>> {
+        let mut kept = vec![vec![]; keep.len()];
+        let mut state = init.clone();
+        for i in 0..steps {
+            let ins = feed(i, &state);
+            let out = if e == 0 {
+                ort.run(&ins, outputs)?
+            } else {
+                planned.run(&ins)?
+            };
+            let get = |name: &str| {
+                out.iter()
+                    .find(|o| o.0 == name)
+                    .map(|o| o.1.clone())
+                    .ok_or_else(|| anyhow!("step {i}: no output {name}"))
+            };
+            state = carry.iter().map(|c| get(c)).collect::<Result<_>>()?;
+            for (k, name) in kept.iter_mut().zip(keep) {
+                k.extend(get(name)?);
+            }
+        }
+        Ok(kept)
+    };
+    Ok([run(0)?, run(1)?])
+}
+
 /// Runs `n` seeded inputs through every engine and compares them on every
 /// output: the family's producer draws the inputs (latents for a decoder,
 /// images for an encoder).
@@ -184,10 +238,7 @@ pub fn validate(onnx: &[u8], gguf: &[u8], n: usize, seed: u64) -> Result<Report>
         Family::Vae => vae::produce(onnx, &g, n, seed)?,
         Family::Gan => gan::produce(onnx, &g, n, seed)?,
         Family::Text => text::produce(onnx, &g, n, seed)?,
-        other => bail!(
-            "GGUF: {}: validate knows the VAE, the GAN and the text model so far",
-            other.arch()
-        ),
+        Family::Audio => audio::produce(onnx, &g, n, seed)?,
     };
     let pairs = compare(&produced)?;
     Ok(Report {

@@ -132,6 +132,23 @@ pub fn of_gguf(g: &Gguf<'_>) -> Result<Signature> {
             ],
         });
     }
+    if edgegen_format::arch::check(g)? == edgegen_format::arch::Family::Audio {
+        // One GRU step, its state in and out.
+        let hp = edgegen_format::arch::audio::Hparams::read(g)?;
+        let h = Some(hp.state_length as i64);
+        let mut inputs = vec![Port::new("code", "int64", &[None])];
+        if hp.n_classes > 0 {
+            inputs.push(Port::new("label", "int64", &[None]));
+        }
+        inputs.push(Port::new("h", "float", &[None, h]));
+        return Ok(Signature {
+            inputs,
+            outputs: vec![
+                Port::new("logits", "float", &[None, Some(hp.vocab_size as i64)]),
+                Port::new("h_out", "float", &[None, h]),
+            ],
+        });
+    }
     if edgegen_format::arch::check(g)? == edgegen_format::arch::Family::Gan {
         // A generator: noise (and a label) in, pixels out, as a decoder.
         let hp = edgegen_format::arch::gan::Hparams::read(g)?;
@@ -226,6 +243,9 @@ pub fn check(onnx: &[u8], g: &Gguf<'_>) -> Result<()> {
         edgegen_format::arch::Family::Gan => edgegen_format::arch::gan::Hparams::read(g)?.n_classes,
         f @ edgegen_format::arch::Family::Text => {
             edgegen_format::arch::transformer::Hparams::read(g, f)?.n_classes
+        }
+        edgegen_format::arch::Family::Audio => {
+            edgegen_format::arch::audio::Hparams::read(g)?.n_classes
         }
         _ => vae::Hparams::read(g)?.n_classes,
     };

@@ -121,7 +121,7 @@ pub fn host_model(g: &Gguf<'_>) -> Result<(Transformer, Vec<f32>)> {
 /// step to step, and the logits of every step compared.
 pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<super::Produced> {
     use super::io::Input;
-    use super::{Engine, Produced, ort, tract};
+    use super::{Engine, Produced};
     let dev = Dev::from_gguf(g, Family::Text).map_err(|e| anyhow!("GGUF: {e}"))?;
     let hp = dev.hp;
     let precision = g
@@ -152,31 +152,16 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<super::
         ins
     };
     let zeros = vec![0f32; cache_len];
-    let mut ort = ort::OrtModel::new(onnx)?;
-    let planned = tract::TractModel::new(onnx, &feed(0, &zeros, &zeros))?;
-    let names = ["logits", "present_k", "present_v"];
-    let mut logits = [vec![], vec![]];
-    for (e, l) in logits.iter_mut().enumerate() {
-        let (mut pk, mut pv) = (zeros.clone(), zeros.clone());
-        for i in 0..steps {
-            let ins = feed(i, &pk, &pv);
-            let out = if e == 0 {
-                ort.run(&ins, &names)?
-            } else {
-                planned.run(&ins)?
-            };
-            let get = |name: &str| {
-                out.iter()
-                    .find(|o| o.0 == name)
-                    .map(|o| o.1.clone())
-                    .ok_or_else(|| anyhow!("step {i}: no output {name}"))
-            };
-            l.extend(get("logits")?);
-            pk = get("present_k")?;
-            pv = get("present_v")?;
-        }
-    }
-    let [ort_logits, tract_logits] = logits;
+    let [ort_logits, tract_logits] = super::onnx_steps(
+        onnx,
+        steps,
+        vec![zeros.clone(), zeros],
+        &["logits", "present_k", "present_v"],
+        &["present_k", "present_v"],
+        &["logits"],
+        |i, state| feed(i, &state[0], &state[1]),
+    )?
+    .map(|mut kept| kept.remove(0));
     // The runtime, with its own cache.
     let mut kv = vec![0f32; dev.state_len()];
     let mut syms = vec![0u32; t];

@@ -56,15 +56,19 @@ impl Gru<'_> {
         let gh = &mut rest[..3 * n];
         kernels::matvec(gx, &self.ih.w, x, |r| self.ih.b.get(r));
         kernels::matvec(gh, &self.hh.w, h, |r| self.hh.b.get(r));
-        let (gx_r, gx) = gx.split_at(n);
-        let (gx_z, gx_n) = gx.split_at(n);
-        let (gh_r, gh) = gh.split_at(n);
-        let (gh_z, gh_n) = gh.split_at(n);
+        // The gates' pre-activations in place in gx, then each activation
+        // over a whole slice (vectorized).
+        let (rz, gx_n) = gx.split_at_mut(2 * n);
+        let (gh_rz, gh_n) = gh.split_at(2 * n);
+        rz.iter_mut().zip(gh_rz).for_each(|(a, &b)| *a += b);
+        M::sigmoid_slice(rz);
+        let (r, z) = rz.split_at(n);
         for j in 0..n {
-            let r = M::sigmoid(gx_r[j] + gh_r[j]);
-            let z = M::sigmoid(gx_z[j] + gh_z[j]);
-            let c = M::tanh(gx_n[j] + r * gh_n[j]);
-            h[j] = (1.0 - z) * c + z * h[j];
+            gx_n[j] += r[j] * gh_n[j];
+        }
+        M::tanh_slice(gx_n);
+        for j in 0..n {
+            h[j] = (1.0 - z[j]) * gx_n[j] + z[j] * h[j];
         }
     }
 }

@@ -2,6 +2,7 @@
 //! hyperparameters), weights borrowed from the GGUF bytes, and a forward
 //! pass over caller scratch.
 
+pub mod audio;
 pub mod gan;
 pub mod transformer;
 pub mod vae;
@@ -84,6 +85,8 @@ pub enum Model<'a> {
     Generator(gan::Generator<'a>),
     /// A text transformer.
     Text(transformer::Transformer<'a>),
+    /// An audio GRU.
+    Audio(audio::Audio<'a>),
 }
 
 impl<'a> Model<'a> {
@@ -102,10 +105,7 @@ impl<'a> Model<'a> {
                 &g,
                 Family::Text,
             )?)),
-            _ => Err(Error::BadValue {
-                key: arch::keys::ARCHITECTURE,
-                expected: "edgegen.vae, edgegen.gan or edgegen.text (audio is not in the runtime yet)",
-            }),
+            Family::Audio => Ok(Model::Audio(audio::Audio::from_gguf(&g)?)),
         }
     }
 
@@ -116,6 +116,7 @@ impl<'a> Model<'a> {
             Model::VaeEncoder(e) => e.scratch_len(),
             Model::Generator(g) => g.scratch_len(),
             Model::Text(t) => t.scratch_len(),
+            Model::Audio(a) => a.scratch_len(),
         }
     }
 }
