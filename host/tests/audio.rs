@@ -131,6 +131,56 @@ fn an_audio_run_learns_resumes_exactly_and_is_scored_beside_the_baselines() {
         serde_json::from_str(&ok(&["provenance", s(&d.join("a").join("samples.png"))])).unwrap();
     assert_eq!(p["kind"], "samples");
     exports_validate_and_sample(&d.join("a"), nll);
+    heard_by_the_audio_classifier(&data, &d);
+}
+
+/// `train classifier` on clips trains the image CNN on their log-mel
+/// images (tones of three pitches: told apart), and `eval --classifier`
+/// uses it to hear an audio model's generated clips.
+fn heard_by_the_audio_classifier(data: &Path, d: &Path) {
+    let cls = d.join("cls");
+    ok(&[
+        "train",
+        "classifier",
+        "--data",
+        s(data),
+        "--epochs",
+        "12",
+        "--batch",
+        "8",
+        "--quiet",
+        "-o",
+        s(&cls),
+    ]);
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cls.join("test.json")).unwrap()).unwrap();
+    assert_eq!(t["n"].as_u64(), Some(30), "{t}");
+    assert!(t["test_accuracy"].as_f64().unwrap() > 0.9, "{t}");
+    let e: serde_json::Value = serde_json::from_str(&ok(&["eval", s(&cls), "--json"])).unwrap();
+    assert_eq!(e["test_accuracy"], t["test_accuracy"]);
+    let e: serde_json::Value = serde_json::from_str(&ok(&[
+        "eval",
+        s(&d.join("a")),
+        "--last",
+        "--classifier",
+        s(&cls),
+        "--n",
+        "6",
+        "--seconds",
+        "0.2",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(e["generated_clips"].as_u64(), Some(6), "{e}");
+    let acc = e["conditional_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc), "{e}");
+    let confusion: u64 = e["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()))
+        .sum();
+    assert_eq!(confusion, 6);
 }
 
 /// Every precision exports, validates across the four engines, and

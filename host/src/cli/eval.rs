@@ -21,13 +21,21 @@ pub struct EvalArgs {
     /// A run folder from `edgegen train`.
     run: PathBuf,
     /// A classifier run (`edgegen train classifier`) to score generated
-    /// images with: classifier_score, fd_classifier, precision, recall and
-    /// conditional_accuracy.
+    /// images with (classifier_score, fd_classifier, precision, recall and
+    /// conditional_accuracy), or for an audio model, one trained on audio
+    /// to hear generated clips with (conditional_accuracy).
     #[arg(long)]
     classifier: Option<PathBuf>,
-    /// Images to generate for the suite.
-    #[arg(long, default_value_t = 10_000)]
-    n: usize,
+    /// Images to generate for the suite [default: 10000], or audio clips
+    /// [default: 100].
+    #[arg(long)]
+    n: Option<usize>,
+    /// Audio models, with --classifier: seconds of each generated clip.
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f32,
+    /// Audio models, with --classifier: the sampling temperature.
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
     /// Dataset whose splits to use (default: the one the run trained on).
     #[arg(long)]
     data: Option<String>,
@@ -83,6 +91,9 @@ struct AudioEval {
     nll_bits_per_sample: f64,
     /// The weights' storage the NLL was computed with.
     precision: crate::export::Precision,
+    /// With `--classifier`: how the generated clips sound to it.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    heard: Option<crate::eval::audio::Heard>,
     /// The baselines of `eval::audio` on the same clips (every code).
     #[serde(flatten)]
     baselines: AudioBaselines,
@@ -120,8 +131,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
         files::BEST
     });
     let ck = checkpoint::load(&path)?;
-    if a.n < 2 || a.n > MAX_N {
-        bail!("--n: expected 2 to {MAX_N} images, found {}", a.n);
+    if let Some(n) = a.n
+        && !(2..=MAX_N).contains(&n)
+    {
+        bail!("--n: expected 2 to {MAX_N} images or clips, found {n}");
     }
     if a.k == 0 {
         bail!("--k: expected at least 1 importance sample");
@@ -144,9 +157,13 @@ pub fn run(a: EvalArgs) -> Result<()> {
         }
         return Ok(());
     }
-    // The other families train on images, split as the run split them.
-    let labels_for = (ck.family == Family::Classifier).then_some("a classifier");
-    let data = vae::load_images(&cfg, labels_for)?;
+    // The other families train on images, split as the run split them (a
+    // classifier's may be the log-mel images of clips).
+    let data = if ck.family == Family::Classifier {
+        <classifier::ClassifierTrainer as crate::train::Trainer>::load_data(&cfg)?
+    } else {
+        vae::load_images(&cfg, None)?
+    };
     let report = match ck.family {
         Family::Vae => eval_vae(&a, &ck, &data, th)?,
         Family::Gan => eval_gan(&a, &ck, &data, th)?,
@@ -174,6 +191,12 @@ fn suite_for(
     };
     let ck = checkpoint::load(&dir.join(files::BEST))?;
     let (m, p, b) = classifier::load(&ck, "--classifier")?;
+    if m.cfg.log_mel.is_some() {
+        bail!(
+            "--classifier {}: an audio classifier (it hears log-mel features of clips); an image model needs one trained on images",
+            dir.display()
+        );
+    }
     if m.cfg.image_shape != data.shape {
         bail!(
             "--classifier {}: it takes images of shape {:?}, and this run's are {:?}",
@@ -213,12 +236,13 @@ fn eval_vae(a: &EvalArgs, ck: &Checkpoint, data: &ImageSplits, th: Threads) -> R
     crate::export::store_decoder(&model, &mut params, a.decoder_precision);
     let r = crate::eval::vae::evaluate(&model, &params, &data.test, a.k, a.seed, th);
     let suite = if a.classifier.is_some() {
+        let n = a.n.unwrap_or(10_000);
         let (z, k) = (model.cfg.latent, model.cfg.n_classes);
         let mut rng = Rng::new(a.seed ^ 0x5A3B1E);
-        let zs: Vec<f32> = (0..a.n * z).map(|_| rng.normal()).collect();
-        let labels = suite::balanced_labels(a.n, k);
+        let zs: Vec<f32> = (0..n * z).map(|_| rng.normal()).collect();
+        let labels = suite::balanced_labels(n, k);
         // In chunks: a VAE's batch buffers for 10,000 rows are large.
-        let mut px = Vec::with_capacity(a.n * model.cfg.input_dim());
+        let mut px = Vec::with_capacity(n * model.cfg.input_dim());
         for (zc, lc) in zs.chunks(1000 * z).zip(labels.chunks(1000)) {
             px.extend(model.decode_pixels(&params, zc, lc, th));
         }
@@ -252,10 +276,10 @@ fn eval_gan(a: &EvalArgs, ck: &Checkpoint, data: &ImageSplits, th: Threads) -> R
             data.shape
         );
     }
-    let (zd, k) = (m.cfg.latent, m.cfg.n_classes);
+    let (zd, k, n) = (m.cfg.latent, m.cfg.n_classes, a.n.unwrap_or(10_000));
     let mut rng = Rng::new(a.seed ^ 0x5A3B1E);
-    let z: Vec<f32> = (0..a.n * zd).map(|_| rng.normal()).collect();
-    let labels = suite::balanced_labels(a.n, k);
+    let z: Vec<f32> = (0..n * zd).map(|_| rng.normal()).collect();
+    let labels = suite::balanced_labels(n, k);
     let (gp, bufs) = gan::sampling_generator(&m, &st, ema);
     let px = gan::generate(&m, &gp, &bufs, &z, &labels, th);
     Ok(Report {
@@ -277,12 +301,6 @@ fn eval_audio(
     th: Threads,
 ) -> Result<Report> {
     use crate::train::audio::{self, AudioData};
-    if a.classifier.is_some() {
-        bail!(
-            "--classifier: the audio classifier is not built yet; {} is scored by its NLL",
-            a.run.display()
-        );
-    }
     let (m, mc, st) = audio::load(ck, "`eval`")?;
     let data = AudioData::load(cfg)?;
     if data.classes != mc.classes {
@@ -301,6 +319,40 @@ fn eval_audio(
     let mut p = st.groups[0].params.clone();
     crate::export::audio::store(&m, &mut p, a.decoder_precision);
     let (bits, samples) = audio::nll(&m, &p, clips, th);
+    let heard = match &a.classifier {
+        None => None,
+        Some(dir) => {
+            let cck = checkpoint::load(&dir.join(files::BEST))?;
+            let (cm, cp, cb) = classifier::load(&cck, "--classifier")?;
+            let scorer = Scorer {
+                model: &cm,
+                params: &cp,
+                buffers: &cb,
+                path: cck.path.display().to_string(),
+            };
+            if !(a.seconds > 0.0 && a.seconds <= 60.0) {
+                bail!(
+                    "--seconds: expected more than 0 and at most 60, found {}",
+                    a.seconds
+                );
+            }
+            if !(a.temperature > 0.0 && a.temperature.is_finite()) {
+                bail!(
+                    "--temperature: expected a positive number, found {}",
+                    a.temperature
+                );
+            }
+            let g = crate::eval::audio::Generation {
+                n: a.n.unwrap_or(100),
+                seconds: a.seconds,
+                temperature: a.temperature,
+                seed: a.seed,
+            };
+            Some(crate::eval::audio::conditional_accuracy(
+                &m, &p, &scorer, g, th,
+            )?)
+        }
+    };
     let bytes = |c: &[audio::Codes]| -> Vec<Vec<u8>> {
         c.iter()
             .map(|c| c.codes.iter().map(|&q| q as u8).collect())
@@ -322,6 +374,7 @@ fn eval_audio(
             samples,
             nll_bits_per_sample: bits,
             precision: a.decoder_precision,
+            heard,
             baselines: AudioBaselines {
                 baseline_uniform_bits: b.uniform_bits,
                 baseline_unigram_bits: b.unigram_bits,
@@ -443,6 +496,12 @@ fn print_report(r: &Report) {
             crate::eval::audio::LPC_ORDER,
             b.baseline_lpc_bits
         );
+        if let Some(h) = &t.heard {
+            println!(
+                "conditional_accuracy {:.4} ({} generated clips of {} s at temperature {}, heard by {})",
+                h.conditional_accuracy, h.generated_clips, h.seconds, h.temperature, h.classifier
+            );
+        }
         return;
     }
     if let Some(t) = &r.text {

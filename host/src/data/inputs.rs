@@ -78,6 +78,9 @@ pub struct ImageSplits {
     pub classes: Vec<String>,
     /// What loading did that the user should know (see [`super::images::ImageData::notes`]).
     pub notes: Vec<String>,
+    /// When the "images" are the log-mel features of audio clips: how
+    /// they were computed.
+    pub log_mel: Option<super::logmel::LogMel>,
 }
 
 /// Loads and splits the images `r` names.
@@ -112,5 +115,80 @@ pub fn load_images(r: &ImageRequest) -> Result<ImageSplits> {
         val,
         test,
         notes: im.notes,
+        log_mel: None,
+    })
+}
+
+/// Labeled audio clips as the log-mel images of `lm`, split as an audio
+/// run splits them (FSDD: takes 0 to 4 are the test set). Each clip goes
+/// through 8-bit mu-law first, as a generated clip does, so that the
+/// classifier hears the same quantization in both.
+pub fn load_audio_features(
+    path: &str,
+    lm: super::logmel::LogMel,
+    val_frac: f64,
+    seed: u64,
+) -> Result<ImageSplits> {
+    use super::audio::{mulaw_decode, mulaw_encode, resample};
+    let Dataset::Audio(set) = super::load(path)? else {
+        bail!("{path}: expected .wav files (here or one folder down)");
+    };
+    if set.classes.is_empty() {
+        bail!(
+            "{path}: the classifier needs labeled clips (one sub-folder per class, or names like FSDD's {{digit}}_{{speaker}}_{{take}}.wav)"
+        );
+    }
+    if val_frac <= 0.0 {
+        bail!(
+            "--val-frac: the audio classifier validates on held-out clips; expected more than 0, found {val_frac}"
+        );
+    }
+    let s = super::split::split_audio(&set, val_frac, 0.0, seed);
+    let images = |idx: &[usize]| -> Images {
+        let clips: Vec<Vec<f32>> = idx
+            .iter()
+            .map(|&i| {
+                let c = &set.clips[i];
+                resample(&c.samples, c.rate, lm.sample_rate)
+                    .iter()
+                    .map(|&v| mulaw_decode(mulaw_encode(v)))
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[f32]> = clips.iter().map(|c| &c[..]).collect();
+        Images {
+            x: lm.features_of(&refs),
+            labels: idx
+                .iter()
+                .map(|&i| set.clips[i].label.unwrap_or(0))
+                .collect(),
+            d: lm.mels * lm.frames,
+        }
+    };
+    let (train, val, test) = (images(&s.train), images(&s.val), images(&s.test));
+    let notes = vec![format!(
+        "{} training clips, {} validation, {} test{}, as {}x{} log-mel images",
+        train.len(),
+        val.len(),
+        test.len(),
+        if s.test.is_empty() {
+            ""
+        } else {
+            " (FSDD takes 0 to 4)"
+        },
+        lm.mels,
+        lm.frames
+    )];
+    if test.is_empty() {
+        bail!("{path}: no test clips (FSDD's takes 0 to 4, or a split of the rest)");
+    }
+    Ok(ImageSplits {
+        train,
+        val,
+        test,
+        shape: lm.shape(),
+        classes: set.classes.clone(),
+        notes,
+        log_mel: Some(lm),
     })
 }

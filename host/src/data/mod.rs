@@ -10,6 +10,7 @@ pub mod idx;
 pub mod images;
 pub mod info;
 pub mod inputs;
+pub mod logmel;
 pub mod split;
 pub mod text;
 

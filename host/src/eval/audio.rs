@@ -231,3 +231,115 @@ mod tests {
         assert!(bn.lpc_bits > bn.unigram_bits - 0.5, "{bn:?}");
     }
 }
+
+/// How a conditional audio model's generated clips sound to the audio
+/// classifier.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Heard {
+    /// Clips generated, balanced over the classes.
+    pub generated_clips: usize,
+    /// Seconds of each.
+    pub seconds: f32,
+    /// The sampling temperature.
+    pub temperature: f32,
+    /// How often the classifier hears the class a clip was conditioned on.
+    pub conditional_accuracy: f64,
+    /// `confusion[conditioned][heard]`.
+    pub confusion: Vec<Vec<u64>>,
+    /// The classifier's checkpoint.
+    pub classifier: String,
+}
+
+/// What a generation for [`conditional_accuracy`] asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct Generation {
+    /// Clips in all.
+    pub n: usize,
+    /// Seconds of each.
+    pub seconds: f32,
+    /// Softmax temperature.
+    pub temperature: f32,
+    /// Clip `i` draws with seed `seed + i`.
+    pub seed: u64,
+}
+
+/// Generates `g.n` clips of `m` on parameters `p`, the labels cycling
+/// over the classes, and classifies each by its log-mel features with the
+/// audio classifier `cls` (whose features settings it stores).
+pub fn conditional_accuracy(
+    m: &crate::models::rnn::Rnn,
+    p: &[f32],
+    cls: &crate::eval::suite::Scorer<'_>,
+    g: Generation,
+    th: crate::nn::gemm::Threads,
+) -> anyhow::Result<Heard> {
+    use crate::data::audio::mulaw_decode;
+    use crate::data::inputs::Images;
+    use crate::rng::Rng;
+    let k = m.cfg.n_classes;
+    let Some(lm) = cls.model.cfg.log_mel else {
+        anyhow::bail!(
+            "--classifier {}: an image classifier; an audio model needs one trained on audio (edgegen train classifier --data FSDD_DIR)",
+            cls.path
+        );
+    };
+    if k == 0 {
+        anyhow::bail!(
+            "--classifier: conditional_accuracy needs a conditional model (train audio --conditional)"
+        );
+    }
+    if cls.model.cfg.n_classes != k {
+        anyhow::bail!(
+            "--classifier {}: it knows {} classes, the model {k}",
+            cls.path,
+            cls.model.cfg.n_classes
+        );
+    }
+    let labels = crate::eval::suite::balanced_labels(g.n, k);
+    let len = (g.seconds * lm.sample_rate as f32).round().max(1.0) as usize;
+    let mut feats = Vec::with_capacity(g.n * lm.mels * lm.frames);
+    // A few hundred clips at a time: one batched step per sample.
+    for (c, chunk) in labels.chunks(256).enumerate() {
+        let mut rngs: Vec<Rng> = (0..chunk.len())
+            .map(|i| Rng::new(g.seed.wrapping_add((c * 256 + i) as u64)))
+            .collect();
+        let codes = crate::models::rnn::generate(
+            m,
+            p,
+            chunk,
+            crate::train::audio::SILENCE,
+            len,
+            g.temperature,
+            &mut rngs,
+            th,
+        );
+        let clips: Vec<Vec<f32>> = codes
+            .iter()
+            .map(|c| c.iter().map(|&q| mulaw_decode(q as u8)).collect())
+            .collect();
+        let refs: Vec<&[f32]> = clips.iter().map(|c| &c[..]).collect();
+        feats.extend(lm.features_of(&refs));
+    }
+    let images = Images {
+        x: feats,
+        labels: labels.clone(),
+        d: lm.mels * lm.frames,
+    };
+    let mut acts = crate::models::classifier::ClassifierActs::new(cls.model, 256);
+    let (_, acc, confusion) = crate::train::classifier::evaluate(
+        cls.model,
+        cls.params,
+        cls.buffers,
+        &images,
+        &mut acts,
+        th,
+    );
+    Ok(Heard {
+        generated_clips: g.n,
+        seconds: g.seconds,
+        temperature: g.temperature,
+        conditional_accuracy: acc,
+        confusion,
+        classifier: cls.path.clone(),
+    })
+}

@@ -31,6 +31,9 @@ pub struct ClassifierConfig {
     pub features: usize,
     /// Dropout before the last layer, in training.
     pub dropout: f32,
+    /// For an audio classifier: the log-mel features its "images" are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_mel: Option<crate::data::logmel::LogMel>,
 }
 
 impl ClassifierConfig {

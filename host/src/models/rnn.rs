@@ -245,44 +245,51 @@ pub fn nll_bits(
     (nats / std::f64::consts::LN_2 / count.max(1) as f64, count)
 }
 
-/// Generates `n` codes on the host from a zero state, each drawn from the
-/// softmax of the logits over `temperature` and fed back; the first input
-/// is `start` (the mu-law code of silence, 128, for audio).
+/// Generates `n` codes for each clip of `labels` on the host, all clips
+/// at once (one batched step per sample), each from a zero state: the
+/// first input is `start` (the mu-law code of silence, 128, for audio),
+/// and each code is drawn from the softmax of the logits over
+/// `temperature` with the clip's own generator in `rngs`, then fed back.
+/// An unconditional model ignores the labels.
+#[allow(clippy::too_many_arguments)]
 pub fn generate(
     m: &Rnn,
     p: &[f32],
-    label: Option<u32>,
+    labels: &[u32],
     start: u32,
     n: usize,
     temperature: f32,
-    rng: &mut Rng,
-) -> Vec<u32> {
-    let (h, v) = (m.cfg.hidden, m.cfg.vocab);
-    let mut a = RnnActs::new(m, 1, 1);
-    a.labels[0] = label.unwrap_or(0);
-    let mut out = Vec::with_capacity(n);
-    let mut code = start;
+    rngs: &mut [Rng],
+    th: Threads,
+) -> Vec<Vec<u32>> {
+    let (b, h, v) = (labels.len().min(rngs.len()), m.cfg.hidden, m.cfg.vocab);
+    let mut a = RnnActs::new(m, 1, b);
+    a.labels.copy_from_slice(&labels[..b]);
+    a.tokens.fill(start);
+    let mut out = vec![Vec::with_capacity(n); b];
+    let mut w = vec![0f64; v];
+    let t = temperature.max(1e-6);
     for _ in 0..n {
-        a.tokens[0] = code;
-        m.forward(p, &mut a, Threads(1));
-        a.gru.h.copy_within(h..2 * h, 0);
-        let logits = &a.logits[..v];
-        let t = temperature.max(1e-6);
-        let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-        let w: Vec<f64> = logits
-            .iter()
-            .map(|&x| (((x - max) / t) as f64).exp())
-            .collect();
-        let mut u = rng.uniform() as f64 * w.iter().sum::<f64>();
-        code = (v - 1) as u32;
-        for (i, &wi) in w.iter().enumerate() {
-            if u < wi {
-                code = i as u32;
-                break;
+        m.forward(p, &mut a, th);
+        a.gru.h.copy_within(b * h..2 * b * h, 0);
+        for (j, rng) in rngs.iter_mut().enumerate().take(b) {
+            let logits = &a.logits[j * v..(j + 1) * v];
+            let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            for (wi, &x) in w.iter_mut().zip(logits) {
+                *wi = (((x - max) / t) as f64).exp();
             }
-            u -= wi;
+            let mut u = rng.uniform() as f64 * w.iter().sum::<f64>();
+            let mut code = (v - 1) as u32;
+            for (i, &wi) in w.iter().enumerate() {
+                if u < wi {
+                    code = i as u32;
+                    break;
+                }
+                u -= wi;
+            }
+            a.tokens[j] = code;
+            out[j].push(code);
         }
-        out.push(code);
     }
     out
 }
@@ -320,11 +327,23 @@ mod tests {
             assert_eq!(k, n);
             assert!((a - b).abs() < 1e-5, "{steps} x {batch}: {a} vs {b}");
         }
-        // Generation stays in the vocabulary and follows the seed.
-        let g = |s| generate(&m, &p, Some(1), 0, 30, 1.0, &mut Rng::new(s));
-        assert!(g(1).iter().all(|&c| c < 16));
-        assert_eq!(g(1), g(1));
-        assert_ne!(g(1), g(2));
+        // Generation stays in the vocabulary and follows the seed; a clip
+        // generated in a batch is the clip generated alone.
+        // Class embeddings as large as a trained model's, so that the
+        // label moves the draws.
+        let cls = m.layout.get("cls_embd.weight").unwrap().range();
+        p[cls].iter_mut().for_each(|v| *v *= 100.0);
+        let g = |seeds: &[u64], labels: &[u32]| {
+            let mut rngs: Vec<Rng> = seeds.iter().map(|&s| Rng::new(s)).collect();
+            generate(&m, &p, labels, 0, 30, 1.0, &mut rngs, Threads(1))
+        };
+        let one = g(&[1], &[1]).remove(0);
+        assert!(one.iter().all(|&c| c < 16));
+        assert_eq!(one, g(&[1], &[1])[0]);
+        assert_ne!(one, g(&[2], &[1])[0]);
+        let batch = g(&[5, 1, 1], &[0, 1, 2]);
+        assert_eq!(batch[1], one);
+        assert_ne!(batch[2], one, "the label matters");
     }
 
     /// Every parameter's gradient through the whole model (class

@@ -7,11 +7,10 @@ use super::wave::Wave;
 use crate::provenance::Provenance;
 use anyhow::Result;
 use plotters::prelude::*;
-use std::f64::consts::PI;
 use std::path::Path;
 
-/// Samples per analysis frame: 32 ms at 8 kHz, 31 Hz per bin.
-pub const FRAME: usize = 256;
+pub use crate::data::logmel::FRAME;
+use crate::data::logmel::PowerSpectrum;
 /// Samples between frames.
 pub const HOP: usize = 64;
 /// The quietest level drawn, in dB below the clip's loudest bin.
@@ -22,33 +21,12 @@ pub const FLOOR_DB: f64 = 80.0;
 /// bins, from 0 Hz to half the sample rate. A clip shorter than a frame is
 /// zero-padded to one.
 pub fn stft_db(x: &[f32]) -> (usize, Vec<f64>) {
-    let bins = FRAME / 2 + 1;
+    let bins = PowerSpectrum::BINS;
     let frames = x.len().saturating_sub(FRAME) / HOP + 1;
-    let win: Vec<f64> = (0..FRAME)
-        .map(|i| 0.5 - 0.5 * (2.0 * PI * i as f64 / FRAME as f64).cos())
-        .collect();
-    // The DFT's twiddles once: cos and sin of 2 pi k n / FRAME.
-    let tw: Vec<(f64, f64)> = (0..FRAME)
-        .map(|i| {
-            let a = 2.0 * PI * i as f64 / FRAME as f64;
-            (a.cos(), a.sin())
-        })
-        .collect();
+    let mut dft = PowerSpectrum::default();
     let mut p = vec![0f64; frames * bins];
-    let mut frame = vec![0f64; FRAME];
-    for f in 0..frames {
-        for (i, v) in frame.iter_mut().enumerate() {
-            *v = x.get(f * HOP + i).map_or(0.0, |&s| s as f64) * win[i];
-        }
-        for k in 0..bins {
-            let (mut re, mut im) = (0.0, 0.0);
-            for (n, &v) in frame.iter().enumerate() {
-                let (c, s) = tw[(k * n) % FRAME];
-                re += v * c;
-                im -= v * s;
-            }
-            p[f * bins + k] = re * re + im * im;
-        }
+    for (f, row) in p.chunks_exact_mut(bins).enumerate() {
+        dft.power(x, f * HOP, row);
     }
     let max = p.iter().fold(1e-30f64, |m, &v| m.max(v));
     for v in &mut p {
@@ -134,7 +112,7 @@ mod tests {
     fn a_tone_peaks_in_its_bin_and_silence_is_at_the_floor() {
         // 1 kHz at 8 kHz: bin 1000 / 31.25 = 32.
         let x: Vec<f32> = (0..4000)
-            .map(|i| (2.0 * PI * 1000.0 * i as f64 / 8000.0).sin() as f32)
+            .map(|i| (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / 8000.0).sin() as f32)
             .collect();
         let (frames, db) = stft_db(&x);
         assert_eq!(frames, (4000 - FRAME) / HOP + 1);

@@ -91,6 +91,7 @@ pub fn model_config(cfg: &TrainConfig, d: &ImageSplits) -> Result<ClassifierConf
         widths: s.widths,
         features: s.features,
         dropout: s.dropout,
+        log_mel: d.log_mel,
     })
 }
 
@@ -191,7 +192,15 @@ impl Trainer for ClassifierTrainer {
         series: &[("train", "train_loss"), ("validation", "val_loss")],
     };
 
+    /// Images, or the log-mel images of labeled audio clips.
     fn load_data(cfg: &TrainConfig) -> Result<ImageSplits> {
+        let path = crate::data::resolve(cfg.data.as_deref());
+        let audio = path.starts_with(crate::data::audio::BUILTIN_FSDD)
+            || crate::data::audio::is_audio_dir(std::path::Path::new(&path));
+        if audio {
+            let lm = crate::data::logmel::LogMel::default();
+            return crate::data::inputs::load_audio_features(&path, lm, cfg.val_frac, cfg.seed);
+        }
         load_images(cfg, Some("a classifier"))
     }
 
