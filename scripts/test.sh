@@ -47,8 +47,10 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo clippy -D warnings, firmware for thumbv7em-none-eabihf"
-for f in "" size-probe empty; do
-  cargo clippy --locked -p edgegen-firmware-m4 --target thumbv7em-none-eabihf ${f:+--features $f} -- -D warnings
+for family in vae audio; do
+  for f in "" size-probe empty; do
+    EDGEGEN_FIRMWARE_DEFAULT=$family cargo clippy --locked -p edgegen-firmware-m4 --target thumbv7em-none-eabihf ${f:+--features $f} -- -D warnings
+  done
 done
 
 step "rustdoc -D warnings for the crates that ship to the device"

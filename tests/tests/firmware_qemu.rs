@@ -1,7 +1,8 @@
-//! The Cortex-M4F firmware (`examples/firmware-m4`), built with a model and
-//! run under `qemu-system-arm -M mps2-an386`: its samples must match the
-//! runtime's on the host, and the runtime's flash cost must stay within
-//! 16 KiB of `.text` (issue 4's size target).
+//! The Cortex-M4F firmware (`examples/firmware-m4`), built with a model (a
+//! VAE decoder or an audio model: the GGUF picks the family) and run under
+//! `qemu-system-arm -M mps2-an386`: its samples must match the runtime's on
+//! the host, and each family's flash cost must stay within 16 KiB of
+//! `.text` (issue 4's size target, and issue 12's per family).
 //!
 //! Needs the `thumbv7em-none-eabihf` target and `qemu-system-arm`, which
 //! `scripts/test.sh` installs.
@@ -59,6 +60,34 @@ fn section_size(elf: &[u8], name: &str) -> u32 {
         .map_or(0, |h| u32at(h + 0x14))
 }
 
+/// Runs a firmware image under QEMU; returns what it printed, once it has
+/// exited with status 0 after printing "ok".
+fn run_qemu(elf: &Path) -> String {
+    let out = Command::new("timeout")
+        .args([
+            "120",
+            "qemu-system-arm",
+            "-M",
+            "mps2-an386",
+            "-nographic",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-kernel",
+        ])
+        .arg(elf)
+        .output()
+        .expect("run qemu-system-arm (scripts/test.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "firmware failed under QEMU ({}):\n{text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("\nok"), "{text}");
+    text
+}
+
 #[test]
 fn firmware_samples_match_the_host_and_fit_in_16_kib() {
     let dir = scratch_dir("firmware");
@@ -68,28 +97,7 @@ fn firmware_samples_match_the_host_and_fit_in_16_kib() {
         let path = dir.join(format!("{ty:?}.gguf"));
         std::fs::write(&path, &bytes).unwrap();
         let elf = build(Some(&path), "", &target);
-        let out = Command::new("timeout")
-            .args([
-                "120",
-                "qemu-system-arm",
-                "-M",
-                "mps2-an386",
-                "-nographic",
-                "-semihosting-config",
-                "enable=on,target=native",
-                "-kernel",
-            ])
-            .arg(&elf)
-            .output()
-            .expect("run qemu-system-arm (scripts/test.sh installs it)");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "firmware failed under QEMU ({}):\n{text}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(text.contains("\nok"), "{text}");
+        let text = run_qemu(&elf);
 
         // The same samples on the host.
         check_samples_against_host(&text, &bytes, 7, Some(0), 4, &format!("{ty:?} firmware"));
@@ -107,6 +115,93 @@ fn firmware_samples_match_the_host_and_fit_in_16_kib() {
     assert!(
         p - e <= 16 * 1024,
         "runtime + format take {} B of .text, over the 16 KiB budget",
+        p - e
+    );
+}
+
+/// The firmware built with an audio model generates the clip the host's
+/// runtime generates from the same bytes and seed: the same codes, and the
+/// same final state to float rounding (the M4 sums in another order). The
+/// audio path alone fits the same 16 KiB of `.text`.
+#[test]
+fn audio_firmware_generates_the_hosts_clip_and_fits_in_16_kib() {
+    use edgegen_runtime::models::audio::{Audio, SILENCE, State};
+    use edgegen_runtime::sample::{Rng, Sampling};
+    let dir = scratch_dir("firmware-audio");
+    // Not the VAE test's directory: the tests run at once, and each build
+    // writes the same image path.
+    let target = repo_root().join("target/firmware-test-audio");
+    let mut probe_path = None;
+    for (ty, k) in [(GgmlType::Q8_0, 10), (GgmlType::F16, 0)] {
+        let hp = arch::audio::Hparams {
+            vocab_size: 256,
+            embedding_length: 12,
+            state_length: 20,
+            n_classes: k,
+            sample_rate: 8000,
+        };
+        let bytes = edgegen_tests::audio::model_gguf(&hp, ty, 4, 0.6);
+        let path = dir.join(format!("audio-{ty:?}.gguf"));
+        std::fs::write(&path, &bytes).unwrap();
+        let text = run_qemu(&build(Some(&path), "", &target));
+        let m = Audio::from_bytes(&bytes).unwrap();
+        let mut h = vec![0f32; m.state_len()];
+        let mut st = State::new(&mut h, (k > 0).then_some(0));
+        let mut scratch = vec![0f32; m.scratch_len()];
+        let mut codes = [0u8; 400];
+        let s = Sampling::default();
+        m.generate(
+            &mut st,
+            SILENCE,
+            &s,
+            &mut Rng::new(7),
+            &mut scratch,
+            &mut codes,
+        )
+        .unwrap();
+        let hash = codes.iter().fold(0x811c_9dc5u32, |a, &c| {
+            (a ^ c as u32).wrapping_mul(0x0100_0193)
+        });
+        let first: Vec<String> = codes[..8].iter().map(u8::to_string).collect();
+        let want = format!("clip 400 hash {hash:08x} first {}", first.join(" "));
+        assert!(
+            text.contains(&want),
+            "{ty:?}: the host's {want}, the device's:\n{text}"
+        );
+        assert!(
+            codes.iter().any(|&c| c != codes[0]),
+            "{ty:?}: one code throughout"
+        );
+        let line = text.lines().find(|l| l.starts_with("state sum")).unwrap();
+        let f: Vec<f32> = line
+            .split_whitespace()
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        let sum: f32 = st.h().iter().sum();
+        assert!(
+            (f[0] - sum).abs() < 1e-4,
+            "{ty:?}: device state sum {} vs host {sum}",
+            f[0]
+        );
+        for (d, h) in f[1..].iter().zip(st.h()) {
+            assert!((d - h).abs() < 2e-6, "{ty:?}: device state {d} vs host {h}");
+        }
+        probe_path.get_or_insert(path);
+    }
+    let probe = build(probe_path.as_deref(), "size-probe", &target.join("probe"));
+    let empty = build(None, "empty", &target.join("empty"));
+    let (p, e) = (
+        section_size(&std::fs::read(probe).unwrap(), ".text"),
+        section_size(&std::fs::read(empty).unwrap(), ".text"),
+    );
+    println!(
+        "firmware .text: audio path {p} B, empty {e} B, runtime + format {} B",
+        p - e
+    );
+    assert!(p > e + 4096, "the probe did not link the runtime");
+    assert!(
+        p - e <= 16 * 1024,
+        "the audio path takes {} B of .text, over 16 KiB",
         p - e
     );
 }

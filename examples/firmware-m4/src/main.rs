@@ -1,10 +1,16 @@
-//! edgegen on a Cortex-M4F: the VAE decoder samples images from weights in
-//! flash, with a scratch buffer sized at compile time and no allocator.
+//! edgegen on a Cortex-M4F: a model samples from weights in flash, with
+//! scratch and state sized at compile time and no allocator. The model's
+//! family (set by `build.rs` from the GGUF) picks what is linked:
+//!
+//! - a VAE decoder prints, for each of 4 samples drawn with seed 7, the sum
+//!   of its pixels and its first pixels;
+//! - an audio model generates 400 mu-law codes (50 ms at 8 kHz) with seed 7
+//!   (class 0 if conditional) and prints their FNV-1a hash, the first
+//!   codes and the final state.
 //!
 //! Under QEMU: `qemu-system-arm -M mps2-an386 -nographic -semihosting-config
-//! enable=on,target=native -kernel <elf>`. It prints, for each of 4 samples
-//! drawn with seed 7, the sum of its pixels and its first pixels, then
-//! exits with status 0 (or 1 on any error).
+//! enable=on,target=native -kernel <elf>`. It exits with status 0 (or 1 on
+//! any error).
 //!
 //! On the host this crate builds as an empty program, so that the
 //! workspace builds everywhere.
@@ -35,9 +41,18 @@ mod device {
     static MODEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.gguf"));
 
     /// Floats of scratch, computed at compile time from the hyperparameters.
+    #[cfg(family = "vae")]
     const SCRATCH: usize = edgegen_runtime::models::vae::scratch_len_for(LATENT, N_CLASSES, HIDDEN);
+    #[cfg(family = "audio")]
+    const SCRATCH: usize = edgegen_runtime::models::audio::scratch_len_for(&HP);
+    /// Floats of the audio model's state.
+    #[cfg(family = "audio")]
+    const STATE: usize = edgegen_runtime::models::audio::state_len_for(&HP);
+    /// Codes the audio firmware generates.
+    #[cfg(all(family = "audio", not(feature = "size-probe")))]
+    const CODES: usize = 400;
 
-    #[cfg(not(any(feature = "size-probe", feature = "empty")))]
+    #[cfg(all(family = "vae", not(any(feature = "size-probe", feature = "empty"))))]
     #[entry]
     fn main() -> ! {
         use cortex_m_semihosting::hprintln;
@@ -81,8 +96,75 @@ mod device {
         exit(EXIT_SUCCESS)
     }
 
+    #[cfg(all(family = "audio", not(any(feature = "size-probe", feature = "empty"))))]
+    #[entry]
+    fn main() -> ! {
+        use cortex_m_semihosting::hprintln;
+        use edgegen_runtime::models::audio::{Audio, SILENCE, State};
+        use edgegen_runtime::sample::{Rng, Sampling};
+        let m = match Audio::from_bytes(MODEL) {
+            Ok(m) => m,
+            Err(e) => {
+                hprintln!("error: {}", e);
+                exit(EXIT_FAILURE)
+            }
+        };
+        hprintln!(
+            "edgegen firmware: audio model {} bytes, state {} floats, scratch {} floats, {} MACs per sample",
+            MODEL.len(),
+            STATE,
+            SCRATCH,
+            m.macs()
+        );
+        let mut h = [0f32; STATE];
+        let mut scratch = [0f32; SCRATCH];
+        let mut codes = [0u8; CODES];
+        let label = if HP.n_classes > 0 { Some(0) } else { None };
+        let mut st = State::new(&mut h, label);
+        let s = Sampling::default();
+        if let Err(e) = m.generate(
+            &mut st,
+            SILENCE,
+            &s,
+            &mut Rng::new(7),
+            &mut scratch,
+            &mut codes,
+        ) {
+            hprintln!("error: {}", e);
+            exit(EXIT_FAILURE);
+        }
+        // FNV-1a, 32 bits.
+        let hash = codes.iter().fold(0x811c_9dc5u32, |a, &c| {
+            (a ^ c as u32).wrapping_mul(0x0100_0193)
+        });
+        hprintln!(
+            "clip {} hash {:08x} first {} {} {} {} {} {} {} {}",
+            CODES,
+            hash,
+            codes[0],
+            codes[1],
+            codes[2],
+            codes[3],
+            codes[4],
+            codes[5],
+            codes[6],
+            codes[7]
+        );
+        let h = st.h();
+        let sum: f32 = h.iter().sum();
+        hprintln!(
+            "state sum {:.6} first {:.6} {:.6} {:.6}",
+            sum,
+            h[0],
+            h[1],
+            h[2]
+        );
+        hprintln!("ok");
+        exit(EXIT_SUCCESS)
+    }
+
     /// Only the decoder path: load, sample once, sink the pixels.
-    #[cfg(all(feature = "size-probe", not(feature = "empty")))]
+    #[cfg(all(family = "vae", feature = "size-probe", not(feature = "empty")))]
     #[entry]
     fn main() -> ! {
         use edgegen_runtime::models::vae::VaeDecoder;
@@ -99,6 +181,35 @@ mod device {
         // SAFETY: a volatile read of a valid, initialized local keeps the
         // computation from being optimized away.
         unsafe { core::ptr::read_volatile(&img[0]) };
+        exit(if ok { EXIT_SUCCESS } else { EXIT_FAILURE })
+    }
+
+    /// Only the audio path: load, generate a few codes, sink them.
+    #[cfg(all(family = "audio", feature = "size-probe", not(feature = "empty")))]
+    #[entry]
+    fn main() -> ! {
+        use edgegen_runtime::models::audio::{Audio, SILENCE, State};
+        use edgegen_runtime::sample::{Rng, Sampling};
+        let mut h = [0f32; STATE];
+        let mut scratch = [0f32; SCRATCH];
+        let mut codes = [0u8; 4];
+        let label = if HP.n_classes > 0 { Some(0) } else { None };
+        let ok = match Audio::from_bytes(MODEL) {
+            Ok(m) => m
+                .generate(
+                    &mut State::new(&mut h, label),
+                    SILENCE,
+                    &Sampling::default(),
+                    &mut Rng::new(7),
+                    &mut scratch,
+                    &mut codes,
+                )
+                .is_ok(),
+            _ => false,
+        };
+        // SAFETY: a volatile read of a valid, initialized local keeps the
+        // computation from being optimized away.
+        unsafe { core::ptr::read_volatile(&codes[0]) };
         exit(if ok { EXIT_SUCCESS } else { EXIT_FAILURE })
     }
 
