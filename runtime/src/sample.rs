@@ -91,6 +91,21 @@ impl Rng {
     }
 }
 
+/// FNV-1a (32 bits) of `bytes`: a short fingerprint of a generated clip or
+/// text that a device prints and the host recomputes, to show that both
+/// drew the same sample.
+///
+/// ```
+/// use edgegen_runtime::sample::fnv1a;
+/// assert_eq!(fnv1a(b""), 0x811c_9dc5);
+/// assert_eq!(fnv1a(b"a"), 0xe40c_292c);
+/// ```
+pub fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |a, &b| {
+        (a ^ b as u32).wrapping_mul(0x0100_0193)
+    })
+}
+
 /// Index of the largest value (the first on ties); 0 for an empty slice.
 pub fn argmax(x: &[f32]) -> usize {
     let mut best = 0;

@@ -159,9 +159,7 @@ fn audio_firmware_generates_the_hosts_clip_and_fits_in_16_kib() {
             &mut codes,
         )
         .unwrap();
-        let hash = codes.iter().fold(0x811c_9dc5u32, |a, &c| {
-            (a ^ c as u32).wrapping_mul(0x0100_0193)
-        });
+        let hash = edgegen_runtime::sample::fnv1a(&codes);
         let first: Vec<String> = codes[..8].iter().map(u8::to_string).collect();
         let want = format!("clip 400 hash {hash:08x} first {}", first.join(" "));
         assert!(

@@ -133,10 +133,7 @@ mod device {
             hprintln!("error: {}", e);
             exit(EXIT_FAILURE);
         }
-        // FNV-1a, 32 bits.
-        let hash = codes.iter().fold(0x811c_9dc5u32, |a, &c| {
-            (a ^ c as u32).wrapping_mul(0x0100_0193)
-        });
+        let hash = edgegen_runtime::sample::fnv1a(&codes);
         hprintln!(
             "clip {} hash {:08x} first {} {} {} {} {} {} {} {}",
             CODES,
