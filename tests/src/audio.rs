@@ -42,3 +42,71 @@ pub fn model_gguf(hp: &Hparams, ty: GgmlType, seed: u64, scale: f32) -> Vec<u8> 
     bias(&mut w, a::OUTPUT_BIAS, v);
     w.to_bytes()
 }
+
+/// Checks what a device printed for `count` clips of `codes` codes each,
+/// drawn one after another with one generator from `seed` (each from a
+/// reset state, class `label`), against the host runtime's clips from the
+/// same GGUF bytes. For each clip the device prints
+/// `clip N hash H first c0 .. c7` (H: [`fnv1a`] of the codes, in hex) and
+/// `state sum S first h0 h1 h2`. The codes must be equal; the state may
+/// differ by float rounding (a device sums in another order).
+///
+/// [`fnv1a`]: edgegen_runtime::sample::fnv1a
+pub fn check_clips_against_host(
+    text: &str,
+    gguf: &[u8],
+    seed: u64,
+    label: Option<u32>,
+    (count, codes): (usize, usize),
+    who: &str,
+) {
+    use edgegen_runtime::models::audio::{Audio, SILENCE, State};
+    use edgegen_runtime::sample::{Rng, Sampling, fnv1a};
+    let m = Audio::from_bytes(gguf).expect("a valid audio model");
+    let mut h = vec![0f32; m.state_len()];
+    let mut scratch = vec![0f32; m.scratch_len()];
+    let mut out = vec![0u8; codes];
+    let mut rng = Rng::new(seed);
+    let clips: Vec<&str> = text.lines().filter(|l| l.starts_with("clip ")).collect();
+    let states: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("state sum "))
+        .collect();
+    assert_eq!((clips.len(), states.len()), (count, count), "{who}: {text}");
+    for (clip, state) in clips.iter().zip(&states) {
+        let mut st = State::new(&mut h, label);
+        m.generate(
+            &mut st,
+            SILENCE,
+            &Sampling::default(),
+            &mut rng,
+            &mut scratch,
+            &mut out,
+        )
+        .unwrap();
+        let first: Vec<String> = out[..8].iter().map(u8::to_string).collect();
+        let want = format!(
+            "clip {codes} hash {:08x} first {}",
+            fnv1a(&out),
+            first.join(" ")
+        );
+        assert_eq!(*clip, want, "{who}: the device's clip, then the host's");
+        assert!(
+            out.iter().any(|&c| c != out[0]),
+            "{who}: one code throughout"
+        );
+        let f: Vec<f32> = state
+            .split_whitespace()
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        let sum: f32 = st.h().iter().sum();
+        assert!(
+            (f[0] - sum).abs() < 1e-4,
+            "{who}: device state sum {} vs host {sum}",
+            f[0]
+        );
+        for (d, h) in f[1..].iter().zip(st.h()) {
+            assert!((d - h).abs() < 2e-6, "{who}: device state {d} vs host {h}");
+        }
+    }
+}

@@ -125,8 +125,6 @@ fn firmware_samples_match_the_host_and_fit_in_16_kib() {
 /// audio path alone fits the same 16 KiB of `.text`.
 #[test]
 fn audio_firmware_generates_the_hosts_clip_and_fits_in_16_kib() {
-    use edgegen_runtime::models::audio::{Audio, SILENCE, State};
-    use edgegen_runtime::sample::{Rng, Sampling};
     let dir = scratch_dir("firmware-audio");
     // Not the VAE test's directory: the tests run at once, and each build
     // writes the same image path.
@@ -144,46 +142,9 @@ fn audio_firmware_generates_the_hosts_clip_and_fits_in_16_kib() {
         let path = dir.join(format!("audio-{ty:?}.gguf"));
         std::fs::write(&path, &bytes).unwrap();
         let text = run_qemu(&build(Some(&path), "", &target));
-        let m = Audio::from_bytes(&bytes).unwrap();
-        let mut h = vec![0f32; m.state_len()];
-        let mut st = State::new(&mut h, (k > 0).then_some(0));
-        let mut scratch = vec![0f32; m.scratch_len()];
-        let mut codes = [0u8; 400];
-        let s = Sampling::default();
-        m.generate(
-            &mut st,
-            SILENCE,
-            &s,
-            &mut Rng::new(7),
-            &mut scratch,
-            &mut codes,
-        )
-        .unwrap();
-        let hash = edgegen_runtime::sample::fnv1a(&codes);
-        let first: Vec<String> = codes[..8].iter().map(u8::to_string).collect();
-        let want = format!("clip 400 hash {hash:08x} first {}", first.join(" "));
-        assert!(
-            text.contains(&want),
-            "{ty:?}: the host's {want}, the device's:\n{text}"
-        );
-        assert!(
-            codes.iter().any(|&c| c != codes[0]),
-            "{ty:?}: one code throughout"
-        );
-        let line = text.lines().find(|l| l.starts_with("state sum")).unwrap();
-        let f: Vec<f32> = line
-            .split_whitespace()
-            .filter_map(|t| t.parse().ok())
-            .collect();
-        let sum: f32 = st.h().iter().sum();
-        assert!(
-            (f[0] - sum).abs() < 1e-4,
-            "{ty:?}: device state sum {} vs host {sum}",
-            f[0]
-        );
-        for (d, h) in f[1..].iter().zip(st.h()) {
-            assert!((d - h).abs() < 2e-6, "{ty:?}: device state {d} vs host {h}");
-        }
+        let label = (k > 0).then_some(0);
+        let who = format!("{ty:?} firmware");
+        edgegen_tests::audio::check_clips_against_host(&text, &bytes, 7, label, (1, 400), &who);
         probe_path.get_or_insert(path);
     }
     let probe = build(probe_path.as_deref(), "size-probe", &target.join("probe"));

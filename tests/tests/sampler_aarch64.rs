@@ -1,6 +1,6 @@
 //! The aarch64 Linux sampler (`examples/sampler-aarch64`), cross-built and
-//! run under `qemu-aarch64`, where the NEON kernels run: its samples must
-//! match the runtime's on this host. `scripts/test.sh` installs the target,
+//! run under `qemu-aarch64`, where the NEON kernels run: its samples (VAE
+//! images, audio clips) must match the runtime's on this host. `scripts/test.sh` installs the target,
 //! `gcc-aarch64-linux-gnu` and `qemu-user`.
 
 use edgegen_format::{GgmlType, arch};
@@ -55,5 +55,44 @@ fn aarch64_sampler_matches_the_host() {
         // A colour image came out as PPM of the right size.
         let ppm = std::fs::read(dir.join("sample-0.ppm")).unwrap();
         assert!(ppm.starts_with(b"P6\n4 4\n255\n") && ppm.len() == 11 + 48);
+    }
+    // Audio: two clips of 300 codes from one generator, the same codes as
+    // the host's, at every precision, conditional and not.
+    for (ty, k) in [
+        (GgmlType::F32, 0),
+        (GgmlType::F16, 10),
+        (GgmlType::Q8_0, 10),
+    ] {
+        let hp = arch::audio::Hparams {
+            vocab_size: 256,
+            embedding_length: 12,
+            state_length: 20,
+            n_classes: k,
+            sample_rate: 8000,
+        };
+        let bytes = edgegen_tests::audio::model_gguf(&hp, ty, 6, 0.6);
+        let model = dir.join(format!("audio-{ty:?}.gguf"));
+        std::fs::write(&model, &bytes).unwrap();
+        let mut cmd = Command::new("qemu-aarch64");
+        cmd.args(["-L", "/usr/aarch64-linux-gnu"])
+            .arg(&bin)
+            .arg(&model)
+            .args(["--n", "2", "--seed", "9", "--codes", "300", "--out"])
+            .arg(&dir);
+        if k > 0 {
+            cmd.args(["--label", "4"]);
+        }
+        let out = cmd.output().expect("run qemu-aarch64");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "sampler failed: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let label = (k > 0).then_some(4);
+        let who = format!("{ty:?} audio, aarch64");
+        edgegen_tests::audio::check_clips_against_host(&text, &bytes, 9, label, (2, 300), &who);
+        let wav = std::fs::read(dir.join("clip-1.wav")).unwrap();
+        assert!(wav.starts_with(b"RIFF") && &wav[8..16] == b"WAVEfmt " && wav.len() == 44 + 600);
     }
 }

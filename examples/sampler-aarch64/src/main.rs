@@ -1,10 +1,18 @@
-//! `edgegen-sampler MODEL.gguf [--n N] [--seed S] [--label L] [--out DIR]`
+//! `edgegen-sampler MODEL.gguf [--n N] [--seed S] [--label L] [--codes C] [--out DIR]`
 //!
-//! Samples a VAE decoder with edgegen-runtime on an aarch64 Linux board (or
-//! under `qemu-aarch64`), where the NEON kernels run. For each sample it
-//! prints one line, `sample i sum S first a b c`, and writes `DIR/sample-i.pgm`
-//! (or `.ppm` for colour) when `--out` is given. It uses no crates but the
-//! runtime, so the binary stays small for the board.
+//! Samples a VAE decoder or an audio model with edgegen-runtime on an
+//! aarch64 Linux board (or under `qemu-aarch64`), where the NEON kernels
+//! run. All samples come from one generator seeded with `--seed`.
+//!
+//! - A VAE decoder: one line per sample, `sample i sum S first a b c`, and
+//!   `DIR/sample-i.pgm` (or `.ppm` for colour) with `--out`.
+//! - An audio model: per clip of `C` codes (default 8000), from a zero
+//!   state and silence, `clip C hash H first c0 .. c7` (H: FNV-1a of the
+//!   codes) and `state sum S first h0 h1 h2`, and `DIR/clip-i.wav` (16-bit
+//!   PCM) with `--out`.
+//!
+//! It uses no crates but the runtime, so the binary stays small for the
+//! board.
 
 use edgegen_runtime::models::Model;
 use edgegen_runtime::sample::Rng;
@@ -16,8 +24,12 @@ struct Args {
     n: usize,
     seed: u64,
     label: Option<u32>,
+    codes: usize,
     out: Option<String>,
 }
+
+const USAGE: &str =
+    "usage: edgegen-sampler MODEL.gguf [--n N] [--seed S] [--label L] [--codes C] [--out DIR]";
 
 fn parse() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
@@ -26,6 +38,7 @@ fn parse() -> Result<Args, String> {
         n: 4,
         seed: 7,
         label: None,
+        codes: 8000,
         out: None,
     };
     while let Some(arg) = it.next() {
@@ -40,21 +53,25 @@ fn parse() -> Result<Args, String> {
                         .map_err(|e| format!("--label: {e}"))?,
                 )
             }
-            "--out" => a.out = Some(val("--out")?),
-            "-h" | "--help" => {
-                return Err(
-                    "usage: edgegen-sampler MODEL.gguf [--n N] [--seed S] [--label L] [--out DIR]"
-                        .into(),
-                );
+            "--codes" => {
+                a.codes = val("--codes")?
+                    .parse()
+                    .map_err(|e| format!("--codes: {e}"))?;
+                if !(8..=1 << 24).contains(&a.codes) {
+                    return Err(format!(
+                        "--codes: expected 8 to 16777216, found {}",
+                        a.codes
+                    ));
+                }
             }
+            "--out" => a.out = Some(val("--out")?),
+            "-h" | "--help" => return Err(USAGE.into()),
             m if a.model.is_empty() && !m.starts_with('-') => a.model = m.to_string(),
             other => return Err(format!("unexpected argument {other:?}")),
         }
     }
     if a.model.is_empty() {
-        return Err(
-            "usage: edgegen-sampler MODEL.gguf [--n N] [--seed S] [--label L] [--out DIR]".into(),
-        );
+        return Err(USAGE.into());
     }
     Ok(a)
 }
@@ -62,10 +79,10 @@ fn parse() -> Result<Args, String> {
 fn run() -> Result<(), String> {
     let a = parse()?;
     let bytes = std::fs::read(&a.model).map_err(|e| format!("{}: {e}", a.model))?;
-    let Model::VaeDecoder(dec) =
-        Model::from_gguf(&bytes).map_err(|e| format!("{}: {e}", a.model))?
-    else {
-        return Err(format!("{}: not a VAE decoder", a.model));
+    let dec = match Model::from_gguf(&bytes).map_err(|e| format!("{}: {e}", a.model))? {
+        Model::VaeDecoder(dec) => dec,
+        Model::Audio(m) => return audio(&a, &m),
+        _ => return Err(format!("{}: not a VAE decoder or an audio model", a.model)),
     };
     let label = match (dec.hp.n_classes, a.label) {
         (0, _) => None,
@@ -105,6 +122,81 @@ fn run() -> Result<(), String> {
     }
     let _ = writeln!(o, "ok");
     Ok(())
+}
+
+/// The audio model's clips: codes, fingerprints, final states and WAVs.
+fn audio(a: &Args, m: &edgegen_runtime::models::audio::Audio<'_>) -> Result<(), String> {
+    use edgegen_runtime::models::audio::{SILENCE, State, mulaw_to_pcm16};
+    use edgegen_runtime::sample::{Sampling, fnv1a};
+    let label = match (m.hp.n_classes, a.label) {
+        (0, _) => None,
+        (_, l) => Some(l.unwrap_or(0)),
+    };
+    let mut h = vec![0f32; m.state_len()];
+    let mut scratch = vec![0f32; m.scratch_len()];
+    let mut codes = vec![0u8; a.codes];
+    let mut rng = Rng::new(a.seed);
+    let stdout = std::io::stdout();
+    let mut o = stdout.lock();
+    for i in 0..a.n {
+        let mut st = State::new(&mut h, label);
+        m.generate(
+            &mut st,
+            SILENCE,
+            &Sampling::default(),
+            &mut rng,
+            &mut scratch,
+            &mut codes,
+        )
+        .map_err(|e| format!("clip {i}: {e}"))?;
+        let first: Vec<String> = codes[..8].iter().map(u8::to_string).collect();
+        let _ = writeln!(
+            o,
+            "clip {} hash {:08x} first {}",
+            codes.len(),
+            fnv1a(&codes),
+            first.join(" ")
+        );
+        let s = st.h();
+        let sum: f32 = s.iter().sum();
+        let _ = writeln!(
+            o,
+            "state sum {sum:.6} first {:.6} {:.6} {:.6}",
+            s[0],
+            s[1.min(s.len() - 1)],
+            s[2.min(s.len() - 1)]
+        );
+        if let Some(dir) = &a.out {
+            let path = format!("{dir}/clip-{i}.wav");
+            let pcm: Vec<i16> = codes.iter().map(|&q| mulaw_to_pcm16(q)).collect();
+            std::fs::write(&path, wav(m.hp.sample_rate, &pcm))
+                .map_err(|e| format!("{path}: {e}"))?;
+        }
+    }
+    let _ = writeln!(o, "ok");
+    Ok(())
+}
+
+/// A mono 16-bit PCM WAV file: the 44-byte RIFF header, then the samples.
+fn wav(rate: u32, pcm: &[i16]) -> Vec<u8> {
+    let data = (pcm.len() * 2) as u32;
+    let mut f = Vec::with_capacity(44 + data as usize);
+    f.extend_from_slice(b"RIFF");
+    f.extend_from_slice(&(36 + data).to_le_bytes());
+    f.extend_from_slice(b"WAVEfmt ");
+    f.extend_from_slice(&16u32.to_le_bytes());
+    f.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    f.extend_from_slice(&1u16.to_le_bytes()); // mono
+    f.extend_from_slice(&rate.to_le_bytes());
+    f.extend_from_slice(&(rate * 2).to_le_bytes()); // bytes per second
+    f.extend_from_slice(&2u16.to_le_bytes()); // bytes per frame
+    f.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+    f.extend_from_slice(b"data");
+    f.extend_from_slice(&data.to_le_bytes());
+    for s in pcm {
+        f.extend_from_slice(&s.to_le_bytes());
+    }
+    f
 }
 
 fn main() -> ExitCode {
