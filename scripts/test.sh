@@ -47,8 +47,8 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo clippy -D warnings, firmware for thumbv7em-none-eabihf"
-for family in vae audio; do
-  for f in "" size-probe empty; do
+for family in vae gan text audio; do
+  for f in "" size-probe size-probe-all empty; do
     EDGEGEN_FIRMWARE_DEFAULT=$family cargo clippy --locked -p edgegen-firmware-m4 --target thumbv7em-none-eabihf ${f:+--features $f} -- -D warnings
   done
 done

@@ -1,14 +1,16 @@
 //! Puts a model into the firmware and its sizes into constants.
 //!
 //! The model is the GGUF file named by `EDGEGEN_FIRMWARE_MODEL`, or else a
-//! small model with fixed pseudo-random weights made here (a VAE decoder,
-//! or an audio GRU with `EDGEGEN_FIRMWARE_DEFAULT=audio`), so that the
-//! firmware always builds. Its family becomes `cfg(family = "...")`, so
-//! that the image links that family's code only, and its hyperparameters
-//! become `const`s, so that scratch and state are sized at compile time by
-//! the runtime's `const fn`s.
+//! small model with fixed pseudo-random weights made here, of the family
+//! `EDGEGEN_FIRMWARE_DEFAULT` names (`vae`, the default, `gan`, `text` or
+//! `audio`), so that the firmware always builds. Its family becomes
+//! `cfg(family = "...")`, so that the image links that family's code only,
+//! and its hyperparameters become `const`s, so that scratch and state are
+//! sized at compile time by the runtime's `const fn`s. A text model's
+//! prompt (`EDGEGEN_FIRMWARE_PROMPT`, default `ROMEO:`) is encoded here
+//! with the model's vocabulary, so the firmware carries no tokenizer.
 
-use edgegen_format::{GgmlType, Gguf, GgufWriter, arch};
+use edgegen_format::{GgmlType, Gguf, GgufWriter, TensorName, arch};
 use std::path::PathBuf;
 
 /// Uniform in [-0.5, 0.5), from a fixed xorshift: the built-in models'
@@ -22,9 +24,19 @@ fn xorshift(mut s: u32) -> impl FnMut() -> f32 {
     }
 }
 
+/// Adds tensors of pseudo-random values; shapes are GGUF's (columns
+/// first).
+fn random_tensors(w: &mut GgufWriter, tensors: &[(String, Vec<u64>, GgmlType)]) {
+    let mut next = xorshift(1);
+    for (name, shape, ty) in tensors {
+        let v: Vec<f32> = (0..shape.iter().product::<u64>()).map(|_| next()).collect();
+        w.add_tensor(name, shape, *ty, &v).unwrap();
+    }
+}
+
 /// A 4-wide-embedding, 8-state audio GRU over 256 codes and 10 classes, in
 /// F16 (Q8_0 would need rows padded to 32).
-fn default_audio_model() -> Vec<u8> {
+fn default_audio() -> Vec<u8> {
     use arch::audio as a;
     let hp = a::Hparams {
         vocab_size: 256,
@@ -35,23 +47,26 @@ fn default_audio_model() -> Vec<u8> {
     };
     let mut w = GgufWriter::new();
     hp.write(&mut w).unwrap();
-    let mut next = xorshift(1);
-    let mut t = |name: &str, shape: &[u64], ty: GgmlType| {
-        let v: Vec<f32> = (0..shape.iter().product::<u64>()).map(|_| next()).collect();
-        w.add_tensor(name, shape, ty, &v).unwrap();
-    };
-    t(a::TOKEN_EMBD, &[4, 256], GgmlType::F16);
-    t(a::CLASS_EMBD, &[4, 10], GgmlType::F32);
-    t(a::GRU_WEIGHT_IH, &[4, 24], GgmlType::F16);
-    t(a::GRU_BIAS_IH, &[24], GgmlType::F32);
-    t(a::GRU_WEIGHT_HH, &[8, 24], GgmlType::F16);
-    t(a::GRU_BIAS_HH, &[24], GgmlType::F32);
-    t(a::OUTPUT, &[8, 256], GgmlType::F16);
-    t(a::OUTPUT_BIAS, &[256], GgmlType::F32);
+    let (f16, f32) = (GgmlType::F16, GgmlType::F32);
+    let t = |n: &str, s: &[u64], ty| (n.to_string(), s.to_vec(), ty);
+    random_tensors(
+        &mut w,
+        &[
+            t(a::TOKEN_EMBD, &[4, 256], f16),
+            t(a::CLASS_EMBD, &[4, 10], f32),
+            t(a::GRU_WEIGHT_IH, &[4, 24], f16),
+            t(a::GRU_BIAS_IH, &[24], f32),
+            t(a::GRU_WEIGHT_HH, &[8, 24], f16),
+            t(a::GRU_BIAS_HH, &[24], f32),
+            t(a::OUTPUT, &[8, 256], f16),
+            t(a::OUTPUT_BIAS, &[256], f32),
+        ],
+    );
     w.to_bytes()
 }
 
-fn default_model() -> Vec<u8> {
+/// A 32-48-64 decoder of 8 x 8 images, in Q8_0.
+fn default_vae() -> Vec<u8> {
     let hp = arch::vae::Hparams::new(
         [1, 8, 8],
         4,
@@ -63,24 +78,132 @@ fn default_model() -> Vec<u8> {
     .unwrap();
     let mut w = GgufWriter::new();
     hp.write(&mut w).unwrap();
-    let mut next = xorshift(1);
-    let w0: Vec<f32> = (0..32 * 48).map(|_| next()).collect();
-    let w1: Vec<f32> = (0..64 * 64).map(|_| next()).collect();
-    w.add_tensor("dec.0.weight", &[32, 48], GgmlType::Q8_0, &w0)
-        .unwrap();
-    w.add_tensor("dec.0.bias", &[48], GgmlType::F32, &[0.05; 48])
-        .unwrap();
-    w.add_tensor("dec.1.weight", &[64, 64], GgmlType::Q8_0, &w1[..64 * 64])
-        .unwrap();
-    w.add_tensor("dec.1.bias", &[64], GgmlType::F32, &[-0.1; 64])
-        .unwrap();
+    let (q8, f32) = (GgmlType::Q8_0, GgmlType::F32);
+    let t = |n: &str, s: &[u64], ty| (n.to_string(), s.to_vec(), ty);
+    random_tensors(
+        &mut w,
+        &[
+            t("dec.0.weight", &[32, 48], q8),
+            t("dec.0.bias", &[48], f32),
+            t("dec.1.weight", &[64, 64], q8),
+            t("dec.1.bias", &[64], f32),
+        ],
+    );
     w.to_bytes()
+}
+
+/// A generator of 8 x 8 images from 4 noise values: a 4 x 4 x 4 plane and
+/// one up block, in F16.
+fn default_gan() -> Vec<u8> {
+    use arch::gan as g;
+    let hp = g::Hparams::new([1, 8, 8], 4, 0, &[4]).unwrap();
+    let mut w = GgufWriter::new();
+    hp.write(&mut w).unwrap();
+    let (f16, f32) = (GgmlType::F16, GgmlType::F32);
+    let up = |p| TensorName::at(p, 0).to_string();
+    random_tensors(
+        &mut w,
+        &[
+            (g::FC_WEIGHT.into(), vec![4, 64], f16),
+            (g::FC_BIAS.into(), vec![64], f32),
+            (up(g::UP_WEIGHT), vec![4, 16], f16),
+            (up(g::UP_BIAS), vec![1], f32),
+        ],
+    );
+    w.to_bytes()
+}
+
+/// A one-block, 8-wide byte-level transformer with a context of 16, its
+/// output tied to the token embedding, in F16.
+fn default_text() -> Vec<u8> {
+    use arch::transformer as t;
+    let hp = t::Hparams {
+        vocab_size: 256,
+        context_length: 16,
+        embedding_length: 8,
+        block_count: 1,
+        head_count: 2,
+        head_count_kv: 2,
+        feed_forward_length: 16,
+        n_classes: 0,
+        layer_norm_epsilon: 1e-5,
+        tied_output: true,
+    };
+    let mut w = GgufWriter::new();
+    hp.write(&mut w, arch::Family::Text).unwrap();
+    w.add(t::VOCAB, "bytes").unwrap();
+    let (f16, f32) = (GgmlType::F16, GgmlType::F32);
+    let b = |p| TensorName::at(p, 0).to_string();
+    let v = |n: String, s: &[u64], ty| (n, s.to_vec(), ty);
+    random_tensors(
+        &mut w,
+        &[
+            v(t::TOKEN_EMBD.into(), &[8, 256], f16),
+            v(t::POSITION_EMBD.into(), &[8, 16], f32),
+            v(b(t::ATTN_NORM_WEIGHT), &[8], f32),
+            v(b(t::ATTN_NORM_BIAS), &[8], f32),
+            v(b(t::ATTN_QKV_WEIGHT), &[8, 24], f16),
+            v(b(t::ATTN_QKV_BIAS), &[24], f32),
+            v(b(t::ATTN_OUTPUT_WEIGHT), &[8, 8], f16),
+            v(b(t::ATTN_OUTPUT_BIAS), &[8], f32),
+            v(b(t::FFN_NORM_WEIGHT), &[8], f32),
+            v(b(t::FFN_NORM_BIAS), &[8], f32),
+            v(b(t::FFN_UP_WEIGHT), &[8, 16], f16),
+            v(b(t::FFN_UP_BIAS), &[16], f32),
+            v(b(t::FFN_DOWN_WEIGHT), &[16, 8], f16),
+            v(b(t::FFN_DOWN_BIAS), &[8], f32),
+            v(t::OUTPUT_NORM_WEIGHT.into(), &[8], f32),
+            v(t::OUTPUT_NORM_BIAS.into(), &[8], f32),
+        ],
+    );
+    w.to_bytes()
+}
+
+/// The prompt as the model's symbols: bytes, or indices into its
+/// character vocabulary. It must leave room in the context.
+fn encode_prompt(g: &Gguf<'_>, hp: &arch::transformer::Hparams, prompt: &str) -> Vec<u32> {
+    use arch::transformer::{CHARS, VOCAB};
+    let vocab = g.get(VOCAB).and_then(|v| v.as_str());
+    let syms: Vec<u32> = match vocab
+        .filter(|&v| v == "chars")
+        .map(|_| g.require_str(CHARS))
+    {
+        Some(Err(e)) => panic!("the firmware model's character vocabulary: {e}"),
+        Some(Ok(chars)) => {
+            let chars: Vec<char> = chars.chars().collect();
+            prompt
+                .chars()
+                .map(|c| {
+                    chars.iter().position(|&v| v == c).unwrap_or_else(|| {
+                        panic!(
+                            "EDGEGEN_FIRMWARE_PROMPT: the character {c:?} is not in the model's vocabulary of {} characters",
+                            chars.len()
+                        )
+                    }) as u32
+                })
+                .collect()
+        }
+        None => prompt.bytes().map(u32::from).collect(),
+    };
+    let t = hp.context_length as usize;
+    assert!(
+        !syms.is_empty() && syms.len() < t,
+        "EDGEGEN_FIRMWARE_PROMPT: expected 1 to {} symbols (the context is {t}), found {}",
+        t - 1,
+        syms.len()
+    );
+    syms
 }
 
 fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    println!("cargo:rerun-if-env-changed=EDGEGEN_FIRMWARE_MODEL");
-    println!("cargo:rerun-if-env-changed=EDGEGEN_FIRMWARE_DEFAULT");
+    for v in [
+        "EDGEGEN_FIRMWARE_MODEL",
+        "EDGEGEN_FIRMWARE_DEFAULT",
+        "EDGEGEN_FIRMWARE_PROMPT",
+    ] {
+        println!("cargo:rerun-if-env-changed={v}");
+    }
     println!("cargo:rerun-if-changed=memory.x");
     let bytes = match std::env::var("EDGEGEN_FIRMWARE_MODEL") {
         Ok(p) if !p.is_empty() => {
@@ -89,38 +212,69 @@ fn main() {
         }
         // Without a file, a built-in model of the family asked for.
         _ => match std::env::var("EDGEGEN_FIRMWARE_DEFAULT").as_deref() {
-            Ok("audio") => default_audio_model(),
-            Ok("vae") | Ok("") | Err(_) => default_model(),
-            Ok(other) => panic!("EDGEGEN_FIRMWARE_DEFAULT={other}: expected vae or audio"),
+            Ok("audio") => default_audio(),
+            Ok("gan") => default_gan(),
+            Ok("text") => default_text(),
+            Ok("vae") | Ok("") | Err(_) => default_vae(),
+            Ok(other) => {
+                panic!("EDGEGEN_FIRMWARE_DEFAULT={other}: expected vae, gan, text or audio")
+            }
         },
     };
     let g = Gguf::parse(&bytes).unwrap_or_else(|e| panic!("the firmware model is not GGUF: {e}"));
     let family = arch::check(&g).unwrap_or_else(|e| panic!("the firmware model: {e}"));
-    println!("cargo::rustc-check-cfg=cfg(family, values(\"vae\", \"audio\"))");
-    let consts = match family {
+    println!("cargo::rustc-check-cfg=cfg(family, values(\"vae\", \"gan\", \"text\", \"audio\"))");
+    // Debug formatting of an `Hparams` struct is its Rust literal.
+    let path = |m: &str| format!("edgegen_runtime::format::arch::{m}");
+    let (cfg, consts) = match family {
         arch::Family::Vae => {
             let hp = arch::vae::Hparams::read(&g)
                 .unwrap_or_else(|e| panic!("the firmware model is not a VAE decoder: {e}"));
-            println!("cargo::rustc-cfg=family=\"vae\"");
-            format!(
-                "pub const LATENT: usize = {};\npub const N_CLASSES: usize = {};\npub const HIDDEN: &[u32] = &{:?};\npub const OUT_LEN: usize = {};\n",
-                hp.latent_dim,
-                hp.n_classes,
-                hp.hidden(),
-                hp.input_dim()
+            (
+                "vae",
+                format!(
+                    "pub const LATENT: usize = {};\npub const N_CLASSES: usize = {};\npub const HIDDEN: &[u32] = &{:?};\npub const OUT_LEN: usize = {};\npub const IMAGE: [usize; 3] = {:?};\n",
+                    hp.latent_dim,
+                    hp.n_classes,
+                    hp.hidden(),
+                    hp.input_dim(),
+                    hp.image_shape.map(|v| v as usize)
+                ),
+            )
+        }
+        arch::Family::Gan => {
+            let hp = arch::gan::Hparams::read(&g)
+                .unwrap_or_else(|e| panic!("the firmware model's GAN hyperparameters: {e}"));
+            let p = path("gan");
+            (
+                "gan",
+                format!("pub const HP: {p}::Hparams = {p}::{hp:?};\n"),
+            )
+        }
+        arch::Family::Text => {
+            let hp = arch::transformer::Hparams::read(&g, arch::Family::Text)
+                .unwrap_or_else(|e| panic!("the firmware model's text hyperparameters: {e}"));
+            let prompt = std::env::var("EDGEGEN_FIRMWARE_PROMPT").unwrap_or("ROMEO:".into());
+            let syms = encode_prompt(&g, &hp, &prompt);
+            let p = path("transformer");
+            (
+                "text",
+                format!(
+                    "pub const HP: {p}::Hparams = {p}::{hp:?};\n/// {prompt:?}\npub const PROMPT: &[u32] = &{syms:?};\n"
+                ),
             )
         }
         arch::Family::Audio => {
             let hp = arch::audio::Hparams::read(&g)
                 .unwrap_or_else(|e| panic!("the firmware model's audio hyperparameters: {e}"));
-            println!("cargo::rustc-cfg=family=\"audio\"");
-            // Debug formatting of the struct is its Rust literal.
-            format!(
-                "pub const HP: edgegen_runtime::format::arch::audio::Hparams = edgegen_runtime::format::arch::audio::{hp:?};\n"
+            let p = path("audio");
+            (
+                "audio",
+                format!("pub const HP: {p}::Hparams = {p}::{hp:?};\n"),
             )
         }
-        f => panic!("the firmware runs VAE decoders and audio models, not a {f:?} model (yet)"),
     };
+    println!("cargo::rustc-cfg=family=\"{cfg}\"");
     std::fs::write(out.join("model.gguf"), &bytes).unwrap();
     std::fs::write(out.join("model_consts.rs"), consts).unwrap();
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {

@@ -59,8 +59,13 @@ impl TensorName {
     /// The pattern's text before and after its placeholder.
     fn ends(&self) -> Option<(&'static str, &'static str)> {
         let p = self.pattern;
-        let at = p.find(PLACEHOLDER)?;
-        Some((&p[..at], &p[at + PLACEHOLDER.len()..]))
+        // A byte scan, not `str::find`: its substring searcher is 700
+        // bytes of a firmware's flash.
+        let n = PLACEHOLDER.len();
+        let at = (0..p.len().saturating_sub(n - 1))
+            .find(|&k| &p.as_bytes()[k..k + n] == PLACEHOLDER.as_bytes())?;
+        // The placeholder is ASCII, so both ends are on char boundaries.
+        Some((p.get(..at)?, p.get(at + n..)?))
     }
 
     /// Whether `s` is this name.

@@ -30,7 +30,7 @@ impl BlockQ8_0 {
     /// The scale as f32.
     #[inline]
     pub fn scale(&self) -> f32 {
-        f16::from_le_bytes(self.d).to_f32()
+        f16_le_to_f32(self.d)
     }
 
     /// Quantizes 32 values the way ggml's `quantize_row_q8_0_ref` does:
@@ -92,10 +92,51 @@ pub fn f32_to_f16_bits(x: f32) -> u16 {
     f16::from_f32(x).to_bits()
 }
 
-/// Widens f16 bits to f32 (exact).
+/// Widens f16 bits to f32 (exact): every f16 the runtime reads goes
+/// through here.
+///
+/// On 32-bit Arm it is [`f16_bits_to_f32_mul`], a few instructions, where
+/// `half`'s portable conversion is about 1 KiB of flash inlined into the
+/// kernels; elsewhere `half`, which uses F16C or NEON when compiled in.
+/// Both are exact, so the bits are the same.
+///
+/// ```
+/// use edgegen_format::quant::f16_bits_to_f32;
+/// assert_eq!(f16_bits_to_f32(0x3c00), 1.0);
+/// assert_eq!(f16_bits_to_f32(0x0001), 5.960_464_5e-8); // the least subnormal
+/// ```
 #[inline]
 pub fn f16_bits_to_f32(bits: u16) -> f32 {
-    f16::from_bits(bits).to_f32()
+    if cfg!(target_arch = "arm") {
+        f16_bits_to_f32_mul(bits)
+    } else {
+        f16::from_bits(bits).to_f32()
+    }
+}
+
+/// f16 to f32 with one multiply: the exponent and mantissa shifted into
+/// place read as an f32 that is the value times 2^-112 (subnormals
+/// included, as f32 subnormals), so multiplying by 2^112 is exact;
+/// infinities and NaNs (made quiet, as `half` does) are set directly.
+/// Needs subnormals kept, not flushed, which is the default on x86,
+/// aarch64 and Cortex-M.
+#[inline]
+pub fn f16_bits_to_f32_mul(bits: u16) -> f32 {
+    let sign = ((bits & 0x8000) as u32) << 16;
+    let em = (bits & 0x7fff) as u32;
+    let mag = if em >= 0x7c00 {
+        let man = (em & 0x3ff) << 13;
+        0x7f80_0000 | man | if man != 0 { 0x0040_0000 } else { 0 }
+    } else {
+        (f32::from_bits(em << 13) * f32::from_bits(0x7780_0000)).to_bits()
+    };
+    f32::from_bits(sign | mag)
+}
+
+/// [`f16_bits_to_f32`] of two little-endian bytes.
+#[inline]
+pub fn f16_le_to_f32(b: [u8; 2]) -> f32 {
+    f16_bits_to_f32(u16::from_le_bytes(b))
 }
 
 /// Quantizes `src` into Q8_0 blocks. `src.len()` must be `32 * dst.len()`;
@@ -129,6 +170,16 @@ pub fn dequantize_q8_0(src: &[BlockQ8_0], dst: &mut [f32]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The multiply conversion the Arm builds use gives `half`'s bits for
+    /// every one of the 65,536 f16 values.
+    #[test]
+    fn f16_by_multiply_is_exact_for_every_value() {
+        for b in 0..=u16::MAX {
+            let want = f16::from_bits(b).to_f32().to_bits();
+            assert_eq!(f16_bits_to_f32_mul(b).to_bits(), want, "f16 bits {b:#06x}");
+        }
+    }
 
     /// A small deterministic generator, so the tests need no crates.
     fn lcg(state: &mut u64) -> f32 {

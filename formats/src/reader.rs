@@ -12,7 +12,6 @@
 use crate::error::Error;
 use crate::quant::{BlockQ8_0, QK8_0};
 use crate::types::{GgmlType, ValueType};
-use half::f16;
 
 /// Arrays inside arrays deeper than this are refused, so that hostile bytes
 /// cannot exhaust a small device stack through recursion.
@@ -556,13 +555,13 @@ impl<'a> F16View<'a> {
     /// Element `i`, widened to f32.
     pub fn get(&self, i: usize) -> Option<f32> {
         let b = self.0.get(i.checked_mul(2)?..i.checked_mul(2)? + 2)?;
-        Some(f16::from_le_bytes([b[0], b[1]]).to_f32())
+        Some(crate::quant::f16_le_to_f32([b[0], b[1]]))
     }
     /// The elements in order, widened to f32.
     pub fn iter(&self) -> impl Iterator<Item = f32> + 'a {
         self.0
             .chunks_exact(2)
-            .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .map(|b| crate::quant::f16_le_to_f32([b[0], b[1]]))
     }
 }
 

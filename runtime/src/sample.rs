@@ -101,9 +101,31 @@ impl Rng {
 /// assert_eq!(fnv1a(b"a"), 0xe40c_292c);
 /// ```
 pub fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |a, &b| {
-        (a ^ b as u32).wrapping_mul(0x0100_0193)
-    })
+    fnv1a_extend(FNV1A_START, bytes)
+}
+
+const FNV1A_START: u32 = 0x811c_9dc5;
+
+fn fnv1a_extend(h: u32, bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(h, |a, &b| (a ^ b as u32).wrapping_mul(0x0100_0193))
+}
+
+/// [`fnv1a`] of the little-endian bytes of `words`, without a byte buffer:
+/// the fingerprint of sampled symbols, or of pixels as their f32 bits
+/// (equal hashes then mean bit-identical images).
+///
+/// ```
+/// use edgegen_runtime::sample::{fnv1a, fnv1a_words};
+/// assert_eq!(fnv1a_words([0x6261u32]), fnv1a(b"ab\0\0"));
+/// let pixels = [0.5f32, 1.0];
+/// let _hash = fnv1a_words(pixels.iter().map(|p| p.to_bits()));
+/// ```
+pub fn fnv1a_words<I: IntoIterator<Item = u32>>(words: I) -> u32 {
+    words
+        .into_iter()
+        .fold(FNV1A_START, |h, w| fnv1a_extend(h, &w.to_le_bytes()))
 }
 
 /// Index of the largest value (the first on ties); 0 for an empty slice.

@@ -1,14 +1,17 @@
 //! Helpers shared by the end-to-end tests in `tests/tests/`: running
-//! tools, and per family (`vae`, `gan`, `text`, `audio`) the builders of model files and the
-//! checks of what a device printed.
+//! tools, per family (`vae`, `gan`, `text`, `audio`) the builders of model
+//! files and the checks of what a device printed, and the check shared by
+//! the image families (`image`).
 
 pub mod audio;
 pub mod gan;
+pub mod image;
 pub mod text;
 pub mod vae;
 
 use edgegen_format::{GgmlType, GgufWriter};
 use edgegen_runtime::sample::Rng;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 /// Adds `name` as a `rows x inp` weight of N(0, 1) times `scale`, stored as
@@ -83,19 +86,22 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
 }
 
 /// Runs `cargo build --locked -q` with `args` into its own target folder
-/// (so that it never waits on the outer build's lock), setting or removing
-/// one environment variable; panics with cargo's message on failure.
-pub fn cargo_build(args: &[&str], target_dir: &Path, env: (&str, Option<&Path>)) {
+/// (so that it never waits on the outer build's lock), setting (`Some`) or
+/// removing (`None`) environment variables; panics with cargo's message on
+/// failure.
+pub fn cargo_build(args: &[&str], target_dir: &Path, env: &[(&str, Option<&OsStr>)]) {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(repo_root())
         .args(["build", "--locked", "-q"])
         .args(args)
         .arg("--target-dir")
         .arg(target_dir);
-    match env.1 {
-        Some(v) => c.env(env.0, v),
-        None => c.env_remove(env.0),
-    };
+    for &(k, v) in env {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
     let o = c.output().expect("run cargo");
     assert!(
         o.status.success(),

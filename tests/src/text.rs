@@ -1,4 +1,5 @@
-//! Text transformer files with pseudo-random weights.
+//! Text transformer files with pseudo-random weights, and the check of a
+//! continuation a device generated.
 
 use edgegen_format::arch::Family;
 use edgegen_format::arch::transformer::{self as t, Hparams};
@@ -81,4 +82,96 @@ pub fn model_gguf(
         matrix(&mut w, t::OUTPUT, v, c);
     }
     w.to_bytes()
+}
+
+/// Checks a device's `text N hash 0xH first s0 s1 s2 s3` lines (H: the
+/// [`fnv1a_words`] of the `N` generated symbols), `count` continuations of
+/// `prompt` drawn one after another with one generator from `seed` (each
+/// from an empty cache, class `label`), against the host runtime's from
+/// the same GGUF bytes: default sampling, an f32 KV cache, stopping at a
+/// full context, up to `max` symbols each. The symbols must be equal.
+///
+/// [`fnv1a_words`]: edgegen_runtime::sample::fnv1a_words
+pub fn check_text_against_host(
+    text: &str,
+    gguf: &[u8],
+    (seed, label): (u64, Option<u32>),
+    prompt: &[u32],
+    (count, max): (usize, usize),
+    who: &str,
+) {
+    use edgegen_runtime::models::transformer::{ContextPolicy, State, Transformer};
+    use edgegen_runtime::sample::{Rng, Sampling, fnv1a_words};
+    let m = Transformer::from_bytes(gguf).expect("a valid text model");
+    let mut kv = vec![0f32; m.state_len()];
+    let mut syms = vec![0u32; m.hp.context_length as usize];
+    let mut scratch = vec![0f32; m.scratch_len()];
+    let mut rng = Rng::new(seed);
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("text ")).collect();
+    assert_eq!(lines.len(), count, "{who}: {text}");
+    for line in lines {
+        let mut out = vec![0u32; max];
+        let n = m
+            .generate(
+                &mut State::new(&mut kv, &mut syms, label),
+                prompt,
+                &Sampling::default(),
+                ContextPolicy::Stop,
+                &[],
+                &mut rng,
+                &mut scratch,
+                &mut out,
+            )
+            .unwrap();
+        out.truncate(n);
+        let s = |i: usize| out.get(i).copied().unwrap_or(0);
+        let want = format!(
+            "text {n} hash 0x{:08x} first {} {} {} {}",
+            fnv1a_words(out.iter().copied()),
+            s(0),
+            s(1),
+            s(2),
+            s(3)
+        );
+        assert_eq!(line, want, "{who}: the device's text, then the host's");
+        assert!(
+            n > 4 && out.iter().any(|&c| c != out[0]),
+            "{who}: too short, or one symbol throughout: {out:?}"
+        );
+    }
+}
+
+/// `prompt` as symbols: its bytes, or with a character vocabulary
+/// `chars`, each character's index in it (panics on a stranger).
+pub fn encode(prompt: &str, chars: Option<&str>) -> Vec<u32> {
+    match chars {
+        Some(c) => {
+            let c: Vec<char> = c.chars().collect();
+            let at = |ch| c.iter().position(|&v| v == ch).expect("in the vocabulary") as u32;
+            prompt.chars().map(at).collect()
+        }
+        None => prompt.bytes().map(u32::from).collect(),
+    }
+}
+
+/// The character vocabulary of the device tests: enough for `ROMEO: a`.
+pub const DEVICE_CHARS: &str = " :ABEMORabcdehilnorst";
+
+/// The device tests' text model: two 32-wide blocks of 4 query heads
+/// sharing 2 K/V heads, a context of `context`; bytes with a tied output,
+/// or with `chars` a conditional (3 classes) character model with its own
+/// output.
+pub fn device_hparams(chars: Option<&str>, context: u32) -> Hparams {
+    Hparams {
+        vocab_size: chars.map_or(256, |c| c.chars().count() as u32),
+        context_length: context,
+        embedding_length: 32,
+        block_count: 2,
+        head_count: 4,
+        head_count_kv: 2,
+        feed_forward_length: 64,
+        n_classes: if chars.is_some() { 3 } else { 0 },
+        layer_norm_epsilon: 1e-5,
+        tied_output: chars.is_none(),
+    }
 }

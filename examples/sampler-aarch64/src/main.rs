@@ -1,11 +1,18 @@
-//! `edgegen-sampler MODEL.gguf [--n N] [--seed S] [--label L] [--codes C] [--out DIR]`
+//! `edgegen-sampler MODEL.gguf [--n N] [--seed S] [--label L] [--codes C]
+//! [--prompt P] [--tokens T] [--out DIR]`
 //!
-//! Samples a VAE decoder or an audio model with edgegen-runtime on an
-//! aarch64 Linux board (or under `qemu-aarch64`), where the NEON kernels
-//! run. All samples come from one generator seeded with `--seed`.
+//! Samples a model of any family with edgegen-runtime on an aarch64 Linux
+//! board (or under `qemu-aarch64`), where the NEON kernels run. All
+//! samples come from one generator seeded with `--seed`; hashes are the
+//! FNV-1a of the codes, symbols or pixels' f32 bits, the same lines the
+//! Cortex-M4F firmware prints.
 //!
-//! - A VAE decoder: one line per sample, `sample i sum S first a b c`, and
-//!   `DIR/sample-i.pgm` (or `.ppm` for colour) with `--out`.
+//! - A VAE decoder or GAN generator: one line per sample, `sample i sum S
+//!   first a b c hash 0xH`, and `DIR/sample-i.pgm` (or `.ppm` for colour)
+//!   with `--out`.
+//! - A text model: per continuation of `P` (default `ROMEO:`, up to `T`
+//!   symbols, default 48, from an empty cache), `text N hash 0xH first s0
+//!   s1 s2 s3` and the text, escaped, after `> `.
 //! - An audio model: per clip of `C` codes (default 8000), from a zero
 //!   state and silence, `clip C hash H first c0 .. c7` (H: FNV-1a of the
 //!   codes) and `state sum S first h0 h1 h2`, and `DIR/clip-i.wav` (16-bit
@@ -15,7 +22,8 @@
 //! board.
 
 use edgegen_runtime::models::Model;
-use edgegen_runtime::sample::Rng;
+use edgegen_runtime::models::transformer::Transformer;
+use edgegen_runtime::sample::{Rng, Sampling, fnv1a_words};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -25,11 +33,12 @@ struct Args {
     seed: u64,
     label: Option<u32>,
     codes: usize,
+    prompt: String,
+    tokens: usize,
     out: Option<String>,
 }
 
-const USAGE: &str =
-    "usage: edgegen-sampler MODEL.gguf [--n N] [--seed S] [--label L] [--codes C] [--out DIR]";
+const USAGE: &str = "usage: edgegen-sampler MODEL.gguf [--n N] [--seed S] [--label L] [--codes C] [--prompt P] [--tokens T] [--out DIR]";
 
 fn parse() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
@@ -39,6 +48,8 @@ fn parse() -> Result<Args, String> {
         seed: 7,
         label: None,
         codes: 8000,
+        prompt: "ROMEO:".into(),
+        tokens: 48,
         out: None,
     };
     while let Some(arg) = it.next() {
@@ -64,6 +75,12 @@ fn parse() -> Result<Args, String> {
                     ));
                 }
             }
+            "--prompt" => a.prompt = val("--prompt")?,
+            "--tokens" => {
+                a.tokens = val("--tokens")?
+                    .parse()
+                    .map_err(|e| format!("--tokens: {e}"))?
+            }
             "--out" => a.out = Some(val("--out")?),
             "-h" | "--help" => return Err(USAGE.into()),
             m if a.model.is_empty() && !m.starts_with('-') => a.model = m.to_string(),
@@ -79,32 +96,72 @@ fn parse() -> Result<Args, String> {
 fn run() -> Result<(), String> {
     let a = parse()?;
     let bytes = std::fs::read(&a.model).map_err(|e| format!("{}: {e}", a.model))?;
-    let dec = match Model::from_gguf(&bytes).map_err(|e| format!("{}: {e}", a.model))? {
-        Model::VaeDecoder(dec) => dec,
-        Model::Audio(m) => return audio(&a, &m),
-        _ => return Err(format!("{}: not a VAE decoder or an audio model", a.model)),
-    };
-    let label = match (dec.hp.n_classes, a.label) {
-        (0, _) => None,
-        (_, l) => Some(l.unwrap_or(0)),
-    };
-    let [c, h, w] = dec.hp.image_shape.map(|v| v as usize);
-    let mut scratch = vec![0f32; dec.scratch_len()];
-    let mut z = vec![0f32; dec.latent_dim()];
-    let mut img = vec![0f32; dec.output_len()];
+    match Model::from_gguf(&bytes).map_err(|e| format!("{}: {e}", a.model))? {
+        Model::VaeDecoder(d) => {
+            let sizes = (d.latent_dim(), d.scratch_len(), d.output_len());
+            images(
+                &a,
+                (d.hp.n_classes, d.hp.image_shape),
+                sizes,
+                |r, l, z, s, o| d.sample(r, l, z, s, o),
+            )
+        }
+        Model::Generator(g) => {
+            let sizes = (g.latent_dim(), g.scratch_len(), g.output_len());
+            images(
+                &a,
+                (g.hp.n_classes, g.hp.image_shape),
+                sizes,
+                |r, l, z, s, o| g.sample(r, l, z, s, o),
+            )
+        }
+        Model::Text(m) => text(&a, &m),
+        Model::Audio(m) => audio(&a, &m),
+        _ => Err(format!(
+            "{}: not a model that samples (an encoder?)",
+            a.model
+        )),
+    }
+}
+
+/// The label to sample with: `--label` (default 0) for a conditional
+/// model, none otherwise.
+fn label(a: &Args, n_classes: u32) -> Option<u32> {
+    (n_classes > 0).then_some(a.label.unwrap_or(0))
+}
+
+/// Images from a VAE decoder or GAN generator (both `sample(rng, label,
+/// z, scratch, image)`, with buffers of the sizes `(latent, scratch,
+/// image)`): lines, and Netpbm files.
+fn images(
+    a: &Args,
+    (n_classes, shape): (u32, [u32; 3]),
+    (zl, sl, ol): (usize, usize, usize),
+    mut sample: impl FnMut(
+        &mut Rng,
+        Option<u32>,
+        &mut [f32],
+        &mut [f32],
+        &mut [f32],
+    ) -> Result<(), edgegen_runtime::Error>,
+) -> Result<(), String> {
+    let label = label(a, n_classes);
+    let [c, h, w] = shape.map(|v| v as usize);
+    let (mut z, mut scratch, mut img) = (vec![0f32; zl], vec![0f32; sl], vec![0f32; ol]);
     let mut rng = Rng::new(a.seed);
     let stdout = std::io::stdout();
     let mut o = stdout.lock();
     for i in 0..a.n {
-        dec.sample(&mut rng, label, &mut z, &mut scratch, &mut img)
+        sample(&mut rng, label, &mut z, &mut scratch, &mut img)
             .map_err(|e| format!("sample {i}: {e}"))?;
         let sum: f32 = img.iter().sum();
         let _ = writeln!(
             o,
-            "sample {i} sum {sum:.6} first {:.6} {:.6} {:.6}",
+            "sample {i} sum {sum:.6} first {:.6} {:.6} {:.6} hash 0x{:08x}",
             img[0],
             img[1.min(img.len() - 1)],
-            img[2.min(img.len() - 1)]
+            img[2.min(img.len() - 1)],
+            fnv1a_words(img.iter().map(|p| p.to_bits()))
         );
         if let Some(dir) = &a.out {
             // Netpbm: grey (P5) for one channel, else the first three as RGB (P6).
@@ -124,14 +181,78 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
+/// Continuations of the prompt from a text model.
+fn text(a: &Args, m: &Transformer<'_>) -> Result<(), String> {
+    use edgegen_runtime::models::transformer::{ContextPolicy, State};
+    let prompt: Vec<u32> = match m.chars {
+        Some(chars) => {
+            let chars: Vec<char> = chars.chars().collect();
+            a.prompt
+                .chars()
+                .map(|c| {
+                    chars.iter().position(|&v| v == c).map(|i| i as u32).ok_or(format!(
+                        "--prompt: the character {c:?} is not in the model's vocabulary of {} characters",
+                        chars.len()
+                    ))
+                })
+                .collect::<Result<_, _>>()?
+        }
+        None => a.prompt.bytes().map(u32::from).collect(),
+    };
+    let label = label(a, m.hp.n_classes);
+    let mut kv = vec![0f32; m.state_len()];
+    let mut syms = vec![0u32; m.hp.context_length as usize];
+    let mut scratch = vec![0f32; m.scratch_len()];
+    let mut out = vec![0u32; a.tokens];
+    let mut rng = Rng::new(a.seed);
+    let stdout = std::io::stdout();
+    let mut o = stdout.lock();
+    for i in 0..a.n {
+        let n = m
+            .generate(
+                &mut State::new(&mut kv, &mut syms, label),
+                &prompt,
+                &Sampling::default(),
+                ContextPolicy::Stop,
+                &[],
+                &mut rng,
+                &mut scratch,
+                &mut out,
+            )
+            .map_err(|e| format!("text {i}: {e}"))?;
+        let cont = &out[..n];
+        let s = |i: usize| cont.get(i).copied().unwrap_or(0);
+        let _ = writeln!(
+            o,
+            "text {n} hash 0x{:08x} first {} {} {} {}",
+            fnv1a_words(cont.iter().copied()),
+            s(0),
+            s(1),
+            s(2),
+            s(3)
+        );
+        let shown: String = prompt
+            .iter()
+            .chain(cont)
+            .map(|&s| match m.chars {
+                Some(c) => c
+                    .chars()
+                    .nth(s as usize)
+                    .map_or(String::new(), |c| c.escape_debug().to_string()),
+                None => std::ascii::escape_default(s as u8).to_string(),
+            })
+            .collect();
+        let _ = writeln!(o, "> {shown}");
+    }
+    let _ = writeln!(o, "ok");
+    Ok(())
+}
+
 /// The audio model's clips: codes, fingerprints, final states and WAVs.
 fn audio(a: &Args, m: &edgegen_runtime::models::audio::Audio<'_>) -> Result<(), String> {
     use edgegen_runtime::models::audio::{SILENCE, State, mulaw_to_pcm16};
-    use edgegen_runtime::sample::{Sampling, fnv1a};
-    let label = match (m.hp.n_classes, a.label) {
-        (0, _) => None,
-        (_, l) => Some(l.unwrap_or(0)),
-    };
+    use edgegen_runtime::sample::fnv1a;
+    let label = label(a, m.hp.n_classes);
     let mut h = vec![0f32; m.state_len()];
     let mut scratch = vec![0f32; m.scratch_len()];
     let mut codes = vec![0u8; a.codes];

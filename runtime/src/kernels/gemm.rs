@@ -15,7 +15,8 @@
 //! `tests` below check every ISA against the scalar reference.
 
 use super::{Isa, Matrix, Weights};
-use edgegen_format::quant::{BlockQ8_0, QK8_0};
+use edgegen_format::quant::{BlockQ8_0, QK8_0, f16_le_to_f32};
+#[cfg(test)]
 use half::f16;
 
 /// Weight rows per panel: the micro-kernels' accumulators are `ROWS`
@@ -259,7 +260,7 @@ fn widen_f16(isa: Isa, src: &[u8], dst: &mut [f32]) {
         Isa::Scalar => 0,
     };
     for (d, c) in dst[n..].iter_mut().zip(src[2 * n..].chunks_exact(2)) {
-        *d = f16::from_le_bytes([c[0], c[1]]).to_f32();
+        *d = f16_le_to_f32([c[0], c[1]]);
     }
 }
 

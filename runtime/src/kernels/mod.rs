@@ -17,7 +17,7 @@ pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
-use edgegen_format::quant::{BlockQ8_0, QK8_0};
+use edgegen_format::quant::{BlockQ8_0, QK8_0, f16_le_to_f32};
 pub use gemm::{gemm_cols, gemm_cols_on};
 
 /// A weight matrix's storage, borrowed from the model bytes.
@@ -94,7 +94,7 @@ impl<'a> Matrix<'a> {
             }
             Weights::F16(b) => {
                 for (o, x) in out[..c].iter_mut().zip(b[2 * r * s..].chunks_exact(2)) {
-                    *o += half::f16::from_bits(u16::from_le_bytes([x[0], x[1]])).to_f32();
+                    *o += f16_le_to_f32([x[0], x[1]]);
                 }
             }
             Weights::Q8_0(b) => {

@@ -4,8 +4,8 @@
 //! Weights are raw little-endian bytes at any alignment, so that they can
 //! be read in place from flash.
 
+use edgegen_format::quant::f16_le_to_f32;
 use edgegen_format::quant::{BlockQ8_0, QK8_0};
-use half::f16;
 
 /// `sum_i w[i] x[i]` with `w` as F32 bytes (`4 * x.len()` of them).
 pub fn scalar_dot_f32(w: &[u8], x: &[f32]) -> f32 {
@@ -34,12 +34,12 @@ pub fn scalar_dot_f16(w: &[u8], x: &[f32]) -> f32 {
     let wtail = wc.remainder();
     for (wb, xb) in wc.zip(xc) {
         for j in 0..4 {
-            acc[j] += f16::from_le_bytes([wb[2 * j], wb[2 * j + 1]]).to_f32() * xb[j];
+            acc[j] += f16_le_to_f32([wb[2 * j], wb[2 * j + 1]]) * xb[j];
         }
     }
     let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
     for (wb, &xv) in wtail.chunks_exact(2).zip(tail) {
-        s += f16::from_le_bytes([wb[0], wb[1]]).to_f32() * xv;
+        s += f16_le_to_f32([wb[0], wb[1]]) * xv;
     }
     s
 }

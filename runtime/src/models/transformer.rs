@@ -427,10 +427,13 @@ impl<'a> Transformer<'a> {
                 ContextPolicy::Stop => return Err(Error::ContextFull { context: t }),
                 ContextPolicy::Slide { keep } => {
                     let keep = keep.min(t - 1);
-                    st.symbols.copy_within(t - keep..t, 0);
                     st.pos = 0;
+                    // Symbol t - keep + i moves to position i as it is fed;
+                    // feeding only writes positions up to i, so it is read
+                    // before anything overwrites it. (Not `copy_within`:
+                    // its memmove would add 1.5 KiB to a firmware's flash.)
                     for i in 0..keep {
-                        let s = st.symbols[i];
+                        let s = st.symbols[t - keep + i];
                         self.forward(st, s, scratch, false);
                     }
                 }

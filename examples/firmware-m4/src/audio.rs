@@ -1,0 +1,88 @@
+//! The audio model: a clip of mu-law codes from silence.
+
+use crate::model::HP;
+use cortex_m_semihosting::hprintln;
+use edgegen_runtime::Error;
+use edgegen_runtime::models::audio::{Audio, SILENCE, State, scratch_len_for, state_len_for};
+use edgegen_runtime::sample::{Rng, Sampling, fnv1a};
+
+const SCRATCH: usize = scratch_len_for(&HP);
+/// Floats of the GRU's state.
+const STATE: usize = state_len_for(&HP);
+/// Codes generated: 50 ms at 8 kHz.
+const CODES: usize = 400;
+const LABEL: Option<u32> = if HP.n_classes != 0 { Some(0) } else { None };
+
+/// `clip N hash H first c0 .. c7`, then `state sum S first h0 h1 h2`.
+pub fn run(model: &[u8]) -> Result<(), Error> {
+    let m = Audio::from_bytes(model)?;
+    hprintln!(
+        "edgegen firmware: audio model {} bytes, state {} floats, scratch {} floats, {} MACs per sample",
+        model.len(),
+        STATE,
+        SCRATCH,
+        m.macs()
+    );
+    let mut h = [0f32; STATE];
+    let mut scratch = [0f32; SCRATCH];
+    let mut codes = [0u8; CODES];
+    let mut st = State::new(&mut h, LABEL);
+    let s = Sampling::default();
+    m.generate(
+        &mut st,
+        SILENCE,
+        &s,
+        &mut Rng::new(7),
+        &mut scratch,
+        &mut codes,
+    )?;
+    let c = &codes;
+    hprintln!(
+        "clip {} hash {:08x} first {} {} {} {} {} {} {} {}",
+        CODES,
+        fnv1a(c),
+        c[0],
+        c[1],
+        c[2],
+        c[3],
+        c[4],
+        c[5],
+        c[6],
+        c[7]
+    );
+    let h = st.h();
+    let sum: f32 = h.iter().sum();
+    hprintln!(
+        "state sum {:.6} first {:.6} {:.6} {:.6}",
+        sum,
+        h[0],
+        h[1],
+        h[2]
+    );
+    Ok(())
+}
+
+/// Load, generate a few codes, sink them.
+#[cfg(feature = "size-probe")]
+pub fn probe(model: &[u8]) -> bool {
+    let mut h = [0f32; STATE];
+    let mut scratch = [0f32; SCRATCH];
+    let mut codes = [0u8; 4];
+    let ok = match Audio::from_bytes(model) {
+        Ok(m) => m
+            .generate(
+                &mut State::new(&mut h, LABEL),
+                SILENCE,
+                &Sampling::default(),
+                &mut Rng::new(7),
+                &mut scratch,
+                &mut codes,
+            )
+            .is_ok(),
+        _ => false,
+    };
+    // SAFETY: a volatile read of a valid, initialized local keeps the
+    // computation from being optimized away.
+    unsafe { core::ptr::read_volatile(&codes[0]) };
+    ok
+}

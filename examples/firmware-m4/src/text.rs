@@ -1,0 +1,149 @@
+//! The text model: a continuation of the prompt `build.rs` encoded, with
+//! the KV cache in a `static`-sized local.
+
+use crate::model::{HP, PROMPT};
+use core::fmt::Write;
+use cortex_m_semihosting::hprintln;
+use edgegen_runtime::Error;
+use edgegen_runtime::models::transformer::{
+    ContextPolicy, State, Transformer, scratch_len_for, state_len_for,
+};
+use edgegen_runtime::sample::{Rng, Sampling, fnv1a_words};
+
+const SCRATCH: usize = scratch_len_for(&HP);
+/// Floats of the KV cache: every block's keys and values at every
+/// position.
+const STATE: usize = state_len_for(&HP);
+const CONTEXT: usize = HP.context_length as usize;
+/// Symbols generated: 48, or what the context leaves after the prompt.
+const TOKENS: usize = {
+    let room = CONTEXT - PROMPT.len();
+    if room < 48 { room } else { 48 }
+};
+const LABEL: Option<u32> = if HP.n_classes != 0 { Some(0) } else { None };
+
+/// `text N hash 0xH first s0 s1 s2 s3` (H: the FNV-1a of the generated
+/// symbols), then the prompt and its continuation, escaped.
+pub fn run(model: &[u8]) -> Result<(), Error> {
+    let m = Transformer::from_bytes(model)?;
+    hprintln!(
+        "edgegen firmware: text model {} bytes, KV cache {} floats, scratch {} floats, {} MACs per symbol at the last position",
+        model.len(),
+        STATE,
+        SCRATCH,
+        m.macs(CONTEXT - 1)
+    );
+    let mut kv = [0f32; STATE];
+    let mut symbols = [0u32; CONTEXT];
+    let mut scratch = [0f32; SCRATCH];
+    let mut out = [0u32; TOKENS];
+    let mut st = State::new(&mut kv, &mut symbols, LABEL);
+    let n = m.generate(
+        &mut st,
+        PROMPT,
+        &Sampling::default(),
+        ContextPolicy::Stop,
+        &[],
+        &mut Rng::new(7),
+        &mut scratch,
+        &mut out,
+    )?;
+    let out = &out[..n];
+    let s = |i: usize| out.get(i).copied().unwrap_or(0);
+    hprintln!(
+        "text {} hash 0x{:08x} first {} {} {} {}",
+        n,
+        fnv1a_words(out.iter().copied()),
+        s(0),
+        s(1),
+        s(2),
+        s(3)
+    );
+    let mut line = Line::default();
+    let _ = line.write_str("> ");
+    for &sym in PROMPT.iter().chain(out) {
+        escape(&m, sym, &mut line);
+    }
+    hprintln!("{}", line.as_str());
+    Ok(())
+}
+
+/// Writes symbol `s` as its character, escaped as Rust's `{:?}` would
+/// (a byte above 0x7f as `\xNN`).
+fn escape(m: &Transformer<'_>, s: u32, out: &mut Line) {
+    match m.chars {
+        Some(chars) => {
+            if let Some(c) = chars.chars().nth(s as usize) {
+                let _ = write!(out, "{}", c.escape_debug());
+            }
+        }
+        None => {
+            let _ = write!(out, "{}", core::ascii::escape_default(s as u8));
+        }
+    }
+}
+
+/// A line of text in a fixed buffer; from the first piece that does not
+/// fit on, everything is dropped.
+struct Line {
+    buf: [u8; 512],
+    len: usize,
+    full: bool,
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Self {
+            buf: [0; 512],
+            len: 0,
+            full: false,
+        }
+    }
+}
+
+impl Line {
+    fn as_str(&self) -> &str {
+        // Only whole `str`s are ever copied in.
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl Write for Line {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.full |= self.len + s.len() > self.buf.len();
+        if self.full {
+            return Err(core::fmt::Error);
+        }
+        self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+        self.len += s.len();
+        Ok(())
+    }
+}
+
+/// Load, generate a few symbols, sink them.
+#[cfg(feature = "size-probe")]
+pub fn probe(model: &[u8]) -> bool {
+    let mut kv = [0f32; STATE];
+    let mut symbols = [0u32; CONTEXT];
+    let mut scratch = [0f32; SCRATCH];
+    let mut out = [0u32; 4];
+    let ok = match Transformer::from_bytes(model) {
+        Ok(m) => m
+            .generate(
+                &mut State::new(&mut kv, &mut symbols, LABEL),
+                PROMPT,
+                &Sampling::default(),
+                ContextPolicy::Stop,
+                &[],
+                &mut Rng::new(7),
+                &mut scratch,
+                &mut out,
+            )
+            .is_ok(),
+        _ => false,
+    };
+    // SAFETY: a volatile read of a valid, initialized local keeps the
+    // computation from being optimized away.
+    unsafe { core::ptr::read_volatile(&out[0]) };
+    ok
+}
