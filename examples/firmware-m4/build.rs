@@ -8,7 +8,16 @@
 //! and its hyperparameters become `const`s, so that scratch and state are
 //! sized at compile time by the runtime's `const fn`s. A text model's
 //! prompt (`EDGEGEN_FIRMWARE_PROMPT`, default `ROMEO:`) is encoded here
-//! with the model's vocabulary, so the firmware carries no tokenizer.
+//! with the model's vocabulary, so the firmware carries no tokenizer, and
+//! its KV cache is f32 or, with `EDGEGEN_FIRMWARE_KV=q8_0`, Q8_0.
+//!
+//! The memory budget is checked at link time: `memory.x` is written here
+//! with `EDGEGEN_FIRMWARE_MEMORY=FLASH_KIB,RAM_KIB` (default `4096,4096`,
+//! QEMU's mps2-an386; `1024,192` is an STM32F405-class part, kept at
+//! mps2-an386's addresses so that the image still runs under QEMU) and a
+//! stack reserve of `EDGEGEN_FIRMWARE_STACK_KIB` (default 16): code and
+//! model must fit the flash, and the statics (scratch, state, outputs)
+//! must leave the reserve free in RAM, or the link fails saying so.
 
 use edgegen_format::{GgmlType, Gguf, GgufWriter, TensorName, arch};
 use std::path::PathBuf;
@@ -195,16 +204,68 @@ fn encode_prompt(g: &Gguf<'_>, hp: &arch::transformer::Hparams, prompt: &str) ->
     syms
 }
 
+/// The board's flash and RAM and the stack reserve, in KiB.
+fn memory() -> (usize, usize, usize) {
+    let kib = |what: &str, v: &str| -> usize {
+        v.trim()
+            .parse()
+            .ok()
+            .filter(|&k| k > 0 && k <= 1 << 20)
+            .unwrap_or_else(|| panic!("{what}: expected a size in KiB (1 to 1048576), found {v:?}"))
+    };
+    let (flash, ram) = match std::env::var("EDGEGEN_FIRMWARE_MEMORY") {
+        Ok(v) if !v.is_empty() => match v.split_once(',') {
+            Some((f, r)) => (
+                kib("EDGEGEN_FIRMWARE_MEMORY's flash", f),
+                kib("EDGEGEN_FIRMWARE_MEMORY's RAM", r),
+            ),
+            None => panic!(
+                "EDGEGEN_FIRMWARE_MEMORY: expected FLASH_KIB,RAM_KIB (such as 1024,192), found {v:?}"
+            ),
+        },
+        _ => (4096, 4096),
+    };
+    let stack = match std::env::var("EDGEGEN_FIRMWARE_STACK_KIB") {
+        Ok(v) if !v.is_empty() => kib("EDGEGEN_FIRMWARE_STACK_KIB", &v),
+        _ => 16,
+    };
+    (flash, ram, stack)
+}
+
+/// The linker's memory map: mps2-an386's addresses with the budget's
+/// sizes, and the check that the statics leave the stack its reserve.
+fn memory_x(flash: usize, ram: usize, stack: usize) -> String {
+    format!(
+        "/* Written by build.rs: mps2-an386's addresses (flash at 0, RAM at
+   0x20000000), the sizes of EDGEGEN_FIRMWARE_MEMORY. */
+MEMORY
+{{
+  FLASH : ORIGIN = 0x00000000, LENGTH = {flash}K
+  RAM   : ORIGIN = 0x20000000, LENGTH = {ram}K
+}}
+
+/* cortex-m-rt puts the stack at the top of RAM, growing down to the end
+   of the statics (_stack_end). */
+ASSERT(_stack_start - _stack_end >= {stack} * 1024, \"
+edgegen: the statics (the model's scratch, state and outputs) leave less
+than EDGEGEN_FIRMWARE_STACK_KIB = {stack} KiB of the {ram} KiB of RAM for
+the stack.\");
+"
+    )
+}
+
 fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     for v in [
         "EDGEGEN_FIRMWARE_MODEL",
         "EDGEGEN_FIRMWARE_DEFAULT",
         "EDGEGEN_FIRMWARE_PROMPT",
+        "EDGEGEN_FIRMWARE_KV",
+        "EDGEGEN_FIRMWARE_MEMORY",
+        "EDGEGEN_FIRMWARE_STACK_KIB",
     ] {
         println!("cargo:rerun-if-env-changed={v}");
     }
-    println!("cargo:rerun-if-changed=memory.x");
     let bytes = match std::env::var("EDGEGEN_FIRMWARE_MODEL") {
         Ok(p) if !p.is_empty() => {
             println!("cargo:rerun-if-changed={p}");
@@ -256,11 +317,20 @@ fn main() {
                 .unwrap_or_else(|e| panic!("the firmware model's text hyperparameters: {e}"));
             let prompt = std::env::var("EDGEGEN_FIRMWARE_PROMPT").unwrap_or("ROMEO:".into());
             let syms = encode_prompt(&g, &hp, &prompt);
+            let q8 = match std::env::var("EDGEGEN_FIRMWARE_KV").as_deref() {
+                Err(_) | Ok("") | Ok("f32") => false,
+                Ok("q8_0") if hp.kv_dim().is_multiple_of(32) => true,
+                Ok("q8_0") => panic!(
+                    "EDGEGEN_FIRMWARE_KV=q8_0: the model's K/V width is {}, not a multiple of 32; use f32",
+                    hp.kv_dim()
+                ),
+                Ok(other) => panic!("EDGEGEN_FIRMWARE_KV={other}: expected f32 or q8_0"),
+            };
             let p = path("transformer");
             (
                 "text",
                 format!(
-                    "pub const HP: {p}::Hparams = {p}::{hp:?};\n/// {prompt:?}\npub const PROMPT: &[u32] = &{syms:?};\n"
+                    "pub const HP: {p}::Hparams = {p}::{hp:?};\n/// {prompt:?}\npub const PROMPT: &[u32] = &{syms:?};\npub const KV_Q8_0: bool = {q8};\n"
                 ),
             )
         }
@@ -278,7 +348,14 @@ fn main() {
     std::fs::write(out.join("model.gguf"), &bytes).unwrap();
     std::fs::write(out.join("model_consts.rs"), consts).unwrap();
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
-        std::fs::copy("memory.x", out.join("memory.x")).unwrap();
+        let (flash, ram, stack) = memory();
+        if bytes.len() > flash * 1024 {
+            panic!(
+                "the model is {} bytes, more than the {flash} KiB of flash EDGEGEN_FIRMWARE_MEMORY allows (before any code)",
+                bytes.len()
+            );
+        }
+        std::fs::write(out.join("memory.x"), memory_x(flash, ram, stack)).unwrap();
         println!("cargo:rustc-link-search={}", out.display());
         println!("cargo:rustc-link-arg=-Tlink.x");
     }

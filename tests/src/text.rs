@@ -88,22 +88,34 @@ pub fn model_gguf(
 /// [`fnv1a_words`] of the `N` generated symbols), `count` continuations of
 /// `prompt` drawn one after another with one generator from `seed` (each
 /// from an empty cache, class `label`), against the host runtime's from
-/// the same GGUF bytes: default sampling, an f32 KV cache, stopping at a
-/// full context, up to `max` symbols each. The symbols must be equal.
+/// the same GGUF bytes: default sampling, a KV cache of f32 (or Q8_0
+/// blocks with `kv_q8_0`), stopping at a full context, up to `max` symbols
+/// each. The symbols must be equal.
 ///
 /// [`fnv1a_words`]: edgegen_runtime::sample::fnv1a_words
 pub fn check_text_against_host(
     text: &str,
     gguf: &[u8],
-    (seed, label): (u64, Option<u32>),
+    (seed, label, kv_q8_0): (u64, Option<u32>, bool),
     prompt: &[u32],
     (count, max): (usize, usize),
     who: &str,
 ) {
+    use edgegen_format::quant::BlockQ8_0;
     use edgegen_runtime::models::transformer::{ContextPolicy, State, Transformer};
     use edgegen_runtime::sample::{Rng, Sampling, fnv1a_words};
     let m = Transformer::from_bytes(gguf).expect("a valid text model");
-    let mut kv = vec![0f32; m.state_len()];
+    let blank = BlockQ8_0 {
+        d: [0; 2],
+        qs: [0; 32],
+    };
+    let mut kv = vec![0f32; if kv_q8_0 { 0 } else { m.state_len() }];
+    let blocks = if kv_q8_0 {
+        m.state_blocks().expect("K/V width a multiple of 32")
+    } else {
+        0
+    };
+    let mut kv8 = vec![blank; blocks];
     let mut syms = vec![0u32; m.hp.context_length as usize];
     let mut scratch = vec![0f32; m.scratch_len()];
     let mut rng = Rng::new(seed);
@@ -113,7 +125,11 @@ pub fn check_text_against_host(
         let mut out = vec![0u32; max];
         let n = m
             .generate(
-                &mut State::new(&mut kv, &mut syms, label),
+                &mut if kv_q8_0 {
+                    State::new_q8_0(&mut kv8, &mut syms, label)
+                } else {
+                    State::new(&mut kv, &mut syms, label)
+                },
                 prompt,
                 &Sampling::default(),
                 ContextPolicy::Stop,

@@ -54,18 +54,23 @@ fn section_size(elf: &[u8], name: &str) -> u32 {
         .map_or(0, |h| u32at(h + 0x14))
 }
 
-/// Runs a firmware image under QEMU; returns what it printed, once it has
-/// exited with status 0 after printing "ok".
+/// Runs a firmware image under QEMU with `-icount shift=0` (one virtual
+/// nanosecond per instruction, so the firmware's SysTick counts
+/// instructions); returns what it printed, once it has exited with status
+/// 0 after printing "ok" and a calibration of 40 instructions per tick
+/// (mps2-an386's 25 MHz SysTick).
 fn run_qemu(elf: &Path) -> String {
     let out = Command::new("timeout")
         .args([
-            "120",
+            "300",
             "qemu-system-arm",
             "-M",
             "mps2-an386",
             "-nographic",
             "-semihosting-config",
             "enable=on,target=native",
+            "-icount",
+            "shift=0",
             "-kernel",
         ])
         .arg(elf)
@@ -79,7 +84,26 @@ fn run_qemu(elf: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("\nok"), "{text}");
+    let ticks = number_after(&text, "calibration 2000000 instructions in ");
+    assert!(
+        (49_500..=50_500).contains(&ticks),
+        "2,000,000 instructions took {ticks} SysTick ticks, not about 50,000: the instruction counts are off\n{text}"
+    );
     text
+}
+
+/// The integer that follows `prefix` in `text`.
+fn number_after(text: &str, prefix: &str) -> u64 {
+    let at = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix:?} in:\n{text}"));
+    let digits: String = text[at + prefix.len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {prefix:?} in:\n{text}"))
 }
 
 /// The `.text` bytes a sampling path adds to a firmware that does nothing:
@@ -205,7 +229,7 @@ fn text_firmware_continues_the_prompt_as_the_host_does_within_its_flash_budget()
         edgegen_tests::text::check_text_against_host(
             &text,
             &bytes,
-            (7, label),
+            (7, label, false),
             &symbols,
             (1, max),
             &who,
@@ -266,4 +290,128 @@ fn all_four_families_together_stay_within_their_flash_budget() {
         &target,
         36 * 1024,
     );
+}
+
+/// Each family's documented configuration at Q8_0 fits an STM32F405-class
+/// part, 1 MiB of flash and 192 KiB of RAM, counting code, model,
+/// scratch, state and the stack: the firmware links with that memory map
+/// (`EDGEGEN_FIRMWARE_MEMORY=1024,192`, which checks flash and statics,
+/// and a 16 KiB stack reserve), its measured stack stays in the reserve,
+/// and it samples what the host does. Prints each family's flash, RAM and
+/// instructions per sample or symbol.
+#[test]
+fn documented_configurations_fit_a_1_mib_192_kib_part() {
+    let dir = scratch_dir("firmware-budget");
+    let ty = GgmlType::Q8_0;
+    let vae = arch::vae::Hparams::new(
+        [1, 28, 28],
+        20,
+        &[400],
+        10,
+        arch::vae::Likelihood::Bernoulli,
+        arch::Activation::Relu,
+    )
+    .unwrap();
+    let gan = arch::gan::Hparams::new([1, 28, 28], 64, 10, &[128, 64]).unwrap();
+    // stories260K's size (dim 64, 5 layers, 8 heads), 4 K/V heads so the
+    // cache can be Q8_0, and a context of 256.
+    let text = arch::transformer::Hparams {
+        vocab_size: 256,
+        context_length: 256,
+        embedding_length: 64,
+        block_count: 5,
+        head_count: 8,
+        head_count_kv: 4,
+        feed_forward_length: 256,
+        n_classes: 0,
+        layer_norm_epsilon: 1e-5,
+        tied_output: true,
+    };
+    let audio = arch::audio::Hparams {
+        vocab_size: 256,
+        embedding_length: 64,
+        state_length: 128,
+        n_classes: 10,
+        sample_rate: 8000,
+    };
+    let models = [
+        (
+            "vae",
+            edgegen_tests::vae::decoder_gguf(&vae, ty, 1, [0.2, 0.1], [0.0, 0.0]),
+        ),
+        (
+            "gan",
+            edgegen_tests::gan::generator_gguf(&gan, ty, 2, 0.1, 0.0),
+        ),
+        (
+            "text",
+            edgegen_tests::text::model_gguf(&text, ty, 3, 0.3, None),
+        ),
+        (
+            "audio",
+            edgegen_tests::audio::model_gguf(&audio, ty, 4, 0.2),
+        ),
+    ];
+    let mut report = vec![];
+    for (family, bytes) in &models {
+        let path = dir.join(format!("{family}.gguf"));
+        std::fs::write(&path, bytes).unwrap();
+        let env = [
+            ("EDGEGEN_FIRMWARE_MEMORY", "1024,192"),
+            ("EDGEGEN_FIRMWARE_KV", "q8_0"),
+            ("EDGEGEN_FIRMWARE_PROMPT", "ROMEO:"),
+        ];
+        let target = repo_root().join(format!("target/firmware-test-budget-{family}"));
+        let elf = build(Some(&path), "", &target, &env);
+        let out = run_qemu(&elf);
+        let who = format!("{family} at 1 MiB / 192 KiB");
+        match *family {
+            "vae" | "gan" => check_samples_against_host(&out, bytes, 7, Some(0), 4, &who),
+            "text" => {
+                let prompt = edgegen_tests::text::encode("ROMEO:", None);
+                let ck = (7, None, true);
+                edgegen_tests::text::check_text_against_host(
+                    &out,
+                    bytes,
+                    ck,
+                    &prompt,
+                    (1, 48),
+                    &who,
+                )
+            }
+            _ => edgegen_tests::audio::check_clips_against_host(
+                &out,
+                bytes,
+                7,
+                Some(0),
+                (1, 400),
+                &who,
+            ),
+        }
+        let stack = number_after(&out, "stack ");
+        assert!(
+            stack <= 16 * 1024,
+            "{who}: the stack reached {stack} B, past its 16 KiB reserve"
+        );
+        let elf = std::fs::read(&elf).unwrap();
+        let size = |s| section_size(&elf, s) as u64;
+        let (code, model) = (size(".text"), size(".rodata") + size(".data"));
+        let statics = size(".bss") + size(".data");
+        let cost = out
+            .lines()
+            .find(|l| l.starts_with("cost "))
+            .unwrap_or("")
+            .to_string();
+        report.push(format!(
+            "{family}: flash {} B (code {code}, model and constants {model}), RAM {} B (statics {statics}, stack {stack}); {cost}",
+            code + model,
+            statics + stack
+        ));
+        assert!(
+            code + model <= 1 << 20 && statics + stack <= 192 * 1024,
+            "{}",
+            report.last().unwrap()
+        );
+    }
+    println!("{}", report.join("\n"));
 }

@@ -132,7 +132,7 @@ fn aarch64_sampler_matches_the_host() {
         edgegen_tests::text::check_text_against_host(
             &text,
             &bytes,
-            (9, label),
+            (9, label, false),
             &prompt,
             (2, 30),
             &who,

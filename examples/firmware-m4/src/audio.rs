@@ -1,5 +1,6 @@
 //! The audio model: a clip of mu-law codes from silence.
 
+use crate::meter;
 use crate::model::HP;
 use cortex_m_semihosting::hprintln;
 use edgegen_runtime::Error;
@@ -23,24 +24,19 @@ pub fn run(model: &[u8]) -> Result<(), Error> {
         SCRATCH,
         m.macs()
     );
-    let mut h = [0f32; STATE];
-    let mut scratch = [0f32; SCRATCH];
-    let mut codes = [0u8; CODES];
-    let mut st = State::new(&mut h, LABEL);
+    let h = static_buf!([f32; STATE] = [0.0; STATE]);
+    let scratch = static_buf!([f32; SCRATCH] = [0.0; SCRATCH]);
+    let codes = static_buf!([u8; CODES] = [0; CODES]);
+    let mut st = State::new(h, LABEL);
     let s = Sampling::default();
-    m.generate(
-        &mut st,
-        SILENCE,
-        &s,
-        &mut Rng::new(7),
-        &mut scratch,
-        &mut codes,
-    )?;
+    let t0 = meter::ticks();
+    m.generate(&mut st, SILENCE, &s, &mut Rng::new(7), scratch, codes)?;
+    let ticks = meter::ticks() - t0;
     let c = &codes;
     hprintln!(
         "clip {} hash {:08x} first {} {} {} {} {} {} {} {}",
         CODES,
-        fnv1a(c),
+        fnv1a(&c[..]),
         c[0],
         c[1],
         c[2],
@@ -59,6 +55,7 @@ pub fn run(model: &[u8]) -> Result<(), Error> {
         h[1],
         h[2]
     );
+    hprintln!("cost {} instructions per sample", meter::per(ticks, CODES));
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! and hash, and one sample as ASCII art, so that a terminal shows what
 //! the board drew.
 
+use crate::meter;
 use cortex_m_semihosting::hprintln;
 use edgegen_runtime::Error;
 use edgegen_runtime::sample::{Rng, fnv1a_words};
@@ -21,24 +22,29 @@ impl<F: FnMut(&mut Rng, Option<u32>, &mut [f32], &mut [f32], &mut [f32]) -> Resu
 }
 
 /// Draws [`SAMPLES`] images of shape `shape` with seed 7 through `sample`
-/// (latent `Z`, scratch `S` and image `O` floats, all on the stack) and
-/// prints them, the first also as art.
-pub fn run<const Z: usize, const S: usize, const O: usize>(
+/// into `(z, scratch, img)` and prints them, the first also as art, then
+/// the instructions per sample.
+pub fn run(
     shape: [usize; 3],
     label: Option<u32>,
+    (z, scratch, img): (&mut [f32], &mut [f32], &mut [f32]),
     mut sample: impl Sample,
 ) -> Result<(), Error> {
-    let mut scratch = [0f32; S];
-    let mut z = [0f32; Z];
-    let mut img = [0f32; O];
     let mut rng = Rng::new(7);
+    let mut ticks = 0;
     for i in 0..SAMPLES {
-        sample(&mut rng, label, &mut z, &mut scratch, &mut img)?;
-        print_sample(i, &img);
+        let t0 = meter::ticks();
+        sample(&mut rng, label, z, scratch, img)?;
+        ticks += meter::ticks() - t0;
+        print_sample(i, img);
         if i == 0 {
-            print_art(&img, shape);
+            print_art(img, shape);
         }
     }
+    hprintln!(
+        "cost {} instructions per sample",
+        meter::per(ticks, SAMPLES)
+    );
     Ok(())
 }
 

@@ -14,6 +14,11 @@
 //! the symbols, or of the pixels' f32 bits. The host's tests recompute
 //! every line from the same GGUF bytes.
 //!
+//! Scratch, state and outputs are `static`s sized by the runtime's `const
+//! fn`s, so the linker counts them against the board's RAM. Each run also
+//! prints what it cost ([`meter`]): instructions per sample or symbol
+//! (under `-icount shift=0`), and the stack's high-water mark.
+//!
 //! Under QEMU: `qemu-system-arm -M mps2-an386 -nographic -semihosting-config
 //! enable=on,target=native -kernel <elf>`. It exits with status 0 (or 1 on
 //! any error).
@@ -31,6 +36,20 @@
 #[cfg(not(target_os = "none"))]
 fn main() {}
 
+/// A zeroed `static` buffer of type `$ty`, borrowed mutably: in `.bss`,
+/// so that the linker counts it against the board's RAM.
+///
+/// Each expansion is its own static; the family's `run`, which expands
+/// them, runs once, and no interrupt touches them.
+#[cfg(target_os = "none")]
+macro_rules! static_buf {
+    ($ty:ty = $init:expr) => {{
+        static mut BUF: $ty = $init;
+        // SAFETY: see above: this is the one borrow of `BUF`.
+        unsafe { &mut *(&raw mut BUF) }
+    }};
+}
+
 #[cfg(all(target_os = "none", feature = "size-probe-all"))]
 mod all;
 #[cfg(all(target_os = "none", family = "audio"))]
@@ -39,6 +58,8 @@ mod audio;
 mod gan;
 #[cfg(all(target_os = "none", any(family = "vae", family = "gan")))]
 mod image;
+#[cfg(target_os = "none")]
+mod meter;
 #[cfg(all(target_os = "none", family = "text"))]
 mod text;
 #[cfg(all(target_os = "none", family = "vae"))]
@@ -78,12 +99,30 @@ mod device {
         }
     }
 
-    /// Samples and prints, then "ok"; any error is printed and fails.
+    /// Samples and prints, with what it cost, then "ok"; any error is
+    /// printed and fails.
     #[cfg(not(any(feature = "size-probe", feature = "size-probe-all", feature = "empty")))]
     #[entry]
     fn main() -> ! {
+        use crate::meter;
         use cortex_m_semihosting::hprintln;
-        match family::run(crate::model::BYTES) {
+        if let Some(p) = cortex_m::Peripherals::take() {
+            meter::start(p.SYST);
+        }
+        meter::paint_stack();
+        let cal = meter::calibrate();
+        hprintln!(
+            "calibration {} instructions in {} ticks",
+            meter::CALIBRATION_INSNS,
+            cal
+        );
+        let r = family::run(crate::model::BYTES);
+        hprintln!(
+            "stack {} bytes used of {}",
+            meter::stack_high_water(),
+            meter::stack_room()
+        );
+        match r {
             Ok(()) => {
                 hprintln!("ok");
                 exit(EXIT_SUCCESS)

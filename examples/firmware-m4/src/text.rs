@@ -1,19 +1,28 @@
 //! The text model: a continuation of the prompt `build.rs` encoded, with
-//! the KV cache in a `static`-sized local.
+//! the KV cache in a `static`, as f32 or (with `EDGEGEN_FIRMWARE_KV=q8_0`)
+//! as Q8_0 blocks, about a quarter of the RAM.
 
-use crate::model::{HP, PROMPT};
+use crate::meter;
+use crate::model::{HP, KV_Q8_0, PROMPT};
 use core::fmt::Write;
 use cortex_m_semihosting::hprintln;
 use edgegen_runtime::Error;
+use edgegen_runtime::format::quant::BlockQ8_0;
 use edgegen_runtime::models::transformer::{
-    ContextPolicy, State, Transformer, scratch_len_for, state_len_for,
+    ContextPolicy, State, Transformer, scratch_len_for, state_blocks_for, state_len_for,
 };
 use edgegen_runtime::sample::{Rng, Sampling, fnv1a_words};
 
 const SCRATCH: usize = scratch_len_for(&HP);
-/// Floats of the KV cache: every block's keys and values at every
-/// position.
-const STATE: usize = state_len_for(&HP);
+/// Floats of an f32 KV cache: every block's keys and values at every
+/// position (0 with a Q8_0 cache).
+const STATE: usize = if KV_Q8_0 { 0 } else { state_len_for(&HP) };
+/// Q8_0 blocks of a Q8_0 KV cache (0 with an f32 cache).
+const STATE_BLOCKS: usize = if KV_Q8_0 { state_blocks_for(&HP) } else { 0 };
+const BLANK: BlockQ8_0 = BlockQ8_0 {
+    d: [0; 2],
+    qs: [0; 32],
+};
 const CONTEXT: usize = HP.context_length as usize;
 /// Symbols generated: 48, or what the context leaves after the prompt.
 const TOKENS: usize = {
@@ -27,17 +36,23 @@ const LABEL: Option<u32> = if HP.n_classes != 0 { Some(0) } else { None };
 pub fn run(model: &[u8]) -> Result<(), Error> {
     let m = Transformer::from_bytes(model)?;
     hprintln!(
-        "edgegen firmware: text model {} bytes, KV cache {} floats, scratch {} floats, {} MACs per symbol at the last position",
+        "edgegen firmware: text model {} bytes, KV cache {} bytes ({}), scratch {} floats, {} MACs per symbol at the last position",
         model.len(),
-        STATE,
+        STATE * 4 + STATE_BLOCKS * 34,
+        if KV_Q8_0 { "Q8_0" } else { "f32" },
         SCRATCH,
         m.macs(CONTEXT - 1)
     );
-    let mut kv = [0f32; STATE];
-    let mut symbols = [0u32; CONTEXT];
-    let mut scratch = [0f32; SCRATCH];
-    let mut out = [0u32; TOKENS];
-    let mut st = State::new(&mut kv, &mut symbols, LABEL);
+    let symbols = static_buf!([u32; CONTEXT] = [0; CONTEXT]);
+    let scratch = static_buf!([f32; SCRATCH] = [0.0; SCRATCH]);
+    let out = static_buf!([u32; TOKENS] = [0; TOKENS]);
+    let mut st = if KV_Q8_0 {
+        let kv = static_buf!([BlockQ8_0; STATE_BLOCKS] = [BLANK; STATE_BLOCKS]);
+        State::new_q8_0(kv, symbols, LABEL)
+    } else {
+        State::new(static_buf!([f32; STATE] = [0.0; STATE]), symbols, LABEL)
+    };
+    let t0 = meter::ticks();
     let n = m.generate(
         &mut st,
         PROMPT,
@@ -45,9 +60,10 @@ pub fn run(model: &[u8]) -> Result<(), Error> {
         ContextPolicy::Stop,
         &[],
         &mut Rng::new(7),
-        &mut scratch,
-        &mut out,
+        scratch,
+        out,
     )?;
+    let ticks = meter::ticks() - t0;
     let out = &out[..n];
     let s = |i: usize| out.get(i).copied().unwrap_or(0);
     hprintln!(
@@ -65,6 +81,15 @@ pub fn run(model: &[u8]) -> Result<(), Error> {
         escape(&m, sym, &mut line);
     }
     hprintln!("{}", line.as_str());
+    // Every prompt symbol and every sampled one but the last went through
+    // the model once.
+    let fed = PROMPT.len() + n.saturating_sub(1);
+    hprintln!(
+        "cost {} instructions per symbol ({} symbols fed, positions 0 to {})",
+        meter::per(ticks, fed),
+        fed,
+        fed.saturating_sub(1)
+    );
     Ok(())
 }
 
@@ -124,13 +149,19 @@ impl Write for Line {
 #[cfg(feature = "size-probe")]
 pub fn probe(model: &[u8]) -> bool {
     let mut kv = [0f32; STATE];
+    let mut kv8 = [BLANK; STATE_BLOCKS];
     let mut symbols = [0u32; CONTEXT];
     let mut scratch = [0f32; SCRATCH];
     let mut out = [0u32; 4];
+    let mut st = if KV_Q8_0 {
+        State::new_q8_0(&mut kv8, &mut symbols, LABEL)
+    } else {
+        State::new(&mut kv, &mut symbols, LABEL)
+    };
     let ok = match Transformer::from_bytes(model) {
         Ok(m) => m
             .generate(
-                &mut State::new(&mut kv, &mut symbols, LABEL),
+                &mut st,
                 PROMPT,
                 &Sampling::default(),
                 ContextPolicy::Stop,

@@ -18,7 +18,12 @@ pub fn run(model: &[u8]) -> Result<(), Error> {
         SCRATCH,
         d.macs()
     );
-    image::run::<LATENT, SCRATCH, OUT_LEN>(IMAGE, LABEL, |r, l, z, s, o| d.sample(r, l, z, s, o))
+    let bufs: (&mut [f32], &mut [f32], &mut [f32]) = (
+        static_buf!([f32; LATENT] = [0.0; LATENT]),
+        static_buf!([f32; SCRATCH] = [0.0; SCRATCH]),
+        static_buf!([f32; OUT_LEN] = [0.0; OUT_LEN]),
+    );
+    image::run(IMAGE, LABEL, bufs, |r, l, z, s, o| d.sample(r, l, z, s, o))
 }
 
 #[cfg(feature = "size-probe")]
