@@ -280,6 +280,31 @@ fn inspect_reports_costs_and_corruption_is_caught() {
         serde_json::json!([64, 784]),
         "rows padded to whole blocks"
     );
+    // On the Cortex-M4F: the model plus the VAE firmware's measured code;
+    // scratch, latent and image plus its measured stack.
+    let table: serde_json::Value =
+        serde_json::from_str(include_str!("../src/cli/thumbv7em.json")).unwrap();
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", s(&g), "--target", "thumbv7em", "--json"])).unwrap();
+    let (dev, vae) = (&j["device"], &table["vae"]);
+    let model = std::fs::metadata(&g).unwrap().len();
+    assert_eq!(
+        dev["flash_bytes"].as_u64().unwrap(),
+        model + vae["code_bytes"].as_u64().unwrap()
+    );
+    let statics = 4 * (2 * 40 + 3 + 784);
+    assert_eq!(dev["statics_bytes"], statics);
+    assert_eq!(
+        dev["ram_bytes"].as_u64().unwrap(),
+        statics + vae["stack_bytes"].as_u64().unwrap()
+    );
+    assert_eq!(dev["fits_1mib_192kib"], true);
+    let err =
+        String::from_utf8_lossy(&run(&["inspect", s(&g), "--target", "esp32"]).stderr).into_owned();
+    assert!(
+        err.contains("--target") && err.contains("thumbv7em"),
+        "{err}"
+    );
 
     let mut bytes = std::fs::read(&g).unwrap();
     let n = bytes.len();

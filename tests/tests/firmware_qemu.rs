@@ -297,11 +297,21 @@ fn all_four_families_together_stay_within_their_flash_budget() {
 /// scratch, state and the stack: the firmware links with that memory map
 /// (`EDGEGEN_FIRMWARE_MEMORY=1024,192`, which checks flash and statics,
 /// and a 16 KiB stack reserve), its measured stack stays in the reserve,
-/// and it samples what the host does. Prints each family's flash, RAM and
-/// instructions per sample or symbol.
+/// and it samples what the host does.
+///
+/// Its measures are the README's footprint table, which
+/// `scripts/footprint.sh` writes (with the host's latency) by running this
+/// test with `EDGEGEN_FOOTPRINT_DIR` set, where it leaves the rows and the
+/// models. Otherwise the test checks that the README holds these rows:
+/// under `-icount` the instruction counts, like the sizes, are exact, so a
+/// change that moves them must regenerate the table.
 #[test]
 fn documented_configurations_fit_a_1_mib_192_kib_part() {
-    let dir = scratch_dir("firmware-budget");
+    let out_dir = std::env::var_os("EDGEGEN_FOOTPRINT_DIR").map(std::path::PathBuf::from);
+    let dir = out_dir
+        .clone()
+        .unwrap_or_else(|| scratch_dir("firmware-budget"));
+    std::fs::create_dir_all(&dir).unwrap();
     let ty = GgmlType::Q8_0;
     let vae = arch::vae::Hparams::new(
         [1, 28, 28],
@@ -337,23 +347,28 @@ fn documented_configurations_fit_a_1_mib_192_kib_part() {
     let models = [
         (
             "vae",
+            "decoder 20-400-784 (28 x 28), 10 classes",
             edgegen_tests::vae::decoder_gguf(&vae, ty, 1, [0.2, 0.1], [0.0, 0.0]),
         ),
         (
             "gan",
+            "generator 64 -> 128 x 7 x 7 -> 64 x 14 x 14 -> 1 x 28 x 28, 10 classes",
             edgegen_tests::gan::generator_gguf(&gan, ty, 2, 0.1, 0.0),
         ),
         (
             "text",
+            "bytes; dim 64, 5 blocks, 8 heads (4 K/V), MLP 256, context 256; Q8_0 KV cache",
             edgegen_tests::text::model_gguf(&text, ty, 3, 0.3, None),
         ),
         (
             "audio",
+            "GRU: embedding 64, state 128, 10 classes",
             edgegen_tests::audio::model_gguf(&audio, ty, 4, 0.2),
         ),
     ];
-    let mut report = vec![];
-    for (family, bytes) in &models {
+    let mut rows = vec![];
+    let mut device = serde_json::Map::new();
+    for (family, config, bytes) in &models {
         let path = dir.join(format!("{family}.gguf"));
         std::fs::write(&path, bytes).unwrap();
         let env = [
@@ -397,21 +412,65 @@ fn documented_configurations_fit_a_1_mib_192_kib_part() {
         let size = |s| section_size(&elf, s) as u64;
         let (code, model) = (size(".text"), size(".rodata") + size(".data"));
         let statics = size(".bss") + size(".data");
-        let cost = out
-            .lines()
-            .find(|l| l.starts_with("cost "))
-            .unwrap_or("")
-            .to_string();
-        report.push(format!(
-            "{family}: flash {} B (code {code}, model and constants {model}), RAM {} B (statics {statics}, stack {stack}); {cost}",
-            code + model,
-            statics + stack
+        let insns = number_after(&out, "cost ");
+        let unit = if *family == "text" {
+            "symbol, positions 0 to 52"
+        } else {
+            "sample"
+        };
+        let n = |v: u64| {
+            let d = v.to_string();
+            let mut s = String::new();
+            for (i, c) in d.chars().enumerate() {
+                if i > 0 && (d.len() - i).is_multiple_of(3) {
+                    s.push(',');
+                }
+                s.push(c);
+            }
+            s
+        };
+        rows.push(format!(
+            "| {family} | {config} | {} = {} + {} | {} = {} + {} | {} per {unit} |",
+            n(code + model),
+            n(code),
+            n(model),
+            n(statics + stack),
+            n(statics),
+            n(stack),
+            n(insns)
         ));
         assert!(
             code + model <= 1 << 20 && statics + stack <= 192 * 1024,
-            "{}",
-            report.last().unwrap()
+            "{who}: {}",
+            rows.last().unwrap()
+        );
+        device.insert(
+            family.to_string(),
+            serde_json::json!({ "code_bytes": code, "stack_bytes": stack }),
         );
     }
-    println!("{}", report.join("\n"));
+    // What `edgegen inspect --target thumbv7em` adds to a model's own
+    // sizes: the family's code and stack.
+    let device = serde_json::Value::Object(device);
+    println!("{}", rows.join("\n"));
+    let json_path = repo_root().join("host/src/cli/thumbv7em.json");
+    if out_dir.is_some() {
+        std::fs::write(dir.join("rows.md"), rows.join("\n") + "\n").unwrap();
+        let pretty = serde_json::to_string_pretty(&device).unwrap() + "\n";
+        std::fs::write(dir.join("thumbv7em.json"), pretty).unwrap();
+        return;
+    }
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(
+        committed, device,
+        "host/src/cli/thumbv7em.json differs from what was measured; run scripts/footprint.sh"
+    );
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    for row in &rows {
+        assert!(
+            readme.lines().any(|l| l.starts_with(row.as_str())),
+            "README.md's footprint table does not have this measured row; run scripts/footprint.sh:\n{row}"
+        );
+    }
 }

@@ -528,9 +528,86 @@ pub fn provenance(a: ProvenanceArgs) -> Result<()> {
 pub struct InspectArgs {
     /// A GGUF model file.
     model: PathBuf,
+    /// Also what the model costs on a device: `thumbv7em` (Cortex-M4F,
+    /// edgegen-firmware-m4) adds the family's code to the flash and its
+    /// buffers and measured stack to the RAM.
+    #[arg(long)]
+    target: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// Per family, the firmware's code and its stack's high-water mark, as
+/// measured under QEMU by `scripts/footprint.sh` (a test checks the file
+/// against a fresh measurement).
+const THUMBV7EM: &str = include_str!("thumbv7em.json");
+
+/// A model's cost on a Cortex-M4F with edgegen-firmware-m4.
+#[derive(Debug, Serialize)]
+struct Device {
+    target: &'static str,
+    /// The model file, in flash as it is.
+    model_bytes: usize,
+    /// The family's firmware code (`.text`), measured.
+    code_bytes: u64,
+    flash_bytes: u64,
+    /// Scratch, state (a text model's KV cache: the smaller of f32 and
+    /// Q8_0) and the firmware's inputs and outputs, all statics.
+    statics_bytes: usize,
+    /// The stack's high-water mark, measured.
+    stack_bytes: u64,
+    ram_bytes: u64,
+    /// Whether it fits 1 MiB of flash and 192 KiB of RAM (an
+    /// STM32F405-class part).
+    fits_1mib_192kib: bool,
+}
+
+/// [`Device`] for `model` on `target`.
+fn device(target: &str, model: &Model<'_>, model_bytes: usize) -> Result<Device> {
+    if target != "thumbv7em" {
+        bail!("--target: expected thumbv7em (the Cortex-M4F firmware), found {target:?}");
+    }
+    let (family, statics) = match model {
+        Model::VaeDecoder(d) => (
+            "vae",
+            4 * (d.scratch_len() + d.latent_dim() + d.output_len()),
+        ),
+        Model::Generator(g) => (
+            "gan",
+            4 * (g.scratch_len() + g.latent_dim() + g.output_len()),
+        ),
+        Model::Text(t) => {
+            let ctx = t.hp.context_length as usize;
+            let kv = t.state_blocks().map_or(4 * t.state_len(), |b| 34 * b);
+            // Symbols of the context, and up to 48 generated.
+            ("text", 4 * t.scratch_len() + kv + 4 * (ctx + 48.min(ctx)))
+        }
+        // 400 codes generated.
+        Model::Audio(m) => ("audio", 4 * (m.scratch_len() + m.state_len()) + 400),
+        _ => bail!(
+            "--target: the firmware samples; this model (a VAE encoder?) has no firmware build"
+        ),
+    };
+    let table: serde_json::Value = serde_json::from_str(THUMBV7EM)?;
+    let measured = |k: &str| {
+        table[family][k]
+            .as_u64()
+            .ok_or_else(|| anyhow!("thumbv7em.json: no {k} for {family}"))
+    };
+    let (code, stack) = (measured("code_bytes")?, measured("stack_bytes")?);
+    let flash = model_bytes as u64 + code;
+    let ram = statics as u64 + stack;
+    Ok(Device {
+        target: "thumbv7em",
+        model_bytes,
+        code_bytes: code,
+        flash_bytes: flash,
+        statics_bytes: statics,
+        stack_bytes: stack,
+        ram_bytes: ram,
+        fits_1mib_192kib: flash <= 1 << 20 && ram <= 192 * 1024,
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -559,6 +636,9 @@ struct Inspect {
     /// the scratch.
     #[serde(skip_serializing_if = "Option::is_none")]
     state_bytes: Option<usize>,
+    /// With `--target`: the cost on that device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<Device>,
 }
 
 #[derive(Debug, Serialize)]
@@ -649,7 +729,16 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         Ok(Model::Audio(m)) => Some(4 * m.state_len()),
         _ => None,
     };
+    let device = match (&a.target, &model) {
+        (None, _) => None,
+        (Some(t), Ok(m)) => Some(device(t, m, bytes.len())?),
+        (Some(_), Err(e)) => bail!(
+            "{}: --target needs a model the runtime loads: {e}",
+            a.model.display()
+        ),
+    };
     let r = Inspect {
+        device,
         text_ram,
         state_bytes,
         file: a.model.display().to_string(),
@@ -717,6 +806,21 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             Err(e) => println!("runtime        cannot load it: {e}"),
             Ok(_) => println!("runtime        no costs for this kind of model yet"),
         },
+    }
+    if let Some(d) = &r.device {
+        println!(
+            "{} flash   {} = model {} + code {} (measured on edgegen-firmware-m4)",
+            d.target, d.flash_bytes, d.model_bytes, d.code_bytes
+        );
+        println!(
+            "{} ram     {} = statics {} (scratch, state, inputs and outputs) + stack {} (measured high-water)",
+            d.target, d.ram_bytes, d.statics_bytes, d.stack_bytes
+        );
+        println!(
+            "{} fits    {} (1 MiB of flash, 192 KiB of RAM: an STM32F405-class part)",
+            d.target,
+            if d.fits_1mib_192kib { "yes" } else { "no" }
+        );
     }
     println!(
         "data crc32     {}",
