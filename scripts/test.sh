@@ -48,7 +48,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo clippy -D warnings, firmware for thumbv7em-none-eabihf"
 for family in vae gan text audio; do
-  for f in "" size-probe size-probe-all empty; do
+  for f in "" deterministic size-probe size-probe-all empty; do
     EDGEGEN_FIRMWARE_DEFAULT=$family cargo clippy --locked -p edgegen-firmware-m4 --target thumbv7em-none-eabihf ${f:+--features $f} -- -D warnings
   done
 done
@@ -62,6 +62,7 @@ cargo test --workspace --locked
 step "no_std build of edgegen-format and edgegen-runtime for thumbv7em-none-eabihf"
 cargo build --locked -p edgegen-format -p edgegen-runtime --target thumbv7em-none-eabihf
 cargo build --locked -p edgegen-runtime --features fast-math --target thumbv7em-none-eabihf
+cargo clippy --locked -p edgegen-runtime --features deterministic --target thumbv7em-none-eabihf -- -D warnings
 cargo clippy --locked -p edgegen-format -p edgegen-runtime --target thumbv7em-none-eabihf -- -D warnings
 cargo clippy --locked -p edgegen-format -p edgegen-runtime -p edgegen-sampler --target aarch64-unknown-linux-gnu --all-targets -- -D warnings
 

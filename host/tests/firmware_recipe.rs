@@ -87,6 +87,16 @@ fn a_run_dir_becomes_a_firmware_image_that_samples_under_qemu() {
     assert_eq!(text.matches("\nsample ").count(), 4, "{text}");
     assert_eq!(text.matches("\n|").count(), 28, "{text}");
 
+    // The host draws in the same mode on request (the firmware's
+    // `deterministic` feature): a grid either way.
+    for extra in [&[][..], &["--deterministic"][..]] {
+        let png = d.join(format!("grid{}.png", extra.len()));
+        let mut args = vec!["sample", s(&model), "--n", "4", "-o", s(&png)];
+        args.extend(extra);
+        ok(&args);
+        assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    }
+
     // The same model against 16 KiB of flash: refused at build time.
     let o = build_firmware(&model, "16,192", &target.join("small"));
     let err = String::from_utf8_lossy(&o.stderr);

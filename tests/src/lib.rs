@@ -109,3 +109,63 @@ pub fn cargo_build(args: &[&str], target_dir: &Path, env: &[(&str, Option<&OsStr
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Each family's documented configuration (the README's footprint table:
+/// what fits a 1 MiB / 192 KiB part at Q8_0) with pseudo-random weights
+/// stored as `ty`: `(family, description, GGUF bytes)`.
+pub fn documented_models(ty: GgmlType) -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    use edgegen_format::arch;
+    let vae = arch::vae::Hparams::new(
+        [1, 28, 28],
+        20,
+        &[400],
+        10,
+        arch::vae::Likelihood::Bernoulli,
+        arch::Activation::Relu,
+    )
+    .expect("valid");
+    let gan = arch::gan::Hparams::new([1, 28, 28], 64, 10, &[128, 64]).expect("valid");
+    // stories260K's size (dim 64, 5 layers, 8 heads), 4 K/V heads so the
+    // cache can be Q8_0, and a context of 256.
+    let text = arch::transformer::Hparams {
+        vocab_size: 256,
+        context_length: 256,
+        embedding_length: 64,
+        block_count: 5,
+        head_count: 8,
+        head_count_kv: 4,
+        feed_forward_length: 256,
+        n_classes: 0,
+        layer_norm_epsilon: 1e-5,
+        tied_output: true,
+    };
+    let audio = arch::audio::Hparams {
+        vocab_size: 256,
+        embedding_length: 64,
+        state_length: 128,
+        n_classes: 10,
+        sample_rate: 8000,
+    };
+    vec![
+        (
+            "vae",
+            "decoder 20-400-784 (28 x 28), 10 classes",
+            vae::decoder_gguf(&vae, ty, 1, [0.2, 0.1], [0.0, 0.0]),
+        ),
+        (
+            "gan",
+            "generator 64 -> 128 x 7 x 7 -> 64 x 14 x 14 -> 1 x 28 x 28, 10 classes",
+            gan::generator_gguf(&gan, ty, 2, 0.1, 0.0),
+        ),
+        (
+            "text",
+            "bytes; dim 64, 5 blocks, 8 heads (4 K/V), MLP 256, context 256; Q8_0 KV cache",
+            text::model_gguf(&text, ty, 3, 0.3, None),
+        ),
+        (
+            "audio",
+            "GRU: embedding 64, state 128, 10 classes",
+            audio::model_gguf(&audio, ty, 4, 0.2),
+        ),
+    ]
+}

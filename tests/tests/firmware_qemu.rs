@@ -84,6 +84,9 @@ fn run_qemu(elf: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("\nok"), "{text}");
+    // The host side of every comparison here runs in the deterministic
+    // mode, as the firmware built with that feature does.
+    edgegen_runtime::kernels::set_deterministic(true);
     let ticks = number_after(&text, "calibration 2000000 instructions in ");
     assert!(
         (49_500..=50_500).contains(&ticks),
@@ -158,7 +161,7 @@ fn vae_firmware_samples_match_the_host_and_fit_in_16_kib() {
         let bytes = edgegen_tests::vae::decoder_gguf(&hp, ty, 11, [0.5, 0.3], [0.05, -0.1]);
         let path = dir.join(format!("{ty:?}.gguf"));
         std::fs::write(&path, &bytes).unwrap();
-        let text = run_qemu(&build(Some(&path), "", &target, &[]));
+        let text = run_qemu(&build(Some(&path), "deterministic", &target, &[]));
         assert_eq!(
             text.matches("\n|").count(),
             6,
@@ -183,7 +186,7 @@ fn gan_firmware_samples_match_the_host_and_fit_in_16_kib() {
         let bytes = edgegen_tests::gan::generator_gguf(&hp, ty, 3, 0.4, 0.05);
         let path = dir.join(format!("gan-{ty:?}.gguf"));
         std::fs::write(&path, &bytes).unwrap();
-        let text = run_qemu(&build(Some(&path), "", &target, &[]));
+        let text = run_qemu(&build(Some(&path), "deterministic", &target, &[]));
         assert_eq!(
             text.matches("\n|").count(),
             16,
@@ -221,7 +224,7 @@ fn text_firmware_continues_the_prompt_as_the_host_does_within_its_flash_budget()
         let path = dir.join(format!("text-{ty:?}.gguf"));
         std::fs::write(&path, &bytes).unwrap();
         let env = [("EDGEGEN_FIRMWARE_PROMPT", prompt)];
-        let text = run_qemu(&build(Some(&path), "", &target, &env));
+        let text = run_qemu(&build(Some(&path), "deterministic", &target, &env));
         let symbols = edgegen_tests::text::encode(prompt, vocab);
         let label = vocab.map(|_| 0);
         let who = format!("{ty:?} text firmware");
@@ -266,7 +269,7 @@ fn audio_firmware_generates_the_hosts_clip_and_fits_in_16_kib() {
         let bytes = edgegen_tests::audio::model_gguf(&hp, ty, 4, 0.6);
         let path = dir.join(format!("audio-{ty:?}.gguf"));
         std::fs::write(&path, &bytes).unwrap();
-        let text = run_qemu(&build(Some(&path), "", &target, &[]));
+        let text = run_qemu(&build(Some(&path), "deterministic", &target, &[]));
         let label = (k > 0).then_some(0);
         let who = format!("{ty:?} firmware");
         edgegen_tests::audio::check_clips_against_host(&text, &bytes, 7, label, (1, 400), &who);
@@ -312,60 +315,7 @@ fn documented_configurations_fit_a_1_mib_192_kib_part() {
         .clone()
         .unwrap_or_else(|| scratch_dir("firmware-budget"));
     std::fs::create_dir_all(&dir).unwrap();
-    let ty = GgmlType::Q8_0;
-    let vae = arch::vae::Hparams::new(
-        [1, 28, 28],
-        20,
-        &[400],
-        10,
-        arch::vae::Likelihood::Bernoulli,
-        arch::Activation::Relu,
-    )
-    .unwrap();
-    let gan = arch::gan::Hparams::new([1, 28, 28], 64, 10, &[128, 64]).unwrap();
-    // stories260K's size (dim 64, 5 layers, 8 heads), 4 K/V heads so the
-    // cache can be Q8_0, and a context of 256.
-    let text = arch::transformer::Hparams {
-        vocab_size: 256,
-        context_length: 256,
-        embedding_length: 64,
-        block_count: 5,
-        head_count: 8,
-        head_count_kv: 4,
-        feed_forward_length: 256,
-        n_classes: 0,
-        layer_norm_epsilon: 1e-5,
-        tied_output: true,
-    };
-    let audio = arch::audio::Hparams {
-        vocab_size: 256,
-        embedding_length: 64,
-        state_length: 128,
-        n_classes: 10,
-        sample_rate: 8000,
-    };
-    let models = [
-        (
-            "vae",
-            "decoder 20-400-784 (28 x 28), 10 classes",
-            edgegen_tests::vae::decoder_gguf(&vae, ty, 1, [0.2, 0.1], [0.0, 0.0]),
-        ),
-        (
-            "gan",
-            "generator 64 -> 128 x 7 x 7 -> 64 x 14 x 14 -> 1 x 28 x 28, 10 classes",
-            edgegen_tests::gan::generator_gguf(&gan, ty, 2, 0.1, 0.0),
-        ),
-        (
-            "text",
-            "bytes; dim 64, 5 blocks, 8 heads (4 K/V), MLP 256, context 256; Q8_0 KV cache",
-            edgegen_tests::text::model_gguf(&text, ty, 3, 0.3, None),
-        ),
-        (
-            "audio",
-            "GRU: embedding 64, state 128, 10 classes",
-            edgegen_tests::audio::model_gguf(&audio, ty, 4, 0.2),
-        ),
-    ];
+    let models = edgegen_tests::documented_models(GgmlType::Q8_0);
     let mut rows = vec![];
     let mut device = serde_json::Map::new();
     for (family, config, bytes) in &models {
@@ -377,16 +327,22 @@ fn documented_configurations_fit_a_1_mib_192_kib_part() {
             ("EDGEGEN_FIRMWARE_PROMPT", "ROMEO:"),
         ];
         let target = repo_root().join(format!("target/firmware-test-budget-{family}"));
-        let elf = build(Some(&path), "", &target, &env);
-        let out = run_qemu(&elf);
+        // The deterministic build samples what the host does, bit for bit;
+        // the default (fast) one is measured.
+        let det = run_qemu(&build(
+            Some(&path),
+            "deterministic",
+            &target.join("det"),
+            &env,
+        ));
         let who = format!("{family} at 1 MiB / 192 KiB");
         match *family {
-            "vae" | "gan" => check_samples_against_host(&out, bytes, 7, Some(0), 4, &who),
+            "vae" | "gan" => check_samples_against_host(&det, bytes, 7, Some(0), 4, &who),
             "text" => {
                 let prompt = edgegen_tests::text::encode("ROMEO:", None);
                 let ck = (7, None, true);
                 edgegen_tests::text::check_text_against_host(
-                    &out,
+                    &det,
                     bytes,
                     ck,
                     &prompt,
@@ -395,7 +351,7 @@ fn documented_configurations_fit_a_1_mib_192_kib_part() {
                 )
             }
             _ => edgegen_tests::audio::check_clips_against_host(
-                &out,
+                &det,
                 bytes,
                 7,
                 Some(0),
@@ -403,6 +359,9 @@ fn documented_configurations_fit_a_1_mib_192_kib_part() {
                 &who,
             ),
         }
+        let det_insns = number_after(&det, "cost ");
+        let elf = build(Some(&path), "", &target, &env);
+        let out = run_qemu(&elf);
         let stack = number_after(&out, "stack ");
         assert!(
             stack <= 16 * 1024,
@@ -430,14 +389,16 @@ fn documented_configurations_fit_a_1_mib_192_kib_part() {
             s
         };
         rows.push(format!(
-            "| {family} | {config} | {} = {} + {} | {} = {} + {} | {} per {unit} |",
+            "| {family} | {config} | {} = {} + {} | {} = {} + {} | {} per {unit} | {} ({:.2}x) |",
             n(code + model),
             n(code),
             n(model),
             n(statics + stack),
             n(statics),
             n(stack),
-            n(insns)
+            n(insns),
+            n(det_insns),
+            det_insns as f64 / insns as f64
         ));
         assert!(
             code + model <= 1 << 20 && statics + stack <= 192 * 1024,

@@ -11,13 +11,16 @@ use edgegen_tests::{cargo_build, repo_root, scratch_dir};
 use std::path::Path;
 use std::process::Command;
 
-/// Runs the sampler under QEMU with `args`; returns what it printed.
+/// Runs the sampler under QEMU with `args`, in the deterministic mode (as
+/// the host checks run); returns what it printed.
 fn sampler(bin: &Path, model: &Path, args: &[&str]) -> String {
+    edgegen_runtime::kernels::set_deterministic(true);
     let out = Command::new("qemu-aarch64")
         .args(["-L", "/usr/aarch64-linux-gnu"])
         .arg(bin)
         .arg(model)
         .args(args)
+        .arg("--deterministic")
         .output()
         .expect("run qemu-aarch64 (scripts/test.sh installs qemu-user)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -5,7 +5,7 @@ use crate::model::HP;
 use cortex_m_semihosting::hprintln;
 use edgegen_runtime::Error;
 use edgegen_runtime::models::audio::{Audio, SILENCE, State, scratch_len_for, state_len_for};
-use edgegen_runtime::sample::{Rng, Sampling, fnv1a};
+use edgegen_runtime::sample::{Rng, Sampling, fnv1a, fnv1a_words};
 
 const SCRATCH: usize = scratch_len_for(&HP);
 /// Floats of the GRU's state.
@@ -14,7 +14,8 @@ const STATE: usize = state_len_for(&HP);
 const CODES: usize = 400;
 const LABEL: Option<u32> = if HP.n_classes != 0 { Some(0) } else { None };
 
-/// `clip N hash H first c0 .. c7`, then `state sum S first h0 h1 h2`.
+/// `clip N hash H first c0 .. c7`, then `state sum S first h0 h1 h2 hash
+/// 0xH` (H: of the state's f32 bits).
 pub fn run(model: &[u8]) -> Result<(), Error> {
     let m = Audio::from_bytes(model)?;
     hprintln!(
@@ -49,11 +50,12 @@ pub fn run(model: &[u8]) -> Result<(), Error> {
     let h = st.h();
     let sum: f32 = h.iter().sum();
     hprintln!(
-        "state sum {:.6} first {:.6} {:.6} {:.6}",
+        "state sum {:.6} first {:.6} {:.6} {:.6} hash 0x{:08x}",
         sum,
         h[0],
         h[1],
-        h[2]
+        h[2],
+        fnv1a_words(h.iter().map(|v| v.to_bits()))
     );
     hprintln!("cost {} instructions per sample", meter::per(ticks, CODES));
     Ok(())

@@ -1,5 +1,5 @@
 //! `edgegen-sampler MODEL.gguf [--n N] [--seed S] [--label L] [--codes C]
-//! [--prompt P] [--tokens T] [--out DIR]`
+//! [--prompt P] [--tokens T] [--deterministic] [--out DIR]`
 //!
 //! Samples a model of any family with edgegen-runtime on an aarch64 Linux
 //! board (or under `qemu-aarch64`), where the NEON kernels run. All
@@ -15,7 +15,7 @@
 //!   s1 s2 s3` and the text, escaped, after `> `.
 //! - An audio model: per clip of `C` codes (default 8000), from a zero
 //!   state and silence, `clip C hash H first c0 .. c7` (H: FNV-1a of the
-//!   codes) and `state sum S first h0 h1 h2`, and `DIR/clip-i.wav` (16-bit
+//!   codes) and `state sum S first h0 h1 h2 hash 0xH`, and `DIR/clip-i.wav` (16-bit
 //!   PCM) with `--out`.
 //!
 //! It uses no crates but the runtime, so the binary stays small for the
@@ -35,10 +35,11 @@ struct Args {
     codes: usize,
     prompt: String,
     tokens: usize,
+    deterministic: bool,
     out: Option<String>,
 }
 
-const USAGE: &str = "usage: edgegen-sampler MODEL.gguf [--n N] [--seed S] [--label L] [--codes C] [--prompt P] [--tokens T] [--out DIR]";
+const USAGE: &str = "usage: edgegen-sampler MODEL.gguf [--n N] [--seed S] [--label L] [--codes C] [--prompt P] [--tokens T] [--deterministic] [--out DIR]";
 
 fn parse() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
@@ -50,6 +51,7 @@ fn parse() -> Result<Args, String> {
         codes: 8000,
         prompt: "ROMEO:".into(),
         tokens: 48,
+        deterministic: false,
         out: None,
     };
     while let Some(arg) = it.next() {
@@ -82,6 +84,7 @@ fn parse() -> Result<Args, String> {
                     .map_err(|e| format!("--tokens: {e}"))?
             }
             "--out" => a.out = Some(val("--out")?),
+            "--deterministic" => a.deterministic = true,
             "-h" | "--help" => return Err(USAGE.into()),
             m if a.model.is_empty() && !m.starts_with('-') => a.model = m.to_string(),
             other => return Err(format!("unexpected argument {other:?}")),
@@ -95,6 +98,7 @@ fn parse() -> Result<Args, String> {
 
 fn run() -> Result<(), String> {
     let a = parse()?;
+    edgegen_runtime::kernels::set_deterministic(a.deterministic);
     let bytes = std::fs::read(&a.model).map_err(|e| format!("{}: {e}", a.model))?;
     match Model::from_gguf(&bytes).map_err(|e| format!("{}: {e}", a.model))? {
         Model::VaeDecoder(d) => {
@@ -282,10 +286,11 @@ fn audio(a: &Args, m: &edgegen_runtime::models::audio::Audio<'_>) -> Result<(), 
         let sum: f32 = s.iter().sum();
         let _ = writeln!(
             o,
-            "state sum {sum:.6} first {:.6} {:.6} {:.6}",
+            "state sum {sum:.6} first {:.6} {:.6} {:.6} hash 0x{:08x}",
             s[0],
             s[1.min(s.len() - 1)],
-            s[2.min(s.len() - 1)]
+            s[2.min(s.len() - 1)],
+            fnv1a_words(s.iter().map(|v| v.to_bits()))
         );
         if let Some(dir) = &a.out {
             let path = format!("{dir}/clip-{i}.wav");

@@ -39,6 +39,12 @@ pub struct SampleArgs {
     /// each.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// Sum in the runtime's canonical order: the same bits as the
+    /// firmware built with its `deterministic` feature, or any other
+    /// target in that mode, draws from this model and seed (slower: see
+    /// `cargo bench -p edgegen --bench determinism`).
+    #[arg(long)]
+    deterministic: bool,
 }
 
 /// The flags of a text model's sampling.
@@ -107,10 +113,12 @@ pub fn text_args(
         seed,
         label: None,
         output: Some(out.to_path_buf()),
+        deterministic: false,
     }
 }
 
 pub fn sample(a: SampleArgs) -> Result<()> {
+    edgegen_runtime::kernels::set_deterministic(a.deterministic);
     let bytes =
         std::fs::read(&a.model).with_context(|| format!("{}: cannot read", a.model.display()))?;
     match Model::from_gguf(&bytes) {

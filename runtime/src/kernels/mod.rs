@@ -6,7 +6,38 @@
 //! The implementation is chosen by `cfg(target_feature)`, so `no_std` builds
 //! need no run-time detection; with the `std` feature the host also detects
 //! AVX2 at run time. The scalar module is always compiled: it is the
-//! reference, the tail handler, and the Cortex-M path.
+//! reference and the Cortex-M path.
+//!
+//! # The same bits on every target
+//!
+//! In the deterministic mode ([`set_deterministic`], or the
+//! `deterministic` feature) every kernel sums in one canonical order, so a
+//! model, a seed and its inputs give bit-identical samples on x86_64
+//! (scalar, AVX2, AVX-512), aarch64 (NEON) and thumbv7em (scalar), which
+//! lets a user show that a sample on a device came from the model they
+//! trained. The fast mode, the default, fuses multiplies and adds where
+//! the CPU can and sums Q8_0 blocks before scaling them; its results agree
+//! to rounding, not to the bit. The canonical order:
+//!
+//! - a dot product puts element `i`'s product in lane `i % 16`, adds the
+//!   lane's products in order from +0, and folds the 16 lanes by one fixed
+//!   tree ([`scalar::fold16`]); Q8_0 and F16 weights widen exactly first
+//!   (a Q8_0 weight is scale times quant, exact in f32);
+//! - a matrix product ([`gemm`]) adds each output's products over k in
+//!   turn;
+//! - products and sums round separately: no kernel uses a fused
+//!   multiply-add, which `no_std` Rust cannot ask for on the Cortex-M4F
+//!   (`core` has no `f32::mul_add`; the M4's `VMLA` rounds twice, as a
+//!   multiply then an add do);
+//! - the other arithmetic (norms, attention, the GRU's gates, sampling) is
+//!   plain Rust, the same code everywhere, and the math functions are
+//!   `libm`'s, or vectorized copies with its bits ([`act`]).
+//!
+//! The tests hold every ISA's kernels to the scalar bits, and
+//! `tests/tests/determinism.rs`, the firmware and the aarch64 sampler
+//! tests compare the hashes of whole samples across targets. The
+//! `fast-math` feature gives this up (micromath's `exp` differs from
+//! libm's); so would NaNs, whose bits differ between x86 and Arm.
 
 pub mod act;
 pub mod attend;
@@ -192,10 +223,74 @@ impl Isa {
     }
 }
 
-/// The best instruction set this CPU has. It only ever names an ISA the
-/// CPU supports, which is what makes the `unsafe` calls below sound.
+/// Whether the kernels sum in the canonical order ([`set_deterministic`]).
+static DETERMINISTIC: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(cfg!(feature = "deterministic"));
+
+/// Chooses the deterministic mode (`true`): every kernel sums in the
+/// canonical order of this module's documentation, so samples are the
+/// same bits on every target, at a cost (on a Cortex-M4F about 1.5 times
+/// the instructions at Q8_0, and on x86 separate multiplies and adds
+/// where the fast mode fuses them). The fast mode (`false`) is the
+/// default, unless the `deterministic` feature is on, which also makes
+/// `false` here do nothing. It applies from the next kernel call, in every
+/// thread, and needs the `std` feature: without it the mode is the one the
+/// crate was built with.
+///
+/// ```
+/// use edgegen_runtime::kernels::{deterministic, set_deterministic};
+/// set_deterministic(true); // a host (the `std` feature) follows this
+/// let canonical = deterministic(); // what the kernels will do
+/// # let _ = canonical;
+/// set_deterministic(false);
+/// ```
+pub fn set_deterministic(on: bool) {
+    DETERMINISTIC.store(on, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the deterministic mode is on ([`set_deterministic`]). Without
+/// `std` the mode is fixed when the crate is built (the `deterministic`
+/// feature), so that a firmware image links one set of kernels only.
+#[inline(always)]
+pub fn deterministic() -> bool {
+    cfg!(feature = "deterministic")
+        || (cfg!(any(test, feature = "std"))
+            && DETERMINISTIC.load(core::sync::atomic::Ordering::Relaxed))
+}
+
+/// [`force_isa`]'s choice: 0 for none, else 1 + the index in [`Isa::ALL`].
+static FORCED: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+/// Makes [`isa`] return `isa` (where this CPU has it; the scalar reference
+/// otherwise) until called again, or the best ISA again with `None`: for
+/// tests and benchmarks that run whole models on each instruction set.
+/// Every ISA gives the same bits (the canonical order), so other threads
+/// sampling meanwhile get the same results, only at another speed.
+///
+/// ```
+/// use edgegen_runtime::kernels::{Isa, force_isa, isa};
+/// force_isa(Some(Isa::Scalar));
+/// assert_eq!(isa(), Isa::Scalar);
+/// force_isa(None);
+/// ```
+pub fn force_isa(isa: Option<Isa>) {
+    let v = isa
+        .and_then(|i| Isa::ALL.iter().position(|&a| a == i))
+        .map_or(0, |p| p as u8 + 1);
+    FORCED.store(v, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The best instruction set this CPU has (or the one [`force_isa`] set).
+/// It only ever names an ISA the CPU supports, which is what makes the
+/// `unsafe` calls below sound.
 #[inline(always)]
 pub fn isa() -> Isa {
+    let f = FORCED.load(core::sync::atomic::Ordering::Relaxed);
+    if f != 0 {
+        return Isa::ALL
+            .get(f as usize - 1)
+            .map_or(Isa::Scalar, |i| i.or_scalar());
+    }
     #[cfg(target_arch = "aarch64")]
     return Isa::Neon;
     #[cfg(target_arch = "x86_64")]
@@ -214,22 +309,30 @@ pub fn dot_f32(w: &[u8], x: &[f32]) -> f32 {
     dot_f32_on(isa(), w, x)
 }
 
-/// [`dot_f32`] on `isa`, which must be available.
+/// [`dot_f32`] on `isa`, which must be available. Every ISA sums in the
+/// canonical order ([`scalar::scalar_dot_f32`]), so all give the same bits.
 #[inline]
 fn dot_f32_on(isa: Isa, w: &[u8], x: &[f32]) -> f32 {
     let w = &w[..4 * x.len()];
     // SAFETY (every arm): `isa` is available (the callers' contract), and
-    // each body reads the first n elements, n <= x.len(), w.len() = 4 x.len().
-    let (n, simd) = match isa {
+    // w.len() = 4 x.len().
+    let det = deterministic();
+    match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => (x.len() / 64 * 64, unsafe { x86::avx512_dot_f32_64x(w, x) }),
+        Isa::Avx512 if det => unsafe { x86::avx512_dot_f32::<false>(w, x) },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => (x.len() / 32 * 32, unsafe { x86::avx2_dot_f32_32x(w, x) }),
+        Isa::Avx512 => unsafe { x86::avx512_dot_f32::<true>(w, x) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if det => unsafe { x86::avx2_dot_f32::<false>(w, x) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { x86::avx2_dot_f32::<true>(w, x) },
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => (x.len() / 16 * 16, unsafe { neon::neon_dot_f32_16x(w, x) }),
-        Isa::Scalar => (0, 0.0),
-    };
-    simd + scalar::scalar_dot_f32(&w[4 * n..], &x[n..])
+        Isa::Neon if det => unsafe { neon::neon_dot_f32::<false>(w, x) },
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => unsafe { neon::neon_dot_f32::<true>(w, x) },
+        Isa::Scalar if det => scalar::scalar_dot_f32(w, x),
+        Isa::Scalar => scalar::fast_dot_f32(w, x),
+    }
 }
 
 /// `sum w[i] x[i]` over F16 bytes; `w.len()` must be `2 * x.len()`.
@@ -238,21 +341,28 @@ pub fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
     dot_f16_on(isa(), w, x)
 }
 
-/// [`dot_f16`] on `isa`, which must be available.
+/// [`dot_f16`] on `isa`, which must be available; the canonical order.
 #[inline]
 fn dot_f16_on(isa: Isa, w: &[u8], x: &[f32]) -> f32 {
     let w = &w[..2 * x.len()];
-    // SAFETY (every arm): as in `dot_f32`, with w.len() = 2 x.len().
-    let (n, simd) = match isa {
+    // SAFETY (every arm): as in `dot_f32_on`, with w.len() = 2 x.len().
+    let det = deterministic();
+    match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => (x.len() / 64 * 64, unsafe { x86::avx512_dot_f16_64x(w, x) }),
+        Isa::Avx512 if det => unsafe { x86::avx512_dot_f16::<false>(w, x) },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => (x.len() / 32 * 32, unsafe { x86::avx2_dot_f16_32x(w, x) }),
+        Isa::Avx512 => unsafe { x86::avx512_dot_f16::<true>(w, x) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if det => unsafe { x86::avx2_dot_f16::<false>(w, x) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { x86::avx2_dot_f16::<true>(w, x) },
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => (x.len() / 16 * 16, unsafe { neon::neon_dot_f16_16x(w, x) }),
-        Isa::Scalar => (0, 0.0),
-    };
-    simd + scalar::scalar_dot_f16(&w[2 * n..], &x[n..])
+        Isa::Neon if det => unsafe { neon::neon_dot_f16::<false>(w, x) },
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => unsafe { neon::neon_dot_f16::<true>(w, x) },
+        Isa::Scalar if det => scalar::scalar_dot_f16(w, x),
+        Isa::Scalar => scalar::fast_dot_f16(w, x),
+    }
 }
 
 /// `sum w[i] x[i]` over Q8_0 blocks covering `x` (the last one possibly in part).
@@ -261,27 +371,29 @@ pub fn dot_q8_0(w: &[BlockQ8_0], x: &[f32]) -> f32 {
     dot_q8_0_on(isa(), w, x)
 }
 
-/// [`dot_q8_0`] on `isa`, which must be available.
+/// [`dot_q8_0`] on `isa`, which must be available; the canonical order.
 #[inline]
 fn dot_q8_0_on(isa: Isa, w: &[BlockQ8_0], x: &[f32]) -> f32 {
     let w = &w[..x.len().div_ceil(QK8_0)];
-    #[cfg_attr(
-        not(any(target_arch = "x86_64", target_arch = "aarch64")),
-        allow(unused_variables)
-    )]
-    let whole = x.len() / QK8_0;
     // SAFETY (every arm): `isa` is available (the callers' contract), and
-    // each body reads the `whole` complete blocks, which w holds.
-    let (nb, simd) = match isa {
+    // w covers x.
+    let det = deterministic();
+    match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => (whole, unsafe { x86::avx512_dot_q8_0_32x(w, x) }),
+        Isa::Avx512 if det => unsafe { x86::avx512_dot_q8_0::<false>(w, x) },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => (whole, unsafe { x86::avx2_dot_q8_0_32x(w, x) }),
+        Isa::Avx512 => unsafe { x86::avx512_dot_q8_0::<true>(w, x) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if det => unsafe { x86::avx2_dot_q8_0::<false>(w, x) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { x86::avx2_dot_q8_0::<true>(w, x) },
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => (whole, unsafe { neon::neon_dot_q8_0_32x(w, x) }),
-        Isa::Scalar => (0, 0.0),
-    };
-    simd + scalar::scalar_dot_q8_0(&w[nb..], &x[nb * QK8_0..])
+        Isa::Neon if det => unsafe { neon::neon_dot_q8_0::<false>(w, x) },
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => unsafe { neon::neon_dot_q8_0::<true>(w, x) },
+        Isa::Scalar if det => scalar::scalar_dot_q8_0(w, x),
+        Isa::Scalar => scalar::fast_dot_q8_0(w, x),
+    }
 }
 
 /// The most rows a panel kernel computes at once.
@@ -308,6 +420,7 @@ impl Matrix<'_> {
             match isa {
                 Isa::Avx512 => {
                     let h = left.min(x86::PANEL);
+                    let det = deterministic();
                     // SAFETY (every arm): AVX-512F (and BW/VL for F16) is
                     // available, as the callers and `avx512bw()` say; each slice
                     // ends where row r + h - 1 ends and h <= 16; the Q8_0
@@ -315,16 +428,28 @@ impl Matrix<'_> {
                     out = match self.w {
                         Weights::F32(b) => {
                             let w = &b[4 * r * s..4 * ((r + h - 1) * s + c)];
-                            unsafe { x86::avx512_dot16_f32(w, 4 * s, h, x) }
+                            if det {
+                                unsafe { x86::avx512_dot16_f32::<false>(w, 4 * s, h, x) }
+                            } else {
+                                unsafe { x86::avx512_dot16_f32::<true>(w, 4 * s, h, x) }
+                            }
                         }
                         Weights::F16(b) if avx512bw() => {
                             let w = &b[2 * r * s..2 * ((r + h - 1) * s + c)];
-                            unsafe { x86::avx512_dot16_f16(w, 2 * s, h, x) }
+                            if det {
+                                unsafe { x86::avx512_dot16_f16::<false>(w, 2 * s, h, x) }
+                            } else {
+                                unsafe { x86::avx512_dot16_f16::<true>(w, 2 * s, h, x) }
+                            }
                         }
                         Weights::Q8_0(b) if 34 * 15 * (s / QK8_0) < i32::MAX as usize => {
                             let nb = s / QK8_0;
                             let w = &b[r * nb..(r + h - 1) * nb + c.div_ceil(QK8_0)];
-                            unsafe { x86::avx512_dot16_q8_0(w, nb, h, x) }
+                            if det {
+                                unsafe { x86::avx512_dot16_q8_0::<false>(w, nb, h, x) }
+                            } else {
+                                unsafe { x86::avx512_dot16_q8_0::<true>(w, nb, h, x) }
+                            }
                         }
                         _ => return None,
                     };
@@ -332,22 +457,35 @@ impl Matrix<'_> {
                 }
                 Isa::Avx2 => {
                     let h = left.min(x86::PANEL_AVX2);
-                    // SAFETY (every arm): AVX2, FMA and F16C are available,
-                    // as the callers say; each slice ends where row
-                    // r + h - 1 ends and h <= 8.
+                    let det = deterministic();
+                    // SAFETY (every arm): AVX2 and F16C are available, as
+                    // the callers say; each slice ends where row r + h - 1
+                    // ends and h <= 4.
                     let d = match self.w {
                         Weights::F32(b) => {
                             let w = &b[4 * r * s..4 * ((r + h - 1) * s + c)];
-                            unsafe { x86::avx2_dot8_f32(w, 4 * s, h, x) }
+                            if det {
+                                unsafe { x86::avx2_dot4_f32::<false>(w, 4 * s, h, x) }
+                            } else {
+                                unsafe { x86::avx2_dot4_f32::<true>(w, 4 * s, h, x) }
+                            }
                         }
                         Weights::F16(b) => {
                             let w = &b[2 * r * s..2 * ((r + h - 1) * s + c)];
-                            unsafe { x86::avx2_dot8_f16(w, 2 * s, h, x) }
+                            if det {
+                                unsafe { x86::avx2_dot4_f16::<false>(w, 2 * s, h, x) }
+                            } else {
+                                unsafe { x86::avx2_dot4_f16::<true>(w, 2 * s, h, x) }
+                            }
                         }
                         Weights::Q8_0(b) => {
                             let nb = s / QK8_0;
                             let w = &b[r * nb..(r + h - 1) * nb + c.div_ceil(QK8_0)];
-                            unsafe { x86::avx2_dot8_q8_0(w, nb, h, x) }
+                            if det {
+                                unsafe { x86::avx2_dot4_q8_0::<false>(w, nb, h, x) }
+                            } else {
+                                unsafe { x86::avx2_dot4_q8_0::<true>(w, nb, h, x) }
+                            }
                         }
                     };
                     out[..x86::PANEL_AVX2].copy_from_slice(&d);
@@ -420,7 +558,7 @@ pub fn matmul(out: &mut [f32], m: &Matrix<'_>, x: &[f32], n: usize, bias: impl F
     }
 }
 
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[cfg(all(any(test, feature = "std"), target_arch = "x86_64"))]
 mod detect {
     extern crate std;
     pub fn avx2() -> bool {
@@ -436,8 +574,9 @@ mod detect {
 #[cfg(test)]
 mod tests {
     //! Every SIMD path against the scalar reference, on random data with
-    //! odd sizes and tails, with a stated error budget per type: the sums
-    //! differ only in order, so |simd - scalar| <= 1e-6 * n for inputs in [-1, 1].
+    //! odd sizes and tails: in the deterministic mode the same bits as the
+    //! canonical order spelled out plainly; in the fast one within a stated
+    //! budget, |fast - canonical| <= 1e-6 * n for inputs in [-1, 1].
     extern crate std;
     use super::*;
     use std::vec::Vec;
@@ -463,104 +602,77 @@ mod tests {
 
     type Dot<W> = (&'static str, fn(&[W], &[f32]) -> f32);
 
-    /// Each SIMD body this CPU can run, with the scalar tail added.
-    fn simd_f32() -> Vec<Dot<u8>> {
-        let mut v: Vec<Dot<u8>> = Vec::new();
+    /// The whole-row dot of each ISA this CPU has, in the deterministic
+    /// mode (`FUSED` false) or the fast one, the reference first.
+    fn simd_f32<const FUSED: bool>() -> Vec<Dot<u8>> {
+        let mut v: Vec<Dot<u8>> = std::vec![("scalar", scalar::scalar_dot_f32)];
+        // SAFETY (every closure): the ISA is available (checked), and
+        // w.len() = 4 x.len() (the tests' contract).
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            v.push(("avx2", |w, x| {
-                let n = x.len() / 32 * 32;
-                // SAFETY: detected above; w holds 4 x.len() bytes.
-                (unsafe { x86::avx2_dot_f32_32x(w, x) })
-                    + scalar::scalar_dot_f32(&w[4 * n..], &x[n..])
-            }));
+        if detect::avx2() {
+            v.push(("avx2", |w, x| unsafe { x86::avx2_dot_f32::<FUSED>(w, x) }));
         }
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx512f") {
-            v.push(("avx512", |w, x| {
-                let n = x.len() / 64 * 64;
-                // SAFETY: detected above; w holds 4 x.len() bytes.
-                (unsafe { x86::avx512_dot_f32_64x(w, x) })
-                    + scalar::scalar_dot_f32(&w[4 * n..], &x[n..])
+        if detect::avx512() {
+            v.push(("avx512", |w, x| unsafe {
+                x86::avx512_dot_f32::<FUSED>(w, x)
             }));
         }
         #[cfg(target_arch = "aarch64")]
-        v.push(("neon", |w, x| {
-            let n = x.len() / 16 * 16;
-            // SAFETY: NEON is baseline; w holds 4 x.len() bytes.
-            (unsafe { neon::neon_dot_f32_16x(w, x) }) + scalar::scalar_dot_f32(&w[4 * n..], &x[n..])
-        }));
-        v.push(("dispatch", dot_f32));
+        v.push(("neon", |w, x| unsafe { neon::neon_dot_f32::<FUSED>(w, x) }));
         v
     }
 
-    fn simd_f16() -> Vec<Dot<u8>> {
-        let mut v: Vec<Dot<u8>> = Vec::new();
+    fn simd_f16<const FUSED: bool>() -> Vec<Dot<u8>> {
+        let mut v: Vec<Dot<u8>> = std::vec![("scalar", scalar::scalar_dot_f16)];
+        // SAFETY (every closure): as in simd_f32, w.len() = 2 x.len().
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
-            v.push(("avx2", |w, x| {
-                let n = x.len() / 32 * 32;
-                // SAFETY: detected above; w holds 2 x.len() bytes.
-                (unsafe { x86::avx2_dot_f16_32x(w, x) })
-                    + scalar::scalar_dot_f16(&w[2 * n..], &x[n..])
-            }));
+        if detect::avx2() {
+            v.push(("avx2", |w, x| unsafe { x86::avx2_dot_f16::<FUSED>(w, x) }));
         }
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx512f") {
-            v.push(("avx512", |w, x| {
-                let n = x.len() / 64 * 64;
-                // SAFETY: detected above; w holds 2 x.len() bytes.
-                (unsafe { x86::avx512_dot_f16_64x(w, x) })
-                    + scalar::scalar_dot_f16(&w[2 * n..], &x[n..])
+        if detect::avx512() {
+            v.push(("avx512", |w, x| unsafe {
+                x86::avx512_dot_f16::<FUSED>(w, x)
             }));
         }
         #[cfg(target_arch = "aarch64")]
-        v.push(("neon", |w, x| {
-            let n = x.len() / 16 * 16;
-            // SAFETY: NEON is baseline; w holds 2 x.len() bytes.
-            (unsafe { neon::neon_dot_f16_16x(w, x) }) + scalar::scalar_dot_f16(&w[2 * n..], &x[n..])
-        }));
-        v.push(("dispatch", dot_f16));
+        v.push(("neon", |w, x| unsafe { neon::neon_dot_f16::<FUSED>(w, x) }));
         v
     }
 
-    fn simd_q8() -> Vec<Dot<BlockQ8_0>> {
-        let mut v: Vec<Dot<BlockQ8_0>> = Vec::new();
+    fn simd_q8<const FUSED: bool>() -> Vec<Dot<BlockQ8_0>> {
+        let mut v: Vec<Dot<BlockQ8_0>> = std::vec![("scalar", scalar::scalar_dot_q8_0)];
+        // SAFETY (every closure): as in simd_f32, w covers x.
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("fma")
-            && std::is_x86_feature_detected!("f16c")
-        {
-            v.push(("avx2", |w, x| {
-                let nb = x.len() / 32;
-                // SAFETY: detected above; w covers x.
-                (unsafe { x86::avx2_dot_q8_0_32x(w, x) })
-                    + scalar::scalar_dot_q8_0(&w[nb..], &x[nb * 32..])
-            }));
+        if detect::avx2() {
+            v.push(("avx2", |w, x| unsafe { x86::avx2_dot_q8_0::<FUSED>(w, x) }));
         }
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("f16c") {
-            v.push(("avx512", |w, x| {
-                let nb = x.len() / 32;
-                // SAFETY: detected above; w covers x.
-                (unsafe { x86::avx512_dot_q8_0_32x(w, x) })
-                    + scalar::scalar_dot_q8_0(&w[nb..], &x[nb * 32..])
+        if detect::avx512() {
+            v.push(("avx512", |w, x| unsafe {
+                x86::avx512_dot_q8_0::<FUSED>(w, x)
             }));
         }
         #[cfg(target_arch = "aarch64")]
-        v.push(("neon", |w, x| {
-            let nb = x.len() / 32;
-            // SAFETY: NEON is baseline; w covers x.
-            (unsafe { neon::neon_dot_q8_0_32x(w, x) })
-                + scalar::scalar_dot_q8_0(&w[nb..], &x[nb * 32..])
-        }));
-        v.push(("dispatch", dot_q8_0));
+        v.push(("neon", |w, x| unsafe { neon::neon_dot_q8_0::<FUSED>(w, x) }));
         v
+    }
+
+    /// The canonical order in plain words, independently of the kernels:
+    /// lane i % 16 sums the rounded products in order, then the fold.
+    fn canonical(w: &[f32], x: &[f32]) -> f32 {
+        let mut l = [0f32; 16];
+        for (i, (a, b)) in w.iter().zip(x).enumerate() {
+            l[i % 16] += a * b;
+        }
+        let g = |b: usize| (l[b] + l[b + 2]) + (l[b + 1] + l[b + 3]);
+        (g(0) + g(4)) + (g(8) + g(12))
     }
 
     #[test]
     fn a_simd_path_is_tested_where_one_exists() {
-        let n = simd_f32().len();
+        let n = simd_f32::<true>().len();
         #[cfg(target_arch = "aarch64")]
         assert!(n >= 2, "no NEON kernel ran");
         #[cfg(target_arch = "x86_64")]
@@ -570,7 +682,7 @@ mod tests {
     }
 
     #[test]
-    fn f32_and_f16_dots_match_scalar() {
+    fn f32_and_f16_dots_are_the_canonical_bits_on_every_isa() {
         let mut s = 1;
         for n in SIZES {
             let w = rand(&mut s, n);
@@ -580,25 +692,27 @@ mod tests {
                 .iter()
                 .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
                 .collect();
-            let tol = 1e-6 * n as f32;
-            let want = scalar::scalar_dot_f32(&wb, &x);
-            for (name, f) in simd_f32() {
+            let want = canonical(&w, &x);
+            for (name, f) in simd_f32::<false>() {
                 let got = f(&wb, &x);
-                assert!(
-                    (got - want).abs() <= tol,
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
                     "{name} f32 n={n}: {got} vs {want}"
                 );
                 // Weights at an odd address read the same.
                 let mut shifted = std::vec![0u8; 1];
                 shifted.extend(&wb);
                 let got = f(&shifted[1..], &x);
-                assert!((got - want).abs() <= tol, "{name} f32 unaligned n={n}");
+                assert_eq!(got.to_bits(), want.to_bits(), "{name} f32 unaligned n={n}");
             }
-            let want = scalar::scalar_dot_f16(&hb, &x);
-            for (name, f) in simd_f16() {
+            let wh: Vec<f32> = w.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+            let want = canonical(&wh, &x);
+            for (name, f) in simd_f16::<false>() {
                 let got = f(&hb, &x);
-                assert!(
-                    (got - want).abs() <= tol,
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
                     "{name} f16 n={n}: {got} vs {want}"
                 );
             }
@@ -621,7 +735,7 @@ mod tests {
             let mut x = [0.5f32; 16];
             x[i] = 1.0;
             let want = half::f16::from_bits(vals[i]).to_f32();
-            for (name, f) in simd_f16() {
+            for (name, f) in simd_f16::<true>().into_iter().chain(simd_f16::<false>()) {
                 let got = f(&hb, &x);
                 assert!(
                     got == want || (got.is_nan() && want.is_nan()),
@@ -631,8 +745,67 @@ mod tests {
         }
     }
 
+    /// The fast mode's kernels (fused where the CPU can, Q8_0 scaled per
+    /// block on the scalar path) agree with the canonical sums to
+    /// rounding.
     #[test]
-    fn q8_0_dots_match_scalar_with_partial_last_block() {
+    fn fast_dots_agree_with_the_canonical_ones_to_rounding() {
+        let mut s = 5;
+        for n in SIZES {
+            let w = rand(&mut s, n);
+            let x = rand(&mut s, n);
+            let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let hb: Vec<u8> = w
+                .iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                .collect();
+            let blocks: Vec<BlockQ8_0> = w
+                .chunks(32)
+                .map(|c| {
+                    let mut b = [0f32; 32];
+                    b[..c.len()].copy_from_slice(c);
+                    BlockQ8_0::quantize(&b)
+                })
+                .collect();
+            let tol = 1e-6 * n as f32;
+            let close = |name: &str, got: f32, want: f32| {
+                assert!((got - want).abs() <= tol, "{name} n={n}: {got} vs {want}")
+            };
+            let fast32: Vec<Dot<u8>> = simd_f32::<true>()
+                .into_iter()
+                .chain([(
+                    "scalar fast",
+                    scalar::fast_dot_f32 as fn(&[u8], &[f32]) -> f32,
+                )])
+                .collect();
+            for (name, f) in fast32 {
+                close(name, f(&wb, &x), scalar::scalar_dot_f32(&wb, &x));
+            }
+            let fast16: Vec<Dot<u8>> = simd_f16::<true>()
+                .into_iter()
+                .chain([(
+                    "scalar fast",
+                    scalar::fast_dot_f16 as fn(&[u8], &[f32]) -> f32,
+                )])
+                .collect();
+            for (name, f) in fast16 {
+                close(name, f(&hb, &x), scalar::scalar_dot_f16(&hb, &x));
+            }
+            let fastq: Vec<Dot<BlockQ8_0>> = simd_q8::<true>()
+                .into_iter()
+                .chain([(
+                    "scalar fast",
+                    scalar::fast_dot_q8_0 as fn(&[BlockQ8_0], &[f32]) -> f32,
+                )])
+                .collect();
+            for (name, f) in fastq {
+                close(name, f(&blocks, &x), scalar::scalar_dot_q8_0(&blocks, &x));
+            }
+        }
+    }
+
+    #[test]
+    fn q8_0_dots_are_the_canonical_bits_with_partial_last_block() {
         let mut s = 9;
         for n in SIZES {
             let nb = n.div_ceil(32);
@@ -643,11 +816,16 @@ mod tests {
                 })
                 .collect();
             let x = rand(&mut s, n);
-            let want = scalar::scalar_dot_q8_0(&blocks, &x);
-            for (name, f) in simd_q8() {
+            let wq: Vec<f32> = blocks
+                .iter()
+                .flat_map(|b| b.qs.map(|q| b.scale() * q as f32))
+                .collect();
+            let want = canonical(&wq[..n], &x);
+            for (name, f) in simd_q8::<false>() {
                 let got = f(&blocks, &x);
-                assert!(
-                    (got - want).abs() <= 1e-6 * n as f32,
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
                     "{name} q8_0 n={n}: {got} vs {want}"
                 );
             }
@@ -655,9 +833,11 @@ mod tests {
     }
 
     #[test]
-    fn panel_matvec_matches_scalar_rows_for_every_type_and_isa() {
+    fn panel_matvecs_are_the_scalar_rows_bits_for_every_type_and_isa() {
+        // The mode is process-wide; no test here turns it off again.
+        set_deterministic(true);
         let mut s = 21;
-        // Panels of 16 (AVX-512) and 8 (AVX2) rows, full and short, over
+        // Panels of 16 (AVX-512) and 4 (AVX2) rows, full and short, over
         // columns with and without tails and partial Q8_0 blocks.
         for (rows, cols) in [
             (1, 5),
@@ -713,8 +893,9 @@ mod tests {
                                 &x,
                             ),
                         };
-                    assert!(
-                        (o - want).abs() <= 1e-5 * cols as f32,
+                    assert_eq!(
+                        o.to_bits(),
+                        want.to_bits(),
                         "{isa:?} {rows}x{cols} {:?} row {r}: {o} vs {want}",
                         m.w
                     );

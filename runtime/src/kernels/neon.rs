@@ -1,9 +1,12 @@
 //! aarch64 NEON kernels. NEON is part of the aarch64 baseline, so these
-//! need no run-time check. The bodies see only full-width chunks; the safe
-//! wrappers in `kernels/mod.rs` add the tail with the scalar kernels.
+//! need no run-time check. They sum in the canonical order of
+//! `kernels::scalar` (dots) and `kernels::gemm` (products over k in turn),
+//! with separate multiplies and adds, so they give the scalar reference's
+//! bits.
 
+use super::scalar::fold16;
 use core::arch::aarch64::*;
-use edgegen_format::quant::BlockQ8_0;
+use edgegen_format::quant::{BlockQ8_0, f16_le_to_f32};
 
 /// F16 bits (in u16 lanes) to f32, exactly, without the unstable f16 types:
 /// shift the exponent and mantissa into place and rescale by 2^112, which
@@ -29,13 +32,46 @@ unsafe fn f16x4_to_f32(h: uint16x4_t) -> float32x4_t {
     }
 }
 
-/// Dot product of the first `16 * (x.len() / 16)` elements; F32 weights.
+/// `acc + a * b`: fused in the fast mode (`FUSED`), a rounded product then
+/// a sum in the deterministic one.
+#[inline(always)]
+unsafe fn madd<const FUSED: bool>(acc: float32x4_t, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+    // SAFETY: register-only NEON intrinsics.
+    unsafe {
+        if FUSED {
+            vfmaq_f32(acc, a, b)
+        } else {
+            vaddq_f32(acc, vmulq_f32(a, b))
+        }
+    }
+}
+
+/// Lanes 0-15 from four vectors, the products of `tail` more elements
+/// added one by one (lane `j` takes element `j` of the tail), then the
+/// canonical fold.
+#[inline(always)]
+unsafe fn finish(acc: &[float32x4_t; 4], tail: impl Iterator<Item = f32>) -> f32 {
+    let mut l = [0f32; 16];
+    // SAFETY: four 4-float stores into a 16-float array.
+    unsafe {
+        for (k, a) in acc.iter().enumerate() {
+            vst1q_f32(l.as_mut_ptr().add(4 * k), *a);
+        }
+    }
+    for (a, p) in l.iter_mut().zip(tail) {
+        *a += p;
+    }
+    fold16(&l)
+}
+
+/// The canonical dot product ([`super::scalar::scalar_dot_f32`]'s order
+/// and bits) of F32 weights with `x`: lanes 0-15 in four vectors.
 ///
 /// # Safety
 /// `w.len() >= 4 * x.len()`.
-pub unsafe fn neon_dot_f32_16x(w: &[u8], x: &[f32]) -> f32 {
+pub unsafe fn neon_dot_f32<const FUSED: bool>(w: &[u8], x: &[f32]) -> f32 {
     let n = x.len() / 16 * 16;
-    debug_assert!(w.len() >= 4 * n);
+    debug_assert!(w.len() >= 4 * x.len());
     let (wp, xp) = (w.as_ptr(), x.as_ptr());
     // SAFETY: byte loads (alignment 1) at offsets < 4n <= w.len(); float
     // loads at offsets < n <= x.len(), aligned as f32.
@@ -45,24 +81,25 @@ pub unsafe fn neon_dot_f32_16x(w: &[u8], x: &[f32]) -> f32 {
         while i < n {
             for (k, a) in acc.iter_mut().enumerate() {
                 let wv = vreinterpretq_f32_u8(vld1q_u8(wp.add(4 * (i + 4 * k))));
-                *a = vfmaq_f32(*a, wv, vld1q_f32(xp.add(i + 4 * k)));
+                *a = madd::<FUSED>(*a, wv, vld1q_f32(xp.add(i + 4 * k)));
             }
             i += 16;
         }
-        vaddvq_f32(vaddq_f32(
-            vaddq_f32(acc[0], acc[1]),
-            vaddq_f32(acc[2], acc[3]),
-        ))
+        let tail = w[4 * n..4 * x.len()]
+            .chunks_exact(4)
+            .zip(&x[n..])
+            .map(|(b, &xv)| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * xv);
+        finish(&acc, tail)
     }
 }
 
-/// Dot product of the first `16 * (x.len() / 16)` elements; F16 weights.
+/// [`neon_dot_f32`] for F16 weights.
 ///
 /// # Safety
 /// `w.len() >= 2 * x.len()`.
-pub unsafe fn neon_dot_f16_16x(w: &[u8], x: &[f32]) -> f32 {
+pub unsafe fn neon_dot_f16<const FUSED: bool>(w: &[u8], x: &[f32]) -> f32 {
     let n = x.len() / 16 * 16;
-    debug_assert!(w.len() >= 2 * n);
+    debug_assert!(w.len() >= 2 * x.len());
     let (wp, xp) = (w.as_ptr(), x.as_ptr());
     // SAFETY: 8-byte loads at offsets < 2n <= w.len(); float loads at
     // offsets < n <= x.len().
@@ -72,52 +109,61 @@ pub unsafe fn neon_dot_f16_16x(w: &[u8], x: &[f32]) -> f32 {
         while i < n {
             for (k, a) in acc.iter_mut().enumerate() {
                 let h = vreinterpret_u16_u8(vld1_u8(wp.add(2 * (i + 4 * k))));
-                *a = vfmaq_f32(*a, f16x4_to_f32(h), vld1q_f32(xp.add(i + 4 * k)));
+                *a = madd::<FUSED>(*a, f16x4_to_f32(h), vld1q_f32(xp.add(i + 4 * k)));
             }
             i += 16;
         }
-        vaddvq_f32(vaddq_f32(
-            vaddq_f32(acc[0], acc[1]),
-            vaddq_f32(acc[2], acc[3]),
-        ))
+        let tail = w[2 * n..2 * x.len()]
+            .chunks_exact(2)
+            .zip(&x[n..])
+            .map(|(b, &xv)| f16_le_to_f32([b[0], b[1]]) * xv);
+        finish(&acc, tail)
     }
 }
 
-/// Dot product over whole Q8_0 blocks: `x.len() / 32` of them.
+/// [`neon_dot_f32`] for Q8_0 blocks covering `x` (the last in part):
+/// weight = scale x quant, exact, then the canonical order.
 ///
 /// # Safety
-/// `w.len() >= x.len() / 32`.
-pub unsafe fn neon_dot_q8_0_32x(w: &[BlockQ8_0], x: &[f32]) -> f32 {
-    let nb = x.len() / 32;
-    debug_assert!(w.len() >= nb);
+/// `w.len() >= x.len().div_ceil(32)`.
+pub unsafe fn neon_dot_q8_0<const FUSED: bool>(w: &[BlockQ8_0], x: &[f32]) -> f32 {
+    let n = x.len();
+    debug_assert!(w.len() >= n.div_ceil(32));
+    let full = n / 16;
     let xp = x.as_ptr();
-    // SAFETY: two 16-byte loads inside each block's 32 quants; float loads
-    // at offsets < 32 nb <= x.len().
+    // SAFETY: 16-byte loads inside each block's 32 quants; float loads at
+    // offsets < 16 full <= n.
     unsafe {
-        let mut acc = vdupq_n_f32(0.0);
-        for (b, blk) in w.iter().take(nb).enumerate() {
-            let q = blk.qs.as_ptr();
-            let mut s = vdupq_n_f32(0.0);
-            for h in 0..2 {
-                let v = vld1q_s8(q.add(16 * h));
-                let lo = vmovl_s8(vget_low_s8(v));
-                let hi = vmovl_s8(vget_high_s8(v));
-                for (j, part) in [
-                    vget_low_s16(lo),
-                    vget_high_s16(lo),
-                    vget_low_s16(hi),
-                    vget_high_s16(hi),
-                ]
-                .into_iter()
-                .enumerate()
-                {
-                    let f = vcvtq_f32_s32(vmovl_s16(part));
-                    s = vfmaq_f32(s, f, vld1q_f32(xp.add(32 * b + 16 * h + 4 * j)));
-                }
+        let mut acc = [vdupq_n_f32(0.0); 4];
+        for c in 0..full {
+            let blk = &w[c / 2];
+            let d = vdupq_n_f32(blk.scale());
+            let v = vld1q_s8(blk.qs.as_ptr().add(16 * (c % 2)));
+            let lo = vmovl_s8(vget_low_s8(v));
+            let hi = vmovl_s8(vget_high_s8(v));
+            for (k, part) in [
+                vget_low_s16(lo),
+                vget_high_s16(lo),
+                vget_low_s16(hi),
+                vget_high_s16(hi),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let wv = vmulq_f32(vcvtq_f32_s32(vmovl_s16(part)), d);
+                acc[k] = madd::<FUSED>(acc[k], wv, vld1q_f32(xp.add(16 * c + 4 * k)));
             }
-            acc = vfmaq_n_f32(acc, s, blk.scale());
         }
-        vaddvq_f32(acc)
+        // The tail's block (there is one: w covers x).
+        let start = 16 * full;
+        let (d, qs) = w
+            .get(start / 32)
+            .map_or((0.0, &[][..]), |b| (b.scale(), &b.qs[start % 32..]));
+        let tail = x[start..]
+            .iter()
+            .zip(qs)
+            .map(|(&xv, &q)| (d * q as f32) * xv);
+        finish(&acc, tail)
     }
 }
 
@@ -150,19 +196,19 @@ pub unsafe fn neon_widen_f16(src: &[u8], dst: &mut [f32]) -> usize {
 ///
 /// # Safety
 /// `h <= 6`, `kc <= DEPTH`, `x.len() >= (kc - 1) * xs + p`, `o.len() >= h * p`.
-pub unsafe fn neon_gemm6(t: &super::gemm::Tile<'_>, o: &mut [f32]) {
+pub unsafe fn neon_gemm6<const FUSED: bool>(t: &super::gemm::Tile<'_>, o: &mut [f32]) {
     let p = t.p;
     let mut j = 0;
     // SAFETY (every call): each block covers whole vectors below p.
     unsafe {
         while j + 16 <= p {
-            neon_block::<4>(t, o, j);
+            neon_block::<4, FUSED>(t, o, j);
             j += 16;
         }
         match (p - j) / 4 {
-            3 => neon_block::<3>(t, o, j),
-            2 => neon_block::<2>(t, o, j),
-            1 => neon_block::<1>(t, o, j),
+            3 => neon_block::<3, FUSED>(t, o, j),
+            2 => neon_block::<2, FUSED>(t, o, j),
+            1 => neon_block::<1, FUSED>(t, o, j),
             _ => {}
         }
     }
@@ -174,7 +220,11 @@ pub unsafe fn neon_gemm6(t: &super::gemm::Tile<'_>, o: &mut [f32]) {
 
 /// Pixels `j..j + 4 * PV` of [`neon_gemm6`], all below p.
 #[inline(always)]
-unsafe fn neon_block<const PV: usize>(t: &super::gemm::Tile<'_>, o: &mut [f32], j: usize) {
+unsafe fn neon_block<const PV: usize, const FUSED: bool>(
+    t: &super::gemm::Tile<'_>,
+    o: &mut [f32],
+    j: usize,
+) {
     use super::gemm::ROWS;
     let super::gemm::Tile {
         w,
@@ -207,7 +257,7 @@ unsafe fn neon_block<const PV: usize>(t: &super::gemm::Tile<'_>, o: &mut [f32], 
             for (r, a) in acc.iter_mut().enumerate() {
                 let w = wp.add(4 * (r * ws + k)).cast::<f32>().read_unaligned();
                 for (av, &xv) in a.iter_mut().zip(&xv) {
-                    *av = vfmaq_n_f32(*av, xv, w);
+                    *av = madd::<FUSED>(*av, xv, vdupq_n_f32(w));
                 }
             }
         }

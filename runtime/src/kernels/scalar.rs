@@ -1,5 +1,7 @@
 //! Reference kernels: plain Rust, no intrinsics. Every SIMD kernel is tested
-//! against these, and targets without SIMD (Cortex-M4F) run them.
+//! against these, bit for bit, and targets without SIMD (Cortex-M4F) run
+//! them. They define the canonical order of summation ([`fold16`] and the
+//! lanes before it) that makes a sample the same bits on every target.
 //!
 //! Weights are raw little-endian bytes at any alignment, so that they can
 //! be read in place from flash.
@@ -7,8 +9,80 @@
 use edgegen_format::quant::f16_le_to_f32;
 use edgegen_format::quant::{BlockQ8_0, QK8_0};
 
-/// `sum_i w[i] x[i]` with `w` as F32 bytes (`4 * x.len()` of them).
+/// Lanes of the canonical dot product.
+pub const LANES: usize = 16;
+
+/// The canonical fold of the 16 lane sums into one:
+/// `((l0 + l2) + (l1 + l3))` within each group of four lanes, then
+/// `(g0 + g1) + (g2 + g3)`. The AVX-512 panels' transposing sum computes
+/// exactly this tree.
+#[inline(always)]
+pub fn fold16(l: &[f32; LANES]) -> f32 {
+    let g = |b: usize| (l[b] + l[b + 2]) + (l[b + 1] + l[b + 3]);
+    (g(0) + g(4)) + (g(8) + g(12))
+}
+
+/// The canonical dot product of `x` with weights `w(i)` (each exact in
+/// f32): lane `i % 16` adds the rounded product `w(i) * x[i]` (never a
+/// fused multiply-add, which the Cortex-M4F cannot reach) in order of
+/// `i`, from +0; then [`fold16`]. Every ISA's kernel sums in this order,
+/// so every target gives the same bits.
+#[inline(always)]
+fn dot_by(x: &[f32], w: impl Fn(usize) -> f32) -> f32 {
+    let mut l = [0f32; LANES];
+    let full = x.len() / LANES * LANES;
+    let mut i = 0;
+    while i < full {
+        for (j, a) in l.iter_mut().enumerate() {
+            *a += w(i + j) * x[i + j];
+        }
+        i += LANES;
+    }
+    for (j, a) in l.iter_mut().enumerate().take(x.len() - full) {
+        *a += w(full + j) * x[full + j];
+    }
+    fold16(&l)
+}
+
+/// `sum_i w[i] x[i]` with `w` as F32 bytes (`4 * x.len()` of them), in
+/// the canonical order.
 pub fn scalar_dot_f32(w: &[u8], x: &[f32]) -> f32 {
+    let w = &w[..4 * x.len()];
+    dot_by(x, |i| {
+        f32::from_le_bytes([w[4 * i], w[4 * i + 1], w[4 * i + 2], w[4 * i + 3]])
+    })
+}
+
+/// `sum_i w[i] x[i]` with `w` as F16 bytes (`2 * x.len()` of them), in
+/// the canonical order.
+pub fn scalar_dot_f16(w: &[u8], x: &[f32]) -> f32 {
+    let w = &w[..2 * x.len()];
+    dot_by(x, |i| f16_le_to_f32([w[2 * i], w[2 * i + 1]]))
+}
+
+/// `sum_i w[i] x[i]` with `w` as Q8_0 blocks covering at least `x.len()`
+/// elements (a last block may be used only in part), in the canonical
+/// order: weight `i` is its block's scale times its quant, which is exact
+/// in f32 (11 by 8 significant bits).
+pub fn scalar_dot_q8_0(w: &[BlockQ8_0], x: &[f32]) -> f32 {
+    let mut l = [0f32; LANES];
+    for (b, xb) in w.iter().zip(x.chunks(QK8_0)) {
+        let d = b.scale();
+        // A block is two rounds of the 16 lanes.
+        for (h, xh) in xb.chunks(LANES).enumerate() {
+            for ((a, &q), &xv) in l.iter_mut().zip(&b.qs[LANES * h..]).zip(xh) {
+                *a += (d * q as f32) * xv;
+            }
+        }
+    }
+    fold16(&l)
+}
+
+/// The fast (default) mode's dot product over F32 bytes: four lanes, and
+/// nothing promised about the order beyond this target's own. On a
+/// Cortex-M4F it takes fewer instructions than the canonical order
+/// (`scripts/footprint.sh` measures both).
+pub fn fast_dot_f32(w: &[u8], x: &[f32]) -> f32 {
     let mut acc = [0f32; 4];
     let (wc, xc) = (w.chunks_exact(16), x.chunks_exact(4));
     let tail = xc.remainder();
@@ -26,8 +100,8 @@ pub fn scalar_dot_f32(w: &[u8], x: &[f32]) -> f32 {
     s
 }
 
-/// `sum_i w[i] x[i]` with `w` as F16 bytes (`2 * x.len()` of them).
-pub fn scalar_dot_f16(w: &[u8], x: &[f32]) -> f32 {
+/// [`fast_dot_f32`] over F16 bytes.
+pub fn fast_dot_f16(w: &[u8], x: &[f32]) -> f32 {
     let mut acc = [0f32; 4];
     let (wc, xc) = (w.chunks_exact(8), x.chunks_exact(4));
     let tail = xc.remainder();
@@ -44,9 +118,10 @@ pub fn scalar_dot_f16(w: &[u8], x: &[f32]) -> f32 {
     s
 }
 
-/// `sum_i w[i] x[i]` with `w` as Q8_0 blocks covering at least `x.len()`
-/// elements; a last block may be used only in part.
-pub fn scalar_dot_q8_0(w: &[BlockQ8_0], x: &[f32]) -> f32 {
+/// [`fast_dot_f32`] over Q8_0 blocks: each block's quants times x summed
+/// in turn, then scaled once, which saves the canonical order's multiply
+/// per weight.
+pub fn fast_dot_q8_0(w: &[BlockQ8_0], x: &[f32]) -> f32 {
     let mut s = 0f32;
     for (b, xb) in w.iter().zip(x.chunks(QK8_0)) {
         let mut bs = 0f32;

@@ -1,85 +1,15 @@
-//! x86_64 kernels: AVX2 with FMA and F16C, and AVX-512F.
+//! x86_64 kernels: AVX2 with F16C, and AVX-512F.
 //!
-//! The bodies see only full-width chunks; the safe wrappers in
-//! `kernels/mod.rs` add the tail with the scalar kernels. Each function is
-//! `unsafe` only because it needs CPU features the caller must check.
+//! Every kernel sums in the canonical order of `kernels::scalar` (dots) or
+//! `kernels::gemm` (products over k, one after another), with separate
+//! multiplies and adds, never fused ones: so they give the scalar
+//! reference's bits, and a sample on this host is the same bits as on a
+//! Cortex-M4F or an aarch64 board. Each function is `unsafe` only because
+//! it needs CPU features the caller must check.
 
+use super::scalar::fold16;
 use core::arch::x86_64::*;
 use edgegen_format::quant::BlockQ8_0;
-
-#[inline(always)]
-unsafe fn hsum256(v: __m256) -> f32 {
-    // SAFETY (whole function): register-only intrinsics of AVX, which the
-    // caller's target features include.
-    unsafe {
-        let lo = _mm256_castps256_ps128(v);
-        let hi = _mm256_extractf128_ps(v, 1);
-        let s = _mm_add_ps(lo, hi);
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        _mm_cvtss_f32(s)
-    }
-}
-
-/// Dot product of the first `32 * (x.len() / 32)` elements; F32 weights.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA; `w.len() >= 4 * x.len()`.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn avx2_dot_f32_32x(w: &[u8], x: &[f32]) -> f32 {
-    let n = x.len() / 32 * 32;
-    debug_assert!(w.len() >= 4 * n);
-    let (wp, xp) = (w.as_ptr(), x.as_ptr());
-    // SAFETY: every load reads 32 bytes at offsets < 4n <= w.len() from
-    // `w`, and 8 floats at offsets < n <= x.len() from `x`; loadu accepts
-    // any alignment.
-    unsafe {
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut i = 0;
-        while i < n {
-            for (k, a) in acc.iter_mut().enumerate() {
-                let wv = _mm256_loadu_ps(wp.add(4 * (i + 8 * k)).cast());
-                let xv = _mm256_loadu_ps(xp.add(i + 8 * k));
-                *a = _mm256_fmadd_ps(wv, xv, *a);
-            }
-            i += 32;
-        }
-        hsum256(_mm256_add_ps(
-            _mm256_add_ps(acc[0], acc[1]),
-            _mm256_add_ps(acc[2], acc[3]),
-        ))
-    }
-}
-
-/// Dot product of the first `32 * (x.len() / 32)` elements; F16 weights.
-///
-/// # Safety
-/// The CPU must support AVX2, FMA and F16C; `w.len() >= 2 * x.len()`.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn avx2_dot_f16_32x(w: &[u8], x: &[f32]) -> f32 {
-    let n = x.len() / 32 * 32;
-    debug_assert!(w.len() >= 2 * n);
-    let (wp, xp) = (w.as_ptr(), x.as_ptr());
-    // SAFETY: each 16-byte load is at an offset < 2n <= w.len(), each
-    // 8-float load at an offset < n <= x.len(); both are unaligned loads.
-    unsafe {
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut i = 0;
-        while i < n {
-            for (k, a) in acc.iter_mut().enumerate() {
-                let h = _mm_loadu_si128(wp.add(2 * (i + 8 * k)).cast());
-                let wv = _mm256_cvtph_ps(h);
-                let xv = _mm256_loadu_ps(xp.add(i + 8 * k));
-                *a = _mm256_fmadd_ps(wv, xv, *a);
-            }
-            i += 32;
-        }
-        hsum256(_mm256_add_ps(
-            _mm256_add_ps(acc[0], acc[1]),
-            _mm256_add_ps(acc[2], acc[3]),
-        ))
-    }
-}
 
 /// A block's scale through the F16C instruction: `half`'s portable
 /// conversion costs more than the block's 32 multiply-adds.
@@ -94,114 +24,291 @@ unsafe fn scale_f16c(b: &BlockQ8_0) -> f32 {
     }
 }
 
-/// Dot product over whole Q8_0 blocks: `x.len() / 32` of them.
-///
-/// # Safety
-/// The CPU must support AVX2, FMA and F16C; `w.len() >= x.len() / 32`.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn avx2_dot_q8_0_32x(w: &[BlockQ8_0], x: &[f32]) -> f32 {
-    let nb = x.len() / 32;
-    debug_assert!(w.len() >= nb);
-    let xp = x.as_ptr();
-    // SAFETY: block b's 32 quants are read as four 8-byte loads inside the
-    // 34-byte block; x is read at offsets < 32 nb <= x.len().
+/// The canonical fold ([`fold16`]) of lanes 0-7 in `lo` and 8-15 in `hi`.
+#[inline(always)]
+unsafe fn fold_ymm(lo: __m256, hi: __m256) -> f32 {
+    let mut l = [0f32; 16];
+    // SAFETY: two 8-float stores into a 16-float array.
     unsafe {
-        let mut acc = _mm256_setzero_ps();
-        for (b, blk) in w.iter().take(nb).enumerate() {
-            let q = blk.qs.as_ptr().cast::<u8>();
-            let mut s = _mm256_setzero_ps();
-            for k in 0..4 {
-                let q8 = _mm_loadl_epi64(q.add(8 * k).cast());
-                let qf = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8));
-                s = _mm256_fmadd_ps(qf, _mm256_loadu_ps(xp.add(32 * b + 8 * k)), s);
-            }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(scale_f16c(blk)), s, acc);
+        _mm256_storeu_ps(l.as_mut_ptr(), lo);
+        _mm256_storeu_ps(l.as_mut_ptr().add(8), hi);
+    }
+    fold16(&l)
+}
+
+/// `acc + a * b`: one fused multiply-add in the fast mode (`FUSED`), a
+/// rounded product then a sum in the deterministic one.
+#[inline(always)]
+unsafe fn madd256<const FUSED: bool>(acc: __m256, a: __m256, b: __m256) -> __m256 {
+    // SAFETY: register-only AVX2/FMA intrinsics, enabled by every caller.
+    unsafe {
+        if FUSED {
+            _mm256_fmadd_ps(a, b, acc)
+        } else {
+            _mm256_add_ps(acc, _mm256_mul_ps(a, b))
         }
-        hsum256(acc)
     }
 }
 
-/// Dot product of the first `64 * (x.len() / 64)` elements; F32 weights.
+/// [`madd256`] in the lanes `mask` selects, `acc` in the others: a product
+/// past the end of the row never touches its lane (the canonical order).
+#[inline(always)]
+unsafe fn madd256_where<const FUSED: bool>(
+    acc: __m256,
+    a: __m256,
+    b: __m256,
+    mask: __m256i,
+) -> __m256 {
+    // SAFETY: register-only AVX intrinsics.
+    unsafe { _mm256_blendv_ps(acc, madd256::<FUSED>(acc, a, b), _mm256_castsi256_ps(mask)) }
+}
+
+/// `acc + a * b` as [`madd256`], sixteen lanes.
+#[inline(always)]
+unsafe fn madd512<const FUSED: bool>(acc: __m512, a: __m512, b: __m512) -> __m512 {
+    // SAFETY: register-only AVX-512F intrinsics, enabled by every caller.
+    unsafe {
+        if FUSED {
+            _mm512_fmadd_ps(a, b, acc)
+        } else {
+            _mm512_add_ps(acc, _mm512_mul_ps(a, b))
+        }
+    }
+}
+
+/// [`madd512`] in the lanes of `m`, `acc` in the others.
+#[inline(always)]
+unsafe fn madd512_where<const FUSED: bool>(
+    acc: __m512,
+    m: __mmask16,
+    a: __m512,
+    b: __m512,
+) -> __m512 {
+    // SAFETY: register-only AVX-512F intrinsics.
+    unsafe {
+        if FUSED {
+            _mm512_mask3_fmadd_ps(a, b, acc, m)
+        } else {
+            _mm512_mask_add_ps(acc, m, acc, _mm512_mul_ps(a, b))
+        }
+    }
+}
+
+/// Up to 16 F16 values from `src` (2 bytes each), zero-padded: tails read
+/// from a copy, never past the row.
+#[inline(always)]
+fn f16_tail(src: &[u8]) -> [u8; 32] {
+    let mut t = [0u8; 32];
+    let n = src.len().min(32);
+    t[..n].copy_from_slice(&src[..n]);
+    t
+}
+
+/// The canonical dot product ([`super::scalar::scalar_dot_f32`]'s order
+/// and bits) of F32 weights with `x`: lanes 0-7 and 8-15 in two vectors.
+///
+/// # Safety
+/// The CPU must support AVX2; `w.len() >= 4 * x.len()`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn avx2_dot_f32<const FUSED: bool>(w: &[u8], x: &[f32]) -> f32 {
+    let n = x.len();
+    debug_assert!(w.len() >= 4 * n);
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    // SAFETY: full loads read elements i..i + 16 <= n; the tail's masked
+    // loads touch only lanes below n; loadu and maskload take any
+    // alignment.
+    unsafe {
+        let mut a = [_mm256_setzero_ps(); 2];
+        let mut i = 0;
+        while i + 16 <= n {
+            for (h, a) in a.iter_mut().enumerate() {
+                let wv = _mm256_loadu_ps(wp.add(4 * (i + 8 * h)).cast());
+                *a = madd256::<FUSED>(*a, wv, _mm256_loadu_ps(xp.add(i + 8 * h)));
+            }
+            i += 16;
+        }
+        if i < n {
+            for (h, a) in a.iter_mut().enumerate() {
+                let m = mask8((n - i).saturating_sub(8 * h));
+                let wv = _mm256_maskload_ps(wp.add(4 * (i + 8 * h)).cast(), m);
+                let xv = _mm256_maskload_ps(xp.add(i + 8 * h), m);
+                *a = madd256_where::<FUSED>(*a, wv, xv, m);
+            }
+        }
+        fold_ymm(a[0], a[1])
+    }
+}
+
+/// [`avx2_dot_f32`] for F16 weights.
+///
+/// # Safety
+/// The CPU must support AVX2 and F16C; `w.len() >= 2 * x.len()`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn avx2_dot_f16<const FUSED: bool>(w: &[u8], x: &[f32]) -> f32 {
+    let n = x.len();
+    debug_assert!(w.len() >= 2 * n);
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    // SAFETY: as in avx2_dot_f32; the tail's weights come from a padded
+    // copy of the row's last bytes.
+    unsafe {
+        let mut a = [_mm256_setzero_ps(); 2];
+        let mut i = 0;
+        while i + 16 <= n {
+            for (h, a) in a.iter_mut().enumerate() {
+                let wv = _mm256_cvtph_ps(_mm_loadu_si128(wp.add(2 * (i + 8 * h)).cast()));
+                *a = madd256::<FUSED>(*a, wv, _mm256_loadu_ps(xp.add(i + 8 * h)));
+            }
+            i += 16;
+        }
+        if i < n {
+            let t = f16_tail(&w[2 * i..2 * n]);
+            for (h, a) in a.iter_mut().enumerate() {
+                let m = mask8((n - i).saturating_sub(8 * h));
+                let wv = _mm256_cvtph_ps(_mm_loadu_si128(t.as_ptr().add(16 * h).cast()));
+                let xv = _mm256_maskload_ps(xp.add(i + 8 * h), m);
+                *a = madd256_where::<FUSED>(*a, wv, xv, m);
+            }
+        }
+        fold_ymm(a[0], a[1])
+    }
+}
+
+/// [`avx2_dot_f32`] for Q8_0 blocks covering `x` (the last in part):
+/// weight = scale x quant, exact, then the canonical order.
+///
+/// # Safety
+/// The CPU must support AVX2 and F16C; `w.len() >= x.len().div_ceil(32)`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn avx2_dot_q8_0<const FUSED: bool>(w: &[BlockQ8_0], x: &[f32]) -> f32 {
+    let n = x.len();
+    debug_assert!(w.len() >= n.div_ceil(32));
+    let xp = x.as_ptr();
+    // SAFETY: quants are read as 8-byte loads inside each 34-byte block;
+    // x under masks limited to its n floats.
+    unsafe {
+        let mut a = [_mm256_setzero_ps(); 2];
+        for (b, blk) in w.iter().take(n.div_ceil(32)).enumerate() {
+            let d = _mm256_set1_ps(scale_f16c(blk));
+            let q = blk.qs.as_ptr().cast::<u8>();
+            for k in 0..4 {
+                let start = 32 * b + 8 * k;
+                if start >= n {
+                    break;
+                }
+                let q8 = _mm_loadl_epi64(q.add(8 * k).cast());
+                let wv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), d);
+                let lane = &mut a[k % 2];
+                if start + 8 <= n {
+                    *lane = madd256::<FUSED>(*lane, wv, _mm256_loadu_ps(xp.add(start)));
+                } else {
+                    let m = mask8(n - start);
+                    let xv = _mm256_maskload_ps(xp.add(start), m);
+                    *lane = madd256_where::<FUSED>(*lane, wv, xv, m);
+                }
+            }
+        }
+        fold_ymm(a[0], a[1])
+    }
+}
+
+/// The canonical fold ([`fold16`]) of one vector's lanes.
+#[inline(always)]
+unsafe fn fold_zmm(v: __m512) -> f32 {
+    let mut l = [0f32; 16];
+    // SAFETY: one 16-float store into a 16-float array.
+    unsafe { _mm512_storeu_ps(l.as_mut_ptr(), v) };
+    fold16(&l)
+}
+
+/// The canonical dot product ([`super::scalar::scalar_dot_f32`]'s order
+/// and bits) of F32 weights with `x`: the 16 lanes are one vector.
 ///
 /// # Safety
 /// The CPU must support AVX-512F; `w.len() >= 4 * x.len()`.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn avx512_dot_f32_64x(w: &[u8], x: &[f32]) -> f32 {
-    let n = x.len() / 64 * 64;
+pub unsafe fn avx512_dot_f32<const FUSED: bool>(w: &[u8], x: &[f32]) -> f32 {
+    let n = x.len();
     debug_assert!(w.len() >= 4 * n);
     let (wp, xp) = (w.as_ptr(), x.as_ptr());
-    // SAFETY: 64-byte loads at offsets < 4n <= w.len() from `w` and 16-float
-    // loads at offsets < n <= x.len() from `x`; loadu accepts any alignment.
+    // SAFETY: full loads read elements i..i + 16 <= n, the masked tail only
+    // lanes below n; unaligned loads.
     unsafe {
-        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut acc = _mm512_setzero_ps();
         let mut i = 0;
-        while i < n {
-            for (k, a) in acc.iter_mut().enumerate() {
-                let wv = _mm512_loadu_ps(wp.add(4 * (i + 16 * k)).cast());
-                *a = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xp.add(i + 16 * k)), *a);
-            }
-            i += 64;
+        while i + 16 <= n {
+            let p = _mm512_mul_ps(
+                _mm512_loadu_ps(wp.add(4 * i).cast()),
+                _mm512_loadu_ps(xp.add(i)),
+            );
+            acc = _mm512_add_ps(acc, p);
+            i += 16;
         }
-        _mm512_reduce_add_ps(_mm512_add_ps(
-            _mm512_add_ps(acc[0], acc[1]),
-            _mm512_add_ps(acc[2], acc[3]),
-        ))
+        if i < n {
+            let m = mask16(n - i);
+            let wv = _mm512_maskz_loadu_ps(m, wp.add(4 * i).cast());
+            acc = madd512_where::<FUSED>(acc, m, wv, _mm512_maskz_loadu_ps(m, xp.add(i)));
+        }
+        fold_zmm(acc)
     }
 }
 
-/// Dot product of the first `64 * (x.len() / 64)` elements; F16 weights.
+/// [`avx512_dot_f32`] for F16 weights.
 ///
 /// # Safety
 /// The CPU must support AVX-512F; `w.len() >= 2 * x.len()`.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn avx512_dot_f16_64x(w: &[u8], x: &[f32]) -> f32 {
-    let n = x.len() / 64 * 64;
+pub unsafe fn avx512_dot_f16<const FUSED: bool>(w: &[u8], x: &[f32]) -> f32 {
+    let n = x.len();
     debug_assert!(w.len() >= 2 * n);
     let (wp, xp) = (w.as_ptr(), x.as_ptr());
-    // SAFETY: 32-byte loads at offsets < 2n <= w.len(); 16-float loads at
-    // offsets < n <= x.len(); both unaligned loads.
+    // SAFETY: as in avx512_dot_f32; the tail's weights come from a padded
+    // copy.
     unsafe {
-        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut acc = _mm512_setzero_ps();
         let mut i = 0;
-        while i < n {
-            for (k, a) in acc.iter_mut().enumerate() {
-                let h = _mm256_loadu_si256(wp.add(2 * (i + 16 * k)).cast());
-                *a = _mm512_fmadd_ps(_mm512_cvtph_ps(h), _mm512_loadu_ps(xp.add(i + 16 * k)), *a);
-            }
-            i += 64;
+        while i + 16 <= n {
+            let wv = _mm512_cvtph_ps(_mm256_loadu_si256(wp.add(2 * i).cast()));
+            acc = madd512::<FUSED>(acc, wv, _mm512_loadu_ps(xp.add(i)));
+            i += 16;
         }
-        _mm512_reduce_add_ps(_mm512_add_ps(
-            _mm512_add_ps(acc[0], acc[1]),
-            _mm512_add_ps(acc[2], acc[3]),
-        ))
+        if i < n {
+            let m = mask16(n - i);
+            let t = f16_tail(&w[2 * i..2 * n]);
+            let wv = _mm512_cvtph_ps(_mm256_loadu_si256(t.as_ptr().cast()));
+            acc = madd512_where::<FUSED>(acc, m, wv, _mm512_maskz_loadu_ps(m, xp.add(i)));
+        }
+        fold_zmm(acc)
     }
 }
 
-/// Dot product over whole Q8_0 blocks: `x.len() / 32` of them.
+/// [`avx512_dot_f32`] for Q8_0 blocks covering `x` (the last in part).
 ///
 /// # Safety
-/// The CPU must support AVX-512F; `w.len() >= x.len() / 32`.
+/// The CPU must support AVX-512F and F16C; `w.len() >= x.len().div_ceil(32)`.
 #[target_feature(enable = "avx512f,f16c")]
-pub unsafe fn avx512_dot_q8_0_32x(w: &[BlockQ8_0], x: &[f32]) -> f32 {
-    let nb = x.len() / 32;
-    debug_assert!(w.len() >= nb);
+pub unsafe fn avx512_dot_q8_0<const FUSED: bool>(w: &[BlockQ8_0], x: &[f32]) -> f32 {
+    let n = x.len();
+    debug_assert!(w.len() >= n.div_ceil(32));
     let xp = x.as_ptr();
-    // SAFETY: two 16-byte loads inside each block's 32 quants; 16-float
-    // loads at offsets < 32 nb <= x.len().
+    // SAFETY: two 16-byte loads inside each block's quants; x under masks
+    // limited to its n floats.
     unsafe {
         let mut acc = _mm512_setzero_ps();
-        for (b, blk) in w.iter().take(nb).enumerate() {
-            let q = blk.qs.as_ptr().cast::<u8>();
-            let lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q.cast())));
-            let hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q.add(16).cast())));
-            let s = _mm512_fmadd_ps(
-                lo,
-                _mm512_loadu_ps(xp.add(32 * b)),
-                _mm512_mul_ps(hi, _mm512_loadu_ps(xp.add(32 * b + 16))),
-            );
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(scale_f16c(blk)), s, acc);
+        for (b, blk) in w.iter().take(n.div_ceil(32)).enumerate() {
+            let d = _mm512_set1_ps(scale_f16c(blk));
+            let q = blk.qs.as_ptr().cast::<__m128i>();
+            for h in 0..2 {
+                let start = 32 * b + 16 * h;
+                if start >= n {
+                    break;
+                }
+                let qf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q.add(h))));
+                let wv = _mm512_mul_ps(qf, d);
+                let m = mask16(n - start);
+                acc = madd512_where::<FUSED>(acc, m, wv, _mm512_maskz_loadu_ps(m, xp.add(start)));
+            }
         }
-        _mm512_reduce_add_ps(acc)
+        fold_zmm(acc)
     }
 }
 
@@ -274,7 +381,12 @@ unsafe fn hsum16(a: &[__m512; 16]) -> __m512 {
 /// The CPU must support AVX-512F; `1 <= rows <= 16` and
 /// `w.len() >= (rows - 1) * row_bytes + 4 * x.len()`.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn avx512_dot16_f32(w: &[u8], row_bytes: usize, rows: usize, x: &[f32]) -> [f32; 16] {
+pub unsafe fn avx512_dot16_f32<const FUSED: bool>(
+    w: &[u8],
+    row_bytes: usize,
+    rows: usize,
+    x: &[f32],
+) -> [f32; 16] {
     let n = x.len();
     debug_assert!((1..=PANEL).contains(&rows) && w.len() >= (rows - 1) * row_bytes + 4 * n);
     let (xp, rp) = (x.as_ptr(), row_ptrs::<PANEL>(w, row_bytes, rows));
@@ -290,7 +402,7 @@ pub unsafe fn avx512_dot16_f32(w: &[u8], row_bytes: usize, rows: usize, x: &[f32
             let xv = _mm512_loadu_ps(xp.add(i));
             for (k, a) in acc.iter_mut().enumerate() {
                 let wv = _mm512_loadu_ps(rp[k].add(4 * i).cast());
-                *a = _mm512_fmadd_ps(wv, xv, *a);
+                *a = madd512::<FUSED>(*a, wv, xv);
             }
             i += 16;
         }
@@ -299,7 +411,7 @@ pub unsafe fn avx512_dot16_f32(w: &[u8], row_bytes: usize, rows: usize, x: &[f32
             let xv = _mm512_maskz_loadu_ps(m, xp.add(i));
             for (k, a) in acc.iter_mut().enumerate() {
                 let wv = _mm512_maskz_loadu_ps(m, rp[k].add(4 * i).cast());
-                *a = _mm512_fmadd_ps(wv, xv, *a);
+                *a = madd512_where::<FUSED>(*a, m, wv, xv);
             }
         }
         let mut out = [0f32; 16];
@@ -314,7 +426,12 @@ pub unsafe fn avx512_dot16_f32(w: &[u8], row_bytes: usize, rows: usize, x: &[f32
 /// The CPU must support AVX-512F, BW and VL; `1 <= rows <= 16` and
 /// `w.len() >= (rows - 1) * row_bytes + 2 * x.len()`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub unsafe fn avx512_dot16_f16(w: &[u8], row_bytes: usize, rows: usize, x: &[f32]) -> [f32; 16] {
+pub unsafe fn avx512_dot16_f16<const FUSED: bool>(
+    w: &[u8],
+    row_bytes: usize,
+    rows: usize,
+    x: &[f32],
+) -> [f32; 16] {
     let n = x.len();
     debug_assert!((1..=PANEL).contains(&rows) && w.len() >= (rows - 1) * row_bytes + 2 * n);
     let (xp, rp) = (x.as_ptr(), row_ptrs::<PANEL>(w, row_bytes, rows));
@@ -326,7 +443,7 @@ pub unsafe fn avx512_dot16_f16(w: &[u8], row_bytes: usize, rows: usize, x: &[f32
             let xv = _mm512_loadu_ps(xp.add(i));
             for (k, a) in acc.iter_mut().enumerate() {
                 let h = _mm256_loadu_si256(rp[k].add(2 * i).cast());
-                *a = _mm512_fmadd_ps(_mm512_cvtph_ps(h), xv, *a);
+                *a = madd512::<FUSED>(*a, _mm512_cvtph_ps(h), xv);
             }
             i += 16;
         }
@@ -335,7 +452,7 @@ pub unsafe fn avx512_dot16_f16(w: &[u8], row_bytes: usize, rows: usize, x: &[f32
             let xv = _mm512_maskz_loadu_ps(m, xp.add(i));
             for (k, a) in acc.iter_mut().enumerate() {
                 let h = _mm256_maskz_loadu_epi16(m, rp[k].add(2 * i).cast());
-                *a = _mm512_fmadd_ps(_mm512_cvtph_ps(h), xv, *a);
+                *a = madd512_where::<FUSED>(*a, m, _mm512_cvtph_ps(h), xv);
             }
         }
         let mut out = [0f32; 16];
@@ -344,17 +461,23 @@ pub unsafe fn avx512_dot16_f16(w: &[u8], row_bytes: usize, rows: usize, x: &[f32
     }
 }
 
-/// Up to sixteen rows of Q8_0 blocks dotted with `x`: row `k < rows` is
-/// `w[k * nb..k * nb + x.len().div_ceil(32)]`; lanes `rows..16` repeat the
-/// last row. Lanes past `x.len()` load x as zero, so a partial last block
-/// is exact whatever its padding holds.
+/// Up to sixteen rows of Q8_0 blocks dotted with `x`, each in the
+/// canonical order ([`super::scalar::scalar_dot_q8_0`]'s bits): row `k <
+/// rows` is `w[k * nb..k * nb + x.len().div_ceil(32)]`; lanes `rows..16`
+/// repeat the last row. Lanes past `x.len()` are masked off, so a partial
+/// last block's padding never counts.
 ///
 /// # Safety
 /// The CPU must support AVX-512F and F16C; `1 <= rows <= 16`,
 /// `w.len() >= (rows - 1) * nb + x.len().div_ceil(32)` and
 /// `34 * 15 * nb < 2^31`.
 #[target_feature(enable = "avx512f,f16c")]
-pub unsafe fn avx512_dot16_q8_0(w: &[BlockQ8_0], nb: usize, rows: usize, x: &[f32]) -> [f32; 16] {
+pub unsafe fn avx512_dot16_q8_0<const FUSED: bool>(
+    w: &[BlockQ8_0],
+    nb: usize,
+    rows: usize,
+    x: &[f32],
+) -> [f32; 16] {
     let n = x.len();
     let nbx = n.div_ceil(32);
     debug_assert!((1..=PANEL).contains(&rows) && w.len() >= (rows - 1) * nb + nbx);
@@ -377,7 +500,6 @@ pub unsafe fn avx512_dot16_q8_0(w: &[BlockQ8_0], nb: usize, rows: usize, x: &[f3
         );
         let mut acc = [_mm512_setzero_ps(); 16];
         let mut table = [0f32; CHUNK * PANEL];
-        let mut xt = [0f32; 32];
         let mut b0 = 0;
         while b0 < nbx {
             let cb = (nbx - b0).min(CHUNK);
@@ -387,23 +509,39 @@ pub unsafe fn avx512_dot16_q8_0(w: &[BlockQ8_0], nb: usize, rows: usize, x: &[f3
                 _mm512_storeu_ps(table.as_mut_ptr().add(PANEL * j), d);
             }
             for j in 0..cb {
-                let b = b0 + j;
-                let xb = if 32 * b + 32 <= n {
-                    xp.add(32 * b)
+                let start = 32 * (b0 + j);
+                let full = start + 32 <= n;
+                let (m0, m1) = (mask16(n - start), mask16((n - start).saturating_sub(16)));
+                // Lanes past n load as zero (unmasked loads for whole
+                // blocks: a masked load costs a uop more).
+                let (x0, x1) = if full {
+                    (
+                        _mm512_loadu_ps(xp.add(start)),
+                        _mm512_loadu_ps(xp.add(start + 16)),
+                    )
                 } else {
-                    // The partial last block meets a zero-padded copy of
-                    // x's tail, so its padding never counts.
-                    xt[..n - 32 * b].copy_from_slice(&x[32 * b..]);
-                    xt.as_ptr()
+                    (
+                        _mm512_maskz_loadu_ps(m0, xp.add(start)),
+                        _mm512_maskz_loadu_ps(m1, xp.add(start + 16)),
+                    )
                 };
-                let x0 = _mm512_loadu_ps(xb);
-                let x1 = _mm512_loadu_ps(xb.add(16));
                 for (k, a) in acc.iter_mut().enumerate() {
-                    let q = (*wp.add(row(k) + b)).qs.as_ptr().cast::<__m128i>();
+                    let d = _mm512_set1_ps(table[PANEL * j + k]);
+                    let q = (*wp.add(row(k) + b0 + j)).qs.as_ptr().cast::<__m128i>();
                     let lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q)));
                     let hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q.add(1))));
-                    let s = _mm512_fmadd_ps(lo, x0, _mm512_mul_ps(hi, x1));
-                    *a = _mm512_fmadd_ps(_mm512_set1_ps(table[PANEL * j + k]), s, *a);
+                    if FUSED {
+                        // The fast mode: the block's quants times x first,
+                        // then one scaled add (x's zero lanes cancel any
+                        // padding).
+                        let s = _mm512_fmadd_ps(lo, x0, _mm512_mul_ps(hi, x1));
+                        *a = _mm512_fmadd_ps(d, s, *a);
+                    } else {
+                        // Weight = scale x quant (exact), then the
+                        // canonical order: lanes past n never add.
+                        *a = madd512_where::<false>(*a, m0, _mm512_mul_ps(lo, d), x0);
+                        *a = madd512_where::<false>(*a, m1, _mm512_mul_ps(hi, d), x1);
+                    }
                 }
             }
             b0 += cb;
@@ -414,24 +552,10 @@ pub unsafe fn avx512_dot16_q8_0(w: &[BlockQ8_0], nb: usize, rows: usize, x: &[f3
     }
 }
 
-/// Rows per AVX2 panel: eight accumulators hide the FMA latency on two
-/// ports, and `hsum8` folds their sums into one vector.
-pub const PANEL_AVX2: usize = 8;
-
-/// Lane `k` of the result is the sum of the lanes of `a[k]`.
-#[inline(always)]
-unsafe fn hsum8(a: &[__m256; 8]) -> __m256 {
-    // SAFETY (whole function): register-only AVX intrinsics.
-    unsafe {
-        // Per 128-bit half: [r0, r1, r2, r3] partial sums, then rows 4-7.
-        let lo = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
-        let hi = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
-        _mm256_add_ps(
-            _mm256_permute2f128_ps(lo, hi, 0x20),
-            _mm256_permute2f128_ps(lo, hi, 0x31),
-        )
-    }
-}
+/// Rows per AVX2 panel: each row's 16 canonical lanes are two vectors,
+/// so four rows are eight independent add chains, and the 16 registers
+/// still hold the input and the weights.
+pub const PANEL_AVX2: usize = 4;
 
 /// Lanes of `x` still to go, as an AVX2 load mask (all lanes past 8).
 #[inline(always)]
@@ -443,141 +567,163 @@ unsafe fn mask8(left: usize) -> __m256i {
     }
 }
 
-/// Up to eight rows of F32 weights dotted with `x`: row `k < rows` starts
-/// at byte `k * row_bytes` of `w` and holds `x.len()` weights at any
-/// alignment; lanes `rows..8` repeat the last row. The tail goes through a
-/// masked load, so every element is done here.
+/// The canonical folds of four rows' lanes (`a[2k]` lanes 0-7, `a[2k + 1]`
+/// lanes 8-15 of row k).
+#[inline(always)]
+unsafe fn fold_rows4(a: &[__m256; 8]) -> [f32; PANEL_AVX2] {
+    // SAFETY: folds of register values.
+    core::array::from_fn(|k| unsafe { fold_ymm(a[2 * k], a[2 * k + 1]) })
+}
+
+/// Up to four rows of F32 weights dotted with `x`, each in the canonical
+/// order ([`avx2_dot_f32`]'s bits): row `k < rows` starts at byte `k *
+/// row_bytes` of `w` and holds `x.len()` weights at any alignment; lanes
+/// `rows..4` repeat the last row.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA; `1 <= rows <= 8` and
+/// The CPU must support AVX2; `1 <= rows <= 4` and
 /// `w.len() >= (rows - 1) * row_bytes + 4 * x.len()`.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn avx2_dot8_f32(w: &[u8], row_bytes: usize, rows: usize, x: &[f32]) -> [f32; 8] {
+pub unsafe fn avx2_dot4_f32<const FUSED: bool>(
+    w: &[u8],
+    row_bytes: usize,
+    rows: usize,
+    x: &[f32],
+) -> [f32; PANEL_AVX2] {
     let n = x.len();
     debug_assert!((1..=PANEL_AVX2).contains(&rows) && w.len() >= (rows - 1) * row_bytes + 4 * n);
     let (xp, rp) = (x.as_ptr(), row_ptrs::<PANEL_AVX2>(w, row_bytes, rows));
-    // SAFETY: full loads read elements i..i + 8 <= n of x and of each row;
+    // SAFETY: full loads read elements i..i + 16 <= n of x and of each row;
     // the masked tail touches only lanes below n; all inside by the
-    // contract, and loadu/maskload accept any alignment.
+    // contract, at any alignment.
     unsafe {
-        let mut acc = [_mm256_setzero_ps(); 8];
+        let mut a = [_mm256_setzero_ps(); 8];
         let mut i = 0;
-        while i + 8 <= n {
-            let xv = _mm256_loadu_ps(xp.add(i));
-            for (k, a) in acc.iter_mut().enumerate() {
-                *a = _mm256_fmadd_ps(_mm256_loadu_ps(rp[k].add(4 * i).cast()), xv, *a);
+        while i + 16 <= n {
+            for h in 0..2 {
+                let xv = _mm256_loadu_ps(xp.add(i + 8 * h));
+                for k in 0..PANEL_AVX2 {
+                    let wv = _mm256_loadu_ps(rp[k].add(4 * (i + 8 * h)).cast());
+                    a[2 * k + h] = madd256::<FUSED>(a[2 * k + h], wv, xv);
+                }
             }
-            i += 8;
+            i += 16;
         }
         if i < n {
-            let m = mask8(n - i);
-            let xv = _mm256_maskload_ps(xp.add(i), m);
-            for (k, a) in acc.iter_mut().enumerate() {
-                *a = _mm256_fmadd_ps(_mm256_maskload_ps(rp[k].add(4 * i).cast(), m), xv, *a);
+            for h in 0..2 {
+                let m = mask8((n - i).saturating_sub(8 * h));
+                let xv = _mm256_maskload_ps(xp.add(i + 8 * h), m);
+                for k in 0..PANEL_AVX2 {
+                    let wv = _mm256_maskload_ps(rp[k].add(4 * (i + 8 * h)).cast(), m);
+                    a[2 * k + h] = madd256_where::<FUSED>(a[2 * k + h], wv, xv, m);
+                }
             }
         }
-        let mut out = [0f32; 8];
-        _mm256_storeu_ps(out.as_mut_ptr(), hsum8(&acc));
-        out
+        fold_rows4(&a)
     }
 }
 
-/// [`avx2_dot8_f32`] for F16 weights (`2 * x.len()` bytes per row); a
-/// tail of fewer than 8 weights is copied out first (AVX2 has no 16-bit
-/// masked load).
+/// [`avx2_dot4_f32`] for F16 weights (`2 * x.len()` bytes per row).
 ///
 /// # Safety
-/// The CPU must support AVX2, FMA and F16C; `1 <= rows <= 8` and
+/// The CPU must support AVX2 and F16C; `1 <= rows <= 4` and
 /// `w.len() >= (rows - 1) * row_bytes + 2 * x.len()`.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn avx2_dot8_f16(w: &[u8], row_bytes: usize, rows: usize, x: &[f32]) -> [f32; 8] {
+pub unsafe fn avx2_dot4_f16<const FUSED: bool>(
+    w: &[u8],
+    row_bytes: usize,
+    rows: usize,
+    x: &[f32],
+) -> [f32; PANEL_AVX2] {
     let n = x.len();
     debug_assert!((1..=PANEL_AVX2).contains(&rows) && w.len() >= (rows - 1) * row_bytes + 2 * n);
     let (xp, rp) = (x.as_ptr(), row_ptrs::<PANEL_AVX2>(w, row_bytes, rows));
-    // SAFETY: as in avx2_dot8_f32, with 2-byte elements; the tail reads
-    // the n - i halves that lie inside each row.
+    // SAFETY: as in avx2_dot4_f32; each row's tail comes from a padded copy
+    // of its last bytes (inside the row by the contract).
     unsafe {
-        let mut acc = [_mm256_setzero_ps(); 8];
+        let mut a = [_mm256_setzero_ps(); 8];
         let mut i = 0;
-        while i + 8 <= n {
-            let xv = _mm256_loadu_ps(xp.add(i));
-            for (k, a) in acc.iter_mut().enumerate() {
-                let h = _mm_loadu_si128(rp[k].add(2 * i).cast());
-                *a = _mm256_fmadd_ps(_mm256_cvtph_ps(h), xv, *a);
+        while i + 16 <= n {
+            for h in 0..2 {
+                let xv = _mm256_loadu_ps(xp.add(i + 8 * h));
+                for k in 0..PANEL_AVX2 {
+                    let wv = _mm256_cvtph_ps(_mm_loadu_si128(rp[k].add(2 * (i + 8 * h)).cast()));
+                    a[2 * k + h] = madd256::<FUSED>(a[2 * k + h], wv, xv);
+                }
             }
-            i += 8;
+            i += 16;
         }
         if i < n {
-            let xv = _mm256_maskload_ps(xp.add(i), mask8(n - i));
-            for (k, a) in acc.iter_mut().enumerate() {
-                let mut t = [0u16; 8];
-                for (j, v) in t.iter_mut().enumerate().take(n - i) {
-                    *v = rp[k].add(2 * (i + j)).cast::<u16>().read_unaligned();
+            let tails: [[u8; 32]; PANEL_AVX2] = core::array::from_fn(|k| {
+                f16_tail(core::slice::from_raw_parts(rp[k].add(2 * i), 2 * (n - i)))
+            });
+            for h in 0..2 {
+                let m = mask8((n - i).saturating_sub(8 * h));
+                let xv = _mm256_maskload_ps(xp.add(i + 8 * h), m);
+                for (k, t) in tails.iter().enumerate() {
+                    let wv = _mm256_cvtph_ps(_mm_loadu_si128(t.as_ptr().add(16 * h).cast()));
+                    a[2 * k + h] = madd256_where::<FUSED>(a[2 * k + h], wv, xv, m);
                 }
-                let h = _mm_loadu_si128(t.as_ptr().cast());
-                *a = _mm256_fmadd_ps(_mm256_cvtph_ps(h), xv, *a);
             }
         }
-        let mut out = [0f32; 8];
-        _mm256_storeu_ps(out.as_mut_ptr(), hsum8(&acc));
-        out
+        fold_rows4(&a)
     }
 }
 
-/// Up to eight rows of Q8_0 blocks dotted with `x`: row `k < rows` is
-/// `w[k * nb..k * nb + x.len().div_ceil(32)]`; lanes `rows..8` repeat the
-/// last row. A partial last block meets a zero-padded copy of x's tail, so
-/// it is exact whatever its padding holds.
+/// Up to four rows of Q8_0 blocks dotted with `x`, each in the canonical
+/// order ([`avx2_dot_q8_0`]'s bits): row `k < rows` is `w[k * nb..k * nb
+/// + x.len().div_ceil(32)]`; lanes `rows..4` repeat the last row.
 ///
 /// # Safety
-/// The CPU must support AVX2, FMA and F16C; `1 <= rows <= 8` and
+/// The CPU must support AVX2 and F16C; `1 <= rows <= 4` and
 /// `w.len() >= (rows - 1) * nb + x.len().div_ceil(32)`.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn avx2_dot8_q8_0(w: &[BlockQ8_0], nb: usize, rows: usize, x: &[f32]) -> [f32; 8] {
+pub unsafe fn avx2_dot4_q8_0<const FUSED: bool>(
+    w: &[BlockQ8_0],
+    nb: usize,
+    rows: usize,
+    x: &[f32],
+) -> [f32; PANEL_AVX2] {
     let n = x.len();
-    let (whole, nbx) = (n / 32, n.div_ceil(32));
+    let nbx = n.div_ceil(32);
     debug_assert!((1..=PANEL_AVX2).contains(&rows) && w.len() >= (rows - 1) * nb + nbx);
-    let wp = w.as_ptr();
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
     let row = |k: usize| k.min(rows - 1) * nb;
-    // SAFETY: block b < nbx of row k is w[row(k) + b], inside w by the
-    // contract; its quants are read as four 8-byte loads inside the block;
-    // x is read at offsets < 32 whole <= n, its tail through a copy.
+    // SAFETY: block b of row k is w[row(k) + b], inside w by the contract;
+    // its quants are read as 8-byte loads inside the block; x under masks
+    // limited to its n floats.
     unsafe {
-        // As in the AVX-512 panel: per block, the eight rows' partial sums
-        // are folded into one vector and scaled by their eight scales.
-        let block = |b: usize, xb: *const f32, acc: __m256| {
-            let xv: [__m256; 4] = core::array::from_fn(|j| _mm256_loadu_ps(xb.add(8 * j)));
-            let s: [__m256; 8] = core::array::from_fn(|k| {
-                let q = (*wp.add(row(k) + b)).qs.as_ptr();
-                let qf = |j: usize| {
-                    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(q.add(8 * j).cast())))
+        let mut a = [_mm256_setzero_ps(); 8];
+        for b in 0..nbx {
+            let d: [__m256; PANEL_AVX2] =
+                core::array::from_fn(|k| _mm256_set1_ps(scale_f16c(&*wp.add(row(k) + b))));
+            for g in 0..4 {
+                let start = 32 * b + 8 * g;
+                if start >= n {
+                    break;
+                }
+                // Whole groups of 8 need no mask (a blend costs a uop).
+                let full = start + 8 <= n;
+                let m = mask8(n - start);
+                let xv = if full {
+                    _mm256_loadu_ps(xp.add(start))
+                } else {
+                    _mm256_maskload_ps(xp.add(start), m)
                 };
-                _mm256_fmadd_ps(
-                    qf(0),
-                    xv[0],
-                    _mm256_fmadd_ps(
-                        qf(1),
-                        xv[1],
-                        _mm256_fmadd_ps(qf(2), xv[2], _mm256_mul_ps(qf(3), xv[3])),
-                    ),
-                )
-            });
-            let d: [u16; 8] = core::array::from_fn(|k| u16::from_le_bytes((*wp.add(row(k) + b)).d));
-            let dv = _mm256_cvtph_ps(_mm_loadu_si128(d.as_ptr().cast()));
-            _mm256_fmadd_ps(dv, hsum8(&s), acc)
-        };
-        let mut acc = _mm256_setzero_ps();
-        for b in 0..whole {
-            acc = block(b, x.as_ptr().add(32 * b), acc);
+                for k in 0..PANEL_AVX2 {
+                    let q = (*wp.add(row(k) + b)).qs.as_ptr().cast::<u8>();
+                    let q8 = _mm_loadl_epi64(q.add(8 * g).cast());
+                    let wv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), d[k]);
+                    let lane = &mut a[2 * k + g % 2];
+                    *lane = if full {
+                        madd256::<FUSED>(*lane, wv, xv)
+                    } else {
+                        madd256_where::<FUSED>(*lane, wv, xv, m)
+                    };
+                }
+            }
         }
-        if whole < nbx {
-            let mut t = [0f32; 32];
-            t[..n - 32 * whole].copy_from_slice(&x[32 * whole..]);
-            acc = block(whole, t.as_ptr(), acc);
-        }
-        let mut out = [0f32; 8];
-        _mm256_storeu_ps(out.as_mut_ptr(), acc);
-        out
+        fold_rows4(&a)
     }
 }
 
@@ -615,14 +761,14 @@ pub unsafe fn f16c_widen(src: &[u8], dst: &mut [f32]) -> usize {
 /// <= DEPTH`, `x.len() >= (kc - 1) * xs + p`, `w` holds 6 rows of `kc`)
 /// and `o.len() >= h * p`.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn avx512_gemm6(t: &super::gemm::Tile<'_>, o: &mut [f32]) {
+pub unsafe fn avx512_gemm6<const FUSED: bool>(t: &super::gemm::Tile<'_>, o: &mut [f32]) {
     let p = t.p;
     let mut j = 0;
     // SAFETY (every call): the blocks cover pixels j..j + 16 * PV, the last
     // vector masked to the pixels below p; see `avx512_block`.
     unsafe {
         while j + 64 <= p {
-            avx512_block::<4>(t, o, j, 0xffff);
+            avx512_block::<4, FUSED>(t, o, j, 0xffff);
             j += 64;
         }
         let left = p - j;
@@ -634,10 +780,10 @@ pub unsafe fn avx512_gemm6(t: &super::gemm::Tile<'_>, o: &mut [f32]) {
                 (1u16 << tail) - 1
             };
             match left.div_ceil(16) {
-                1 => avx512_block::<1>(t, o, j, mask),
-                2 => avx512_block::<2>(t, o, j, mask),
-                3 => avx512_block::<3>(t, o, j, mask),
-                _ => avx512_block::<4>(t, o, j, mask),
+                1 => avx512_block::<1, FUSED>(t, o, j, mask),
+                2 => avx512_block::<2, FUSED>(t, o, j, mask),
+                3 => avx512_block::<3, FUSED>(t, o, j, mask),
+                _ => avx512_block::<4, FUSED>(t, o, j, mask),
             }
         }
     }
@@ -646,7 +792,7 @@ pub unsafe fn avx512_gemm6(t: &super::gemm::Tile<'_>, o: &mut [f32]) {
 /// Pixels `j..j + 16 * PV` of [`avx512_gemm6`]; the last vector uses `mask`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn avx512_block<const PV: usize>(
+unsafe fn avx512_block<const PV: usize, const FUSED: bool>(
     t: &super::gemm::Tile<'_>,
     o: &mut [f32],
     j: usize,
@@ -686,7 +832,7 @@ unsafe fn avx512_block<const PV: usize>(
             for (r, a) in acc.iter_mut().enumerate() {
                 let w = _mm512_set1_ps(wp.add(4 * (r * ws + k)).cast::<f32>().read_unaligned());
                 for (av, &xv) in a.iter_mut().zip(&xv) {
-                    *av = _mm512_fmadd_ps(w, xv, *av);
+                    *av = madd512::<FUSED>(*av, w, xv);
                 }
             }
         }
@@ -705,20 +851,20 @@ unsafe fn avx512_block<const PV: usize>(
 /// # Safety
 /// The CPU must support AVX2 and FMA; as [`avx512_gemm6`].
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn avx2_gemm6(t: &super::gemm::Tile<'_>, o: &mut [f32]) {
+pub unsafe fn avx2_gemm6<const FUSED: bool>(t: &super::gemm::Tile<'_>, o: &mut [f32]) {
     let p = t.p;
     let mut j = 0;
     // SAFETY (every call): as in `avx512_gemm6`, with `left` lanes from j.
     unsafe {
         while j + 16 <= p {
-            avx2_block::<2>(t, o, j, 16);
+            avx2_block::<2, FUSED>(t, o, j, 16);
             j += 16;
         }
         let left = p - j;
         if left > 8 {
-            avx2_block::<2>(t, o, j, left);
+            avx2_block::<2, FUSED>(t, o, j, left);
         } else if left > 0 {
-            avx2_block::<1>(t, o, j, left);
+            avx2_block::<1, FUSED>(t, o, j, left);
         }
     }
 }
@@ -726,7 +872,7 @@ pub unsafe fn avx2_gemm6(t: &super::gemm::Tile<'_>, o: &mut [f32]) {
 /// Pixels `j..j + min(8 * PV, left)` of [`avx2_gemm6`], masked past `left`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn avx2_block<const PV: usize>(
+unsafe fn avx2_block<const PV: usize, const FUSED: bool>(
     t: &super::gemm::Tile<'_>,
     o: &mut [f32],
     j: usize,
@@ -768,7 +914,7 @@ unsafe fn avx2_block<const PV: usize>(
             for (r, a) in acc.iter_mut().enumerate() {
                 let w = _mm256_set1_ps(wp.add(4 * (r * ws + k)).cast::<f32>().read_unaligned());
                 for (av, &xv) in a.iter_mut().zip(&xv) {
-                    *av = _mm256_fmadd_ps(w, xv, *av);
+                    *av = madd256::<FUSED>(*av, w, xv);
                 }
             }
         }
