@@ -494,6 +494,44 @@ impl Matrix<'_> {
                 Isa::Scalar => {}
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        if isa == Isa::Neon {
+            let (s, c) = (self.stride, self.cols);
+            let h = left.min(neon::PANEL);
+            let det = deterministic();
+            // SAFETY (every arm): NEON is baseline; each slice ends where
+            // row r + h - 1 ends and h <= 4.
+            let d = match self.w {
+                Weights::F32(b) => {
+                    let w = &b[4 * r * s..4 * ((r + h - 1) * s + c)];
+                    if det {
+                        unsafe { neon::neon_dot4_f32::<false>(w, 4 * s, h, x) }
+                    } else {
+                        unsafe { neon::neon_dot4_f32::<true>(w, 4 * s, h, x) }
+                    }
+                }
+                Weights::F16(b) => {
+                    let w = &b[2 * r * s..2 * ((r + h - 1) * s + c)];
+                    if det {
+                        unsafe { neon::neon_dot4_f16::<false>(w, 2 * s, h, x) }
+                    } else {
+                        unsafe { neon::neon_dot4_f16::<true>(w, 2 * s, h, x) }
+                    }
+                }
+                Weights::Q8_0(b) => {
+                    let nb = s / QK8_0;
+                    let w = &b[r * nb..(r + h - 1) * nb + c.div_ceil(QK8_0)];
+                    if det {
+                        unsafe { neon::neon_dot4_q8_0::<false>(w, nb, h, x) }
+                    } else {
+                        unsafe { neon::neon_dot4_q8_0::<true>(w, nb, h, x) }
+                    }
+                }
+            };
+            let mut out = [0f32; MAX_PANEL];
+            out[..neon::PANEL].copy_from_slice(&d);
+            return Some((h, out));
+        }
         let _ = (isa, r, left, x);
         None
     }
@@ -804,6 +842,49 @@ mod tests {
         }
     }
 
+    /// NEON's fast (fused) panels agree with the canonical rows to
+    /// rounding; the deterministic ones are held to the bit by the panel
+    /// test below.
+    #[cfg(target_arch = "aarch64")]
+    #[test]
+    fn neon_fast_panels_agree_with_the_canonical_rows() {
+        let mut s = 17;
+        for (rows, cols) in [(1, 5), (3, 33), (4, 64), (2, 100)] {
+            let w = rand(&mut s, rows * cols);
+            let x = rand(&mut s, cols);
+            let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let hb: Vec<u8> = w
+                .iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                .collect();
+            let stride = cols.div_ceil(32) * 32;
+            let nb = stride / 32;
+            let mut q = std::vec![BlockQ8_0 { d: [0; 2], qs: [0; 32] }; rows * nb];
+            for r in 0..rows {
+                let mut row = std::vec![0f32; stride];
+                row[..cols].copy_from_slice(&w[r * cols..(r + 1) * cols]);
+                edgegen_format::quant::quantize_q8_0(&row, &mut q[r * nb..(r + 1) * nb]);
+            }
+            // SAFETY: NEON is baseline; each buffer holds `rows` rows.
+            let (f, h, q8) = unsafe {
+                (
+                    neon::neon_dot4_f32::<true>(&wb, 4 * cols, rows, &x),
+                    neon::neon_dot4_f16::<true>(&hb, 2 * cols, rows, &x),
+                    neon::neon_dot4_q8_0::<true>(&q, nb, rows, &x),
+                )
+            };
+            let tol = 1e-6 * cols as f32;
+            for r in 0..rows {
+                let want = scalar::scalar_dot_f32(&wb[4 * r * cols..4 * (r + 1) * cols], &x);
+                assert!((f[r] - want).abs() <= tol, "f32 {rows}x{cols} row {r}");
+                let want = scalar::scalar_dot_f16(&hb[2 * r * cols..2 * (r + 1) * cols], &x);
+                assert!((h[r] - want).abs() <= tol, "f16 {rows}x{cols} row {r}");
+                let want = scalar::scalar_dot_q8_0(&q[r * nb..(r + 1) * nb], &x);
+                assert!((q8[r] - want).abs() <= tol, "q8_0 {rows}x{cols} row {r}");
+            }
+        }
+    }
+
     #[test]
     fn q8_0_dots_are_the_canonical_bits_with_partial_last_block() {
         let mut s = 9;
@@ -837,7 +918,7 @@ mod tests {
         // The mode is process-wide; no test here turns it off again.
         set_deterministic(true);
         let mut s = 21;
-        // Panels of 16 (AVX-512) and 4 (AVX2) rows, full and short, over
+        // Panels of 16 (AVX-512) and 4 (AVX2, NEON) rows, full and short, over
         // columns with and without tails and partial Q8_0 blocks.
         for (rows, cols) in [
             (1, 5),

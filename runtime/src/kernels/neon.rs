@@ -167,6 +167,150 @@ pub unsafe fn neon_dot_q8_0<const FUSED: bool>(w: &[BlockQ8_0], x: &[f32]) -> f3
     }
 }
 
+/// Rows per NEON panel: four rows' 16 canonical lanes are 16 accumulator
+/// registers of the 32, each chunk of x loaded once for all four.
+pub const PANEL: usize = 4;
+
+/// Start of row `min(k, rows - 1)` for each panel row; rows past the
+/// matrix repeat its last row, so every pointer is in bounds.
+#[inline(always)]
+fn row_starts<T>(w: &[T], row_len: usize, rows: usize) -> [&[T]; PANEL] {
+    core::array::from_fn(|k| &w[k.min(rows - 1) * row_len..])
+}
+
+/// Up to four rows of F32 weights dotted with `x`, each exactly as
+/// [`neon_dot_f32`] (so in the canonical order when not `FUSED`): row `k <
+/// rows` starts at byte `k * row_bytes` of `w`; lanes `rows..4` repeat the
+/// last row.
+///
+/// # Safety
+/// `1 <= rows <= 4` and `w.len() >= (rows - 1) * row_bytes + 4 * x.len()`.
+pub unsafe fn neon_dot4_f32<const FUSED: bool>(
+    w: &[u8],
+    row_bytes: usize,
+    rows: usize,
+    x: &[f32],
+) -> [f32; PANEL] {
+    let (n, full) = (x.len(), x.len() / 16 * 16);
+    debug_assert!((1..=PANEL).contains(&rows) && w.len() >= (rows - 1) * row_bytes + 4 * n);
+    let rw = row_starts(w, row_bytes, rows);
+    let xp = x.as_ptr();
+    // SAFETY: each row slice holds 4n bytes (the contract); loads read
+    // bytes < 4 full of a row and floats < full of x.
+    unsafe {
+        let mut acc = [[vdupq_n_f32(0.0); 4]; PANEL];
+        let mut i = 0;
+        while i < full {
+            for g in 0..4 {
+                let xv = vld1q_f32(xp.add(i + 4 * g));
+                for (a, r) in acc.iter_mut().zip(&rw) {
+                    let wv = vreinterpretq_f32_u8(vld1q_u8(r.as_ptr().add(4 * (i + 4 * g))));
+                    a[g] = madd::<FUSED>(a[g], wv, xv);
+                }
+            }
+            i += 16;
+        }
+        core::array::from_fn(|k| {
+            let tail = rw[k][4 * full..4 * n]
+                .chunks_exact(4)
+                .zip(&x[full..])
+                .map(|(b, &xv)| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * xv);
+            finish(&acc[k], tail)
+        })
+    }
+}
+
+/// [`neon_dot4_f32`] for F16 weights (`2 * x.len()` bytes per row).
+///
+/// # Safety
+/// `1 <= rows <= 4` and `w.len() >= (rows - 1) * row_bytes + 2 * x.len()`.
+pub unsafe fn neon_dot4_f16<const FUSED: bool>(
+    w: &[u8],
+    row_bytes: usize,
+    rows: usize,
+    x: &[f32],
+) -> [f32; PANEL] {
+    let (n, full) = (x.len(), x.len() / 16 * 16);
+    debug_assert!((1..=PANEL).contains(&rows) && w.len() >= (rows - 1) * row_bytes + 2 * n);
+    let rw = row_starts(w, row_bytes, rows);
+    let xp = x.as_ptr();
+    // SAFETY: as in neon_dot4_f32, with 2-byte weights.
+    unsafe {
+        let mut acc = [[vdupq_n_f32(0.0); 4]; PANEL];
+        let mut i = 0;
+        while i < full {
+            for g in 0..4 {
+                let xv = vld1q_f32(xp.add(i + 4 * g));
+                for (a, r) in acc.iter_mut().zip(&rw) {
+                    let h = vreinterpret_u16_u8(vld1_u8(r.as_ptr().add(2 * (i + 4 * g))));
+                    a[g] = madd::<FUSED>(a[g], f16x4_to_f32(h), xv);
+                }
+            }
+            i += 16;
+        }
+        core::array::from_fn(|k| {
+            let tail = rw[k][2 * full..2 * n]
+                .chunks_exact(2)
+                .zip(&x[full..])
+                .map(|(b, &xv)| f16_le_to_f32([b[0], b[1]]) * xv);
+            finish(&acc[k], tail)
+        })
+    }
+}
+
+/// Up to four rows of Q8_0 blocks dotted with `x`, each exactly as
+/// [`neon_dot_q8_0`]: row `k < rows` is `w[k * nb..k * nb +
+/// x.len().div_ceil(32)]`; lanes `rows..4` repeat the last row.
+///
+/// # Safety
+/// `1 <= rows <= 4` and `w.len() >= (rows - 1) * nb + x.len().div_ceil(32)`.
+pub unsafe fn neon_dot4_q8_0<const FUSED: bool>(
+    w: &[BlockQ8_0],
+    nb: usize,
+    rows: usize,
+    x: &[f32],
+) -> [f32; PANEL] {
+    let n = x.len();
+    debug_assert!((1..=PANEL).contains(&rows) && w.len() >= (rows - 1) * nb + n.div_ceil(32));
+    let rw = row_starts(w, nb, rows);
+    let (full, xp) = (n / 16, x.as_ptr());
+    // SAFETY: 16-byte loads inside each block's 32 quants, blocks below
+    // n.div_ceil(32) of each row (the contract); floats below 16 full <= n.
+    unsafe {
+        let mut acc = [[vdupq_n_f32(0.0); 4]; PANEL];
+        for c in 0..full {
+            let xv: [float32x4_t; 4] = core::array::from_fn(|g| vld1q_f32(xp.add(16 * c + 4 * g)));
+            for (a, r) in acc.iter_mut().zip(&rw) {
+                let blk = &r[c / 2];
+                let d = vdupq_n_f32(blk.scale());
+                let v = vld1q_s8(blk.qs.as_ptr().add(16 * (c % 2)));
+                let (lo, hi) = (vmovl_s8(vget_low_s8(v)), vmovl_s8(vget_high_s8(v)));
+                let parts = [
+                    vget_low_s16(lo),
+                    vget_high_s16(lo),
+                    vget_low_s16(hi),
+                    vget_high_s16(hi),
+                ];
+                for g in 0..4 {
+                    let wv = vmulq_f32(vcvtq_f32_s32(vmovl_s16(parts[g])), d);
+                    a[g] = madd::<FUSED>(a[g], wv, xv[g]);
+                }
+            }
+        }
+        let start = 16 * full;
+        core::array::from_fn(|k| {
+            let (d, qs) = rw[k]
+                .get(start / 32)
+                .map_or((0.0, &[][..]), |b| (b.scale(), &b.qs[start % 32..]));
+            let tail = x[start..]
+                .iter()
+                .zip(qs)
+                .map(|(&xv, &q)| (d * q as f32) * xv);
+            finish(&acc[k], tail)
+        })
+    }
+}
+
 /// F16 bytes to f32, 4 at a time; returns how many it did
 /// (`4 * (dst.len() / 4)`), the caller widens the rest.
 ///
