@@ -30,18 +30,34 @@ pub fn fold16(l: &[f32; LANES]) -> f32 {
 #[inline(always)]
 fn dot_by(x: &[f32], w: impl Fn(usize) -> f32) -> f32 {
     let mut l = [0f32; LANES];
-    let full = x.len() / LANES * LANES;
-    let mut i = 0;
-    while i < full {
-        for (j, a) in l.iter_mut().enumerate() {
-            *a += w(i + j) * x[i + j];
-        }
-        i += LANES;
+    let mut chunks = x.chunks_exact(LANES);
+    let mut base = 0;
+    for xc in &mut chunks {
+        round16(&mut l, LANES, xc, |j| w(base + j));
+        base += LANES;
     }
-    for (j, a) in l.iter_mut().enumerate().take(x.len() - full) {
-        *a += w(full + j) * x[full + j];
-    }
+    let rem = chunks.remainder();
+    round16(&mut l, rem.len(), rem, |j| w(base + j));
     fold16(&l)
+}
+
+/// Adds `w(j) * x[j]` to lane `j` for each `j < n` (`n <= 16`, `x.len()
+/// >= n`), every lane index a constant, so that the lanes stay in
+/// registers: on a Cortex-M4F a loop over them kept them in memory, a
+/// load and a store per product. With `n` a literal 16 the checks fold
+/// away.
+#[inline(always)]
+fn round16(l: &mut [f32; LANES], n: usize, x: &[f32], w: impl Fn(usize) -> f32) {
+    macro_rules! lanes {
+        ($($j:literal)*) => {
+            $(
+                if $j < n && $j < x.len() {
+                    l[$j] += w($j) * x[$j];
+                }
+            )*
+        };
+    }
+    lanes!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
 }
 
 /// `sum_i w[i] x[i]` with `w` as F32 bytes (`4 * x.len()` of them), in
@@ -70,8 +86,12 @@ pub fn scalar_dot_q8_0(w: &[BlockQ8_0], x: &[f32]) -> f32 {
         let d = b.scale();
         // A block is two rounds of the 16 lanes.
         for (h, xh) in xb.chunks(LANES).enumerate() {
-            for ((a, &q), &xv) in l.iter_mut().zip(&b.qs[LANES * h..]).zip(xh) {
-                *a += (d * q as f32) * xv;
+            let q = &b.qs[LANES * h..];
+            let wq = |j: usize| d * q.get(j).copied().unwrap_or(0) as f32;
+            if xh.len() == LANES {
+                round16(&mut l, LANES, xh, wq);
+            } else {
+                round16(&mut l, xh.len(), xh, wq);
             }
         }
     }
