@@ -120,6 +120,12 @@ pub fn f16_bits_to_f32(bits: u16) -> f32 {
 /// infinities and NaNs (made quiet, as `half` does) are set directly.
 /// Needs subnormals kept, not flushed, which is the default on x86,
 /// aarch64 and Cortex-M.
+///
+/// ```
+/// use edgegen_format::quant::f16_bits_to_f32_mul;
+/// assert_eq!(f16_bits_to_f32_mul(0xc000), -2.0);
+/// assert!(f16_bits_to_f32_mul(0x7e00).is_nan());
+/// ```
 #[inline]
 pub fn f16_bits_to_f32_mul(bits: u16) -> f32 {
     let sign = ((bits & 0x8000) as u32) << 16;
@@ -134,6 +140,11 @@ pub fn f16_bits_to_f32_mul(bits: u16) -> f32 {
 }
 
 /// [`f16_bits_to_f32`] of two little-endian bytes.
+///
+/// ```
+/// use edgegen_format::quant::f16_le_to_f32;
+/// assert_eq!(f16_le_to_f32([0x00, 0x3c]), 1.0);
+/// ```
 #[inline]
 pub fn f16_le_to_f32(b: [u8; 2]) -> f32 {
     f16_bits_to_f32(u16::from_le_bytes(b))

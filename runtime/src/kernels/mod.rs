@@ -251,6 +251,12 @@ pub fn set_deterministic(on: bool) {
 /// Whether the deterministic mode is on ([`set_deterministic`]). Without
 /// `std` the mode is fixed when the crate is built (the `deterministic`
 /// feature), so that a firmware image links one set of kernels only.
+///
+/// ```
+/// // Off unless asked for: the fast mode is the default.
+/// let fast = !edgegen_runtime::kernels::deterministic();
+/// # let _ = fast;
+/// ```
 #[inline(always)]
 pub fn deterministic() -> bool {
     cfg!(feature = "deterministic")
