@@ -41,8 +41,8 @@ fn dot_by(x: &[f32], w: impl Fn(usize) -> f32) -> f32 {
     fold16(&l)
 }
 
-/// Adds `w(j) * x[j]` to lane `j` for each `j < n` (`n <= 16`, `x.len()
-/// >= n`), every lane index a constant, so that the lanes stay in
+/// Adds `w(j) * x[j]` to lane `j` for each `j` below both `n` (at most 16)
+/// and `x.len()`, every lane index a constant, so that the lanes stay in
 /// registers: on a Cortex-M4F a loop over them kept them in memory, a
 /// load and a store per product. With `n` a literal 16 the checks fold
 /// away.
