@@ -16,25 +16,7 @@ fn s(p: &Path) -> &str {
 }
 
 fn train(dir: &Path, extra: &[&str]) -> PathBuf {
-    let run_dir = dir.join("run");
-    let mut args = vec![
-        "train",
-        "vae",
-        "--max-train",
-        "500",
-        "--epochs",
-        "1",
-        "--batch",
-        "50",
-        "--threads",
-        "2",
-        "--quiet",
-        "-o",
-        s(&run_dir),
-    ];
-    args.extend(extra);
-    ok(&args);
-    run_dir
+    common::train_vae(dir, extra)
 }
 
 /// Every precision of two different decoders passes validation against

@@ -36,27 +36,7 @@ fn build_firmware(model: &Path, memory: &str, target: &Path) -> std::process::Ou
 #[test]
 fn a_run_dir_becomes_a_firmware_image_that_samples_under_qemu() {
     let d = tmp("recipe", "firmware");
-    let run_dir = d.join("run");
-    ok(&[
-        "train",
-        "vae",
-        "--max-train",
-        "500",
-        "--epochs",
-        "1",
-        "--batch",
-        "50",
-        "--hidden",
-        "40",
-        "--latent",
-        "3",
-        "--conditional",
-        "--threads",
-        "2",
-        "--quiet",
-        "-o",
-        s(&run_dir),
-    ]);
+    let run_dir = common::train_vae(&d, &["--hidden", "40", "--latent", "3", "--conditional"]);
     let model = d.join("model.gguf");
     ok(&[
         "export",

@@ -1,7 +1,7 @@
 //! Helpers the `edgegen` end-to-end tests share.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs the binary (with `EDGEGEN_DATA` unset, so defaults are the built-in data).
@@ -74,3 +74,28 @@ pub const TINY_GAN: [&str; 14] = [
     "--quiet",
     "--json",
 ];
+
+/// A tiny VAE trained into `dir/run` (500 images, one epoch, batch 50, two
+/// threads) with `extra` flags; returns the run folder.
+pub fn train_vae(dir: &Path, extra: &[&str]) -> PathBuf {
+    let run_dir = dir.join("run");
+    let out = run_dir.to_str().expect("a UTF-8 temp path");
+    let mut args = vec![
+        "train",
+        "vae",
+        "--max-train",
+        "500",
+        "--epochs",
+        "1",
+        "--batch",
+        "50",
+        "--threads",
+        "2",
+        "--quiet",
+        "-o",
+        out,
+    ];
+    args.extend(extra);
+    ok(&args);
+    run_dir
+}

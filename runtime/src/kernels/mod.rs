@@ -511,26 +511,26 @@ impl Matrix<'_> {
                 Weights::F32(b) => {
                     let w = &b[4 * r * s..4 * ((r + h - 1) * s + c)];
                     if det {
-                        unsafe { neon::neon_dot4_f32::<false>(w, 4 * s, h, x) }
+                        unsafe { neon::neon_dot4_f32::<{ neon::PANEL }, false>(w, 4 * s, h, x) }
                     } else {
-                        unsafe { neon::neon_dot4_f32::<true>(w, 4 * s, h, x) }
+                        unsafe { neon::neon_dot4_f32::<{ neon::PANEL }, true>(w, 4 * s, h, x) }
                     }
                 }
                 Weights::F16(b) => {
                     let w = &b[2 * r * s..2 * ((r + h - 1) * s + c)];
                     if det {
-                        unsafe { neon::neon_dot4_f16::<false>(w, 2 * s, h, x) }
+                        unsafe { neon::neon_dot4_f16::<{ neon::PANEL }, false>(w, 2 * s, h, x) }
                     } else {
-                        unsafe { neon::neon_dot4_f16::<true>(w, 2 * s, h, x) }
+                        unsafe { neon::neon_dot4_f16::<{ neon::PANEL }, true>(w, 2 * s, h, x) }
                     }
                 }
                 Weights::Q8_0(b) => {
                     let nb = s / QK8_0;
                     let w = &b[r * nb..(r + h - 1) * nb + c.div_ceil(QK8_0)];
                     if det {
-                        unsafe { neon::neon_dot4_q8_0::<false>(w, nb, h, x) }
+                        unsafe { neon::neon_dot4_q8_0::<{ neon::PANEL }, false>(w, nb, h, x) }
                     } else {
-                        unsafe { neon::neon_dot4_q8_0::<true>(w, nb, h, x) }
+                        unsafe { neon::neon_dot4_q8_0::<{ neon::PANEL }, true>(w, nb, h, x) }
                     }
                 }
             };
@@ -874,9 +874,9 @@ mod tests {
             // SAFETY: NEON is baseline; each buffer holds `rows` rows.
             let (f, h, q8) = unsafe {
                 (
-                    neon::neon_dot4_f32::<true>(&wb, 4 * cols, rows, &x),
-                    neon::neon_dot4_f16::<true>(&hb, 2 * cols, rows, &x),
-                    neon::neon_dot4_q8_0::<true>(&q, nb, rows, &x),
+                    neon::neon_dot4_f32::<{ neon::PANEL }, true>(&wb, 4 * cols, rows, &x),
+                    neon::neon_dot4_f16::<{ neon::PANEL }, true>(&hb, 2 * cols, rows, &x),
+                    neon::neon_dot4_q8_0::<{ neon::PANEL }, true>(&q, nb, rows, &x),
                 )
             };
             let tol = 1e-6 * cols as f32;

@@ -70,27 +70,8 @@ unsafe fn finish(acc: &[float32x4_t; 4], tail: impl Iterator<Item = f32>) -> f32
 /// # Safety
 /// `w.len() >= 4 * x.len()`.
 pub unsafe fn neon_dot_f32<const FUSED: bool>(w: &[u8], x: &[f32]) -> f32 {
-    let n = x.len() / 16 * 16;
-    debug_assert!(w.len() >= 4 * x.len());
-    let (wp, xp) = (w.as_ptr(), x.as_ptr());
-    // SAFETY: byte loads (alignment 1) at offsets < 4n <= w.len(); float
-    // loads at offsets < n <= x.len(), aligned as f32.
-    unsafe {
-        let mut acc = [vdupq_n_f32(0.0); 4];
-        let mut i = 0;
-        while i < n {
-            for (k, a) in acc.iter_mut().enumerate() {
-                let wv = vreinterpretq_f32_u8(vld1q_u8(wp.add(4 * (i + 4 * k))));
-                *a = madd::<FUSED>(*a, wv, vld1q_f32(xp.add(i + 4 * k)));
-            }
-            i += 16;
-        }
-        let tail = w[4 * n..4 * x.len()]
-            .chunks_exact(4)
-            .zip(&x[n..])
-            .map(|(b, &xv)| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * xv);
-        finish(&acc, tail)
-    }
+    // SAFETY: one row of 4 x.len() bytes, the caller's contract.
+    unsafe { neon_dot4_f32::<1, FUSED>(w, 0, 1, x)[0] }
 }
 
 /// [`neon_dot_f32`] for F16 weights.
@@ -98,27 +79,8 @@ pub unsafe fn neon_dot_f32<const FUSED: bool>(w: &[u8], x: &[f32]) -> f32 {
 /// # Safety
 /// `w.len() >= 2 * x.len()`.
 pub unsafe fn neon_dot_f16<const FUSED: bool>(w: &[u8], x: &[f32]) -> f32 {
-    let n = x.len() / 16 * 16;
-    debug_assert!(w.len() >= 2 * x.len());
-    let (wp, xp) = (w.as_ptr(), x.as_ptr());
-    // SAFETY: 8-byte loads at offsets < 2n <= w.len(); float loads at
-    // offsets < n <= x.len().
-    unsafe {
-        let mut acc = [vdupq_n_f32(0.0); 4];
-        let mut i = 0;
-        while i < n {
-            for (k, a) in acc.iter_mut().enumerate() {
-                let h = vreinterpret_u16_u8(vld1_u8(wp.add(2 * (i + 4 * k))));
-                *a = madd::<FUSED>(*a, f16x4_to_f32(h), vld1q_f32(xp.add(i + 4 * k)));
-            }
-            i += 16;
-        }
-        let tail = w[2 * n..2 * x.len()]
-            .chunks_exact(2)
-            .zip(&x[n..])
-            .map(|(b, &xv)| f16_le_to_f32([b[0], b[1]]) * xv);
-        finish(&acc, tail)
-    }
+    // SAFETY: one row of 2 x.len() bytes, the caller's contract.
+    unsafe { neon_dot4_f16::<1, FUSED>(w, 0, 1, x)[0] }
 }
 
 /// [`neon_dot_f32`] for Q8_0 blocks covering `x` (the last in part):
@@ -127,44 +89,8 @@ pub unsafe fn neon_dot_f16<const FUSED: bool>(w: &[u8], x: &[f32]) -> f32 {
 /// # Safety
 /// `w.len() >= x.len().div_ceil(32)`.
 pub unsafe fn neon_dot_q8_0<const FUSED: bool>(w: &[BlockQ8_0], x: &[f32]) -> f32 {
-    let n = x.len();
-    debug_assert!(w.len() >= n.div_ceil(32));
-    let full = n / 16;
-    let xp = x.as_ptr();
-    // SAFETY: 16-byte loads inside each block's 32 quants; float loads at
-    // offsets < 16 full <= n.
-    unsafe {
-        let mut acc = [vdupq_n_f32(0.0); 4];
-        for c in 0..full {
-            let blk = &w[c / 2];
-            let d = vdupq_n_f32(blk.scale());
-            let v = vld1q_s8(blk.qs.as_ptr().add(16 * (c % 2)));
-            let lo = vmovl_s8(vget_low_s8(v));
-            let hi = vmovl_s8(vget_high_s8(v));
-            for (k, part) in [
-                vget_low_s16(lo),
-                vget_high_s16(lo),
-                vget_low_s16(hi),
-                vget_high_s16(hi),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                let wv = vmulq_f32(vcvtq_f32_s32(vmovl_s16(part)), d);
-                acc[k] = madd::<FUSED>(acc[k], wv, vld1q_f32(xp.add(16 * c + 4 * k)));
-            }
-        }
-        // The tail's block (there is one: w covers x).
-        let start = 16 * full;
-        let (d, qs) = w
-            .get(start / 32)
-            .map_or((0.0, &[][..]), |b| (b.scale(), &b.qs[start % 32..]));
-        let tail = x[start..]
-            .iter()
-            .zip(qs)
-            .map(|(&xv, &q)| (d * q as f32) * xv);
-        finish(&acc, tail)
-    }
+    // SAFETY: one row of blocks covering x, the caller's contract.
+    unsafe { neon_dot4_q8_0::<1, FUSED>(w, 0, 1, x)[0] }
 }
 
 /// Rows per NEON panel: four rows' 16 canonical lanes are 16 accumulator
@@ -174,31 +100,31 @@ pub const PANEL: usize = 4;
 /// Start of row `min(k, rows - 1)` for each panel row; rows past the
 /// matrix repeat its last row, so every pointer is in bounds.
 #[inline(always)]
-fn row_starts<T>(w: &[T], row_len: usize, rows: usize) -> [&[T]; PANEL] {
+fn row_starts<T, const R: usize>(w: &[T], row_len: usize, rows: usize) -> [&[T]; R] {
     core::array::from_fn(|k| &w[k.min(rows - 1) * row_len..])
 }
 
-/// Up to four rows of F32 weights dotted with `x`, each exactly as
-/// [`neon_dot_f32`] (so in the canonical order when not `FUSED`): row `k <
-/// rows` starts at byte `k * row_bytes` of `w`; lanes `rows..4` repeat the
+/// Up to `R` rows (4 for a panel, 1 for [`neon_dot_f32`]) of F32 weights
+/// dotted with `x`, in the canonical order when not `FUSED`: row `k <
+/// rows` starts at byte `k * row_bytes` of `w`; lanes `rows..R` repeat the
 /// last row.
 ///
 /// # Safety
-/// `1 <= rows <= 4` and `w.len() >= (rows - 1) * row_bytes + 4 * x.len()`.
-pub unsafe fn neon_dot4_f32<const FUSED: bool>(
+/// `1 <= rows <= R` and `w.len() >= (rows - 1) * row_bytes + 4 * x.len()`.
+pub unsafe fn neon_dot4_f32<const R: usize, const FUSED: bool>(
     w: &[u8],
     row_bytes: usize,
     rows: usize,
     x: &[f32],
-) -> [f32; PANEL] {
+) -> [f32; R] {
     let (n, full) = (x.len(), x.len() / 16 * 16);
-    debug_assert!((1..=PANEL).contains(&rows) && w.len() >= (rows - 1) * row_bytes + 4 * n);
-    let rw = row_starts(w, row_bytes, rows);
+    debug_assert!((1..=R).contains(&rows) && w.len() >= (rows - 1) * row_bytes + 4 * n);
+    let rw = row_starts::<_, R>(w, row_bytes, rows);
     let xp = x.as_ptr();
     // SAFETY: each row slice holds 4n bytes (the contract); loads read
     // bytes < 4 full of a row and floats < full of x.
     unsafe {
-        let mut acc = [[vdupq_n_f32(0.0); 4]; PANEL];
+        let mut acc = [[vdupq_n_f32(0.0); 4]; R];
         let mut i = 0;
         while i < full {
             for g in 0..4 {
@@ -223,20 +149,20 @@ pub unsafe fn neon_dot4_f32<const FUSED: bool>(
 /// [`neon_dot4_f32`] for F16 weights (`2 * x.len()` bytes per row).
 ///
 /// # Safety
-/// `1 <= rows <= 4` and `w.len() >= (rows - 1) * row_bytes + 2 * x.len()`.
-pub unsafe fn neon_dot4_f16<const FUSED: bool>(
+/// `1 <= rows <= R` and `w.len() >= (rows - 1) * row_bytes + 2 * x.len()`.
+pub unsafe fn neon_dot4_f16<const R: usize, const FUSED: bool>(
     w: &[u8],
     row_bytes: usize,
     rows: usize,
     x: &[f32],
-) -> [f32; PANEL] {
+) -> [f32; R] {
     let (n, full) = (x.len(), x.len() / 16 * 16);
-    debug_assert!((1..=PANEL).contains(&rows) && w.len() >= (rows - 1) * row_bytes + 2 * n);
-    let rw = row_starts(w, row_bytes, rows);
+    debug_assert!((1..=R).contains(&rows) && w.len() >= (rows - 1) * row_bytes + 2 * n);
+    let rw = row_starts::<_, R>(w, row_bytes, rows);
     let xp = x.as_ptr();
     // SAFETY: as in neon_dot4_f32, with 2-byte weights.
     unsafe {
-        let mut acc = [[vdupq_n_f32(0.0); 4]; PANEL];
+        let mut acc = [[vdupq_n_f32(0.0); 4]; R];
         let mut i = 0;
         while i < full {
             for g in 0..4 {
@@ -258,26 +184,25 @@ pub unsafe fn neon_dot4_f16<const FUSED: bool>(
     }
 }
 
-/// Up to four rows of Q8_0 blocks dotted with `x`, each exactly as
-/// [`neon_dot_q8_0`]: row `k < rows` is `w[k * nb..k * nb +
-/// x.len().div_ceil(32)]`; lanes `rows..4` repeat the last row.
+/// [`neon_dot4_f32`] for Q8_0 blocks (weight = scale x quant, exact): row
+/// `k < rows` is `w[k * nb..k * nb + x.len().div_ceil(32)]`.
 ///
 /// # Safety
-/// `1 <= rows <= 4` and `w.len() >= (rows - 1) * nb + x.len().div_ceil(32)`.
-pub unsafe fn neon_dot4_q8_0<const FUSED: bool>(
+/// `1 <= rows <= R` and `w.len() >= (rows - 1) * nb + x.len().div_ceil(32)`.
+pub unsafe fn neon_dot4_q8_0<const R: usize, const FUSED: bool>(
     w: &[BlockQ8_0],
     nb: usize,
     rows: usize,
     x: &[f32],
-) -> [f32; PANEL] {
+) -> [f32; R] {
     let n = x.len();
-    debug_assert!((1..=PANEL).contains(&rows) && w.len() >= (rows - 1) * nb + n.div_ceil(32));
-    let rw = row_starts(w, nb, rows);
+    debug_assert!((1..=R).contains(&rows) && w.len() >= (rows - 1) * nb + n.div_ceil(32));
+    let rw = row_starts::<_, R>(w, nb, rows);
     let (full, xp) = (n / 16, x.as_ptr());
     // SAFETY: 16-byte loads inside each block's 32 quants, blocks below
     // n.div_ceil(32) of each row (the contract); floats below 16 full <= n.
     unsafe {
-        let mut acc = [[vdupq_n_f32(0.0); 4]; PANEL];
+        let mut acc = [[vdupq_n_f32(0.0); 4]; R];
         for c in 0..full {
             let xv: [float32x4_t; 4] = core::array::from_fn(|g| vld1q_f32(xp.add(16 * c + 4 * g)));
             for (a, r) in acc.iter_mut().zip(&rw) {
