@@ -48,13 +48,14 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo clippy -D warnings, firmware for thumbv7em-none-eabihf"
 for family in vae gan text audio; do
-  for f in "" deterministic size-probe size-probe-all empty; do
+  for f in "" deterministic int8 size-probe size-probe-all empty; do
     EDGEGEN_FIRMWARE_DEFAULT=$family cargo clippy --locked -p edgegen-firmware-m4 --target thumbv7em-none-eabihf ${f:+--features $f} -- -D warnings
   done
 done
 
 step "rustdoc -D warnings for the crates that ship to the device"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p edgegen-format -p edgegen-runtime
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p edgegen-runtime --features int8
 
 step "cargo test (includes the firmware under qemu-system-arm and the gguf-py, ONNX Runtime and tract checks)"
 cargo test --workspace --locked

@@ -284,6 +284,12 @@ fn main() {
     };
     let g = Gguf::parse(&bytes).unwrap_or_else(|e| panic!("the firmware model is not GGUF: {e}"));
     let family = arch::check(&g).unwrap_or_else(|e| panic!("the firmware model: {e}"));
+    let act = arch::ActQuant::read(&g).unwrap_or_else(|e| panic!("the firmware model: {e}"));
+    if act == arch::ActQuant::Int8 && std::env::var_os("CARGO_FEATURE_INT8").is_none() {
+        panic!(
+            "the firmware model multiplies int8 activations (edgegen.activations = \"int8\", the q8_0a8 precision): build with `--features int8`"
+        );
+    }
     println!("cargo::rustc-check-cfg=cfg(family, values(\"vae\", \"gan\", \"text\", \"audio\"))");
     // Debug formatting of an `Hparams` struct is its Rust literal.
     let path = |m: &str| format!("edgegen_runtime::format::arch::{m}");

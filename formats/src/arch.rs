@@ -18,6 +18,69 @@ pub mod keys {
     pub const FORMAT_VERSION: &str = "edgegen.format_version";
     /// CRC-32 (IEEE) of the data section, as a u32.
     pub const DATA_CRC32: &str = "edgegen.data_crc32";
+    /// How a Q8_0 weight's input is multiplied ([`super::ActQuant`]): the
+    /// string `"f32"` (the default when absent) or `"int8"`.
+    pub const ACTIVATIONS: &str = "edgegen.activations";
+}
+
+/// What a Q8_0 layer multiplies its weights with: the activations as they
+/// are, or quantized to int8 per block of 32 ([`crate::quant::BlockA8`]),
+/// so that each block's 32 products sum exactly in integers: the
+/// `q8_0a8` precision, about four times faster on every CPU the runtime
+/// targets. The rounding is part of the file's meaning (it changes the
+/// model's outputs), which is why it is stored. F32 and F16 weights
+/// ignore it.
+///
+/// ```
+/// # #[cfg(feature = "std")] {
+/// use edgegen_format::{arch::{self, ActQuant}, Gguf, GgufWriter};
+/// let mut w = GgufWriter::new();
+/// arch::write_common(&mut w, arch::Family::Vae).unwrap();
+/// ActQuant::Int8.write(&mut w).unwrap();
+/// let bytes = w.to_bytes();
+/// assert_eq!(ActQuant::read(&Gguf::parse(&bytes).unwrap()), Ok(ActQuant::Int8));
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ActQuant {
+    /// f32 activations (every file written before the key existed).
+    #[default]
+    F32,
+    /// int8 codes with an f32 scale per block of 32, rounded half to even.
+    Int8,
+}
+
+impl ActQuant {
+    /// The stored name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Int8 => "int8",
+        }
+    }
+
+    /// Reads [`keys::ACTIVATIONS`]; absent means [`ActQuant::F32`].
+    pub fn read(g: &Gguf<'_>) -> Result<Self, Error> {
+        match g.get(keys::ACTIVATIONS).map(|v| v.as_str()) {
+            None => Ok(Self::F32),
+            Some(Some("f32")) => Ok(Self::F32),
+            Some(Some("int8")) => Ok(Self::Int8),
+            Some(_) => Err(Error::BadValue {
+                key: keys::ACTIVATIONS,
+                expected: "the string f32 or int8",
+            }),
+        }
+    }
+
+    /// Stores the choice; [`ActQuant::F32`] writes nothing, so such files
+    /// stay byte for byte what they were.
+    #[cfg(feature = "std")]
+    pub fn write(self, w: &mut crate::GgufWriter) -> Result<(), crate::WriteError> {
+        match self {
+            Self::F32 => Ok(()),
+            Self::Int8 => w.add(keys::ACTIVATIONS, self.name()),
+        }
+    }
 }
 
 /// A model family; its architecture string is `edgegen.<name>`.

@@ -150,6 +150,160 @@ pub fn f16_le_to_f32(b: [u8; 2]) -> f32 {
     f16_bits_to_f32(u16::from_le_bytes(b))
 }
 
+/// One block of 32 activations quantized for an integer dot product with a
+/// Q8_0 weight block (the `q8_0a8` precision, [`crate::arch::ActQuant`]).
+///
+/// Unlike a weight block the scale stays f32 (it is made at run time and
+/// never stored, so nothing is gained by rounding it), and the codes round
+/// half to even, as ONNX's `Round` does, so that an ONNX graph can repeat
+/// the quantization with standard ops and land on the same codes:
+/// `d = max|x| * fl(1/127)`, `id = 1 / d`,
+/// `qs[i] = clamp(round_half_even(x[i] * id), -127, 127)`, and all codes
+/// zero when `d` is below `f32::MIN_POSITIVE` (zero or subnormal, where
+/// `1 / d` would overflow). Products and one reciprocal, no other
+/// division: tract turns `a / b` into `a * (1 / b)` and ONNX Runtime turns
+/// `a * (1 / b)` back into `a / b`, so only these agree on every engine.
+/// Codes never reach -128, which the SIMD kernels rely on (a pair of
+/// products then fits an i16).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BlockA8 {
+    /// The scale: `max|x| / 127`.
+    pub d: f32,
+    /// The codes, in -127..=127.
+    pub qs: [i8; QK8_0],
+}
+
+/// `1 / 127` rounded to f32: an activation block's scale is its largest
+/// magnitude times this ([`BlockA8`]).
+pub const A8_INV_127: f32 = 1.0 / 127.0;
+
+impl BlockA8 {
+    /// The block of 32 zeros.
+    pub const ZERO: Self = Self {
+        d: 0.0,
+        qs: [0; QK8_0],
+    };
+
+    /// Quantizes up to 32 values (a short slice is zero-padded, as a Q8_0
+    /// weight row is).
+    ///
+    /// ```
+    /// use edgegen_format::quant::BlockA8;
+    /// // max|x| = 127, so d = 1 and the codes are x rounded, ties to even.
+    /// let b = BlockA8::quantize(&[127.0, 2.5, -3.5, 0.5, -0.7]);
+    /// assert_eq!(b.d, 127.0 * (1.0 / 127.0));
+    /// assert_eq!(b.d, 1.0);
+    /// assert_eq!(&b.qs[..5], &[127, 2, -4, 0, -1]);
+    /// assert_eq!(b.qs[5..], [0; 27]);
+    /// ```
+    ///
+    /// NaNs are skipped by the maximum and quantize to 127, the same on
+    /// every path (SIMD `max` and `min` treat them so); no input panics.
+    #[inline]
+    pub fn quantize(x: &[f32]) -> Self {
+        let x = &x[..x.len().min(QK8_0)];
+        let amax = x.iter().fold(0.0f32, |m, v| a8_max(v.abs(), m));
+        let d = amax * A8_INV_127;
+        let mut qs = [0i8; QK8_0];
+        if d >= f32::MIN_POSITIVE {
+            let id = 1.0 / d;
+            for (q, v) in qs.iter_mut().zip(x) {
+                *q = a8_code(*v * id);
+            }
+        }
+        Self { d, qs }
+    }
+}
+
+/// `a` if it is the larger, else `b`: x86's `maxps` (a NaN `a` gives `b`).
+#[inline(always)]
+pub fn a8_max(a: f32, b: f32) -> f32 {
+    if a > b { a } else { b }
+}
+
+/// The code of `v = x * id`: rounded half to even, then clamped to
+/// -127..=127 the way x86's `minps` then `maxps` do it (a NaN gives 127).
+#[inline(always)]
+pub fn a8_code(v: f32) -> i8 {
+    let r = round_half_even(v);
+    let r = if r < 127.0 { r } else { 127.0 };
+    let r = if r > -127.0 { r } else { -127.0 };
+    r as i8
+}
+
+/// Rounds to the nearest integer, ties to even (IEEE `roundTiesToEven`,
+/// ONNX `Round`), without `std`: adding and subtracting 1.5 * 2^23 leaves
+/// no fraction bits, so the FPU's own round-to-nearest-even does the work.
+/// Exact for |v| < 2^22; larger values are already integers.
+///
+/// ```
+/// use edgegen_format::quant::round_half_even;
+/// assert_eq!(round_half_even(2.5), 2.0);
+/// assert_eq!(round_half_even(-3.5), -4.0);
+/// assert_eq!(round_half_even(0.49999997), 0.0);
+/// ```
+#[inline(always)]
+pub fn round_half_even(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    if v.abs() < 4_194_304.0 {
+        (v + MAGIC) - MAGIC
+    } else {
+        v
+    }
+}
+
+/// Quantizes `src` into activation blocks: block `i` holds
+/// `src[32 i .. 32 i + 32]` (the last zero-padded). `dst` must hold
+/// `src.len().div_ceil(32)` blocks; returns `false` (writing nothing)
+/// otherwise.
+pub fn quantize_a8(src: &[f32], dst: &mut [BlockA8]) -> bool {
+    if dst.len() != src.len().div_ceil(QK8_0) {
+        return false;
+    }
+    for (blk, chunk) in dst.iter_mut().zip(src.chunks(QK8_0)) {
+        *blk = BlockA8::quantize(chunk);
+    }
+    true
+}
+
+/// `x` replaced by what an `a8` layer multiplies: each block of 32
+/// quantized and widened back (`d * q`). The host applies this to a Q8_0
+/// layer's input to compute what a device computes.
+pub fn fake_quant_a8(x: &mut [f32]) {
+    for chunk in x.chunks_mut(QK8_0) {
+        let b = BlockA8::quantize(chunk);
+        for (v, q) in chunk.iter_mut().zip(b.qs) {
+            *v = b.d * q as f32;
+        }
+    }
+}
+
+/// How close the values of `x` (cut into blocks of 32) come to a rounding
+/// tie when quantized as [`BlockA8`]: `[values, exact ties, near ties]`,
+/// where a near tie is within 2^-12 of a code's half (`x * id` at `k +
+/// 0.5 +- 2^-12`), close enough that engines summing an earlier layer in
+/// another order can land on either side. What `edgegen validate` reports
+/// for the `q8_0a8` precision.
+pub fn a8_ties(x: &[f32]) -> [usize; 3] {
+    let mut t = [0usize; 3];
+    for chunk in x.chunks(QK8_0) {
+        let amax = chunk.iter().fold(0.0f32, |m, v| a8_max(v.abs(), m));
+        let d = amax * A8_INV_127;
+        t[0] += chunk.len();
+        if d < f32::MIN_POSITIVE {
+            continue;
+        }
+        let id = 1.0 / d;
+        for v in chunk {
+            let v = (*v * id).abs();
+            let off = (v - libm::floorf(v) - 0.5).abs();
+            t[1] += (off == 0.0) as usize;
+            t[2] += (off <= 1.0 / 4096.0) as usize;
+        }
+    }
+    t
+}
+
 /// Quantizes `src` into Q8_0 blocks. `src.len()` must be `32 * dst.len()`;
 /// returns `false` (writing nothing) otherwise.
 pub fn quantize_q8_0(src: &[f32], dst: &mut [BlockQ8_0]) -> bool {
@@ -266,6 +420,68 @@ mod tests {
         let view = BlockQ8_0::cast_slice(&bytes).unwrap();
         assert_eq!(view[0], b);
         assert!(BlockQ8_0::cast_slice(&bytes[1..]).is_none());
+    }
+
+    /// The activation rounding is IEEE's ties-to-even for every input a
+    /// block can produce (|v| <= 127), checked against `std`'s.
+    #[test]
+    fn round_half_even_matches_std() {
+        extern crate std;
+        let mut s = 3;
+        for _ in 0..200_000 {
+            let v = lcg(&mut s) * 130.0;
+            assert_eq!(round_half_even(v), v.round_ties_even(), "{v}");
+        }
+        for k in -260..=260 {
+            let v = k as f32 * 0.5;
+            assert_eq!(round_half_even(v), v.round_ties_even(), "{v}");
+            for u in [v.next_up(), v.next_down()] {
+                assert_eq!(round_half_even(u), u.round_ties_even(), "{u}");
+            }
+        }
+        assert_eq!(round_half_even(1e30), 1e30);
+        assert!(round_half_even(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn a8_blocks_are_within_half_a_step_and_never_panic() {
+        let mut s = 11;
+        for scale in [1e-37f32, 1e-30, 1e-3, 1.0, 1e30] {
+            let x: [f32; 45] = core::array::from_fn(|_| lcg(&mut s) * scale);
+            let mut b = [BlockA8::ZERO; 2];
+            assert!(quantize_a8(&x, &mut b));
+            assert!(!quantize_a8(&x, &mut b[..1]));
+            for (blk, c) in b.iter().zip(x.chunks(32)) {
+                let amax = c.iter().fold(0f32, |m, v| m.max(v.abs()));
+                assert_eq!(blk.d, amax * A8_INV_127);
+                if scale == 1e-37 {
+                    // A subnormal scale: zero codes.
+                    assert_eq!(blk.qs, [0; 32]);
+                    continue;
+                }
+                assert!(blk.qs.iter().any(|q| q.abs() == 127));
+                for (q, v) in blk.qs.iter().zip(c) {
+                    assert!((blk.d * *q as f32 - v).abs() <= 0.5001 * blk.d, "{v}");
+                    let want = (v * (1.0 / blk.d)).round_ties_even().clamp(-127.0, 127.0);
+                    assert_eq!(*q as f32, want, "{v}");
+                }
+                assert!(blk.qs[c.len()..].iter().all(|&q| q == 0));
+            }
+        }
+        assert_eq!(BlockA8::quantize(&[0.0; 32]), BlockA8::ZERO);
+        let odd = BlockA8::quantize(&[f32::INFINITY, 1.0, f32::NAN, -f32::INFINITY]);
+        assert_eq!(odd.qs[..4], [127, 0, 127, 127]);
+        let nan = BlockA8::quantize(&[2.0, f32::NAN, -1.0]);
+        assert_eq!(
+            (nan.d, &nan.qs[..3]),
+            (2.0 * A8_INV_127, &[127, 127, -64][..])
+        );
+        let mut v = [63.5f32, -127.0, 0.25, 2.5];
+        fake_quant_a8(&mut v);
+        assert_eq!(v, [64.0, -127.0, 0.0, 2.0]);
+        assert_eq!(a8_ties(&[127.0, 2.5, 3.5001, -0.5, 7.0]), [5, 2, 3]);
+        // Tiny blocks quantize to zero rather than overflow 1 / d.
+        assert_eq!(BlockA8::quantize(&[1e-42, -3e-43, 0.0]).qs, [0; 32]);
     }
 
     #[test]

@@ -242,6 +242,11 @@ impl GgufWriter {
         Ok(())
     }
 
+    /// Whether a metadata pair (or the CRC's) has the key `key`.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.key_free(key).is_err()
+    }
+
     /// Adds a metadata pair.
     pub fn add(&mut self, key: &str, value: impl Into<OwnedValue>) -> Result<(), WriteError> {
         self.key_free(key)?;

@@ -42,7 +42,7 @@ fn exports_validate_at_every_precision() {
     ] {
         let d = tmp(name);
         let run_dir = train(&d, &extra);
-        for (prec, part) in ["f32", "f16", "q8_0"]
+        for (prec, part) in ["f32", "f16", "q8_0", "q8_0a8"]
             .into_iter()
             .flat_map(|p| [(p, "decoder"), (p, "encoder")])
         {
@@ -95,6 +95,64 @@ fn exports_validate_at_every_precision() {
                     );
                 }
             }
+        }
+    }
+}
+
+/// The int8 activation quantizer of the ONNX exports rounds exactly as the
+/// runtime does in ONNX Runtime and tract alike: ties to even, reciprocal
+/// products, tiny and zero blocks, partial blocks.
+#[test]
+fn onnx_engines_quantize_activations_as_the_runtime_does() {
+    use edgegen::validate::{io::Input, ort::OrtModel, tract};
+    let n = 75;
+    let mut rows: Vec<Vec<f32>> = vec![];
+    // max|x| = 127 * 2^k makes d = 2^k: every (j + 0.5) * 2^k is a tie.
+    for k in [0i32, -7, 3] {
+        let s = 2f32.powi(k);
+        let tie = |i: usize| {
+            if i.is_multiple_of(32) {
+                127.0
+            } else {
+                (i % 32) as f32 - 16.5
+            }
+        };
+        rows.push((0..n).map(|i| tie(i) * s).collect());
+    }
+    rows.push(vec![0.0; n]);
+    rows.push((0..n).map(|i| i as f32 * 1e-40).collect());
+    let mut s = 3u32;
+    for _ in 0..200 {
+        rows.push(
+            (0..n)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 17;
+                    s ^= s << 5;
+                    (s as f32 / u32::MAX as f32 - 0.5) * 6.0
+                })
+                .collect(),
+        );
+    }
+    let x: Vec<f32> = rows.concat();
+    let mut want = x.clone();
+    for r in want.chunks_mut(n) {
+        edgegen_format::quant::fake_quant_a8(r);
+    }
+    let ties: usize = rows
+        .iter()
+        .map(|r| edgegen_format::quant::a8_ties(r)[1])
+        .sum();
+    assert!(ties > 200, "only {ties} ties");
+    let onnx = edgegen::export::onnx::a8_quantizer_onnx(n);
+    let inputs = vec![Input::f32("x", &[rows.len(), n], x)];
+    let ort = OrtModel::new(&onnx).unwrap().run(&inputs, &["y"]).unwrap();
+    let tr = tract::run(&onnx, &inputs).unwrap();
+    for (engine, got) in [("onnxruntime", &ort[0].1), ("tract", &tr[0].1)] {
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            // Equal values (a tie at -0.5 rounds to -0 in ONNX, to the
+            // code 0 on the runtime).
+            assert!(g == w, "{engine}: row {} col {}: {g} vs {w}", i / n, i % n);
         }
     }
 }

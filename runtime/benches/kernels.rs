@@ -1,7 +1,8 @@
 //! The matrix-vector kernels alone, per weight type and per instruction set
 //! this CPU has, side by side, on the shapes of the 784-400-20 VAE decoder
 //! (20 -> 400 and 400 -> 784) and one that stays in L1, against the time it
-//! takes to read the same bytes from cache: the floor for batch 1.
+//! takes to read the same bytes from cache: the floor for batch 1. `q8a8`
+//! is Q8_0 with int8 activations (the input quantized in each call).
 //!
 //!   cargo bench -p edgegen-runtime --features std --bench kernels
 //!
@@ -108,6 +109,11 @@ fn main() {
             (
                 "q8_0",
                 Matrix::new(Weights::Q8_0(&s.q8), rows, cols, s.stride_q8),
+            ),
+            (
+                "q8a8",
+                Matrix::new(Weights::Q8_0(&s.q8), rows, cols, s.stride_q8)
+                    .map(Matrix::with_int8_activations),
             ),
         ] {
             let m = m.unwrap();

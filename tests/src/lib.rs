@@ -112,7 +112,8 @@ pub fn cargo_build(args: &[&str], target_dir: &Path, env: &[(&str, Option<&OsStr
 
 /// Each family's documented configuration (the README's footprint table:
 /// what fits a 1 MiB / 192 KiB part at Q8_0) with pseudo-random weights
-/// stored as `ty`: `(family, description, GGUF bytes)`.
+/// stored as `ty`: `(family, description, GGUF bytes)`; `vae-a8` is the
+/// VAE's with int8 activations, which only Q8_0 weights use.
 pub fn documented_models(ty: GgmlType) -> Vec<(&'static str, &'static str, Vec<u8>)> {
     use edgegen_format::arch;
     let vae = arch::vae::Hparams::new(
@@ -151,6 +152,18 @@ pub fn documented_models(ty: GgmlType) -> Vec<(&'static str, &'static str, Vec<u
             "vae",
             "decoder 20-400-784 (28 x 28), 10 classes",
             vae::decoder_gguf(&vae, ty, 1, [0.2, 0.1], [0.0, 0.0]),
+        ),
+        (
+            "vae-a8",
+            "the same decoder, int8 activations (q8_0a8)",
+            vae::decoder_gguf_with(
+                &vae,
+                ty,
+                edgegen_format::arch::ActQuant::Int8,
+                1,
+                [0.2, 0.1],
+                [0.0, 0.0],
+            ),
         ),
         (
             "gan",

@@ -1,6 +1,7 @@
 //! VAE model files and the checks of what a device decoded from them.
 
 use edgegen_format::TensorName;
+use edgegen_format::arch::ActQuant;
 
 /// A VAE decoder as GGUF with pseudo-random weights (N(0, 1) times
 /// `scale[i]` for layer i) and constant biases (`bias[i]`), stored as `ty`
@@ -9,6 +10,19 @@ use edgegen_format::TensorName;
 pub fn decoder_gguf(
     hp: &edgegen_format::arch::vae::Hparams,
     ty: edgegen_format::GgmlType,
+    seed: u64,
+    scale: [f32; 2],
+    bias: [f32; 2],
+) -> Vec<u8> {
+    decoder_gguf_with(hp, ty, ActQuant::F32, seed, scale, bias)
+}
+
+/// [`decoder_gguf`] whose Q8_0 layers multiply activations as `act` says
+/// (the `q8_0a8` precision with [`ActQuant::Int8`]).
+pub fn decoder_gguf_with(
+    hp: &edgegen_format::arch::vae::Hparams,
+    ty: edgegen_format::GgmlType,
+    act: ActQuant,
     seed: u64,
     scale: [f32; 2],
     bias: [f32; 2],
@@ -23,7 +37,15 @@ pub fn decoder_gguf(
             )
         })
         .collect();
-    vae_gguf(hp, vae::Part::Decoder, &layers, ty, seed, scale, bias)
+    vae_gguf(
+        hp,
+        vae::Part::Decoder,
+        &layers,
+        (ty, act),
+        seed,
+        scale,
+        bias,
+    )
 }
 
 /// [`decoder_gguf`] for an encoder: the hidden layers, then the mu and
@@ -57,7 +79,15 @@ pub fn encoder_gguf(
             ),
         ])
         .collect();
-    vae_gguf(hp, vae::Part::Encoder, &layers, ty, seed, scale, bias)
+    vae_gguf(
+        hp,
+        vae::Part::Encoder,
+        &layers,
+        (ty, ActQuant::F32),
+        seed,
+        scale,
+        bias,
+    )
 }
 
 /// `layers` as `(weight name, bias name, (in, out))`.
@@ -65,7 +95,7 @@ fn vae_gguf(
     hp: &edgegen_format::arch::vae::Hparams,
     part: edgegen_format::arch::vae::Part,
     layers: &[(String, String, (usize, usize))],
-    ty: edgegen_format::GgmlType,
+    (ty, act): (edgegen_format::GgmlType, ActQuant),
     seed: u64,
     scale: [f32; 2],
     bias: [f32; 2],
@@ -73,6 +103,7 @@ fn vae_gguf(
     use edgegen_format::{GgmlType, GgufWriter, arch::vae};
     let mut w = GgufWriter::new();
     hp.write(&mut w).unwrap();
+    act.write(&mut w).unwrap();
     w.add(vae::PART, part.name()).unwrap();
     let mut r = edgegen_runtime::sample::Rng::new(seed);
     for (i, (wname, bname, (inp, out))) in layers.iter().enumerate() {

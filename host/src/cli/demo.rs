@@ -107,7 +107,12 @@ pub fn run(a: DemoArgs) -> Result<()> {
         "{:<6} {:>10} {:>10} {:>12} {:>14} {:>15}",
         "", "GGUF B", "ONNX B", "max |err|", "test ELBO", "fast-math err"
     );
-    for prec in [Precision::F32, Precision::F16, Precision::Q8_0] {
+    for prec in [
+        Precision::F32,
+        Precision::F16,
+        Precision::Q8_0,
+        Precision::Q8_0A8,
+    ] {
         let tag = format!("{prec:?}").to_lowercase();
         let gguf = export::gguf::vae_to_gguf(&m, p, Part::Decoder, prec, "demo")?;
         let onnx = export::onnx::vae_to_onnx(&m, p, Part::Decoder, prec, "demo")?;
@@ -122,9 +127,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
             .map(|p| p.max_abs)
             .fold(0f32, f32::max);
         // The test loss with this precision's decoder weights.
-        let mut pq = p.clone();
-        export::store_decoder(&m, &mut pq, prec);
-        let elbo = eval::vae::elbo(&m, &pq, &data.test, 1, th).0;
+        let (mut mq, mut pq) = (m.clone(), p.clone());
+        export::store_decoder(&mut mq, &mut pq, prec);
+        let elbo = eval::vae::elbo(&mq, &pq, &data.test, 1, th).0;
         println!(
             "{tag:<6} {:>10} {:>10} {:>12.2e} {:>14.3} {:>15.2e}  {}",
             gguf.len(),

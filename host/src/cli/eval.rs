@@ -139,6 +139,13 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if a.k == 0 {
         bail!("--k: expected at least 1 importance sample");
     }
+    if a.decoder_precision.int8_activations() && ck.family != Family::Vae {
+        bail!(
+            "--decoder-precision q8_0a8: int8 activations are built for vae models so far, and {} is a {} run",
+            ck.path.display(),
+            ck.family.name()
+        );
+    }
     let th = Threads(run::init_threads(a.threads));
     let mut cfg = ck.train.clone();
     if a.data.is_some() {
@@ -224,7 +231,7 @@ fn suite_for(
 }
 
 fn eval_vae(a: &EvalArgs, ck: &Checkpoint, data: &ImageSplits, th: Threads) -> Result<Report> {
-    let (model, st) = vae::load(ck, "`eval`")?;
+    let (mut model, st) = vae::load(ck, "`eval`")?;
     let cfg = ck.train.clone();
     if vae::model_config(&cfg, data)? != model.cfg {
         bail!(
@@ -233,7 +240,7 @@ fn eval_vae(a: &EvalArgs, ck: &Checkpoint, data: &ImageSplits, th: Threads) -> R
         );
     }
     let mut params = st.groups[0].params.clone();
-    crate::export::store_decoder(&model, &mut params, a.decoder_precision);
+    crate::export::store_decoder(&mut model, &mut params, a.decoder_precision);
     let r = crate::eval::vae::evaluate(&model, &params, &data.test, a.k, a.seed, th);
     let suite = if a.classifier.is_some() {
         let n = a.n.unwrap_or(10_000);

@@ -63,8 +63,13 @@ pub fn add_weight(w: &mut GgufWriter, l: &Layer<'_>, prec: Precision) -> Result<
 /// Adds `l`'s weight under the tensor name `name` (for names that are not
 /// `{layer}.weight`, such as a GRU's `gru.weight_ih`).
 pub fn add_matrix(w: &mut GgufWriter, name: &str, l: &Layer<'_>, prec: Precision) -> Result<()> {
+    // Every family's matrices pass here, so this is where the activation
+    // mode is recorded, once.
+    if prec.int8_activations() && !w.contains_key(arch::keys::ACTIVATIONS) {
+        prec.act_quant().write(w)?;
+    }
     match prec {
-        Precision::Q8_0 => {
+        Precision::Q8_0 | Precision::Q8_0A8 => {
             let pad = l.inp.div_ceil(32) * 32;
             let mut padded = vec![0f32; l.out * pad];
             for r in 0..l.out {

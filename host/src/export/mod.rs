@@ -24,6 +24,12 @@ pub enum Precision {
     /// ggml Q8_0 blocks (34 bytes per 32 weights).
     #[value(name = "q8_0")]
     Q8_0,
+    /// Q8_0 weights times int8 activations: each layer's input quantized
+    /// per block of 32 (rounded half to even), so the products sum in
+    /// integers; stored as `edgegen.activations = "int8"`.
+    #[value(name = "q8_0a8")]
+    #[serde(rename = "q8_0a8")]
+    Q8_0A8,
 }
 
 impl Precision {
@@ -32,7 +38,21 @@ impl Precision {
         match self {
             Precision::F32 => edgegen_format::GgmlType::F32,
             Precision::F16 => edgegen_format::GgmlType::F16,
-            Precision::Q8_0 => edgegen_format::GgmlType::Q8_0,
+            Precision::Q8_0 | Precision::Q8_0A8 => edgegen_format::GgmlType::Q8_0,
+        }
+    }
+
+    /// Whether layer inputs are quantized to int8 ([`Precision::Q8_0A8`]).
+    pub fn int8_activations(self) -> bool {
+        self == Precision::Q8_0A8
+    }
+
+    /// What the GGUF's `edgegen.activations` key says.
+    pub fn act_quant(self) -> edgegen_format::arch::ActQuant {
+        if self.int8_activations() {
+            edgegen_format::arch::ActQuant::Int8
+        } else {
+            edgegen_format::arch::ActQuant::F32
         }
     }
 }
@@ -143,7 +163,7 @@ pub fn stored_values(w: &[f32], out: usize, inp: usize, prec: Precision) -> Vec<
             .iter()
             .map(|&x| quant::f16_bits_to_f32(quant::f32_to_f16_bits(x)))
             .collect(),
-        Precision::Q8_0 => {
+        Precision::Q8_0 | Precision::Q8_0A8 => {
             let pad = inp.div_ceil(32) * 32;
             let mut out_v = Vec::with_capacity(out * inp);
             let mut row = vec![0f32; pad];
@@ -168,12 +188,14 @@ pub fn stored_values(w: &[f32], out: usize, inp: usize, prec: Precision) -> Vec<
 }
 
 /// Replaces the decoder's weights in `p` by what `prec` stores (biases stay
-/// f32, as in the export).
-pub fn store_decoder(m: &Vae, p: &mut [f32], prec: Precision) {
-    for l in &m.dec {
+/// f32, as in the export), and makes its layers quantize their inputs
+/// where `prec` does: the decoder a device runs.
+pub fn store_decoder(m: &mut Vae, p: &mut [f32], prec: Precision) {
+    for l in &mut m.dec {
         let w = &mut p[l.offset..l.offset + l.out * l.inp];
         let stored = stored_values(w, l.out, l.inp, prec);
         w.copy_from_slice(&stored);
+        l.int8_inputs = prec.int8_activations();
     }
 }
 

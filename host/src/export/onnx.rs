@@ -160,7 +160,7 @@ impl Graph {
                     &name,
                 )
             }
-            Precision::Q8_0 => {
+            Precision::Q8_0 | Precision::Q8_0A8 => {
                 // The same blocks as the GGUF: rows padded to whole blocks.
                 let pad = l.inp.div_ceil(32) * 32;
                 let nb = pad / 32;
@@ -242,9 +242,81 @@ impl Graph {
         }
     }
 
+    /// `x` `(N, n)` as an `a8` layer multiplies it: each row cut into
+    /// blocks of 32 (the last zero-padded), each block quantized to int8
+    /// codes, `d = max|x| * fl(1/127)`, `q = clip(round(x * (1 / d)), -127,
+    /// 127)`, and widened back to `d * q`. ONNX's Round is half to even, the
+    /// runtime's rounding ([`edgegen_format::quant::BlockA8`]); a block
+    /// whose `d` is below the least normal f32 takes the reciprocal of 1
+    /// instead, and its codes round to 0.
+    fn quantize_acts(&mut self, x: &str, n: usize) -> String {
+        let pad = n.div_ceil(32) * 32;
+        let mut h = x.to_string();
+        if pad != n {
+            let pads = self.fresh("a8_pads");
+            let pads = self.init_i64(&pads, &[0, 0, 0, (pad - n) as i64]);
+            h = self.node("Pad", &[&h, &pads], vec![], "a8");
+        }
+        let consts = [("a8_blocks", (pad / 32) as i64), ("a8_flat", pad as i64)];
+        let [blocks, flat] = consts.map(|(hint, v)| {
+            let name = self.fresh(hint);
+            if hint == "a8_blocks" {
+                self.init_i64(&name, &[0, v, 32])
+            } else {
+                self.init_i64(&name, &[0, v])
+            }
+        });
+        let [inv127, tiny, one, lo, hi] = [
+            edgegen_format::quant::A8_INV_127,
+            f32::MIN_POSITIVE,
+            1.0,
+            -127.0,
+            127.0,
+        ]
+        .map(|v| {
+            let name = self.fresh("a8_c");
+            self.init_f32(&name, &[], &[v])
+        });
+        let b = self.node("Reshape", &[&h, &blocks], vec![], "a8");
+        let abs = self.node("Abs", &[&b], vec![], "a8");
+        let amax = self.node(
+            "ReduceMax",
+            &[&abs],
+            vec![attr_ints("axes", &[2]), attr_int("keepdims", 1)],
+            "a8",
+        );
+        // Products and one Reciprocal only: tract turns a Div into a
+        // product with a reciprocal, ONNX Runtime fuses a Div(1, b) and its
+        // Mul into a Div, and either would move codes that sit on a tie.
+        let d = self.node("Mul", &[&amax, &inv127], vec![], "a8");
+        let small = self.node("Less", &[&d, &tiny], vec![], "a8");
+        let safe = self.node("Where", &[&small, &one, &d], vec![], "a8");
+        let id = self.node("Reciprocal", &[&safe], vec![], "a8");
+        let v = self.node("Mul", &[&b, &id], vec![], "a8");
+        let r = self.node("Round", &[&v], vec![], "a8");
+        let q = self.node("Clip", &[&r, &lo, &hi], vec![], "a8");
+        let deq = self.node("Mul", &[&q, &d], vec![], "a8");
+        let back = self.node("Reshape", &[&deq, &flat], vec![], "a8");
+        if pad == n {
+            return back;
+        }
+        let names = ["a8_starts", "a8_ends", "a8_axes"].map(|h| self.fresh(h));
+        let starts = self.init_i64(&names[0], &[0]);
+        let ends = self.init_i64(&names[1], &[n as i64]);
+        let axes = self.init_i64(&names[2], &[1]);
+        self.node("Slice", &[&back, &starts, &ends, &axes], vec![], "a8")
+    }
+
     fn dense(&mut self, x: &str, l: &Layer<'_>, prec: Precision) -> String {
         let w = self.weight(l, prec);
         let b = self.init_f32(&format!("{}.bias", l.name), &[l.out], l.b);
+        let xq;
+        let x = if prec.int8_activations() {
+            xq = self.quantize_acts(x, l.inp);
+            &xq
+        } else {
+            x
+        };
         let mut y = self.node("Gemm", &[x, &w, &b], vec![attr_int("transB", 1)], &l.name);
         if let Some(t) = l.label {
             let table = self.init_f32(
@@ -357,6 +429,21 @@ pub fn vae_to_onnx(m: &Vae, p: &[f32], part: Part, prec: Precision, name: &str) 
         inputs,
         outputs,
     ))
+}
+
+/// The `q8_0a8` activation quantizer alone, `x (N, n) -> d * q`: what the
+/// tests hold ONNX Runtime and tract to, bit for bit against the runtime's
+/// [`edgegen_format::quant::fake_quant_a8`], on inputs full of ties.
+pub fn a8_quantizer_onnx(n: usize) -> Vec<u8> {
+    let mut g = Graph::default();
+    let y = g.quantize_acts("x", n);
+    g.node_to("Identity", &[&y], vec![], "y");
+    g.into_model(
+        "edgegen_a8_quantizer".into(),
+        "edgegen: int8 activation quantization, blocks of 32".into(),
+        vec![value_info("x", DataType::Float, &[None, Some(n)])],
+        vec![value_info("y", DataType::Float, &[None, Some(n)])],
+    )
 }
 
 fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {

@@ -128,6 +128,7 @@ impl Vae {
             offset,
             inp,
             out: 2 * z,
+            int8_inputs: false,
         };
         let mut dec = vec![];
         let mut dec_label = vec![];

@@ -99,12 +99,14 @@ impl Gru {
             offset: layout.push(format!("{name}.weight_ih"), &[3 * hidden, inp]),
             inp,
             out: 3 * hidden,
+            int8_inputs: false,
         };
         layout.push(format!("{name}.bias_ih"), &[3 * hidden]);
         let hh = Linear {
             offset: layout.push(format!("{name}.weight_hh"), &[3 * hidden, hidden]),
             inp: hidden,
             out: 3 * hidden,
+            int8_inputs: false,
         };
         layout.push(format!("{name}.bias_hh"), &[3 * hidden]);
         Self {

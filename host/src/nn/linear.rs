@@ -8,6 +8,18 @@ use super::gemm::{Threads, gemm};
 use super::params::Layout;
 use crate::rng::Rng;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// `[values, exact ties, near ties]` over every input that a layer with
+/// [`Linear::int8_inputs`] quantized since the last [`take_a8_ties`]
+/// ([`edgegen_format::quant::a8_ties`]): how often the `q8_0a8`
+/// precision's rounding sits on a knife edge, for `edgegen validate`.
+static A8_TIES: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];
+
+/// Returns the tie counts gathered since the last call, and starts over.
+pub fn take_a8_ties() -> [usize; 3] {
+    A8_TIES.each_ref().map(|c| c.swap(0, Ordering::Relaxed))
+}
 
 /// A linear layer's place in the buffers and its sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +30,12 @@ pub struct Linear {
     pub inp: usize,
     /// Output features (OC).
     pub out: usize,
+    /// Whether [`Self::forward`] first quantizes each input row to int8 per
+    /// block of 32 and widens it back
+    /// ([`edgegen_format::quant::fake_quant_a8`]): what a `q8_0a8` layer
+    /// on a device multiplies, for evaluating and validating that
+    /// precision on the host. Training never sets it.
+    pub int8_inputs: bool,
 }
 
 impl Linear {
@@ -25,7 +43,12 @@ impl Linear {
     pub fn new(layout: &mut Layout, name: &str, inp: usize, out: usize) -> Self {
         let offset = layout.push(format!("{name}.weight"), &[out, inp]);
         layout.push(format!("{name}.bias"), &[out]);
-        Self { offset, inp, out }
+        Self {
+            offset,
+            inp,
+            out,
+            int8_inputs: false,
+        }
     }
 
     /// Parameters in this layer.
@@ -75,6 +98,21 @@ impl Linear {
     ) {
         let (w, b) = self.of(params).split_at(self.out * self.inp);
         let out = &mut out[..batch * self.out];
+        let quantized;
+        let inp = if self.int8_inputs {
+            let mut q = inp[..batch * self.inp].to_vec();
+            q.par_chunks_mut(self.inp.max(1)).for_each(|row| {
+                let t = edgegen_format::quant::a8_ties(row);
+                for (c, v) in A8_TIES.iter().zip(t) {
+                    c.fetch_add(v, Ordering::Relaxed);
+                }
+                edgegen_format::quant::fake_quant_a8(row);
+            });
+            quantized = q;
+            &quantized[..]
+        } else {
+            inp
+        };
         // The bias into every row, on the GEMM's threads: the rows are
         // megabytes, which one core writes at a few GB/s.
         let per = batch.div_ceil(th.0.max(1)).max(1) * self.out;

@@ -146,5 +146,6 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<Produce
         ],
         relative: vec!["logits".into()],
         n: Some(steps),
+        a8_ties: None,
     })
 }

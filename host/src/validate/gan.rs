@@ -143,5 +143,6 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<Produce
         engines,
         relative: vec![],
         n: None,
+        a8_ties: None,
     })
 }

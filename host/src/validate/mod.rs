@@ -31,6 +31,19 @@ pub fn tolerance(ty: GgmlType) -> f32 {
     if ty == GgmlType::F32 { 1e-5 } else { 1e-4 }
 }
 
+/// How far two engines may drift apart with int8 activations, where a
+/// hidden value within a rounding error of a tie between two codes can
+/// round either way (engines sum the layer before in different orders,
+/// and compute tanh and exp with different approximations), moving the
+/// outputs by one quantization step of that value: at most this share of
+/// the inputs (rounded up) may have values over the tolerance, and no value may be
+/// further apart than [`A8_FLIP_CAP`] (times the output's scale, as for
+/// the tolerance). A wrong rounding mode, block layout or scale moves
+/// every input, and far more.
+pub const A8_FLIPS: f64 = 0.01;
+/// The largest error one flipped code explains ([`A8_FLIPS`]).
+pub const A8_FLIP_CAP: f32 = 1e-2;
+
 /// One pair of engines compared on one output.
 #[derive(Debug, Clone, Serialize)]
 pub struct PairError {
@@ -48,7 +61,11 @@ pub struct PairError {
     /// the largest value ORT gives (at least 1) for an output without a
     /// fixed scale.
     pub tolerance: f32,
-    /// Whether max_abs is within it.
+    /// Inputs with at least one value over the tolerance.
+    pub inputs_apart: usize,
+    /// Whether max_abs is within the tolerance, or, with int8 activations,
+    /// whether the values apart are the rare rounding flips that precision
+    /// allows ([`A8_FLIPS`]).
     pub ok: bool,
     /// Whether this pair decides pass or fail; the fast-math runtime is
     /// reported for information only, since its exp is coarse by design.
@@ -66,6 +83,15 @@ pub struct Report {
     pub n: usize,
     /// Storage type of the weights.
     pub precision: String,
+    /// What the weights multiply: `f32` activations, or `int8` ones
+    /// quantized per block of 32 (the `q8_0a8` precision).
+    pub activations: String,
+    /// With int8 activations: of the values the layers quantized (on the
+    /// host engine's pass), how many sat exactly on a rounding tie, and how
+    /// many within 2^-12 of one, where engines that sum the layer before
+    /// in another order may round apart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ties: Option<Ties>,
     /// Engines run.
     pub engines: Vec<String>,
     /// The outputs compared.
@@ -74,6 +100,17 @@ pub struct Report {
     pub pairs: Vec<PairError>,
     /// Whether every pair passed.
     pub ok: bool,
+}
+
+/// Rounding ties among int8-quantized activations ([`Report::ties`]).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Ties {
+    /// Activations quantized.
+    pub values: usize,
+    /// Exactly halfway between two codes.
+    pub exact: usize,
+    /// Within 2^-12 of halfway (the exact ones included).
+    pub near: usize,
 }
 
 impl Report {
@@ -111,12 +148,15 @@ pub struct Produced {
     /// Inputs run, when not the `n` asked for (a text model runs at most
     /// a context of steps).
     pub n: Option<usize>,
+    /// For int8 activations, how close the host's quantized inputs came
+    /// to rounding ties ([`crate::nn::linear::take_a8_ties`]).
+    pub a8_ties: Option<[usize; 3]>,
 }
 
 /// The comparison core: every pair of gating engines, and every reported
 /// engine against the first, on every output, against the tolerance of
-/// the weights' type.
-pub fn compare(p: &Produced) -> Result<Vec<PairError>> {
+/// the weights' type. Each output holds `inputs` rows.
+pub fn compare(p: &Produced, inputs: usize) -> Result<Vec<PairError>> {
     let Some(first) = p.engines.first() else {
         bail!("no engine ran");
     };
@@ -147,8 +187,19 @@ pub fn compare(p: &Produced) -> Result<Vec<PairError>> {
         } else {
             base
         };
+        let scale = tol / base;
         let pair = |a: &Engine, b: &Engine, gating: bool| {
             let (x, y) = (&a.outputs[k].1, &b.outputs[k].1);
+            let per = x.len() / inputs.max(1);
+            let apart = x
+                .chunks(per.max(1))
+                .zip(y.chunks(per.max(1)))
+                .filter(|(x, y)| {
+                    x.iter()
+                        .zip(*y)
+                        .any(|(x, y)| (x - y).abs() > tol || (x - y).is_nan())
+                })
+                .count();
             let (mx, sum) = x.iter().zip(y).map(|(x, y)| (x - y).abs()).fold(
                 (0f32, 0f64),
                 // A NaN anywhere is the largest error there is.
@@ -166,7 +217,11 @@ pub fn compare(p: &Produced) -> Result<Vec<PairError>> {
                 max_abs: mx,
                 mean_abs: (sum / x.len().max(1) as f64) as f32,
                 tolerance: tol,
-                ok: mx <= tol,
+                inputs_apart: apart,
+                ok: mx <= tol
+                    || (p.a8_ties.is_some()
+                        && apart as f64 <= (A8_FLIPS * inputs as f64).ceil()
+                        && mx <= A8_FLIP_CAP * scale),
                 gating,
             }
         };
@@ -240,12 +295,21 @@ pub fn validate(onnx: &[u8], gguf: &[u8], n: usize, seed: u64) -> Result<Report>
         Family::Text => text::produce(onnx, &g, n, seed)?,
         Family::Audio => audio::produce(onnx, &g, n, seed)?,
     };
-    let pairs = compare(&produced)?;
+    let pairs = compare(&produced, produced.n.unwrap_or(n))?;
     Ok(Report {
         family: family.arch().trim_start_matches("edgegen.").into(),
         part: produced.part,
         n: produced.n.unwrap_or(n),
         precision: format!("{:?}", produced.precision),
+        activations: edgegen_format::arch::ActQuant::read(&g)
+            .map_err(|e| anyhow!("GGUF: {e}"))?
+            .name()
+            .into(),
+        ties: produced.a8_ties.map(|[values, exact, near]| Ties {
+            values,
+            exact,
+            near,
+        }),
         outputs: produced.engines[0]
             .outputs
             .iter()

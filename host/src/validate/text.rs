@@ -230,5 +230,6 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<super::
         engines,
         relative: vec!["logits".into()],
         n: Some(steps),
+        a8_ties: None,
     })
 }

@@ -12,8 +12,9 @@ use edgegen_format::{GgmlType, Gguf, TensorName};
 use edgegen_runtime::models::vae::{VaeDecoder, VaeEncoder};
 
 /// Rebuilds the host model of a VAE GGUF (either part), with its stored
-/// weights dequantized (and Q8_0 padding cut) into the host's layout; the
-/// other part's parameters stay zero.
+/// weights dequantized (and Q8_0 padding cut) into the host's layout, and
+/// its layers quantizing their inputs where the file's do; the other
+/// part's parameters stay zero.
 pub fn host_model(g: &Gguf<'_>) -> Result<(Vae, Vec<f32>)> {
     let hp = vae::Hparams::read(g)?;
     let cfg = VaeConfig {
@@ -25,7 +26,13 @@ pub fn host_model(g: &Gguf<'_>) -> Result<(Vae, Vec<f32>)> {
         activation: hp.activation.name().into(),
         label_every_layer: hp.label_every_layer,
     };
-    let m = Vae::new(cfg)?;
+    let mut m = Vae::new(cfg)?;
+    // A q8_0a8 file's layers multiply int8-quantized inputs.
+    let a8 = edgegen_format::arch::ActQuant::read(g)? == edgegen_format::arch::ActQuant::Int8;
+    for l in m.dec.iter_mut().chain(m.enc.iter_mut()) {
+        l.int8_inputs = a8;
+    }
+    m.heads.int8_inputs = a8;
     let mut p = vec![0f32; m.n_params()];
     let names: Vec<TensorName> = match vae::Part::read(g)? {
         vae::Part::Decoder => (0..=hp.n_hidden)
@@ -137,6 +144,7 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<Produce
         .tensor_named(TensorName::at(first, 0))
         .map(|t| t.ggml_type())
         .unwrap_or(GgmlType::F32);
+    crate::nn::linear::take_a8_ties();
     let (engines, relative) = match part {
         vae::Part::Decoder => (decoder(onnx, g, n, seed)?, vec![]),
         // mu and logvar have no fixed scale.
@@ -145,12 +153,15 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<Produce
             vec!["mu".into(), "logvar".into()],
         ),
     };
+    let a8 = edgegen_format::arch::ActQuant::read(g)? == edgegen_format::arch::ActQuant::Int8;
+    let a8_ties = a8.then(crate::nn::linear::take_a8_ties);
     Ok(Produced {
         part: part.name().into(),
         precision,
         engines,
         relative,
         n: None,
+        a8_ties,
     })
 }
 

@@ -55,6 +55,10 @@ pub fn gemm_cols_on(isa: Isa, out: &mut [f32], m: &Matrix<'_>, x: &[f32], xs: us
         out[..rows * p].fill(0.0);
         return;
     }
+    #[cfg(feature = "int8")]
+    if let (true, Weights::Q8_0(w)) = (m.int8_activations(), m.w) {
+        return super::int8::gemm_cols_a8(isa, out, m, w, x, xs, p);
+    }
     let mut panel = [0f32; ROWS * DEPTH];
     for r0 in (0..rows).step_by(ROWS) {
         let h = ROWS.min(rows - r0);

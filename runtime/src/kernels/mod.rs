@@ -42,6 +42,8 @@
 pub mod act;
 pub mod attend;
 pub mod gemm;
+#[cfg(feature = "int8")]
+pub mod int8;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
 pub mod scalar;
@@ -74,6 +76,8 @@ pub struct Matrix<'a> {
     pub cols: usize,
     /// Elements per stored row.
     pub stride: usize,
+    /// Whether inputs are quantized to int8 first ([`int8`]).
+    a8: bool,
 }
 
 impl<'a> Matrix<'a> {
@@ -92,7 +96,35 @@ impl<'a> Matrix<'a> {
             rows,
             cols,
             stride,
+            a8: false,
         })
+    }
+
+    /// The same matrix multiplying int8 activations ([`int8`]) where its
+    /// weights are Q8_0; F32 and F16 weights are returned unchanged. Needs
+    /// the `int8` feature.
+    ///
+    /// ```
+    /// use edgegen_format::quant::BlockQ8_0;
+    /// use edgegen_runtime::kernels::{Matrix, Weights, matvec};
+    /// let w = [BlockQ8_0::quantize(&[0.25; 32])];
+    /// let m = Matrix::new(Weights::Q8_0(&w), 1, 32, 32).unwrap().with_int8_activations();
+    /// let mut out = [0.0];
+    /// matvec(&mut out, &m, &[1.0; 32], |_| 0.0);
+    /// assert!((out[0] - 8.0).abs() < 1e-2);
+    /// ```
+    #[cfg(feature = "int8")]
+    pub fn with_int8_activations(self) -> Self {
+        Self {
+            a8: matches!(self.w, Weights::Q8_0(_)),
+            ..self
+        }
+    }
+
+    /// Whether the inputs are quantized to int8 (with the `int8` feature,
+    /// `Matrix::with_int8_activations`).
+    pub fn int8_activations(&self) -> bool {
+        self.a8
     }
 
     /// Bytes of weight storage.
@@ -106,6 +138,14 @@ impl<'a> Matrix<'a> {
     /// Row `r` dotted with `x` (`x.len() == cols`).
     #[inline]
     pub fn row_dot(&self, r: usize, x: &[f32]) -> f32 {
+        #[cfg(feature = "int8")]
+        if let (true, Weights::Q8_0(b)) = (self.a8, self.w) {
+            let mut out = [0f32];
+            let one = Matrix { rows: 1, ..*self };
+            let s = self.stride;
+            int8::matvec_a8(isa(), &mut out, &one, &b[r * s / QK8_0..], x, |_| 0.0);
+            return out[0];
+        }
         self.row_dot_on(isa(), r, x)
     }
 
@@ -140,7 +180,8 @@ impl<'a> Matrix<'a> {
         }
     }
 
-    /// [`Matrix::row_dot`] on `isa`, which must be available.
+    /// [`Matrix::row_dot`] on `isa`, which must be available, for f32
+    /// activations (int8 ones take the `int8` module's path before this).
     #[inline]
     fn row_dot_on(&self, isa: Isa, r: usize, x: &[f32]) -> f32 {
         let (s, c) = (self.stride, self.cols);
@@ -575,6 +616,10 @@ pub fn matvec_on(
     bias: impl Fn(usize) -> f32,
 ) {
     let isa = isa.or_scalar();
+    #[cfg(feature = "int8")]
+    if let (true, Weights::Q8_0(w)) = (m.a8, m.w) {
+        return int8::matvec_a8(isa, out, m, w, x, bias);
+    }
     let rows = m.rows.min(out.len());
     let mut r = 0;
     while r < rows {

@@ -5,7 +5,7 @@ pub mod gru;
 
 use crate::kernels::{self, Matrix};
 use crate::math::{self, Math};
-use edgegen_format::arch::Activation;
+use edgegen_format::arch::{ActQuant, Activation};
 use edgegen_format::{Error, F16View, F32View, GgmlType, Gguf, TensorName};
 
 /// A bias or norm vector, read in place.
@@ -85,7 +85,8 @@ pub struct Dense<'a> {
 }
 
 /// Reads `name` as a weight of `rows x cols` (GGUF shape `[stride, rows]`,
-/// where Q8_0 rows may be zero-padded to whole blocks).
+/// where Q8_0 rows may be zero-padded to whole blocks), multiplying int8
+/// activations where the file says so ([`ActQuant`]).
 pub fn load_matrix<'a>(
     g: &Gguf<'a>,
     name: TensorName,
@@ -117,11 +118,21 @@ pub fn load_matrix<'a>(
             });
         }
     };
-    Matrix::new(w, rows, cols, stride).ok_or(Error::WrongShape {
+    let m = Matrix::new(w, rows, cols, stride).ok_or(Error::WrongShape {
         name,
         expected,
         found: t.dims4(),
-    })
+    })?;
+    match ActQuant::read(g)? {
+        ActQuant::F32 => Ok(m),
+        #[cfg(feature = "int8")]
+        ActQuant::Int8 => Ok(m.with_int8_activations()),
+        #[cfg(not(feature = "int8"))]
+        ActQuant::Int8 => Err(Error::BadValue {
+            key: edgegen_format::arch::keys::ACTIVATIONS,
+            expected: "f32: this edgegen-runtime was built without its `int8` feature, which int8 activations need",
+        }),
+    }
 }
 
 /// Reads `name` as a vector of `n` F32 or F16 values.

@@ -1,0 +1,295 @@
+//! x86_64 int8 kernels: AVX2's `vpmaddubsw` (eight rows a panel) and
+//! AVX-512 VNNI's `vpdpbusd` (sixteen rows).
+//!
+//! Both compute each row's block sums exactly in i32 lanes, reduce a
+//! panel's rows into one vector (lane = row) with a transposing sum, and
+//! then add `(d_w * d_x) * sum` to the rows' accumulators with a rounded
+//! multiply, multiply and add: the reference's arithmetic, a panel of
+//! rows at a time, so the bits are the reference's.
+
+use core::arch::x86_64::*;
+use edgegen_format::quant::{A8_INV_127, BlockA8, BlockQ8_0};
+
+/// Rows per AVX2 panel.
+pub const PANEL_AVX2: usize = 8;
+/// Rows per AVX-512 VNNI panel.
+pub const PANEL_VNNI: usize = 16;
+
+/// Whether the CPU has AVX-512 VNNI (and BW, which the kernel's callers
+/// pair with it): compiled in, or detected with `std`.
+#[inline(always)]
+pub fn vnni() -> bool {
+    if cfg!(all(
+        target_feature = "avx512vnni",
+        target_feature = "avx512bw"
+    )) {
+        return true;
+    }
+    #[cfg(any(test, feature = "std"))]
+    return std::is_x86_feature_detected!("avx512vnni")
+        && std::is_x86_feature_detected!("avx512bw");
+    #[allow(unreachable_code)]
+    false
+}
+
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+/// The first `n` of 16 lanes.
+#[inline(always)]
+fn mask(n: usize) -> __mmask16 {
+    if n >= 16 { !0 } else { (1u16 << n) - 1 }
+}
+
+/// The f16 scales at `offs` bytes from `base` (each read as 4 bytes: the
+/// scale and the block's first two codes, inside the block).
+///
+/// # Safety
+/// AVX-512F; every `base + offs[i] .. + 4` is readable.
+#[inline(always)]
+unsafe fn gather_scales16(base: *const u8, offs: __m512i) -> __m512 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let g = _mm512_i32gather_epi32::<1>(offs, base.cast());
+        _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g))
+    }
+}
+
+/// `acc[k] += rows k of w . x` for `k < acc.len()` (1 to 16), row `k`'s
+/// blocks from `w[k * nb]`, with `vpdpbusd`.
+///
+/// `vpdpbusd` multiplies unsigned by signed bytes, so the weights are
+/// flipped to `q + 128` (an XOR), and `128 * sum(x codes)` is taken off
+/// each block sum afterwards: exact, and one instruction per 32 bytes.
+/// Two rows share a 512-bit register (one in each half, against the block
+/// of x broadcast to both), and the 8 registers of a panel fold into one
+/// vector of 16 row sums in three transposing steps (`fold8x16`), whose
+/// lane order (`VNNI_ORDER`) the scales and accumulators follow.
+///
+/// # Safety
+/// AVX-512F, BW and VNNI; `1 <= acc.len() <= 16`;
+/// `w.len() >= (acc.len() - 1) * nb + x.len()`; `34 * 16 * nb < 2^31`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
+pub unsafe fn vnni_rows16(w: &[BlockQ8_0], nb: usize, x: &[BlockA8], acc: &mut [f32]) {
+    let h = acc.len();
+    debug_assert!((1..=PANEL_VNNI).contains(&h) && w.len() >= (h - 1) * nb + x.len());
+    let row = |k: usize| k.min(h - 1) * nb;
+    let wp = w.as_ptr();
+    let live = mask(h);
+    // SAFETY: block b of row k is w[row(k) + b], inside w by the contract,
+    // and every load below stays inside such a block (the scales' gather
+    // reads a block's first 4 bytes); acc is read and written under the
+    // mask of its h lanes; x is read by reference.
+    unsafe {
+        let order = _mm512_loadu_si512(VNNI_ORDER.as_ptr().cast());
+        // Rows past h repeat row h - 1 (read, never stored).
+        let rows = _mm512_min_epi32(order, _mm512_set1_epi32(h as i32 - 1));
+        let offs = _mm512_mullo_epi32(rows, _mm512_set1_epi32(34 * nb as i32));
+        let mut sum = _mm512_permutexvar_ps(order, _mm512_maskz_loadu_ps(live, acc.as_ptr()));
+        let flip = _mm512_set1_epi8(-128);
+        for (b, xb) in x.iter().enumerate() {
+            let xv = _mm512_broadcast_i64x4(_mm256_loadu_si256(xb.qs.as_ptr().cast()));
+            let xsum: i32 = xb.qs.iter().map(|&q| q as i32).sum();
+            let mut d = [_mm512_setzero_si512(); 8];
+            for (p, dp) in d.iter_mut().enumerate() {
+                let lo = (*wp.add(row(2 * p) + b)).qs.as_ptr().cast::<__m256i>();
+                let hi = (*wp.add(row(2 * p + 1) + b)).qs.as_ptr().cast::<__m256i>();
+                let wv = _mm512_inserti64x4::<1>(
+                    _mm512_castsi256_si512(_mm256_loadu_si256(lo)),
+                    _mm256_loadu_si256(hi),
+                );
+                *dp = _mm512_dpbusd_epi32(*dp, _mm512_xor_si512(wv, flip), xv);
+            }
+            let s = _mm512_sub_epi32(fold8x16(&d), _mm512_set1_epi32(128 * xsum));
+            let dw = gather_scales16(wp.add(b).cast(), offs);
+            let scale = _mm512_mul_ps(dw, _mm512_set1_ps(xb.d));
+            sum = _mm512_add_ps(sum, _mm512_mul_ps(scale, _mm512_cvtepi32_ps(s)));
+        }
+        let back = _mm512_loadu_si512(VNNI_INVERSE.as_ptr().cast());
+        _mm512_mask_storeu_ps(acc.as_mut_ptr(), live, _mm512_permutexvar_ps(back, sum));
+    }
+}
+
+/// The row in each lane of [`fold8x16`]'s result.
+const VNNI_ORDER: [i32; 16] = [0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15];
+/// The lane of each row in [`fold8x16`]'s result.
+const VNNI_INVERSE: [i32; 16] = [0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15];
+
+/// Eight registers, `d[p]` holding rows `2p` (lanes 0-7) and `2p + 1`
+/// (lanes 8-15) as partial sums, folded into one register of the sixteen
+/// row totals in [`VNNI_ORDER`]. Each step adds two registers after a
+/// blend of each and one shuffle, which keeps most of the work off the
+/// single shuffle port.
+#[inline(always)]
+unsafe fn fold8x16(d: &[__m512i; 8]) -> __m512i {
+    // SAFETY: register-only AVX-512F intrinsics.
+    unsafe {
+        // Lanes of a and b alternate in groups (1, 2 or 4 dwords, `m`
+        // selecting b's); the other groups are swapped into place.
+        let step = |a: __m512i, b: __m512i, m: __mmask16, swap: &dyn Fn(__m512i) -> __m512i| {
+            _mm512_add_epi32(
+                _mm512_mask_blend_epi32(m, a, b),
+                swap(_mm512_mask_blend_epi32(m, b, a)),
+            )
+        };
+        let s1 = |v: __m512i| _mm512_shuffle_epi32::<0xb1>(v);
+        let s2 = |v: __m512i| _mm512_shuffle_epi32::<0x4e>(v);
+        let s4 = |v: __m512i| _mm512_shuffle_i32x4::<0xb1>(v, v);
+        let p = |a, b| step(a, b, 0xaaaa, &s1);
+        let q = |a, b| step(a, b, 0xcccc, &s2);
+        let lo = q(p(d[0], d[1]), p(d[2], d[3]));
+        let hi = q(p(d[4], d[5]), p(d[6], d[7]));
+        // Lane k of `lo` holds registers 0-3's lane-k totals: k = 0, 1 the
+        // even rows' halves, k = 2, 3 the odd rows'. Add the halves.
+        step(lo, hi, 0xf0f0, &s4)
+    }
+}
+
+/// `acc[k] += rows k of w . x` for `k < acc.len()` (1 to 8), with AVX2's
+/// `vpmaddubsw`, which multiplies unsigned by signed bytes and adds pairs
+/// into i16: so it takes `|w|` and x with w's sign (ggml's trick), whose
+/// pairs fit an i16 (`2 * 128 * 127`, since x never holds -128).
+///
+/// # Safety
+/// AVX2, F16C; `1 <= acc.len() <= 8`; `w.len() >= (acc.len() - 1) * nb +
+/// x.len()`.
+#[target_feature(enable = "avx2,f16c")]
+pub unsafe fn avx2_rows8(w: &[BlockQ8_0], nb: usize, x: &[BlockA8], acc: &mut [f32]) {
+    let h = acc.len();
+    debug_assert!((1..=PANEL_AVX2).contains(&h) && w.len() >= (h - 1) * nb + x.len());
+    let row = |k: usize| k.min(h - 1) * nb;
+    let wp = w.as_ptr();
+    // SAFETY: as in `vnni_rows16`; the scales are read as u16s.
+    unsafe {
+        let mut init = [0f32; 8];
+        init[..h].copy_from_slice(acc);
+        let mut sum = _mm256_loadu_ps(init.as_ptr());
+        let ones = _mm256_set1_epi16(1);
+        for (b, xb) in x.iter().enumerate() {
+            let xv = _mm256_loadu_si256(xb.qs.as_ptr().cast());
+            let mut d = [_mm256_setzero_si256(); 8];
+            let mut scales = [0u16; 8];
+            for (k, dk) in d.iter_mut().enumerate() {
+                let blk = &*wp.add(row(k) + b);
+                scales[k] = u16::from_le_bytes(blk.d);
+                let wv = _mm256_loadu_si256(blk.qs.as_ptr().cast());
+                let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
+                *dk = _mm256_madd_epi16(p16, ones);
+            }
+            let s = fold8x8(&d);
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128(scales.as_ptr().cast()));
+            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(xb.d));
+            sum = _mm256_add_ps(sum, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(s)));
+        }
+        let mut out = [0f32; 8];
+        _mm256_storeu_ps(out.as_mut_ptr(), sum);
+        acc.copy_from_slice(&out[..h]);
+    }
+}
+
+/// Eight registers of eight i32 partial sums folded into one register of
+/// their eight totals, in order.
+#[inline(always)]
+unsafe fn fold8x8(d: &[__m256i; 8]) -> __m256i {
+    // SAFETY: register-only AVX2 intrinsics.
+    unsafe {
+        let a = _mm256_hadd_epi32(_mm256_hadd_epi32(d[0], d[1]), _mm256_hadd_epi32(d[2], d[3]));
+        let b = _mm256_hadd_epi32(_mm256_hadd_epi32(d[4], d[5]), _mm256_hadd_epi32(d[6], d[7]));
+        // Each 128-bit lane holds rows 0-3 (a) or 4-7 (b), one half of the
+        // bytes each: add the halves.
+        _mm256_add_epi32(
+            _mm256_permute2x128_si256::<0x20>(a, b),
+            _mm256_permute2x128_si256::<0x31>(a, b),
+        )
+    }
+}
+
+/// [`BlockA8::quantize`] of up to 32 values with AVX-512: the same bits
+/// (an exact maximum, the reciprocal's product, rounding half to even, and `min` then
+/// `max` for the clamp, which is how the reference treats NaNs).
+///
+/// # Safety
+/// AVX-512F and BW.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub unsafe fn avx512_quantize(x: &[f32]) -> BlockA8 {
+    let n = x.len().min(32);
+    let (m0, m1) = (mask(n), mask(n.saturating_sub(16)));
+    // SAFETY: masked loads of the first n floats of x.
+    unsafe {
+        let v0 = _mm512_maskz_loadu_ps(m0, x.as_ptr());
+        let v1 = _mm512_maskz_loadu_ps(m1, x.as_ptr().add(16.min(n)));
+        let abs = _mm512_set1_epi32(0x7fff_ffff);
+        let a = |v: __m512| _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), abs));
+        let m = _mm512_max_ps(a(v1), _mm512_max_ps(a(v0), _mm512_setzero_ps()));
+        let amax = _mm512_reduce_max_ps(m);
+        let d = amax * A8_INV_127;
+        let mut out = BlockA8 { d, qs: [0; 32] };
+        if d >= f32::MIN_POSITIVE {
+            let id = _mm512_set1_ps(1.0 / d);
+            let code = |v: __m512| {
+                let r = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                    _mm512_mul_ps(v, id),
+                );
+                let r = _mm512_max_ps(
+                    _mm512_min_ps(r, _mm512_set1_ps(127.0)),
+                    _mm512_set1_ps(-127.0),
+                );
+                _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(r))
+            };
+            let q = out.qs.as_mut_ptr().cast::<__m128i>();
+            _mm_storeu_si128(q, code(v0));
+            _mm_storeu_si128(q.add(1), code(v1));
+        }
+        out
+    }
+}
+
+/// [`BlockA8::quantize`] with AVX2, the same bits as [`avx512_quantize`].
+///
+/// # Safety
+/// AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn avx2_quantize(x: &[f32]) -> BlockA8 {
+    let n = x.len().min(32);
+    let mut buf = [0f32; 32];
+    buf[..n].copy_from_slice(&x[..n]);
+    // SAFETY: loads and stores inside `buf` and the block.
+    unsafe {
+        let p = buf.as_ptr();
+        let v = [0, 8, 16, 24].map(|i| _mm256_loadu_ps(p.add(i)));
+        let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+        let mut m = _mm256_setzero_ps();
+        for vi in v {
+            m = _mm256_max_ps(_mm256_and_ps(vi, abs), m);
+        }
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), m);
+        // Exact, so the order of the lanes does not matter.
+        let amax = lanes
+            .iter()
+            .fold(0f32, |a, &b| edgegen_format::quant::a8_max(b, a));
+        let d = amax * A8_INV_127;
+        let mut out = BlockA8 { d, qs: [0; 32] };
+        if d >= f32::MIN_POSITIVE {
+            let id = _mm256_set1_ps(1.0 / d);
+            let c = v.map(|vi| {
+                let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                    _mm256_mul_ps(vi, id),
+                );
+                let r = _mm256_max_ps(
+                    _mm256_min_ps(r, _mm256_set1_ps(127.0)),
+                    _mm256_set1_ps(-127.0),
+                );
+                _mm256_cvtps_epi32(r)
+            });
+            let ab = _mm256_packs_epi32(c[0], c[1]);
+            let cd = _mm256_packs_epi32(c[2], c[3]);
+            let q = _mm256_permutevar8x32_epi32(
+                _mm256_packs_epi16(ab, cd),
+                _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
+            );
+            _mm256_storeu_si256(out.qs.as_mut_ptr().cast(), q);
+        }
+        out
+    }
+}
