@@ -335,7 +335,12 @@ fn generators_export_and_validate_at_every_precision() {
             bufs[bn.buf_offset + bn.c + c] = 0.5 + r.uniform();
         }
     }
-    for prec in [Precision::F32, Precision::F16, Precision::Q8_0] {
+    for prec in [
+        Precision::F32,
+        Precision::F16,
+        Precision::Q8_0,
+        Precision::Q8_0A8,
+    ] {
         let gguf = export_gan::to_gguf(&m, &gp, &bufs, prec, "test").unwrap();
         let onnx = onnx::gan_to_onnx(&m, &gp, &bufs, prec, "test").unwrap();
         let rep = edgegen::validate::validate(&onnx, &gguf, 24, 3).unwrap();

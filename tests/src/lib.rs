@@ -112,8 +112,9 @@ pub fn cargo_build(args: &[&str], target_dir: &Path, env: &[(&str, Option<&OsStr
 
 /// Each family's documented configuration (the README's footprint table:
 /// what fits a 1 MiB / 192 KiB part at Q8_0) with pseudo-random weights
-/// stored as `ty`: `(family, description, GGUF bytes)`; `vae-a8` is the
-/// VAE's with int8 activations, which only Q8_0 weights use.
+/// stored as `ty`: `(family, description, GGUF bytes)`; `vae-a8` and
+/// `text-a8` are the VAE's and the text model's with int8 activations,
+/// which only Q8_0 weights use.
 pub fn documented_models(ty: GgmlType) -> Vec<(&'static str, &'static str, Vec<u8>)> {
     use edgegen_format::arch;
     let vae = arch::vae::Hparams::new(
@@ -174,6 +175,17 @@ pub fn documented_models(ty: GgmlType) -> Vec<(&'static str, &'static str, Vec<u
             "text",
             "bytes; dim 64, 5 blocks, 8 heads (4 K/V), MLP 256, context 256; Q8_0 KV cache",
             text::model_gguf(&text, ty, 3, 0.3, None),
+        ),
+        (
+            "text-a8",
+            "the same model, int8 activations (q8_0a8)",
+            text::model_gguf_with(
+                &text,
+                (ty, edgegen_format::arch::ActQuant::Int8),
+                3,
+                0.3,
+                None,
+            ),
         ),
         (
             "audio",

@@ -1,8 +1,8 @@
 //! Text transformer files with pseudo-random weights, and the check of a
 //! continuation a device generated.
 
-use edgegen_format::arch::Family;
 use edgegen_format::arch::transformer::{self as t, Hparams};
+use edgegen_format::arch::{ActQuant, Family};
 use edgegen_format::{GgmlType, GgufWriter, OwnedValue};
 
 /// A text model as GGUF with weights N(0, 1) times `scale`, norms 1 and
@@ -16,8 +16,21 @@ pub fn model_gguf(
     scale: f32,
     chars: Option<&str>,
 ) -> Vec<u8> {
+    model_gguf_with(hp, (ty, ActQuant::F32), seed, scale, chars)
+}
+
+/// [`model_gguf`] whose Q8_0 matrices multiply activations as `act` says
+/// (int8 for the `q8_0a8` precision).
+pub fn model_gguf_with(
+    hp: &Hparams,
+    (ty, act): (GgmlType, ActQuant),
+    seed: u64,
+    scale: f32,
+    chars: Option<&str>,
+) -> Vec<u8> {
     let mut w = GgufWriter::new();
     hp.write(&mut w, Family::Text).unwrap();
+    act.write(&mut w).unwrap();
     match chars {
         Some(c) => {
             w.add(t::VOCAB, "chars").unwrap();

@@ -377,7 +377,7 @@ fn documented_configurations_fit_a_1_mib_192_kib_part() {
             "vae" | "vae-a8" | "gan" => {
                 check_samples_against_host(&det, bytes, 7, Some(0), 4, &who)
             }
-            "text" => {
+            "text" | "text-a8" => {
                 let prompt = edgegen_tests::text::encode("ROMEO:", None);
                 let ck = (7, None, true);
                 edgegen_tests::text::check_text_against_host(
@@ -411,7 +411,7 @@ fn documented_configurations_fit_a_1_mib_192_kib_part() {
         let (code, model) = (size(".text"), size(".rodata") + size(".data"));
         let statics = size(".bss") + size(".data");
         let insns = number_after(&out, "cost ");
-        let unit = if *family == "text" {
+        let unit = if family.starts_with("text") {
             "symbol, positions 0 to 52"
         } else {
             "sample"

@@ -320,7 +320,12 @@ fn gan_stage(a: &DemoArgs, data: &str, exp: &std::path::Path) -> Result<PathBuf>
         "{:<6} {:>10} {:>10} {:>12}",
         "", "GGUF B", "ONNX B", "max |err|"
     );
-    for prec in [Precision::F32, Precision::F16, Precision::Q8_0] {
+    for prec in [
+        Precision::F32,
+        Precision::F16,
+        Precision::Q8_0,
+        Precision::Q8_0A8,
+    ] {
         let tag = format!("{prec:?}").to_lowercase();
         let gguf = export::gan::to_gguf(&m, &gp, &bufs, prec, "demo")?;
         let onnx = export::onnx::gan_to_onnx(&m, &gp, &bufs, prec, "demo")?;

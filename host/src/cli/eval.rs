@@ -51,9 +51,10 @@ pub struct EvalArgs {
     /// Threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Evaluate a VAE with its decoder's weights, or an audio model with
-    /// all of its matrices, as this precision stores them (what a device
-    /// running that export computes).
+    /// Evaluate a VAE with its decoder's weights, or a text or audio model
+    /// with all of its matrices, as this precision stores them, and with
+    /// q8_0a8 their inputs quantized to int8 too (what a device running
+    /// that export computes).
     #[arg(long, value_enum, default_value = "f32", visible_alias = "precision")]
     decoder_precision: crate::export::Precision,
     /// Print JSON.
@@ -119,6 +120,8 @@ struct TextEval {
     val_loss_nats: f64,
     /// The same per byte of text, in bits: comparable across vocabularies.
     bits_per_byte: f64,
+    /// The matrices' storage (`--decoder-precision`).
+    precision: crate::export::Precision,
 }
 
 /// Most images the suite generates: its k-NN pass is quadratic.
@@ -139,9 +142,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if a.k == 0 {
         bail!("--k: expected at least 1 importance sample");
     }
-    if a.decoder_precision.int8_activations() && ck.family != Family::Vae {
+    if a.decoder_precision.int8_activations() && !matches!(ck.family, Family::Vae | Family::Text) {
         bail!(
-            "--decoder-precision q8_0a8: int8 activations are built for vae models so far, and {} is a {} run",
+            "--decoder-precision q8_0a8: int8 activations are built for vae and text models so far, and {} is a {} run",
             ck.path.display(),
             ck.family.name()
         );
@@ -406,7 +409,7 @@ fn eval_text(
             a.run.display()
         );
     }
-    let (m, mc, st) = crate::train::text::load(ck, "`eval`")?;
+    let (mut m, mc, st) = crate::train::text::load(ck, "`eval`")?;
     let data = crate::train::text::TextData::load(cfg)?;
     if data.vocab != mc.vocab() {
         bail!(
@@ -426,9 +429,11 @@ fn eval_text(
             data.classes
         );
     }
+    let mut p = st.groups[0].params.clone();
+    crate::export::text::store(&m, &mut p, a.decoder_precision);
+    m.set_int8_inputs(a.decoder_precision.int8_activations());
     let mut acts = crate::models::transformer::Acts::new(&m, 16);
-    let p = &st.groups[0].params;
-    let (nats, bytes) = crate::train::text::val_loss(&m, p, &mut acts, &data.vocab, &data.val, th);
+    let (nats, bytes) = crate::train::text::val_loss(&m, &p, &mut acts, &data.vocab, &data.val, th);
     let symbols: usize = data.val.iter().map(|s| s.len() - 1).sum();
     Ok(Report {
         family: "text",
@@ -440,6 +445,7 @@ fn eval_text(
             val_bytes: bytes,
             val_loss_nats: nats,
             bits_per_byte: nats * symbols as f64 / (bytes.max(1) as f64 * std::f64::consts::LN_2),
+            precision: a.decoder_precision,
         }),
         audio: None,
     })
@@ -516,7 +522,10 @@ fn print_report(r: &Report) {
             "held-out symbols   {} ({} bytes)",
             t.val_symbols, t.val_bytes
         );
-        println!("val_loss_nats      {:.4} per symbol", t.val_loss_nats);
+        println!(
+            "val_loss_nats      {:.4} per symbol ({:?} matrices)",
+            t.val_loss_nats, t.precision
+        );
         println!("bits_per_byte      {:.4}", t.bits_per_byte);
         return;
     }

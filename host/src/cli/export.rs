@@ -41,9 +41,11 @@ pub fn export(a: ExportArgs) -> Result<()> {
         files::BEST
     });
     let ck = checkpoint::load(&path)?;
-    if a.precision.int8_activations() && !matches!(ck.family, Family::Vae) {
+    if a.precision.int8_activations()
+        && !matches!(ck.family, Family::Vae | Family::Text | Family::Gan)
+    {
         bail!(
-            "--precision q8_0a8: int8 activations are built for vae models so far, and {} holds a {} model; export it as q8_0",
+            "--precision q8_0a8: int8 activations are built for vae, gan and text models so far, and {} holds a {} model; export it as q8_0",
             a.run.display(),
             ck.family.name()
         );

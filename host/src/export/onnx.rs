@@ -488,6 +488,31 @@ pub fn gan_to_onnx(
     let n = layers.len() - 1;
     for (i, l) in layers[1..].iter().enumerate() {
         let (cin, cout) = (l.inp, l.out / 16);
+        if prec.int8_activations() {
+            // Each pixel's channels, as the runtime's transposed
+            // convolutions multiply them: (N, C, H, W) -> (N*H*W, C), the
+            // quantizer, and back.
+            let (hh, ww) = ((h0 << i) as i64, (w0 << i) as i64);
+            let nhwc = g.node(
+                "Transpose",
+                &[&y],
+                vec![attr_ints("perm", &[0, 2, 3, 1])],
+                "a8",
+            );
+            let rows_shape = g.fresh("a8_rows");
+            let rows_shape = g.init_i64(&rows_shape, &[-1, cin as i64]);
+            let rows = g.node("Reshape", &[&nhwc, &rows_shape], vec![], "a8");
+            let q = g.quantize_acts(&rows, cin);
+            let img_shape = g.fresh("a8_img");
+            let img_shape = g.init_i64(&img_shape, &[-1, hh, ww, cin as i64]);
+            let img = g.node("Reshape", &[&q, &img_shape], vec![], "a8");
+            y = g.node(
+                "Transpose",
+                &[&img],
+                vec![attr_ints("perm", &[0, 3, 1, 2])],
+                "a8",
+            );
+        }
         let rows = g.weight(l, prec);
         let t = g.node(
             "Transpose",
@@ -729,6 +754,11 @@ pub fn text_to_onnx(
             label: None,
         };
         g.weight(&out, prec)
+    };
+    let xn = if prec.int8_activations() {
+        g.quantize_acts(&xn, d)
+    } else {
+        xn
     };
     g.node_to(
         "Gemm",

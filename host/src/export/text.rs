@@ -187,7 +187,12 @@ mod tests {
                 classes: (0..k).map(|i| i.to_string()).collect(),
             };
             let label = (k > 0).then_some(2);
-            for prec in [Precision::F32, Precision::F16, Precision::Q8_0] {
+            for prec in [
+                Precision::F32,
+                Precision::F16,
+                Precision::Q8_0,
+                Precision::Q8_0A8,
+            ] {
                 let bytes = to_gguf(&m, &mc, &p, prec, "t").unwrap();
                 // 13 steps: past the context of 8, so the window slides.
                 let r = runtime_vs_host(&m, &p, prec, &bytes, 13, label, 5).unwrap();

@@ -330,6 +330,18 @@ impl GenActs {
 }
 
 impl Generator {
+    /// Makes every layer quantize its input to int8 (`on`), as a `q8_0a8`
+    /// generator does on a device (the batch norms folded into the layers
+    /// before, so the inputs are the same), or not: for evaluating and
+    /// validating that precision, never for training.
+    pub fn set_int8_inputs(&mut self, on: bool) {
+        self.fc.int8_inputs = on;
+        self.up0.int8_inputs = on;
+        self.up1.int8_inputs = on;
+    }
+}
+
+impl Generator {
     /// `a.zin` (n rows) to images `a.out` in [-1, 1].
     #[allow(clippy::too_many_arguments)]
     pub fn forward(

@@ -134,9 +134,30 @@ pub struct Transformer {
     /// Offset of `output.weight` `(V, C)`, or of the token embedding when
     /// tied.
     pub output: usize,
+    /// Whether the output projection's input is quantized to int8 first,
+    /// as the blocks' layers do with [`Linear::int8_inputs`]: see
+    /// [`Transformer::set_int8_inputs`].
+    pub output_int8_inputs: bool,
 }
 
 impl Transformer {
+    /// Makes every matrix quantize its input to int8 (`on`), as a `q8_0a8`
+    /// model does on a device, or not: for evaluating and validating that
+    /// precision on the host, never for training.
+    pub fn set_int8_inputs(&mut self, on: bool) {
+        for b in &mut self.blocks {
+            for l in [
+                &mut b.attn_qkv,
+                &mut b.attn_output,
+                &mut b.ffn_up,
+                &mut b.ffn_down,
+            ] {
+                l.int8_inputs = on;
+            }
+        }
+        self.output_int8_inputs = on;
+    }
+
     /// Lays out every tensor.
     pub fn new(cfg: TransformerConfig) -> Result<Self> {
         cfg.validate()?;
@@ -181,6 +202,7 @@ impl Transformer {
             blocks,
             output_norm,
             output,
+            output_int8_inputs: false,
         })
     }
 
@@ -352,6 +374,9 @@ impl Transformer {
         self.output_norm
             .forward(p, &mut a.lnf[..n * c], &mut a.lnf_saved, last, n);
         let w = &p[self.output..][..v * c];
+        if self.output_int8_inputs {
+            crate::nn::linear::quantize_rows(&mut a.lnf[..n * c], c);
+        }
         gemm(
             &mut a.logits[..n * v],
             &a.lnf[..n * c],

@@ -497,6 +497,11 @@ pub struct ConvTranspose2d {
     /// The window of the convolution this one transposes: over the
     /// output `(OC, OH, OW)`, with `(oh, ow)` the input's size.
     pub geom: Geom,
+    /// Whether [`Self::forward`] first quantizes each input pixel's `IC`
+    /// channels to int8 per block of 32 and widens them back, as a
+    /// `q8_0a8` generator on a device does (its transposed convolutions
+    /// multiply each pixel's channel vector). Training never sets it.
+    pub int8_inputs: bool,
 }
 
 impl ConvTranspose2d {
@@ -520,7 +525,12 @@ impl ConvTranspose2d {
         }
         let offset = layout.push(format!("{name}.weight"), &[ic, oc, k, k]);
         layout.push(format!("{name}.bias"), &[oc]);
-        Some(Self { offset, ic, geom })
+        Some(Self {
+            offset,
+            ic,
+            geom,
+            int8_inputs: false,
+        })
     }
 
     /// Output channels.
@@ -591,6 +601,17 @@ impl ConvTranspose2d {
         scratch: &mut [f32],
         th: Threads,
     ) {
+        let quantized;
+        let inp = if self.int8_inputs {
+            quantized = int8_channels(
+                &inp[..batch * self.in_len()],
+                self.ic,
+                self.geom.positions(),
+            );
+            &quantized[..]
+        } else {
+            inp
+        };
         let th = fit(th, scratch, self.each());
         let g = &self.geom;
         let (p, taps, ic, hw) = (g.positions(), g.taps(), self.ic, g.h * g.w);
@@ -731,6 +752,31 @@ impl ConvTranspose2d {
             );
         }
     }
+}
+
+/// `x`, images `(IC, HW)` one after another, with each pixel's `ic`
+/// channels quantized to int8 per block of 32 and widened back
+/// ([`super::linear::quantize_rows`], which also counts near ties).
+fn int8_channels(x: &[f32], ic: usize, hw: usize) -> Vec<f32> {
+    let img = ic * hw;
+    let mut rows = vec![0f32; x.len()];
+    for (b, im) in x.chunks_exact(img.max(1)).enumerate() {
+        for (c, plane) in im.chunks_exact(hw.max(1)).enumerate() {
+            for (q, v) in plane.iter().enumerate() {
+                rows[(b * hw + q) * ic + c] = *v;
+            }
+        }
+    }
+    super::linear::quantize_rows(&mut rows, ic);
+    let mut out = vec![0f32; x.len()];
+    for (b, im) in out.chunks_exact_mut(img.max(1)).enumerate() {
+        for (c, plane) in im.chunks_exact_mut(hw.max(1)).enumerate() {
+            for (q, v) in plane.iter_mut().enumerate() {
+                *v = rows[(b * hw + q) * ic + c];
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -16,6 +16,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// precision's rounding sits on a knife edge, for `edgegen validate`.
 static A8_TIES: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];
 
+/// Quantizes each row of `x` (`width` values) to int8 per block of 32 and
+/// widens it back ([`edgegen_format::quant::fake_quant_a8`]), counting
+/// its near ties for [`take_a8_ties`]: what a `q8_0a8` layer multiplies.
+pub fn quantize_rows(x: &mut [f32], width: usize) {
+    x.par_chunks_mut(width.max(1)).for_each(|row| {
+        let t = edgegen_format::quant::a8_ties(row);
+        for (c, v) in A8_TIES.iter().zip(t) {
+            c.fetch_add(v, Ordering::Relaxed);
+        }
+        edgegen_format::quant::fake_quant_a8(row);
+    });
+}
+
 /// Returns the tie counts gathered since the last call, and starts over.
 pub fn take_a8_ties() -> [usize; 3] {
     A8_TIES.each_ref().map(|c| c.swap(0, Ordering::Relaxed))
@@ -101,13 +114,7 @@ impl Linear {
         let quantized;
         let inp = if self.int8_inputs {
             let mut q = inp[..batch * self.inp].to_vec();
-            q.par_chunks_mut(self.inp.max(1)).for_each(|row| {
-                let t = edgegen_format::quant::a8_ties(row);
-                for (c, v) in A8_TIES.iter().zip(t) {
-                    c.fetch_add(v, Ordering::Relaxed);
-                }
-                edgegen_format::quant::fake_quant_a8(row);
-            });
+            quantize_rows(&mut q, self.inp);
             quantized = q;
             &quantized[..]
         } else {

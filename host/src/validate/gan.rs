@@ -23,7 +23,7 @@ pub fn host_model(g: &Gguf<'_>) -> Result<(Gan, Vec<f32>, Vec<f32>)> {
             "the host's generator has two up blocks halving the channels; this file's channels are {ch:?}"
         );
     }
-    let m = Gan::new(GanConfig {
+    let mut m = Gan::new(GanConfig {
         image_shape: hp.image_shape.map(|v| v as usize),
         latent: hp.latent_dim as usize,
         n_classes: hp.n_classes as usize,
@@ -31,6 +31,8 @@ pub fn host_model(g: &Gguf<'_>) -> Result<(Gan, Vec<f32>, Vec<f32>)> {
         d_width: 1,
         spectral_norm: false,
     })?;
+    let a8 = edgegen_format::arch::ActQuant::read(g)? == edgegen_format::arch::ActQuant::Int8;
+    m.gen_.set_int8_inputs(a8);
     let gen_ = &m.gen_;
     let mut p = vec![0f32; gen_.layout.total()];
     let mut buffers = vec![0f32; m.buffers.total()];
@@ -123,10 +125,12 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<Produce
         gating: true,
     });
     let (m, p, b) = host_model(g)?;
+    crate::nn::linear::take_a8_ties();
     let host_labels: Vec<u32> = (0..n)
         .map(|i| labels.get(i).map_or(0, |&l| l as u32))
         .collect();
     let px = crate::train::gan::generate(&m, &p, &b, &z, &host_labels, Threads(1));
+    let a8_ties = m.gen_.fc.int8_inputs.then(crate::nn::linear::take_a8_ties);
     engines.push(Engine {
         name: "edgegen-host".into(),
         outputs: vec![("x".into(), px)],
@@ -143,6 +147,6 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<Produce
         engines,
         relative: vec![],
         n: None,
-        a8_ties: None,
+        a8_ties,
     })
 }

@@ -31,17 +31,18 @@ pub fn tolerance(ty: GgmlType) -> f32 {
     if ty == GgmlType::F32 { 1e-5 } else { 1e-4 }
 }
 
-/// How far two engines may drift apart with int8 activations, where a
-/// hidden value within a rounding error of a tie between two codes can
-/// round either way (engines sum the layer before in different orders,
-/// and compute tanh and exp with different approximations), moving the
-/// outputs by one quantization step of that value: at most this share of
-/// the inputs (rounded up) may have values over the tolerance, and no value may be
-/// further apart than [`A8_FLIP_CAP`] (times the output's scale, as for
-/// the tolerance). A wrong rounding mode, block layout or scale moves
-/// every input, and far more.
-pub const A8_FLIPS: f64 = 0.01;
-/// The largest error one flipped code explains ([`A8_FLIPS`]).
+/// How far two engines may drift apart with int8 activations. A hidden
+/// value within a rounding error of a tie between two codes can round
+/// either way (engines sum the layer before in different orders and
+/// compute tanh and exp with different approximations), moving the outputs
+/// that depend on it by about one quantization step of that value; a
+/// generator with thousands of activations per image has such a value in
+/// most images. So an int8 pair passes when its *mean* error is within the
+/// tolerance and no value is further apart than this (times the output's
+/// scale, as for the tolerance): a handful of flipped codes, where a wrong
+/// block layout or scale moves every value, and far more. (The rounding
+/// itself, ties included, is held to the runtime's bits by a test of the
+/// exported quantizer alone.)
 pub const A8_FLIP_CAP: f32 = 1e-2;
 
 /// One pair of engines compared on one output.
@@ -64,8 +65,8 @@ pub struct PairError {
     /// Inputs with at least one value over the tolerance.
     pub inputs_apart: usize,
     /// Whether max_abs is within the tolerance, or, with int8 activations,
-    /// whether the values apart are the rare rounding flips that precision
-    /// allows ([`A8_FLIPS`]).
+    /// whether the values apart are the rounding flips that precision
+    /// allows ([`A8_FLIP_CAP`]).
     pub ok: bool,
     /// Whether this pair decides pass or fail; the fast-math runtime is
     /// reported for information only, since its exp is coarse by design.
@@ -219,8 +220,9 @@ pub fn compare(p: &Produced, inputs: usize) -> Result<Vec<PairError>> {
                 tolerance: tol,
                 inputs_apart: apart,
                 ok: mx <= tol
-                    || (p.a8_ties.is_some()
-                        && apart as f64 <= (A8_FLIPS * inputs as f64).ceil()
+                    || (gating
+                        && p.a8_ties.is_some()
+                        && sum / x.len().max(1) as f64 <= tol as f64
                         && mx <= A8_FLIP_CAP * scale),
                 gating,
             }

@@ -43,6 +43,9 @@ pub fn runtime_vs_host(
     let dev = Dev::from_gguf(&g, Family::Text).map_err(|e| anyhow!("the GGUF: {e}"))?;
     let mut hp = p.to_vec();
     store(m, &mut hp, prec);
+    let mut quantizing = m.clone();
+    quantizing.set_int8_inputs(prec.int8_activations());
+    let m = &quantizing;
     let (t, v) = (m.cfg.context, m.cfg.vocab);
     let mut rng = Rng::new(seed);
     let seq: Vec<u32> = (0..steps)
@@ -82,12 +85,13 @@ pub fn runtime_vs_host(
 }
 
 /// Rebuilds the host model of a text GGUF: its stored (dequantized)
-/// weights in the host's layout.
+/// weights in the host's layout, its matrices quantizing their inputs
+/// where the file's do.
 pub fn host_model(g: &Gguf<'_>) -> Result<(Transformer, Vec<f32>)> {
     use crate::models::transformer::TransformerConfig;
     use edgegen_format::arch::transformer::Hparams;
     let hp = Hparams::read(g, Family::Text)?;
-    let m = Transformer::new(TransformerConfig {
+    let mut m = Transformer::new(TransformerConfig {
         vocab: hp.vocab_size as usize,
         context: hp.context_length as usize,
         dim: hp.embedding_length as usize,
@@ -98,6 +102,9 @@ pub fn host_model(g: &Gguf<'_>) -> Result<(Transformer, Vec<f32>)> {
         n_classes: hp.n_classes as usize,
         tied: hp.tied_output,
     })?;
+    m.set_int8_inputs(
+        edgegen_format::arch::ActQuant::read(g)? == edgegen_format::arch::ActQuant::Int8,
+    );
     let mut p = vec![0f32; m.layout.total()];
     for e in &m.layout.entries {
         let t = g
@@ -198,6 +205,7 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<super::
     };
     // The host: a full forward pass over the prefix at every step.
     let (m, p) = host_model(g)?;
+    crate::nn::linear::take_a8_ties();
     let mut a = Acts::new(&m, 1);
     a.labels[0] = label.unwrap_or(0);
     let mut host = Vec::with_capacity(steps * v);
@@ -206,6 +214,7 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<super::
         m.forward(&p, &mut a, 1, i + 1, Threads(1));
         host.extend_from_slice(&a.logits[i * v..(i + 1) * v]);
     }
+    let a8_ties = m.output_int8_inputs.then(crate::nn::linear::take_a8_ties);
     let engine = |name: &str, x: Vec<f32>| Engine {
         name: name.into(),
         outputs: vec![("logits".into(), x)],
@@ -230,6 +239,6 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<super::
         engines,
         relative: vec!["logits".into()],
         n: Some(steps),
-        a8_ties: None,
+        a8_ties,
     })
 }

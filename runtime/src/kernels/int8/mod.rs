@@ -175,8 +175,61 @@ pub(super) fn gemm_cols_a8(
     xs: usize,
     p: usize,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 && x86::vnni() && super::avx512bw() {
+        return vnni_pixels(out, m, w, x, xs, p);
+    }
     for j in 0..p {
         strided(isa, &mut out[j..], p, m, w, &x[j..], xs, m.cols);
+    }
+}
+
+/// [`gemm_cols_a8`] with the pixels in the lanes ([`x86::vnni_pixels`]):
+/// chunks of 64 pixels by 8 blocks of channels are quantized into a
+/// 20 KiB stack buffer (x86 hosts only), then every row's weights meet
+/// them with no sum across lanes.
+#[cfg(target_arch = "x86_64")]
+fn vnni_pixels(out: &mut [f32], m: &Matrix<'_>, w: &[BlockQ8_0], x: &[f32], xs: usize, p: usize) {
+    let (rows, cols, nb) = (m.rows, m.cols, m.stride / QK8_0);
+    let nbx = cols.div_ceil(QK8_0);
+    let mut lay = x86::PixelBlocks::ZERO;
+    let mut col = [0f32; QK8_0];
+    for j0 in (0..p).step_by(x86::PIX) {
+        let pn = x86::PIX.min(p - j0);
+        for c0 in (0..nbx).step_by(x86::PIX_BLOCKS) {
+            let kb = x86::PIX_BLOCKS.min(nbx - c0);
+            for b in 0..kb {
+                let s = QK8_0 * (c0 + b);
+                let n = QK8_0.min(cols - s);
+                for j in 0..x86::PIX {
+                    let blk = if j < pn {
+                        for (k, c) in col[..n].iter_mut().enumerate() {
+                            *c = x[(s + k) * xs + j0 + j];
+                        }
+                        quantize_on(Isa::Avx512, &col[..n])
+                    } else {
+                        BlockA8::ZERO
+                    };
+                    lay.set(j, b, &blk);
+                }
+            }
+            // SAFETY: AVX-512 with VNNI and BW (checked by the caller);
+            // pn <= PIX, kb <= PIX_BLOCKS; w holds rows of nb >= c0 + kb
+            // blocks, and out rows of p >= j0 + pn values (the caller's
+            // size check).
+            unsafe {
+                x86::vnni_pixels(
+                    &w[c0..],
+                    nb,
+                    rows,
+                    &lay,
+                    (pn, kb),
+                    &mut out[j0..],
+                    p,
+                    c0 == 0,
+                )
+            };
+        }
     }
 }
 
@@ -349,7 +402,13 @@ mod tests {
     #[test]
     fn gemm_cols_is_the_matvec_of_each_pixel() {
         let mut s = 13;
-        for (rows, cols, p, xs) in [(5, 7, 3, 3), (33, 64, 4, 6), (17, 600, 2, 2)] {
+        for (rows, cols, p, xs) in [
+            (5, 7, 3, 3),
+            (33, 64, 4, 6),
+            (17, 600, 2, 2),
+            (20, 300, 70, 70),
+            (3, 40, 130, 131),
+        ] {
             let (q, stride) = q8_rows(&mut s, rows, cols);
             let x = rand(&mut s, cols * xs);
             let m = Matrix::new(Weights::Q8_0(&q), rows, cols, stride)

@@ -293,3 +293,117 @@ pub unsafe fn avx2_quantize(x: &[f32]) -> BlockA8 {
         out
     }
 }
+
+/// Pixels a [`PixelBlocks`] holds: four groups of 16 lanes.
+pub const PIX: usize = 64;
+/// Activation blocks a [`PixelBlocks`] holds.
+pub const PIX_BLOCKS: usize = 8;
+
+/// The quantized inputs of up to [`PIX`] pixels over [`PIX_BLOCKS`]
+/// blocks of channels, laid out so that one `vpdpbusd` multiplies one
+/// weight word (broadcast) with that word's position in 16 pixels at
+/// once: a product of a matrix with many input columns (a transposed
+/// convolution's pixels) then needs no sum across lanes, each lane being
+/// one pixel's block sum.
+#[repr(C, align(64))]
+pub struct PixelBlocks {
+    /// `[block][word][group]`: 16 pixels' four codes each.
+    codes: [[[[i8; 64]; 4]; 8]; PIX_BLOCKS],
+    /// `128 *` the sum of each pixel's codes in a block, taken off the
+    /// block sums (the weights enter `vpdpbusd` as `q + 128`).
+    sums: [[[i32; 16]; 4]; PIX_BLOCKS],
+    /// Each pixel's block scale.
+    scales: [[[f32; 16]; 4]; PIX_BLOCKS],
+}
+
+impl PixelBlocks {
+    /// All zeros.
+    pub const ZERO: Self = Self {
+        codes: [[[[0; 64]; 4]; 8]; PIX_BLOCKS],
+        sums: [[[0; 16]; 4]; PIX_BLOCKS],
+        scales: [[[0.0; 16]; 4]; PIX_BLOCKS],
+    };
+
+    /// Puts pixel `j`'s (< [`PIX`]) block `b` (< [`PIX_BLOCKS`]) in place.
+    #[inline]
+    pub fn set(&mut self, j: usize, b: usize, x: &BlockA8) {
+        let (g, lane) = (j / 16, j % 16);
+        for (t, c) in x.qs.chunks_exact(4).enumerate() {
+            self.codes[b][t][g][4 * lane..4 * lane + 4].copy_from_slice(c);
+        }
+        self.sums[b][g][lane] = 128 * x.qs.iter().map(|&q| q as i32).sum::<i32>();
+        self.scales[b][g][lane] = x.d;
+    }
+}
+
+/// `out[r * p + j] (+)= row r . pixel j` for rows `r < rows` and the first
+/// `pn` pixels of `x`, over its first `kb` blocks; row `r`'s blocks start
+/// at `w[r * nb]`; `first` starts the sums from zero, otherwise they go on
+/// from what `out` holds (in block order, as the reference adds them).
+///
+/// # Safety
+/// AVX-512F, BW and VNNI; F16C; `pn <= PIX`, `kb <= PIX_BLOCKS`; `w` holds
+/// `(rows - 1) * nb + kb` blocks, `out` holds `(rows - 1) * p + pn` values.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn vnni_pixels(
+    w: &[BlockQ8_0],
+    nb: usize,
+    rows: usize,
+    x: &PixelBlocks,
+    (pn, kb): (usize, usize),
+    out: &mut [f32],
+    p: usize,
+    first: bool,
+) {
+    debug_assert!(pn <= PIX && kb <= PIX_BLOCKS && rows >= 1);
+    debug_assert!(w.len() >= (rows - 1) * nb + kb && out.len() >= (rows - 1) * p + pn);
+    let groups = pn.div_ceil(16);
+    let masks: [__mmask16; 4] = core::array::from_fn(|g| mask(pn.saturating_sub(16 * g)));
+    let flip = _mm512_set1_epi32(0x8080_8080u32 as i32);
+    for r in 0..rows {
+        // SAFETY: row r's output lies in out (the contract), stored under
+        // each group's mask; its blocks lie in w; x is read by reference.
+        unsafe {
+            let o = out.as_mut_ptr().add(r * p);
+            let mut acc = [_mm512_setzero_ps(); 4];
+            if !first {
+                for (g, a) in acc.iter_mut().enumerate().take(groups) {
+                    *a = _mm512_maskz_loadu_ps(masks[g], o.add(16 * g));
+                }
+            }
+            for b in 0..kb {
+                let blk = &w[r * nb + b];
+                let dw = _mm512_set1_ps(scale_f16c(blk));
+                let q = blk.qs.as_ptr().cast::<u32>();
+                let wd: [__m512i; 8] = core::array::from_fn(|t| {
+                    _mm512_xor_si512(_mm512_set1_epi32(q.add(t).read_unaligned() as i32), flip)
+                });
+                for (g, a) in acc.iter_mut().enumerate().take(groups) {
+                    let mut d = _mm512_setzero_si512();
+                    for (t, wt) in wd.iter().enumerate() {
+                        let c = _mm512_load_si512(x.codes[b][t][g].as_ptr().cast());
+                        d = _mm512_dpbusd_epi32(d, *wt, c);
+                    }
+                    let s = _mm512_sub_epi32(d, _mm512_load_si512(x.sums[b][g].as_ptr().cast()));
+                    let scale = _mm512_mul_ps(dw, _mm512_load_ps(x.scales[b][g].as_ptr()));
+                    *a = _mm512_add_ps(*a, _mm512_mul_ps(scale, _mm512_cvtepi32_ps(s)));
+                }
+            }
+            for (g, a) in acc.iter().enumerate().take(groups) {
+                _mm512_mask_storeu_ps(o.add(16 * g), masks[g], *a);
+            }
+        }
+    }
+}
+
+/// A block's f16 scale through F16C.
+#[inline(always)]
+unsafe fn scale_f16c(b: &BlockQ8_0) -> f32 {
+    // SAFETY: register-only F16C intrinsics, enabled by every caller.
+    unsafe {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
+            u16::from_le_bytes(b.d) as i32
+        )))
+    }
+}
