@@ -4,7 +4,7 @@
 //! takes to read the same bytes from cache: the floor for batch 1. `q8a8`
 //! is Q8_0 with int8 activations (the input quantized in each call).
 //!
-//!   cargo bench -p edgegen-runtime --features std --bench kernels
+//!   cargo bench -p edgegen-runtime --features std,int8 --bench kernels
 //!
 //! Medians of 15 rounds; nanoseconds per call.
 

@@ -1,5 +1,6 @@
 //! Audio GRU files with pseudo-random weights.
 
+use edgegen_format::arch::ActQuant;
 use edgegen_format::arch::audio::{self as a, Hparams};
 use edgegen_format::{GgmlType, GgufWriter, OwnedValue};
 
@@ -7,8 +8,20 @@ use edgegen_format::{GgmlType, GgufWriter, OwnedValue};
 /// 0.1, matrices stored as `ty` (Q8_0 rows zero-padded to whole blocks, as
 /// the exporter does), the class table in F32.
 pub fn model_gguf(hp: &Hparams, ty: GgmlType, seed: u64, scale: f32) -> Vec<u8> {
+    model_gguf_with(hp, (ty, ActQuant::F32), seed, scale)
+}
+
+/// [`model_gguf`] whose Q8_0 matrices multiply activations as `act` says
+/// (int8 for the `q8_0a8` precision).
+pub fn model_gguf_with(
+    hp: &Hparams,
+    (ty, act): (GgmlType, ActQuant),
+    seed: u64,
+    scale: f32,
+) -> Vec<u8> {
     let mut w = GgufWriter::new();
     hp.write(&mut w).unwrap();
+    act.write(&mut w).unwrap();
     if hp.n_classes > 0 {
         let names: Vec<String> = (0..hp.n_classes).map(|i| format!("d{i}")).collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();

@@ -1,5 +1,6 @@
 //! GAN generator files with pseudo-random weights.
 
+use edgegen_format::arch::ActQuant;
 use edgegen_format::arch::gan::{self, Hparams};
 use edgegen_format::{GgmlType, GgufWriter, TensorName};
 
@@ -7,8 +8,21 @@ use edgegen_format::{GgmlType, GgufWriter, TensorName};
 /// `bias`, stored as `ty` (Q8_0 rows zero-padded to whole blocks, as the
 /// exporter does).
 pub fn generator_gguf(hp: &Hparams, ty: GgmlType, seed: u64, scale: f32, bias: f32) -> Vec<u8> {
+    generator_gguf_with(hp, (ty, ActQuant::F32), seed, scale, bias)
+}
+
+/// [`generator_gguf`] whose Q8_0 layers multiply activations as `act`
+/// says (int8 for the `q8_0a8` precision).
+pub fn generator_gguf_with(
+    hp: &Hparams,
+    (ty, act): (GgmlType, ActQuant),
+    seed: u64,
+    scale: f32,
+    bias: f32,
+) -> Vec<u8> {
     let mut w = GgufWriter::new();
     hp.write(&mut w).unwrap();
+    act.write(&mut w).unwrap();
     let mut r = edgegen_runtime::sample::Rng::new(seed);
     let zk = (hp.latent_dim + hp.n_classes) as usize;
     let mut layers = vec![(

@@ -207,11 +207,22 @@ fn gan_firmware_samples_match_the_host_and_fit_in_16_kib() {
     let target = repo_root().join("target/firmware-test-gan");
     let hp = arch::gan::Hparams::new([1, 16, 16], 8, 3, &[16, 8]).unwrap();
     let mut first = None;
-    for ty in [GgmlType::Q8_0, GgmlType::F16, GgmlType::F32] {
-        let bytes = edgegen_tests::gan::generator_gguf(&hp, ty, 3, 0.4, 0.05);
-        let path = dir.join(format!("gan-{ty:?}.gguf"));
+    // Q8_0 with f32 activations, then with int8 ones (the transposed
+    // convolutions' per-pixel products through the DSP kernel).
+    for (ty, act) in [
+        (GgmlType::Q8_0, ActQuant::F32),
+        (GgmlType::Q8_0, ActQuant::Int8),
+        (GgmlType::F16, ActQuant::F32),
+        (GgmlType::F32, ActQuant::F32),
+    ] {
+        let bytes = edgegen_tests::gan::generator_gguf_with(&hp, (ty, act), 3, 0.4, 0.05);
+        let path = dir.join(format!("gan-{ty:?}-{}.gguf", act.name()));
         std::fs::write(&path, &bytes).unwrap();
-        let text = run_qemu(&build(Some(&path), "deterministic", &target, &[]));
+        let features = match act {
+            ActQuant::F32 => "deterministic",
+            ActQuant::Int8 => "deterministic,int8",
+        };
+        let text = run_qemu(&build(Some(&path), features, &target, &[]));
         assert_eq!(
             text.matches("\n|").count(),
             16,
@@ -223,7 +234,7 @@ fn gan_firmware_samples_match_the_host_and_fit_in_16_kib() {
             7,
             Some(0),
             4,
-            &format!("{ty:?} GAN firmware"),
+            &format!("{ty:?} {} GAN firmware", act.name()),
         );
         first.get_or_insert(path);
     }
@@ -285,10 +296,11 @@ fn audio_firmware_generates_the_hosts_clip_and_fits_in_16_kib() {
     let dir = scratch_dir("firmware-audio");
     let target = repo_root().join("target/firmware-test-audio");
     let mut first = None;
-    for (ty, k) in [
-        (GgmlType::Q8_0, 10),
-        (GgmlType::F16, 0),
-        (GgmlType::F32, 10),
+    for (ty, act, k) in [
+        (GgmlType::Q8_0, ActQuant::F32, 10),
+        (GgmlType::Q8_0, ActQuant::Int8, 10),
+        (GgmlType::F16, ActQuant::F32, 0),
+        (GgmlType::F32, ActQuant::F32, 10),
     ] {
         let hp = arch::audio::Hparams {
             vocab_size: 256,
@@ -297,12 +309,16 @@ fn audio_firmware_generates_the_hosts_clip_and_fits_in_16_kib() {
             n_classes: k,
             sample_rate: 8000,
         };
-        let bytes = edgegen_tests::audio::model_gguf(&hp, ty, 4, 0.6);
-        let path = dir.join(format!("audio-{ty:?}.gguf"));
+        let bytes = edgegen_tests::audio::model_gguf_with(&hp, (ty, act), 4, 0.6);
+        let path = dir.join(format!("audio-{ty:?}-{}.gguf", act.name()));
         std::fs::write(&path, &bytes).unwrap();
-        let text = run_qemu(&build(Some(&path), "deterministic", &target, &[]));
+        let features = match act {
+            ActQuant::F32 => "deterministic",
+            ActQuant::Int8 => "deterministic,int8",
+        };
+        let text = run_qemu(&build(Some(&path), features, &target, &[]));
         let label = (k > 0).then_some(0);
-        let who = format!("{ty:?} firmware");
+        let who = format!("{ty:?} {} firmware", act.name());
         edgegen_tests::audio::check_clips_against_host(&text, &bytes, 7, label, (1, 400), &who);
         first.get_or_insert(path);
     }

@@ -7,6 +7,7 @@
 //! CI runs a few thousand cases; `EDGEGEN_FUZZ_CASES=1000000 cargo test
 //! --release -p edgegen-tests --test runtime_fuzz` runs more.
 
+use edgegen_format::arch::ActQuant;
 use edgegen_format::{GgmlType, Gguf, arch};
 use edgegen_runtime::models::Model;
 use edgegen_runtime::sample::Rng;
@@ -199,16 +200,19 @@ fn valid_text_models_load_step_slide_and_sample_at_every_precision() {
     assert_eq!(m.chars, Some("ab cé"));
 }
 
-fn audio(ty: GgmlType, k: u32) -> Vec<u8> {
-    let hp = arch::audio::Hparams {
+fn audio_hparams(k: u32) -> arch::audio::Hparams {
+    arch::audio::Hparams {
         vocab_size: 256,
         embedding_length: 12,
         // Not a multiple of 16: the panel kernels' partial panels run.
         state_length: 20,
         n_classes: k,
         sample_rate: 8000,
-    };
-    edgegen_tests::audio::model_gguf(&hp, ty, 8, 0.6)
+    }
+}
+
+fn audio(ty: GgmlType, k: u32) -> Vec<u8> {
+    edgegen_tests::audio::model_gguf(&audio_hparams(k), ty, 8, 0.6)
 }
 
 /// Steps an audio model and generates with it; every error is returned,
@@ -424,7 +428,7 @@ fn runtime_never_panics_on_mutated_models() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3000);
-    let seeds: Vec<Vec<u8>> = [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0]
+    let mut seeds: Vec<Vec<u8>> = [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0]
         .into_iter()
         .flat_map(|t| {
             [
@@ -443,6 +447,15 @@ fn runtime_never_panics_on_mutated_models() {
             ]
         })
         .collect();
+    // Int8 activations (q8_0a8): the quantizer and the integer kernels on
+    // whatever scales and codes a mutation leaves.
+    let a8 = (GgmlType::Q8_0, ActQuant::Int8);
+    seeds.extend([
+        edgegen_tests::vae::decoder_gguf_with(&hparams(4), a8.0, a8.1, 3, [1.0, 1.0], [0.1, -0.1]),
+        edgegen_tests::gan::generator_gguf_with(&gan_hparams(3), a8, 5, 0.7, 0.05),
+        edgegen_tests::text::model_gguf_with(&text_hparams(3, false, 256), a8, 6, 0.5, None),
+        edgegen_tests::audio::model_gguf_with(&audio_hparams(10), a8, 8, 0.6),
+    ]);
     let mut r = Rng::new(99);
     let (mut loaded, mut decoded) = (0, 0);
     let mut scratch = vec![0f32; 4096];

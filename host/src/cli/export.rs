@@ -41,15 +41,6 @@ pub fn export(a: ExportArgs) -> Result<()> {
         files::BEST
     });
     let ck = checkpoint::load(&path)?;
-    if a.precision.int8_activations()
-        && !matches!(ck.family, Family::Vae | Family::Text | Family::Gan)
-    {
-        bail!(
-            "--precision q8_0a8: int8 activations are built for vae, gan and text models so far, and {} holds a {} model; export it as q8_0",
-            a.run.display(),
-            ck.family.name()
-        );
-    }
     match ck.family {
         Family::Vae => export_vae(&a, &ck),
         Family::Gan => export_gan(&a, &ck),

@@ -154,7 +154,12 @@ mod tests {
             };
             let label = (k > 0).then_some(2);
             let codes: Vec<u32> = (0..60).map(|i| (i * 37 % 256) as u32).collect();
-            for prec in [Precision::F32, Precision::F16, Precision::Q8_0] {
+            for prec in [
+                Precision::F32,
+                Precision::F16,
+                Precision::Q8_0,
+                Precision::Q8_0A8,
+            ] {
                 let bytes = to_gguf(&m, &mc, &p, prec, "a").unwrap();
                 let g = edgegen_format::Gguf::parse(&bytes).unwrap();
                 let dev = Audio::from_gguf(&g).unwrap();
@@ -162,7 +167,10 @@ mod tests {
                 let mut stored = p.clone();
                 store(&m, &mut stored, prec);
                 let (hm, hp) = host_model(&g).unwrap();
-                assert_eq!(hm, m);
+                // The file's model, int8 inputs included where stored.
+                let mut qm = m.clone();
+                qm.set_int8_inputs(prec.int8_activations());
+                assert_eq!(hm, qm);
                 let worst = stored
                     .iter()
                     .zip(&hp)
@@ -170,7 +178,7 @@ mod tests {
                     .fold(0f32, f32::max);
                 assert!(worst < 1e-6, "{prec:?}: stored weights differ by {worst}");
                 let got = runtime_steps(&dev, &codes, label).unwrap();
-                let want = host_steps(&m, &stored, &codes, label);
+                let want = host_steps(&qm, &stored, &codes, label);
                 for (what, g, w) in [("logits", &got[0], &want[0]), ("h", &got[1], &want[1])] {
                     assert_eq!(g.len(), w.len());
                     let err = g

@@ -834,8 +834,71 @@ pub fn audio_to_onnx(
         );
         x = g.node("Add", &[&x, &cls], vec![], "x");
     }
+    if prec.int8_activations() {
+        // ONNX's GRU multiplies inside the operator, where its inputs
+        // cannot be quantized: the step spelled out, as the runtime runs
+        // it, each matrix's input quantized by `dense` (the blend with the
+        // previous state keeps it whole).
+        let gx = g.dense(&x, &ih, prec);
+        let gh = g.dense("h", &hh, prec);
+        let ax1 = g.init_i64("gru.axis_1", &[1]);
+        let part = |g: &mut Graph, v: &str, i: usize| {
+            let s = g.fresh("gru.start");
+            let s = g.init_i64(&s, &[(i * h) as i64]);
+            let e = g.fresh("gru.end");
+            let e = g.init_i64(&e, &[((i + 1) * h) as i64]);
+            g.node("Slice", &[v, &s, &e, &ax1], vec![], "gru")
+        };
+        let (xr, xz, xn) = (
+            part(&mut g, &gx, 0),
+            part(&mut g, &gx, 1),
+            part(&mut g, &gx, 2),
+        );
+        let (hr, hz, hn) = (
+            part(&mut g, &gh, 0),
+            part(&mut g, &gh, 1),
+            part(&mut g, &gh, 2),
+        );
+        let r = g.node("Add", &[&xr, &hr], vec![], "gru");
+        let r = g.node("Sigmoid", &[&r], vec![], "gru.r");
+        let z = g.node("Add", &[&xz, &hz], vec![], "gru");
+        let z = g.node("Sigmoid", &[&z], vec![], "gru.z");
+        let rn = g.node("Mul", &[&r, &hn], vec![], "gru");
+        let n = g.node("Add", &[&xn, &rn], vec![], "gru");
+        let n = g.node("Tanh", &[&n], vec![], "gru.n");
+        let one = g.init_f32("gru.one", &[], &[1.0]);
+        let keep = g.node("Sub", &[&one, &z], vec![], "gru");
+        let a = g.node("Mul", &[&keep, &n], vec![], "gru");
+        let b = g.node("Mul", &[&z, "h"], vec![], "gru");
+        g.node_to("Add", &[&a, &b], vec![], "h_out");
+    } else {
+        gru_op(&mut g, &x, &ih, &hh, h, prec);
+    }
+    let logits = g.dense("h_out", &out, prec);
+    g.node_to("Identity", &[&logits], vec![], "logits");
+    let mut inputs = vec![value_info("code", DataType::Int64, &[None])];
+    if k > 0 {
+        inputs.push(value_info("label", DataType::Int64, &[None]));
+    }
+    inputs.push(value_info("h", DataType::Float, &[None, Some(h)]));
+    let outputs = vec![
+        value_info("logits", DataType::Float, &[None, Some(v)]),
+        value_info("h_out", DataType::Float, &[None, Some(h)]),
+    ];
+    Ok(g.into_model(
+        "edgegen_audio_step".into(),
+        format!("edgegen audio GRU step ({prec:?} weights): {name}"),
+        inputs,
+        outputs,
+    ))
+}
+
+/// ONNX's own `GRU` over a sequence of one, from `x` `(N, E)` and `h` to
+/// `h_out`: gates reordered from PyTorch's `[r; z; n]` to ONNX's
+/// `[z; r; n]`, and `linear_before_reset`, which is PyTorch's cell.
+fn gru_op(g: &mut Graph, x: &str, ih: &Layer<'_>, hh: &Layer<'_>, h: usize, prec: Precision) {
     let ax0 = g.init_i64("axis_0", &[0]);
-    let seq = g.node("Unsqueeze", &[&x, &ax0], vec![], "x");
+    let seq = g.node("Unsqueeze", &[x, &ax0], vec![], "x");
     // [r; z; n] -> [z; r; n].
     let zrn = |v: &[f32], w: usize| -> Vec<f32> {
         let mut o = v[h * w..2 * h * w].to_vec();
@@ -855,8 +918,8 @@ pub fn audio_to_onnx(
         );
         g.node("Unsqueeze", &[&w, &ax0], vec![], onnx_name)
     };
-    let w_zrn = gate_weight(&mut g, &ih, "gru.W");
-    let r_zrn = gate_weight(&mut g, &hh, "gru.R");
+    let w_zrn = gate_weight(g, ih, "gru.W");
+    let r_zrn = gate_weight(g, hh, "gru.R");
     let mut b = zrn(ih.b, 1);
     b.extend(zrn(hh.b, 1));
     let b = g.init_f32("gru.B", &[1, 6 * h], &b);
@@ -876,21 +939,4 @@ pub fn audio_to_onnx(
         ..Default::default()
     });
     g.node_to("Squeeze", &["gru_y_h", &ax0], vec![], "h_out");
-    let logits = g.dense("h_out", &out, prec);
-    g.node_to("Identity", &[&logits], vec![], "logits");
-    let mut inputs = vec![value_info("code", DataType::Int64, &[None])];
-    if k > 0 {
-        inputs.push(value_info("label", DataType::Int64, &[None]));
-    }
-    inputs.push(value_info("h", DataType::Float, &[None, Some(h)]));
-    let outputs = vec![
-        value_info("logits", DataType::Float, &[None, Some(v)]),
-        value_info("h_out", DataType::Float, &[None, Some(h)]),
-    ];
-    Ok(g.into_model(
-        "edgegen_audio_step".into(),
-        format!("edgegen audio GRU step ({prec:?} weights): {name}"),
-        inputs,
-        outputs,
-    ))
 }

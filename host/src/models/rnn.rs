@@ -161,6 +161,16 @@ impl Rnn {
         self.head.init(p, rng);
     }
 
+    /// Makes every matrix quantize its input to int8 (`on`), as a `q8_0a8`
+    /// model does on a device: the GRU's two and the output layer (the
+    /// blend with the previous state keeps it whole, as the runtime does).
+    /// For evaluating and validating that precision, never for training.
+    pub fn set_int8_inputs(&mut self, on: bool) {
+        self.gru.ih.int8_inputs = on;
+        self.gru.hh.int8_inputs = on;
+        self.head.int8_inputs = on;
+    }
+
     /// Logits for every step of `a.tokens` from the state in `a.gru.h`'s
     /// first block.
     pub fn forward(&self, p: &[f32], a: &mut RnnActs, th: Threads) {

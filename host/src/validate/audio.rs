@@ -30,12 +30,15 @@ fn gguf_name(host: &str) -> &str {
 /// weights in the host's layout.
 pub fn host_model(g: &Gguf<'_>) -> Result<(Rnn, Vec<f32>)> {
     let hp = a::Hparams::read(g)?;
-    let m = Rnn::new(RnnConfig {
+    let mut m = Rnn::new(RnnConfig {
         vocab: hp.vocab_size as usize,
         embed: hp.embedding_length as usize,
         hidden: hp.state_length as usize,
         n_classes: hp.n_classes as usize,
     })?;
+    m.set_int8_inputs(
+        edgegen_format::arch::ActQuant::read(g)? == edgegen_format::arch::ActQuant::Int8,
+    );
     let mut p = vec![0f32; m.layout.total()];
     for e in &m.layout.entries {
         let name = gguf_name(&e.name);
@@ -123,6 +126,9 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<Produce
         |i, state| feed(i, &state[0]),
     )?;
     let (m, p) = host_model(g)?;
+    crate::nn::linear::take_a8_ties();
+    let host = host_steps(&m, &p, &codes, label);
+    let a8_ties = m.head.int8_inputs.then(crate::nn::linear::take_a8_ties);
     let engine = |name: &str, out: Vec<Vec<f32>>| Engine {
         name: name.into(),
         outputs: ["logits", "h"]
@@ -142,10 +148,10 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<Produce
                 "edgegen-runtime",
                 runtime_steps(&dev, &codes, label)?.into(),
             ),
-            engine("edgegen-host", host_steps(&m, &p, &codes, label).into()),
+            engine("edgegen-host", host.into()),
         ],
         relative: vec!["logits".into()],
         n: Some(steps),
-        a8_ties: None,
+        a8_ties,
     })
 }

@@ -14,7 +14,7 @@ use edgegen_format::quant::BlockQ8_0;
 /// A block's scale through the F16C instruction: `half`'s portable
 /// conversion costs more than the block's 32 multiply-adds.
 #[inline(always)]
-unsafe fn scale_f16c(b: &BlockQ8_0) -> f32 {
+pub(super) unsafe fn scale_f16c(b: &BlockQ8_0) -> f32 {
     // SAFETY: register-only F16C intrinsics; every caller enables f16c
     // (directly, or through avx512f).
     unsafe {

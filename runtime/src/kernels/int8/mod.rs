@@ -64,7 +64,7 @@ pub fn block_sum(w: &[i8; QK8_0], x: &[i8; QK8_0]) -> i32 {
 /// let x = BlockA8::quantize(&[2.0; 32]); // d = 2 / 127, codes 127
 /// let want = (w.scale() * x.d) * (32 * 127 * 127) as f32;
 /// assert_eq!(dot_a8(&[w], &[x], 0.0), want);
-/// assert!((want - 32.0).abs() < 1e-3);
+/// assert!((want - 32.0).abs() < 1e-2); // the f16 scale rounds 0.5 / 127
 /// ```
 #[inline]
 pub fn dot_a8(w: &[BlockQ8_0], x: &[BlockA8], mut acc: f32) -> f32 {
@@ -328,9 +328,9 @@ mod tests {
         (blocks, stride)
     }
 
-    /// Every ISA's matvec gives the reference's bits, in both modes, over
-    /// shapes with partial panels, partial blocks and several chunks;
-    /// a malformed code of -128 included.
+    /// Every ISA's matvec gives the reference's bits over shapes with
+    /// partial panels, partial blocks and several chunks; a malformed code
+    /// of -128 included.
     #[test]
     fn every_isa_gives_the_reference_bits() {
         let mut s = 31;
@@ -363,14 +363,13 @@ mod tests {
             let want: Vec<f32> = (0..rows)
                 .map(|r| r as f32 + dot_a8(&q[r * nb..], &xa, 0.0))
                 .collect();
-            for det in [false, true] {
-                super::super::set_deterministic(det);
-                for isa in Isa::ALL.iter().copied().filter(|i| i.available()) {
-                    let mut out = std::vec![f32::NAN; rows];
-                    matvec_on(isa, &mut out, &m, &x, |r| r as f32);
-                    for (r, (o, w)) in out.iter().zip(&want).enumerate() {
-                        assert_eq!(o.to_bits(), w.to_bits(), "{isa:?} {rows}x{cols} row {r}");
-                    }
+            // No int8 kernel reads the mode (the same sums in both), and
+            // the mode is process-wide: other tests hold it on.
+            for isa in Isa::ALL.iter().copied().filter(|i| i.available()) {
+                let mut out = std::vec![f32::NAN; rows];
+                matvec_on(isa, &mut out, &m, &x, |r| r as f32);
+                for (r, (o, w)) in out.iter().zip(&want).enumerate() {
+                    assert_eq!(o.to_bits(), w.to_bits(), "{isa:?} {rows}x{cols} row {r}");
                 }
             }
         }

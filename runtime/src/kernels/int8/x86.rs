@@ -7,6 +7,7 @@
 //! multiply, multiply and add: the reference's arithmetic, a panel of
 //! rows at a time, so the bits are the reference's.
 
+use super::super::x86::scale_f16c;
 use core::arch::x86_64::*;
 use edgegen_format::quant::{A8_INV_127, BlockA8, BlockQ8_0};
 
@@ -394,16 +395,5 @@ pub unsafe fn vnni_pixels(
                 _mm512_mask_storeu_ps(o.add(16 * g), masks[g], *a);
             }
         }
-    }
-}
-
-/// A block's f16 scale through F16C.
-#[inline(always)]
-unsafe fn scale_f16c(b: &BlockQ8_0) -> f32 {
-    // SAFETY: register-only F16C intrinsics, enabled by every caller.
-    unsafe {
-        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
-            u16::from_le_bytes(b.d) as i32
-        )))
     }
 }
