@@ -455,6 +455,26 @@ fn bench_reports_every_engine_and_refuses_bad_input() {
         "{e}"
     );
     assert!(err(&["bench", s(&g), "--calls", "0"]).contains("--calls"));
+    // The kernels of one ISA on request, and a clear refusal of one the
+    // CPU lacks.
+    let scalar = ok(&[
+        "bench",
+        s(&g),
+        "--calls",
+        "2",
+        "--rounds",
+        "1",
+        "--isa",
+        "scalar",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&scalar).unwrap();
+    assert_eq!(v["isa"], "Scalar", "{scalar}");
+    let e = err(&["bench", s(&g), "--isa", "sse9"]);
+    assert!(
+        e.contains("--isa sse9: expected one this CPU has: scalar"),
+        "{e}"
+    );
     let png = d.join("x.png");
     assert!(err(&["sample", s(&eg), "-o", s(&png)]).contains("holds a VAE encoder"));
     let missing = d.join("nope.gguf");

@@ -31,6 +31,11 @@ pub struct BenchArgs {
     /// Rounds; every figure is a median over them.
     #[arg(long, default_value_t = 15)]
     pub(super) rounds: usize,
+    /// Run the runtime's kernels on this instruction set (scalar, avx2,
+    /// avx512 or neon) rather than the best this CPU has: to measure an
+    /// AVX2 machine's path on an AVX-512 one. It must be one this CPU has.
+    #[arg(long)]
+    pub(super) isa: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub(super) json: bool,
@@ -80,6 +85,24 @@ struct Report {
 pub fn run(a: BenchArgs) -> Result<()> {
     if a.calls == 0 || a.rounds == 0 {
         bail!("--calls and --rounds: expected at least 1");
+    }
+    if let Some(name) = &a.isa {
+        let have: Vec<kernels::Isa> = kernels::Isa::ALL
+            .iter()
+            .copied()
+            .filter(|i| i.available())
+            .collect();
+        let names: Vec<String> = have
+            .iter()
+            .map(|i| format!("{i:?}").to_lowercase())
+            .collect();
+        let Some(i) = names.iter().position(|n| n == &name.to_lowercase()) else {
+            bail!(
+                "--isa {name}: expected one this CPU has: {}",
+                names.join(", ")
+            );
+        };
+        kernels::force_isa(Some(have[i]));
     }
     let bytes =
         std::fs::read(&a.model).with_context(|| format!("{}: cannot read", a.model.display()))?;

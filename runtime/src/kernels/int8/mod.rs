@@ -177,19 +177,32 @@ pub(super) fn gemm_cols_a8(
 ) {
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512 && x86::vnni() && super::avx512bw() {
-        return vnni_pixels(out, m, w, x, xs, p);
+        return pixels(Isa::Avx512, out, m, w, x, xs, p);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if matches!(isa, Isa::Avx512 | Isa::Avx2) && Isa::Avx2.available() {
+        return pixels(Isa::Avx2, out, m, w, x, xs, p);
     }
     for j in 0..p {
         strided(isa, &mut out[j..], p, m, w, &x[j..], xs, m.cols);
     }
 }
 
-/// [`gemm_cols_a8`] with the pixels in the lanes ([`x86::vnni_pixels`]):
-/// chunks of 64 pixels by 8 blocks of channels are quantized into a
-/// 20 KiB stack buffer (x86 hosts only), then every row's weights meet
-/// them with no sum across lanes.
+/// [`gemm_cols_a8`] with the pixels in the lanes ([`x86::vnni_pixels`]
+/// on AVX-512 VNNI, [`x86::avx2_pixels`] on AVX2, which `isa` names and
+/// the caller has checked): chunks of 64 pixels by 8 blocks of channels
+/// are quantized into a 20 KiB stack buffer (x86 hosts only), then every
+/// row's weights meet them with no sum across lanes.
 #[cfg(target_arch = "x86_64")]
-fn vnni_pixels(out: &mut [f32], m: &Matrix<'_>, w: &[BlockQ8_0], x: &[f32], xs: usize, p: usize) {
+fn pixels(
+    isa: Isa,
+    out: &mut [f32],
+    m: &Matrix<'_>,
+    w: &[BlockQ8_0],
+    x: &[f32],
+    xs: usize,
+    p: usize,
+) {
     let (rows, cols, nb) = (m.rows, m.cols, m.stride / QK8_0);
     let nbx = cols.div_ceil(QK8_0);
     let mut lay = x86::PixelBlocks::ZERO;
@@ -206,28 +219,24 @@ fn vnni_pixels(out: &mut [f32], m: &Matrix<'_>, w: &[BlockQ8_0], x: &[f32], xs: 
                         for (k, c) in col[..n].iter_mut().enumerate() {
                             *c = x[(s + k) * xs + j0 + j];
                         }
-                        quantize_on(Isa::Avx512, &col[..n])
+                        quantize_on(isa, &col[..n])
                     } else {
                         BlockA8::ZERO
                     };
                     lay.set(j, b, &blk);
                 }
             }
-            // SAFETY: AVX-512 with VNNI and BW (checked by the caller);
-            // pn <= PIX, kb <= PIX_BLOCKS; w holds rows of nb >= c0 + kb
-            // blocks, and out rows of p >= j0 + pn values (the caller's
-            // size check).
+            // SAFETY: AVX-512 with VNNI and BW, or AVX2 (checked by the
+            // caller); pn <= PIX, kb <= PIX_BLOCKS; w holds rows of nb >=
+            // c0 + kb blocks, and out rows of p >= j0 + pn values (the
+            // caller's size check).
+            let (wc, oj, first) = (&w[c0..], &mut out[j0..], c0 == 0);
             unsafe {
-                x86::vnni_pixels(
-                    &w[c0..],
-                    nb,
-                    rows,
-                    &lay,
-                    (pn, kb),
-                    &mut out[j0..],
-                    p,
-                    c0 == 0,
-                )
+                if isa == Isa::Avx512 {
+                    x86::vnni_pixels(wc, nb, rows, &lay, (pn, kb), oj, p, first)
+                } else {
+                    x86::avx2_pixels(wc, nb, rows, &lay, (pn, kb), oj, p, first)
+                }
             };
         }
     }

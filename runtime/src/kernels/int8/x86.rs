@@ -397,3 +397,78 @@ pub unsafe fn vnni_pixels(
         }
     }
 }
+
+/// [`vnni_pixels`] with AVX2: per weight word, `vpmaddubsw` of its
+/// magnitudes (broadcast) with each pixel's codes signed by it (ggml's
+/// trick, exact since the codes never reach -128), then `vpmaddwd` into
+/// the pixel's lane: eight pixels a register, still no sum across lanes.
+///
+/// # Safety
+/// AVX2 and F16C; the sizes as for [`vnni_pixels`].
+#[target_feature(enable = "avx2,f16c")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn avx2_pixels(
+    w: &[BlockQ8_0],
+    nb: usize,
+    rows: usize,
+    x: &PixelBlocks,
+    (pn, kb): (usize, usize),
+    out: &mut [f32],
+    p: usize,
+    first: bool,
+) {
+    debug_assert!(pn <= PIX && kb <= PIX_BLOCKS && rows >= 1);
+    debug_assert!(w.len() >= (rows - 1) * nb + kb && out.len() >= (rows - 1) * p + pn);
+    let halves = pn.div_ceil(8);
+    let ones = _mm256_set1_epi16(1);
+    for r in 0..rows {
+        // SAFETY: row r's output lies in out (the contract); a partial
+        // group of eight goes through a stack copy; the blocks lie in w.
+        unsafe {
+            let o = out.as_mut_ptr().add(r * p);
+            let mut acc = [_mm256_setzero_ps(); PIX / 8];
+            let mut tail = [0f32; 8];
+            let n_last = pn - 8 * (halves - 1);
+            if !first {
+                for (h, a) in acc.iter_mut().enumerate().take(halves) {
+                    *a = if h + 1 < halves || n_last == 8 {
+                        _mm256_loadu_ps(o.add(8 * h))
+                    } else {
+                        tail[..n_last]
+                            .copy_from_slice(core::slice::from_raw_parts(o.add(8 * h), n_last));
+                        _mm256_loadu_ps(tail.as_ptr())
+                    };
+                }
+            }
+            for b in 0..kb {
+                let blk = &w[r * nb + b];
+                let dw = _mm256_set1_ps(scale_f16c(blk));
+                let q = blk.qs.as_ptr().cast::<u32>();
+                let wd: [__m256i; 8] =
+                    core::array::from_fn(|t| _mm256_set1_epi32(q.add(t).read_unaligned() as i32));
+                let aw: [__m256i; 8] = core::array::from_fn(|t| _mm256_abs_epi8(wd[t]));
+                for (h, a) in acc.iter_mut().enumerate().take(halves) {
+                    let (g, half) = (h / 2, h % 2);
+                    let mut d = _mm256_setzero_si256();
+                    for t in 0..8 {
+                        let c = _mm256_load_si256(x.codes[b][t][g].as_ptr().add(32 * half).cast());
+                        let prod = _mm256_maddubs_epi16(aw[t], _mm256_sign_epi8(c, wd[t]));
+                        d = _mm256_add_epi32(d, _mm256_madd_epi16(prod, ones));
+                    }
+                    let dx = _mm256_load_ps(x.scales[b][g].as_ptr().add(8 * half));
+                    let scale = _mm256_mul_ps(dw, dx);
+                    *a = _mm256_add_ps(*a, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(d)));
+                }
+            }
+            for (h, a) in acc.iter().enumerate().take(halves) {
+                if h + 1 < halves || n_last == 8 {
+                    _mm256_storeu_ps(o.add(8 * h), *a);
+                } else {
+                    _mm256_storeu_ps(tail.as_mut_ptr(), *a);
+                    core::slice::from_raw_parts_mut(o.add(8 * h), n_last)
+                        .copy_from_slice(&tail[..n_last]);
+                }
+            }
+        }
+    }
+}
