@@ -6,7 +6,9 @@
 //! The implementation is chosen by `cfg(target_feature)`, so `no_std` builds
 //! need no run-time detection; with the `std` feature the host also detects
 //! AVX2 at run time. The scalar module is always compiled: it is the
-//! reference and the Cortex-M path.
+//! reference and the Cortex-M path. With the `int8` feature, `int8` holds
+//! the integer path of Q8_0 weights times int8 activations (the `q8_0a8`
+//! precision), which a matrix takes when its file asks for it.
 //!
 //! # The same bits on every target
 //!
