@@ -142,9 +142,8 @@ fn quantize_on(isa: Isa, x: &[f32]) -> BlockA8 {
 }
 
 /// [`super::matvec_on`] for a Q8_0 matrix with int8 activations: `out[r]
-/// = bias(r) + row r . quantize(x)`. Never inlined: the f32-activation
-/// paths' callers stay as small as they were (on a Cortex-M4 inlining it
-/// cost their loops 7% more instructions).
+/// = bias(r) + row r . quantize(x)`. Never inlined, so that the
+/// f32-activation path through `matvec_on` stays as small as it was.
 #[inline(never)]
 pub(super) fn matvec_a8(
     isa: Isa,
