@@ -73,7 +73,7 @@ step "no-alloc check: link both crates with no global allocator"
 cargo build --locked -p edgegen-nostd-check --target thumbv7em-none-eabihf --profile device
 echo "ok: no allocator needed"
 
-step "NEON kernels and the format crate on aarch64, under qemu-aarch64"
-cargo test --locked -p edgegen-format -p edgegen-runtime --target aarch64-unknown-linux-gnu
+step "NEON kernels (the int8 ones too) and the format crate on aarch64, under qemu-aarch64"
+cargo test --locked -p edgegen-format -p edgegen-runtime --features edgegen-runtime/int8 --target aarch64-unknown-linux-gnu
 
 printf '\nall tests passed in %d s\n' "$((SECONDS - start))"
