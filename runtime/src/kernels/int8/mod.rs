@@ -141,6 +141,23 @@ fn quantize_on(isa: Isa, x: &[f32]) -> BlockA8 {
     }
 }
 
+/// Block `b` of the input column whose element `k` is `x[k * xs]` (`cols`
+/// of them), quantized on `isa` (available); read in place when the
+/// column is contiguous, gathered into a block on the stack otherwise.
+#[inline(always)]
+fn quantize_block(isa: Isa, x: &[f32], xs: usize, cols: usize, b: usize) -> BlockA8 {
+    let s = QK8_0 * b;
+    let n = QK8_0.min(cols - s);
+    if xs == 1 {
+        return quantize_on(isa, &x[s..s + n]);
+    }
+    let mut col = [0f32; QK8_0];
+    for (k, c) in col[..n].iter_mut().enumerate() {
+        *c = x[(s + k) * xs];
+    }
+    quantize_on(isa, &col[..n])
+}
+
 /// [`super::matvec_on`] for a Q8_0 matrix with int8 activations: `out[r]
 /// = bias(r) + row r . quantize(x)`. Never inlined, so that the
 /// f32-activation path through `matvec_on` stays as small as it was.
@@ -205,20 +222,14 @@ fn pixels(
     let (rows, cols, nb) = (m.rows, m.cols, m.stride / QK8_0);
     let nbx = cols.div_ceil(QK8_0);
     let mut lay = x86::PixelBlocks::ZERO;
-    let mut col = [0f32; QK8_0];
     for j0 in (0..p).step_by(x86::PIX) {
         let pn = x86::PIX.min(p - j0);
         for c0 in (0..nbx).step_by(x86::PIX_BLOCKS) {
             let kb = x86::PIX_BLOCKS.min(nbx - c0);
             for b in 0..kb {
-                let s = QK8_0 * (c0 + b);
-                let n = QK8_0.min(cols - s);
                 for j in 0..x86::PIX {
                     let blk = if j < pn {
-                        for (k, c) in col[..n].iter_mut().enumerate() {
-                            *c = x[(s + k) * xs + j0 + j];
-                        }
-                        quantize_on(isa, &col[..n])
+                        quantize_block(isa, &x[j0 + j..], xs, cols, c0 + b)
                     } else {
                         BlockA8::ZERO
                     };
@@ -268,20 +279,10 @@ fn strided(
     let mut a = [BlockA8::ZERO; CHUNK];
     #[allow(clippy::let_unit_value, unused_mut)]
     let mut wide: [Wide; CHUNK] = [Wide::default(); CHUNK];
-    let mut col = [0f32; QK8_0];
     for c0 in (0..nbx).step_by(CHUNK) {
         let cb = CHUNK.min(nbx - c0);
         for (j, blk) in a[..cb].iter_mut().enumerate() {
-            let s = QK8_0 * (c0 + j);
-            let n = QK8_0.min(cols - s);
-            *blk = if xs == 1 {
-                quantize_on(isa, &x[s..s + n])
-            } else {
-                for (k, c) in col[..n].iter_mut().enumerate() {
-                    *c = x[(s + k) * xs];
-                }
-                quantize_on(isa, &col[..n])
-            };
+            *blk = quantize_block(isa, x, xs, cols, c0 + j);
             #[cfg(edgegen_dsp)]
             {
                 wide[j] = dsp::expand(blk);
