@@ -40,6 +40,14 @@ pub trait Math {
     fn tanh_slice(x: &mut [f32]) {
         x.iter_mut().for_each(|v| *v = Self::tanh(*v));
     }
+    /// GELU (tanh form) of every element of `x`, in place.
+    #[inline]
+    fn gelu_slice(x: &mut [f32]) {
+        x.iter_mut().for_each(|v| {
+            let u = 0.797_884_6 * (*v + 0.044_715 * *v * *v * *v);
+            *v = 0.5 * *v * (1.0 + Self::tanh(u));
+        })
+    }
     /// ln(1 + e^x), without overflow.
     #[inline]
     fn softplus(x: f32) -> f32 {
@@ -80,6 +88,12 @@ impl Math for Libm {
     fn tanh_slice(x: &mut [f32]) {
         crate::kernels::act::tanh(x)
     }
+    /// Vectorized, as `x sigmoid(2u)` (see
+    /// [`crate::kernels::act::gelu_lane`]): not `libm::tanhf`'s form.
+    #[inline]
+    fn gelu_slice(x: &mut [f32]) {
+        crate::kernels::act::gelu(x)
+    }
 }
 
 /// micromath: smaller and faster, coarser.
@@ -113,6 +127,21 @@ pub type DefaultMath = Micro;
 /// The implementation the features select.
 #[cfg(not(feature = "fast-math"))]
 pub type DefaultMath = Libm;
+
+/// The largest value of `x` that is not NaN (-inf if none), as a softmax
+/// subtracts it. `f32::max`, which x86 and aarch64 vectorize, is a call to
+/// `fmaxf` on 32-bit Arm, so there it is a compare; the two differ only
+/// in which zero they return among +0 and -0, which `v - max` cannot tell
+/// apart.
+#[inline]
+pub fn max_value(x: &[f32]) -> f32 {
+    if cfg!(target_arch = "arm") {
+        x.iter()
+            .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+    } else {
+        x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+    }
+}
 
 /// e^x with [`DefaultMath`].
 #[inline]

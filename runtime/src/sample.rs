@@ -268,7 +268,7 @@ pub fn sample_logits(logits: &mut [f32], recent: &[u32], s: &Sampling, rng: &mut
         }
     }
     // Softmax at the temperature.
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let max = math::max_value(logits);
     for l in logits.iter_mut() {
         *l = (*l - max) / s.temperature;
     }

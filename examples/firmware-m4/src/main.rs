@@ -29,7 +29,12 @@
 // The probes link no printing, and the baseline no family: what they leave
 // out stays compiled, unused.
 #![cfg_attr(
-    any(feature = "size-probe", feature = "size-probe-all", feature = "empty"),
+    any(
+        feature = "size-probe",
+        feature = "size-probe-all",
+        feature = "empty",
+        feature = "kernel-check"
+    ),
     allow(dead_code, unused_imports)
 )]
 
@@ -58,6 +63,8 @@ mod audio;
 mod gan;
 #[cfg(all(target_os = "none", any(family = "vae", family = "gan")))]
 mod image;
+#[cfg(all(target_os = "none", feature = "kernel-check"))]
+mod kernel_check;
 #[cfg(target_os = "none")]
 mod meter;
 #[cfg(all(target_os = "none", family = "text"))]
@@ -100,7 +107,8 @@ mod device {
     }
 
     /// Samples and prints, with what it cost, then "ok"; any error is
-    /// printed and fails.
+    /// printed and fails. With `kernel-check`, checks the int8 kernels
+    /// instead ([`crate::kernel_check`]).
     #[cfg(not(any(feature = "size-probe", feature = "size-probe-all", feature = "empty")))]
     #[entry]
     fn main() -> ! {
@@ -116,7 +124,10 @@ mod device {
             meter::CALIBRATION_INSNS,
             cal
         );
+        #[cfg(not(feature = "kernel-check"))]
         let r = family::run(crate::model::BYTES);
+        #[cfg(feature = "kernel-check")]
+        let r = crate::kernel_check::run();
         hprintln!(
             "stack {} bytes used of {}",
             meter::stack_high_water(),

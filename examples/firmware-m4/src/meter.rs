@@ -31,6 +31,9 @@ pub fn start(mut syst: SYST) {
     syst.clear_current();
     syst.enable_interrupt();
     syst.enable_counter();
+    // The counter reads 0 until its first tick loads the reload value,
+    // which `ticks` would take for a whole period gone by.
+    while SYST::get_current() == 0 {}
 }
 
 /// Ticks since [`start`].

@@ -215,10 +215,7 @@ pub fn activate_with<M: Math>(act: Activation, x: &mut [f32]) {
         }),
         Activation::Tanh => x.iter_mut().for_each(|v| *v = M::tanh(*v)),
         Activation::Sigmoid => M::sigmoid_slice(x),
-        Activation::Gelu => x.iter_mut().for_each(|v| {
-            let u = 0.797_884_6 * (*v + 0.044_715 * *v * *v * *v);
-            *v = 0.5 * *v * (1.0 + M::tanh(u));
-        }),
+        Activation::Gelu => M::gelu_slice(x),
         Activation::Softplus => x.iter_mut().for_each(|v| *v = M::softplus(*v)),
     }
 }
@@ -229,8 +226,22 @@ pub fn layer_norm(x: &mut [f32], g: &Vector<'_>, b: &Vector<'_>, eps: f32) {
     let mean = x.iter().sum::<f32>() / n;
     let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
     let inv = 1.0 / math::sqrt(var + eps);
+    let norm = |v: f32, g: f32, b: f32| (v - mean) * inv * g + b;
+    if let (Vector::F32(gv), Vector::F32(bv)) = (g, b)
+        && gv.len() >= x.len()
+        && bv.len() >= x.len()
+    {
+        // The same arithmetic without a `get` (a match and a bounds
+        // check) per element: a third of a layer norm on a Cortex-M4.
+        let (gb, bb) = (gv.bytes().chunks_exact(4), bv.bytes().chunks_exact(4));
+        let f = |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        for ((v, gc), bc) in x.iter_mut().zip(gb).zip(bb) {
+            *v = norm(*v, f(gc), f(bc));
+        }
+        return;
+    }
     for (i, v) in x.iter_mut().enumerate() {
-        *v = (*v - mean) * inv * g.get(i) + b.get(i);
+        *v = norm(*v, g.get(i), b.get(i));
     }
 }
 

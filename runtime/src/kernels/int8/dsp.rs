@@ -2,216 +2,296 @@
 //! the even (or, rotated, the odd) bytes of a word to two halfwords, and
 //! `SMLAD` multiplies two pairs of halfwords and adds both products, so a
 //! word of four weights costs one load, two widenings and two `SMLAD`s.
-//! The activations are widened once per chunk ([`expand`]), and two rows
-//! a panel share them. `core::arch::arm`'s DSP intrinsics are not stable
-//! Rust, so each instruction is one line of `asm!`, tested against the
-//! reference by the firmware's sample hashes.
+//!
+//! The activations are quantized straight into that widened form
+//! ([`quantize`]), once per chunk, and two rows a panel share them
+//! ([`rows2`]). Both are assembly: `core::arch::arm`'s DSP intrinsics are
+//! not stable Rust, and stable Rust cannot name the single-precision FPU
+//! registers of this target in `asm!` operands (their class needs the
+//! double-precision `vfp2` feature), so each block saves the ones it uses
+//! (`vpush`/`vpop`) and passes floats through core registers.
+//!
+//! Instructions per block of 32 weights and two rows (64 multiply-adds),
+//! counted from the listing: 84 for the products (4 `LDM` of widened
+//! activations, 16 `LDR` of weights, 32 `SXTB16`, 32 `SMLAD`), 15 to scale
+//! and add the two sums, 2 for the loop: 1.58 per multiply-add. The
+//! weights' widening and the `SMLAD`s alone are 1.0; a Q8_0 block is 34
+//! bytes, so its codes are only 2-byte aligned and cannot be read with
+//! `LDRD` or `LDM`.
 
 use core::arch::asm;
-use edgegen_format::quant::{BlockA8, BlockQ8_0};
+use core::mem::MaybeUninit;
+use edgegen_format::quant::{A8_INV_127, BlockA8, BlockQ8_0, QK8_0};
 
 /// Rows per panel.
 pub const PANEL: usize = 2;
 
-/// Bytes 0 and 2 of `x`, sign-extended to the two halfwords of a word.
-#[inline(always)]
-fn sxtb16(x: u32) -> u32 {
-    let r: u32;
-    // SAFETY: a register-only DSP instruction (thumbv7em has DSP).
-    unsafe {
-        asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
-             options(pure, nomem, nostack, preserves_flags));
-    }
-    r
-}
+/// An activation block as [`rows2`] reads it: words `2j` and `2j + 1`
+/// hold codes `4j, 4j + 2` and `4j + 1, 4j + 3` as halfwords (the pairs
+/// `SXTB16` makes of a weight word), word 16 the block's scale (f32 bits).
+pub type Wide = [u32; 17];
 
-/// Bytes 1 and 3 of `x`, sign-extended to the two halfwords of a word.
-#[inline(always)]
-fn sxtb16_ror8(x: u32) -> u32 {
-    let r: u32;
-    // SAFETY: as in `sxtb16`.
-    unsafe {
-        asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
-             options(pure, nomem, nostack, preserves_flags));
+/// `b`'s codes and scale as a [`Wide`].
+fn widen(b: &BlockA8) -> Wide {
+    let mut e = [0u32; 17];
+    for (j, c) in b.qs.chunks_exact(4).enumerate() {
+        let h = |k: usize| c[k] as i16 as u16 as u32;
+        e[2 * j] = h(0) | h(2) << 16;
+        e[2 * j + 1] = h(1) | h(3) << 16;
     }
-    r
-}
-
-/// An activation block's codes as [`rows2`] reads them: word `2j` holds
-/// codes `4j` and `4j + 2` as halfwords, word `2j + 1` codes `4j + 1` and
-/// `4j + 3`, the pairs `SXTB16` makes of a weight word.
-#[inline]
-pub fn expand(x: &BlockA8) -> [u32; 16] {
-    let mut e = [0u32; 16];
-    for (j, c) in x.qs.chunks_exact(4).enumerate() {
-        let w = u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
-        e[2 * j] = sxtb16(w);
-        e[2 * j + 1] = sxtb16_ror8(w);
-    }
+    e[16] = b.d.to_bits();
     e
 }
 
-/// f16 bits to f32 with the FPU's `VCVTB` (FPv4-SP has half-precision
-/// conversions): exact, as `half` is, in five instructions where the
-/// portable conversion takes a dozen, once per row and block. Stable Rust
-/// cannot name the FPU's registers in `asm!` on this target (the `vfp2`
-/// feature is unstable), so the block borrows `s15` and puts it back.
-#[inline(always)]
-fn f16_to_f32(bits: u16) -> f32 {
-    let (r, _saved): (u32, u32);
-    // SAFETY: register-only FPU instructions (thumbv7em-none-eabihf has
-    // the FPv4-SP unit; FPSCR.AHP is 0, IEEE half, from reset); s15 is
-    // restored before the block ends.
-    unsafe {
-        asm!(
-            "vmov {t}, s15",
-            "vmov s15, {b}",
-            "vcvtb.f32.f16 s15, s15",
-            "vmov {r}, s15",
-            "vmov s15, {t}",
-            b = in(reg) bits as u32,
-            r = lateout(reg) r,
-            t = out(reg) _saved,
-            options(pure, nomem, nostack, preserves_flags)
-        );
-    }
-    f32::from_bits(r)
-}
-
-/// Two rows' blocks times one expanded activation block, in one block of
-/// assembly: per word of four codes, two loads of weights, one `LDRD` of
-/// the widened activations for both rows, four `SXTB16` and four `SMLAD`,
-/// which is 11 instructions for 8 multiply-adds (the compiler, seeing
-/// each instruction as opaque, serialized the rows and spilled the
-/// activations to the stack).
-#[inline(always)]
-fn block_sum2(w0: &BlockQ8_0, w1: &BlockQ8_0, e: &[u32; 16]) -> (i32, i32) {
-    let (mut s0, mut s1) = (0i32, 0i32);
-    // SAFETY: the loads read the 32 codes of each block (unaligned `LDR`,
-    // which the Cortex-M4 allows) and the 16 words of `e` (aligned, as
-    // `LDRD` needs); the rest is registers.
-    unsafe {
-        asm!(
-            "ldr {w}, [{q0}, #0]",
-            "ldrd {e0}, {e1}, [{e}, #0]",
-            "sxtb16 {t}, {w}",
-            "smlad {s0}, {t}, {e0}, {s0}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {s0}, {t}, {e1}, {s0}",
-            "ldr {w}, [{q1}, #0]",
-            "sxtb16 {t}, {w}",
-            "smlad {s1}, {t}, {e0}, {s1}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {s1}, {t}, {e1}, {s1}",
-            "ldr {w}, [{q0}, #4]",
-            "ldrd {e0}, {e1}, [{e}, #8]",
-            "sxtb16 {t}, {w}",
-            "smlad {s0}, {t}, {e0}, {s0}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {s0}, {t}, {e1}, {s0}",
-            "ldr {w}, [{q1}, #4]",
-            "sxtb16 {t}, {w}",
-            "smlad {s1}, {t}, {e0}, {s1}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {s1}, {t}, {e1}, {s1}",
-            "ldr {w}, [{q0}, #8]",
-            "ldrd {e0}, {e1}, [{e}, #16]",
-            "sxtb16 {t}, {w}",
-            "smlad {s0}, {t}, {e0}, {s0}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {s0}, {t}, {e1}, {s0}",
-            "ldr {w}, [{q1}, #8]",
-            "sxtb16 {t}, {w}",
-            "smlad {s1}, {t}, {e0}, {s1}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {s1}, {t}, {e1}, {s1}",
-            "ldr {w}, [{q0}, #12]",
-            "ldrd {e0}, {e1}, [{e}, #24]",
-            "sxtb16 {t}, {w}",
-            "smlad {s0}, {t}, {e0}, {s0}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {s0}, {t}, {e1}, {s0}",
-            "ldr {w}, [{q1}, #12]",
-            "sxtb16 {t}, {w}",
-            "smlad {s1}, {t}, {e0}, {s1}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {s1}, {t}, {e1}, {s1}",
-            "ldr {w}, [{q0}, #16]",
-            "ldrd {e0}, {e1}, [{e}, #32]",
-            "sxtb16 {t}, {w}",
-            "smlad {s0}, {t}, {e0}, {s0}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {s0}, {t}, {e1}, {s0}",
-            "ldr {w}, [{q1}, #16]",
-            "sxtb16 {t}, {w}",
-            "smlad {s1}, {t}, {e0}, {s1}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {s1}, {t}, {e1}, {s1}",
-            "ldr {w}, [{q0}, #20]",
-            "ldrd {e0}, {e1}, [{e}, #40]",
-            "sxtb16 {t}, {w}",
-            "smlad {s0}, {t}, {e0}, {s0}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {s0}, {t}, {e1}, {s0}",
-            "ldr {w}, [{q1}, #20]",
-            "sxtb16 {t}, {w}",
-            "smlad {s1}, {t}, {e0}, {s1}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {s1}, {t}, {e1}, {s1}",
-            "ldr {w}, [{q0}, #24]",
-            "ldrd {e0}, {e1}, [{e}, #48]",
-            "sxtb16 {t}, {w}",
-            "smlad {s0}, {t}, {e0}, {s0}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {s0}, {t}, {e1}, {s0}",
-            "ldr {w}, [{q1}, #24]",
-            "sxtb16 {t}, {w}",
-            "smlad {s1}, {t}, {e0}, {s1}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {s1}, {t}, {e1}, {s1}",
-            "ldr {w}, [{q0}, #28]",
-            "ldrd {e0}, {e1}, [{e}, #56]",
-            "sxtb16 {t}, {w}",
-            "smlad {s0}, {t}, {e0}, {s0}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {s0}, {t}, {e1}, {s0}",
-            "ldr {w}, [{q1}, #28]",
-            "sxtb16 {t}, {w}",
-            "smlad {s1}, {t}, {e0}, {s1}",
-            "sxtb16 {t}, {w}, ror #8",
-            "smlad {s1}, {t}, {e1}, {s1}",
-            q0 = in(reg) w0.qs.as_ptr(),
-            q1 = in(reg) w1.qs.as_ptr(),
-            e = in(reg) e.as_ptr(),
-            s0 = inout(reg) s0,
-            s1 = inout(reg) s1,
-            w = out(reg) _,
-            t = out(reg) _,
-            e0 = out(reg) _,
-            e1 = out(reg) _,
-            options(pure, readonly, nostack)
-        );
-    }
-    (s0, s1)
-}
-
-/// `acc[k] += rows k of w . x` for `k < acc.len()` (1 or 2), row `k`'s
-/// blocks from `w[k * nb]`, `e` being `x` expanded: the reference's sums,
-/// scaled and added in its order.
+/// [`BlockA8::quantize`] of `x` (up to 32 values), widened, into `dst`.
+/// A whole block of finite values takes the fast path: the largest
+/// magnitude from the values' bits (sign shifted out, which also finds
+/// any infinity or NaN), then per value a multiply and `VCVTR`, which
+/// rounds half to even (the FPSCR's default mode, which nothing here
+/// changes). The codes cannot need the clamp: `|x| <= max` gives
+/// `|x * id| <= 127 (1 + 2^-22)`. Any other block (short, or with an
+/// infinity or NaN) goes through the reference.
 #[inline]
-pub fn rows2(w: &[BlockQ8_0], nb: usize, x: &[BlockA8], e: &[[u32; 16]], acc: &mut [f32]) {
-    // A single row runs as a pair with itself (one copy of the kernel in
-    // flash, where every byte is counted).
-    let second = if acc.len() > 1 { nb } else { 0 };
-    let (mut a0, mut a1) = (acc[0], acc.get(1).copied().unwrap_or(0.0));
-    let (r0, r1) = (&w[..x.len()], &w[second..second + x.len()]);
-    for (((xb, eb), w0), w1) in x.iter().zip(e).zip(r0).zip(r1) {
-        let (s0, s1) = block_sum2(w0, w1, eb);
-        a0 += (f16_to_f32(u16::from_le_bytes(w0.d)) * xb.d) * s0 as f32;
-        a1 += (f16_to_f32(u16::from_le_bytes(w1.d)) * xb.d) * s1 as f32;
+pub fn quantize(x: &[f32], dst: &mut MaybeUninit<Wide>) {
+    let Ok(x) = <&[f32; QK8_0]>::try_from(x) else {
+        dst.write(widen(&BlockA8::quantize(x)));
+        return;
+    };
+    let m = x.iter().fold(0u32, |m, v| m.max(v.to_bits() << 1));
+    if m >= 0xff00_0000 {
+        dst.write(widen(&BlockA8::quantize(x)));
+        return;
     }
-    acc[0] = a0;
-    if let Some(a) = acc.get_mut(1) {
-        *a = a1;
+    let d = f32::from_bits(m >> 1) * A8_INV_127;
+    let e = dst.as_mut_ptr().cast::<u32>();
+    // SAFETY: `e` points to the 17 words of `dst`; each is written once.
+    unsafe {
+        e.add(16).write(d.to_bits());
+        if d >= f32::MIN_POSITIVE {
+            codes(x, 1.0 / d, e);
+        } else {
+            e.write_bytes(0, 16);
+        }
+    }
+}
+
+/// The widened codes of `x * id` rounded half to even, into `e[..16]`.
+///
+/// # Safety
+/// `e` is valid for writes of 16 words and word aligned.
+#[inline(never)]
+unsafe fn codes(x: &[f32; QK8_0], id: f32, e: *mut u32) {
+    // SAFETY: reads the 32 floats of `x` and writes the 16 words at `e`
+    // (both word aligned, as `VLDM` and `STRD` need); s0 to s4 are saved
+    // on the stack and restored; the rest is registers.
+    unsafe {
+        asm!(
+            "vpush {{s0-s4}}",
+            "vmov s4, {id}",
+            "2:",
+            ".rept 2",
+            "vldmia {x}!, {{s0-s3}}",
+            "vmul.f32 s0, s0, s4",
+            "vmul.f32 s1, s1, s4",
+            "vmul.f32 s2, s2, s4",
+            "vmul.f32 s3, s3, s4",
+            "vcvtr.s32.f32 s0, s0",
+            "vcvtr.s32.f32 s1, s1",
+            "vcvtr.s32.f32 s2, s2",
+            "vcvtr.s32.f32 s3, s3",
+            "vmov {a}, {b}, s0, s1",
+            "vmov {c}, {d}, s2, s3",
+            "pkhbt {a}, {a}, {c}, lsl #16",
+            "pkhbt {b}, {b}, {d}, lsl #16",
+            "strd {a}, {b}, [{e}], #8",
+            ".endr",
+            "subs {n}, #1",
+            "bne 2b",
+            "vpop {{s0-s4}}",
+            id = in(reg) id.to_bits(),
+            x = inout(reg) x.as_ptr() => _,
+            e = inout(reg) e => _,
+            n = inout(reg) 4u32 => _,
+            a = out(reg) _,
+            b = out(reg) _,
+            c = out(reg) _,
+            d = out(reg) _,
+        );
+    }
+}
+
+/// `out[r * os] (+)= row r of w . x` for every row `r < rows`, row `r`'s
+/// blocks from `w[r * nb]`, adding to what `out` holds unless `first`;
+/// nothing when a slice is too short for that (the caller's checks rule
+/// it out).
+pub fn rows(
+    w: &[BlockQ8_0],
+    nb: usize,
+    rows: usize,
+    x: &[Wide],
+    out: &mut [f32],
+    os: usize,
+    first: bool,
+) {
+    let n = x.len();
+    let fits = rows == 0 || ((rows - 1) * nb + n <= w.len() && (rows - 1) * os < out.len());
+    if n == 0 || rows == 0 || !fits {
+        return;
+    }
+    if first {
+        for r in 0..rows {
+            out[r * os] = 0.0;
+        }
+    }
+    let (w, o) = (w.as_ptr(), out.as_mut_ptr());
+    // SAFETY: every row below `rows` has its n blocks and its output in
+    // bounds (checked above); the pairs cover rows 0 to 2 * (rows / 2),
+    // and a last odd row runs as a pair with itself (one copy of the
+    // kernel in flash, where every byte is counted), its output stride 0.
+    unsafe {
+        if rows >= 2 {
+            panels(w, w.add(nb), nb, rows / 2, x, o, os);
+        }
+        if rows % 2 == 1 {
+            let last = w.add((rows - 1) * nb);
+            panels(last, last, nb, 1, x, o.add((rows - 1) * os), 0);
+        }
+    }
+}
+
+/// For each of `pairs` pairs of rows, the first from `w0`, the second from
+/// `w1`, each next pair `2 nb` blocks on: the rows dotted with `x`, added
+/// to the outputs at `o` and `o + os` (each next pair `2 os` on), in the
+/// reference's order: `acc += (d_w * d_x) * sum` per block, products and
+/// sum rounded separately.
+///
+/// # Safety
+/// `pairs >= 1`; the rows' `x.len() >= 1` blocks and the outputs are in
+/// bounds.
+#[inline(never)]
+unsafe fn panels(
+    w0: *const BlockQ8_0,
+    w1: *const BlockQ8_0,
+    nb: usize,
+    pairs: usize,
+    x: &[Wide],
+    o: *mut f32,
+    os: usize,
+) {
+    let n = x.len();
+    // After a pair, the row pointers have moved n blocks; the next pair
+    // starts 2 nb blocks after this one.
+    let skip = ((2 * nb - n) * size_of::<BlockQ8_0>()) as u32;
+    // SAFETY: the loop reads n blocks of 34 bytes from each row (`LDR` and
+    // `LDRH`, which may be unaligned on this core), and n widened blocks
+    // of 17 words (word aligned, as `LDM` and `VLDM` need), from `x`'s
+    // start to its end; it reads and writes the two outputs of each pair
+    // (word aligned, as `VLDR` and `VSTR` need); s16 to s27 are saved on
+    // the stack and restored; the rest is registers. Between pairs the
+    // output pointer, stride, pair count, skip and `x`'s start wait in
+    // s23 to s27.
+    unsafe {
+        asm!(
+            "vpush {{s16-s27}}",
+            "vmov s23, s24, r0, r1",
+            "vmov s25, s26, r2, r3",
+            "vmov s27, r12",
+            "3:",
+            "vmov r0, r1, s23, s24",
+            "vldr s16, [r0]",
+            "add r1, r0, r1",
+            "vldr s17, [r1]",
+            "2:",
+            "ldmia r12!, {{r0-r3}}",
+            "ldr r4, [r10, #2]",
+            "sxtb16 r5, r4",
+            "smuad r8, r5, r0",
+            "sxtb16 r5, r4, ror #8",
+            "smlad r8, r5, r1, r8",
+            "ldr r4, [r10, #6]",
+            "sxtb16 r5, r4",
+            "smlad r8, r5, r2, r8",
+            "sxtb16 r5, r4, ror #8",
+            "smlad r8, r5, r3, r8",
+            "ldr r4, [r11, #2]",
+            "sxtb16 r5, r4",
+            "smuad r9, r5, r0",
+            "sxtb16 r5, r4, ror #8",
+            "smlad r9, r5, r1, r9",
+            "ldr r4, [r11, #6]",
+            "sxtb16 r5, r4",
+            "smlad r9, r5, r2, r9",
+            "sxtb16 r5, r4, ror #8",
+            "smlad r9, r5, r3, r9",
+            ".irp off, 10, 18, 26",
+            "ldmia r12!, {{r0-r3}}",
+            "ldr r4, [r10, #\\off]",
+            "sxtb16 r5, r4",
+            "smlad r8, r5, r0, r8",
+            "sxtb16 r5, r4, ror #8",
+            "smlad r8, r5, r1, r8",
+            "ldr r4, [r10, #(\\off + 4)]",
+            "sxtb16 r5, r4",
+            "smlad r8, r5, r2, r8",
+            "sxtb16 r5, r4, ror #8",
+            "smlad r8, r5, r3, r8",
+            "ldr r4, [r11, #\\off]",
+            "sxtb16 r5, r4",
+            "smlad r9, r5, r0, r9",
+            "sxtb16 r5, r4, ror #8",
+            "smlad r9, r5, r1, r9",
+            "ldr r4, [r11, #(\\off + 4)]",
+            "sxtb16 r5, r4",
+            "smlad r9, r5, r2, r9",
+            "sxtb16 r5, r4, ror #8",
+            "smlad r9, r5, r3, r9",
+            ".endr",
+            // acc += (d_w * d_x) * sum, for both rows; the f16 scales
+            // through VCVTB (FPSCR.AHP is 0, IEEE half, from reset).
+            "vldmia r12!, {{s20}}",
+            "ldrh r4, [r10], #34",
+            "ldrh r5, [r11], #34",
+            "vmov s18, s19, r4, r5",
+            "vcvtb.f32.f16 s18, s18",
+            "vcvtb.f32.f16 s19, s19",
+            "vmul.f32 s18, s18, s20",
+            "vmul.f32 s19, s19, s20",
+            "vmov s21, s22, r8, r9",
+            "vcvt.f32.s32 s21, s21",
+            "vcvt.f32.s32 s22, s22",
+            "vmul.f32 s21, s18, s21",
+            "vmul.f32 s22, s19, s22",
+            "vadd.f32 s16, s16, s21",
+            "vadd.f32 s17, s17, s22",
+            "cmp r12, lr",
+            "bne 2b",
+            // The pair's outputs, then the next pair.
+            "vmov r0, r1, s23, s24",
+            "vstr s16, [r0]",
+            "add r2, r0, r1",
+            "vstr s17, [r2]",
+            "add r0, r2, r1",
+            "vmov s23, r0",
+            "vmov r0, r1, s25, s26",
+            "add r10, r10, r1",
+            "add r11, r11, r1",
+            "vmov r12, s27",
+            "subs r0, r0, #1",
+            "vmov s25, r0",
+            "bne 3b",
+            "vpop {{s16-s27}}",
+            inout("r0") o => _,
+            inout("r1") (os * size_of::<f32>()) as u32 => _,
+            inout("r2") pairs as u32 => _,
+            inout("r3") skip => _,
+            inout("r10") w0 => _,
+            inout("r11") w1 => _,
+            inout("r12") x.as_ptr() => _,
+            in("lr") x.as_ptr().add(n),
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+        );
     }
 }

@@ -31,18 +31,18 @@ pub mod neon;
 pub mod x86;
 
 use super::{Isa, Matrix};
+use core::mem::MaybeUninit;
 use edgegen_format::quant::{BlockA8, BlockQ8_0, QK8_0};
 
 /// Activation blocks quantized at a time (512 inputs).
 pub const CHUNK: usize = 16;
 
-/// What a kernel reads of an activation block besides the block: the
-/// DSP kernel's widened codes ([`dsp::expand`]), made once per chunk;
-/// nothing (zero bytes) elsewhere.
+/// An activation block as the kernels read it: the DSP kernel's widened
+/// codes and scale ([`dsp::Wide`]), a [`BlockA8`] elsewhere.
 #[cfg(edgegen_dsp)]
-type Wide = [u32; 16];
+type Prepared = dsp::Wide;
 #[cfg(not(edgegen_dsp))]
-type Wide = ();
+type Prepared = BlockA8;
 
 /// The sum of a block's 32 products, exact in i32.
 #[inline(always)]
@@ -84,6 +84,7 @@ pub fn scalar_rows_a8(w: &[BlockQ8_0], nb: usize, x: &[BlockA8], acc: &mut [f32]
 }
 
 /// How many rows `isa`'s panel kernel computes at once.
+#[cfg(not(edgegen_dsp))]
 #[inline(always)]
 fn panel_rows(isa: Isa) -> usize {
     match isa {
@@ -93,8 +94,6 @@ fn panel_rows(isa: Isa) -> usize {
         Isa::Avx512 | Isa::Avx2 if Isa::Avx2.available() => x86::PANEL_AVX2,
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => neon::PANEL,
-        #[cfg(edgegen_dsp)]
-        Isa::Scalar => dsp::PANEL,
         #[allow(unreachable_patterns)]
         _ => 1,
     }
@@ -102,10 +101,10 @@ fn panel_rows(isa: Isa) -> usize {
 
 /// `acc[..h] += rows r..r + h of w . x` on `isa` (available), `h` rows
 /// from `w`, whose row `k` starts at `w[k * nb]` and holds at least
-/// `x.len()` blocks; `wide` is `x` as [`Wide`].
+/// `x.len()` blocks.
+#[cfg(not(edgegen_dsp))]
 #[inline(always)]
-fn panel(isa: Isa, w: &[BlockQ8_0], nb: usize, x: &[BlockA8], wide: &[Wide], acc: &mut [f32]) {
-    let _ = wide;
+fn panel(isa: Isa, w: &[BlockQ8_0], nb: usize, x: &[Prepared], acc: &mut [f32]) {
     let h = acc.len();
     debug_assert!(h >= 1 && w.len() >= (h - 1) * nb + x.len());
     // SAFETY (every arm): the ISA is available (the caller's contract; VNNI
@@ -121,8 +120,6 @@ fn panel(isa: Isa, w: &[BlockQ8_0], nb: usize, x: &[BlockA8], wide: &[Wide], acc
         },
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => unsafe { neon::neon_rows4(w, nb, x, acc) },
-        #[cfg(edgegen_dsp)]
-        Isa::Scalar => dsp::rows2(w, nb, x, wide, acc),
         #[allow(unreachable_patterns)]
         _ => scalar_rows_a8(w, nb, x, acc),
     }
@@ -130,6 +127,7 @@ fn panel(isa: Isa, w: &[BlockQ8_0], nb: usize, x: &[BlockA8], wide: &[Wide], acc
 
 /// [`BlockA8::quantize`] on `isa` (available): the same bits.
 #[inline(always)]
+#[cfg(not(edgegen_dsp))]
 fn quantize_on(isa: Isa, x: &[f32]) -> BlockA8 {
     // SAFETY (every arm): the ISA is available; AVX-512BW is checked.
     match isa {
@@ -141,21 +139,40 @@ fn quantize_on(isa: Isa, x: &[f32]) -> BlockA8 {
     }
 }
 
-/// Block `b` of the input column whose element `k` is `x[k * xs]` (`cols`
-/// of them), quantized on `isa` (available); read in place when the
-/// column is contiguous, gathered into a block on the stack otherwise.
+/// `quant` of block `b` of the input column whose element `k` is
+/// `x[k * xs]` (`cols` of them): read in place when the column is
+/// contiguous, gathered into a block on the stack otherwise.
 #[inline(always)]
-fn quantize_block(isa: Isa, x: &[f32], xs: usize, cols: usize, b: usize) -> BlockA8 {
+fn column<T>(x: &[f32], xs: usize, cols: usize, b: usize, mut quant: impl FnMut(&[f32]) -> T) -> T {
     let s = QK8_0 * b;
     let n = QK8_0.min(cols - s);
     if xs == 1 {
-        return quantize_on(isa, &x[s..s + n]);
+        return quant(&x[s..s + n]);
     }
     let mut col = [0f32; QK8_0];
     for (k, c) in col[..n].iter_mut().enumerate() {
         *c = x[(s + k) * xs];
     }
-    quantize_on(isa, &col[..n])
+    quant(&col[..n])
+}
+
+/// Block `b` of that column quantized on `isa` (available).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn quantize_block(isa: Isa, x: &[f32], xs: usize, cols: usize, b: usize) -> BlockA8 {
+    column(x, xs, cols, b, |v| quantize_on(isa, v))
+}
+
+/// Block `b` of that column, as `isa`'s panels read it, into `dst`.
+#[inline(always)]
+fn prepare(isa: Isa, x: &[f32], xs: usize, cols: usize, b: usize, dst: &mut MaybeUninit<Prepared>) {
+    #[cfg(edgegen_dsp)]
+    {
+        let _ = isa;
+        column(x, xs, cols, b, |v| dsp::quantize(v, dst))
+    }
+    #[cfg(not(edgegen_dsp))]
+    dst.write(column(x, xs, cols, b, |v| quantize_on(isa, v)));
 }
 
 /// [`super::matvec_on`] for a Q8_0 matrix with int8 activations: `out[r]
@@ -275,19 +292,21 @@ fn strided(
     } else {
         Isa::Scalar
     };
+    #[cfg(not(edgegen_dsp))]
     let step = panel_rows(isa);
-    let mut a = [BlockA8::ZERO; CHUNK];
-    #[allow(clippy::let_unit_value, unused_mut)]
-    let mut wide: [Wide; CHUNK] = [Wide::default(); CHUNK];
+    // Not zeroed: on a Cortex-M4 that would cost as much as a small
+    // layer's quantization, on every call.
+    let mut buf = [const { MaybeUninit::<Prepared>::uninit() }; CHUNK];
     for c0 in (0..nbx).step_by(CHUNK) {
         let cb = CHUNK.min(nbx - c0);
-        for (j, blk) in a[..cb].iter_mut().enumerate() {
-            *blk = quantize_block(isa, x, xs, cols, c0 + j);
-            #[cfg(edgegen_dsp)]
-            {
-                wide[j] = dsp::expand(blk);
-            }
+        for (j, blk) in buf[..cb].iter_mut().enumerate() {
+            prepare(isa, x, xs, cols, c0 + j, blk);
         }
+        // SAFETY: the first `cb` elements were written just above.
+        let a: &[Prepared] = unsafe { core::slice::from_raw_parts(buf.as_ptr().cast(), cb) };
+        #[cfg(edgegen_dsp)]
+        dsp::rows(&w[c0..], nb, rows, a, out, os, c0 == 0);
+        #[cfg(not(edgegen_dsp))]
         for r in (0..rows).step_by(step) {
             let h = step.min(rows - r);
             let wr = &w[r * nb + c0..];
@@ -296,7 +315,7 @@ fn strided(
                 if c0 == 0 {
                     acc.fill(0.0);
                 }
-                panel(isa, wr, nb, &a[..cb], &wide[..cb], acc);
+                panel(isa, wr, nb, a, acc);
             } else {
                 let mut acc = [0f32; 16];
                 if c0 > 0 {
@@ -304,7 +323,7 @@ fn strided(
                         *v = out[(r + k) * os];
                     }
                 }
-                panel(isa, wr, nb, &a[..cb], &wide[..cb], &mut acc[..h]);
+                panel(isa, wr, nb, a, &mut acc[..h]);
                 for (k, v) in acc[..h].iter().enumerate() {
                     out[(r + k) * os] = *v;
                 }
