@@ -39,36 +39,9 @@ fn clips(dir: &Path) {
     }
 }
 
-/// A constant rate, so that a run resumed with more --iters takes the
-/// same steps (a cosine schedule stretches to the new length).
-const TINY: [&str; 22] = [
-    "--lr",
-    "1e-2",
-    "--schedule",
-    "constant",
-    "--warmup-steps",
-    "0",
-    "--embed",
-    "8",
-    "--hidden",
-    "16",
-    "--window",
-    "32",
-    "--batch",
-    "4",
-    "--threads",
-    "2",
-    "--eval-interval",
-    "5",
-    "--sample-seconds",
-    "0.1",
-    "--seed",
-    "3",
-];
-
 fn train(data: &Path, out: &Path, iters: &str) -> serde_json::Value {
     let mut args = vec!["train", "audio", "--data", s(data), "--conditional"];
-    args.extend(TINY);
+    args.extend(common::TINY_AUDIO);
     args.extend(["--iters", iters, "--json", "-o", s(out)]);
     serde_json::from_str(&ok(&args)).unwrap()
 }

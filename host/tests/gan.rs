@@ -254,8 +254,9 @@ fn the_suite_scores_a_vae_and_a_gan_with_one_classifier() {
         "-o",
         s(&v),
     ]);
-    for (run, family) in [(&g, "gan"), (&v, "vae")] {
-        let out = ok(&[
+    // 300 samples of `run` scored by the classifier, with `extra` flags.
+    let scored = |run: &Path, extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
             "eval",
             s(run),
             "--classifier",
@@ -263,8 +264,12 @@ fn the_suite_scores_a_vae_and_a_gan_with_one_classifier() {
             "--n",
             "300",
             "--json",
-        ]);
-        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+        ];
+        args.extend(extra);
+        serde_json::from_str(&ok(&args)).unwrap()
+    };
+    for (run, family) in [(&g, "gan"), (&v, "vae")] {
+        let r = scored(run, &[]);
         assert_eq!(r["family"], family);
         assert_eq!(r["n"], 300);
         let score = r["classifier_score"].as_f64().unwrap();
@@ -284,6 +289,20 @@ fn the_suite_scores_a_vae_and_a_gan_with_one_classifier() {
             assert!((0.0..=1.0).contains(&v), "{family} {k}: {v}");
         }
         assert_eq!(r["k"], 3);
+        if family == "gan" {
+            // The runtime's samples from the export at each precision
+            // (batch norms folded, weights and, for q8_0a8, activations
+            // quantized) score about as the host's f32 ones do.
+            for prec in ["q8_0", "q8_0a8"] {
+                let q = scored(run, &["--decoder-precision", prec]);
+                let qs = q["classifier_score"].as_f64().unwrap();
+                println!("classifier score at {prec}: {qs:.4} (f32: {score:.4})");
+                assert!(
+                    (qs - score).abs() < 0.1,
+                    "{prec}: classifier score {qs} against {score} at f32"
+                );
+            }
+        }
     }
     // The VAE keeps its own measures beside the suite's.
     let r: serde_json::Value = serde_json::from_str(&ok(&[

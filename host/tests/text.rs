@@ -15,29 +15,9 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// The flags of a tiny model: one block of width 16, a context of 16.
-const TINY: [&str; 16] = [
-    "--layers",
-    "1",
-    "--dim",
-    "16",
-    "--heads",
-    "2",
-    "--context",
-    "16",
-    "--batch",
-    "4",
-    "--threads",
-    "2",
-    "--sample-tokens",
-    "12",
-    "--eval-interval",
-    "3",
-];
-
 fn train(out: &Path, iters: &str, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["train", "text"];
-    args.extend(TINY);
+    args.extend(common::TINY_TEXT);
     args.extend(["--iters", iters, "--json", "-o", s(out)]);
     args.extend(extra);
     serde_json::from_str(&ok(&args)).unwrap()

@@ -55,7 +55,12 @@ pub fn audio_stage(a: &DemoArgs, exp: &Path) -> Result<PathBuf> {
         "{:<6} {:>10} {:>10} {:>12}",
         "", "GGUF B", "ONNX B", "max |err|"
     );
-    for prec in [Precision::F32, Precision::F16, Precision::Q8_0] {
+    for prec in [
+        Precision::F32,
+        Precision::F16,
+        Precision::Q8_0,
+        Precision::Q8_0A8,
+    ] {
         let tag = format!("{prec:?}").to_lowercase();
         let gguf = export::audio::to_gguf(&m, &mc, p, prec, "demo")?;
         let onnx = export::onnx::audio_to_onnx(&m, p, prec, "demo")?;

@@ -20,6 +20,11 @@ pub struct ExportArgs {
     /// Write the ONNX graph here.
     #[arg(long)]
     onnx: Option<PathBuf>,
+    /// Write the weights here as safetensors, under edgegen's tensor names
+    /// (f32, no optimizer state), for the PyTorch twin; the run's
+    /// config.json describes them.
+    #[arg(long)]
+    safetensors: Option<PathBuf>,
     /// Weight storage.
     #[arg(long, value_enum, default_value = "f32")]
     precision: Precision,
@@ -31,9 +36,47 @@ pub struct ExportArgs {
     last: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The weights: a safetensors file under edgegen's tensor names (the
+    /// PyTorch twin's checkpoint, or `export --safetensors`).
+    weights: PathBuf,
+    /// The run config describing them (a run folder's config.json:
+    /// "family", "model", "train").
+    #[arg(long)]
+    config: PathBuf,
+    /// The run folder to write.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Replace a run already in the output folder.
+    #[arg(long)]
+    force: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `edgegen import`: a run folder from weights and a config.
+pub fn import(a: ImportArgs) -> Result<()> {
+    let r = crate::train::twin::import(&a.weights, &a.config, &a.output, a.force)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "imported {} ({} model, {} tensors, {} values) into {}",
+            a.weights.display(),
+            r.family,
+            r.tensors,
+            r.values,
+            a.output.display()
+        );
+    }
+    Ok(())
+}
+
 pub fn export(a: ExportArgs) -> Result<()> {
-    if a.gguf.is_none() && a.onnx.is_none() {
-        bail!("nothing to write: give --gguf FILE, --onnx FILE or both");
+    if a.gguf.is_none() && a.onnx.is_none() && a.safetensors.is_none() {
+        bail!("nothing to write: give --gguf FILE, --onnx FILE, --safetensors FILE or several");
     }
     let path = a.run.join(if a.last {
         files::CHECKPOINT
@@ -41,6 +84,21 @@ pub fn export(a: ExportArgs) -> Result<()> {
         files::BEST
     });
     let ck = checkpoint::load(&path)?;
+    if let Some(out) = &a.safetensors {
+        let bytes = crate::train::twin::export(&ck)?;
+        crate::fsx::write_atomic(out, &bytes)?;
+        println!(
+            "wrote {} ({} bytes, the {} weights of {}; its config: {})",
+            out.display(),
+            bytes.len(),
+            ck.family.name(),
+            path.display(),
+            a.run.join(files::CONFIG).display()
+        );
+        if a.gguf.is_none() && a.onnx.is_none() {
+            return Ok(());
+        }
+    }
     match ck.family {
         Family::Vae => export_vae(&a, &ck),
         Family::Gan => export_gan(&a, &ck),

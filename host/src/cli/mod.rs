@@ -42,8 +42,12 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Explore a VAE's latent space: interpolations and maps.
     Latent(latent::LatentArgs),
-    /// Export a run as GGUF weights and/or an ONNX graph.
+    /// Export a run as GGUF weights and/or an ONNX graph, or its weights as
+    /// safetensors for the PyTorch twin.
     Export(export::ExportArgs),
+    /// Make a run folder from weights trained elsewhere (the PyTorch twin):
+    /// a safetensors file under edgegen's tensor names, and a run config.
+    Import(export::ImportArgs),
     /// Check an exported decoder or encoder against ONNX Runtime, tract, the device runtime and the host.
     Validate(export::ValidateArgs),
     /// Sample a GGUF model with the device runtime: a PNG grid, text, or WAV clips.
@@ -71,6 +75,7 @@ pub fn run_with(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Latent(a) => latent::run(a),
         Command::Export(a) => export::export(a),
+        Command::Import(a) => export::import(a),
         Command::Validate(a) => export::validate(a),
         Command::Sample(a) => sample::sample(a),
         Command::Inspect(a) => sample::inspect(a),

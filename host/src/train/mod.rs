@@ -12,6 +12,7 @@ pub mod gan;
 pub mod run;
 pub mod rundir;
 pub mod text;
+pub mod twin;
 pub mod vae;
 
 use crate::models::Family;

@@ -99,3 +99,51 @@ pub fn train_vae(dir: &Path, extra: &[&str]) -> PathBuf {
     ok(&args);
     run_dir
 }
+
+/// The flags of a tiny text model: one block of width 16, a context of 16.
+pub const TINY_TEXT: [&str; 16] = [
+    "--layers",
+    "1",
+    "--dim",
+    "16",
+    "--heads",
+    "2",
+    "--context",
+    "16",
+    "--batch",
+    "4",
+    "--threads",
+    "2",
+    "--sample-tokens",
+    "12",
+    "--eval-interval",
+    "3",
+];
+
+/// A tiny audio model's flags, at a constant rate, so that a run resumed
+/// with more --iters takes the same steps (a cosine schedule stretches to
+/// the new length).
+pub const TINY_AUDIO: [&str; 22] = [
+    "--lr",
+    "1e-2",
+    "--schedule",
+    "constant",
+    "--warmup-steps",
+    "0",
+    "--embed",
+    "8",
+    "--hidden",
+    "16",
+    "--window",
+    "32",
+    "--batch",
+    "4",
+    "--threads",
+    "2",
+    "--eval-interval",
+    "5",
+    "--sample-seconds",
+    "0.1",
+    "--seed",
+    "3",
+];

@@ -119,6 +119,8 @@ fn panel(isa: Isa, w: &[BlockQ8_0], nb: usize, x: &[Prepared], acc: &mut [f32]) 
             x86::avx2_rows8(w, nb, x, acc)
         },
         #[cfg(target_arch = "aarch64")]
+        Isa::Neon if neon::dotprod() => unsafe { neon::sdot_rows4(w, nb, x, acc) },
+        #[cfg(target_arch = "aarch64")]
         Isa::Neon => unsafe { neon::neon_rows4(w, nb, x, acc) },
         #[allow(unreachable_patterns)]
         _ => scalar_rows_a8(w, nb, x, acc),

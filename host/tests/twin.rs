@@ -1,0 +1,198 @@
+//! Weights out of a run and back (`export --safetensors`, `import`), the
+//! way the PyTorch twin exchanges them: for every family the round trip
+//! gives the same weights bit for bit, and the imported run exports,
+//! validates and samples like any other; a file that does not match its
+//! config is refused with every difference listed.
+
+mod common;
+
+use common::{TINY_GAN, ok, run};
+use safetensors::SafeTensors;
+use std::path::{Path, PathBuf};
+
+fn tmp(name: &str) -> PathBuf {
+    common::tmp("twin", name)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `(name, shape, bytes)` of every tensor in a safetensors file, sorted.
+fn tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut v: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.shape().to_vec(), t.data().to_vec()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// One tiny run of each family (a VAE, a conditional GAN with batch norms
+/// and a moving average, a text model, a conditional audio model).
+fn runs(d: &Path) -> Vec<(&'static str, PathBuf)> {
+    let vae = common::train_vae(&d.join("vae"), &["--conditional"]);
+    let gan = d.join("gan");
+    let mut args = vec!["train", "gan"];
+    args.extend(TINY_GAN);
+    args.extend([
+        "--epochs",
+        "1",
+        "--conditional",
+        "--ema",
+        "0.99",
+        "-o",
+        s(&gan),
+    ]);
+    ok(&args);
+    let text = d.join("text");
+    let mut args = vec!["train", "text"];
+    args.extend(common::TINY_TEXT);
+    args.extend(["--iters", "3", "--quiet", "-o", s(&text)]);
+    ok(&args);
+    let audio = d.join("audio");
+    let mut args = vec!["train", "audio", "--conditional"];
+    args.extend(common::TINY_AUDIO);
+    args.extend(["--iters", "3", "--quiet", "-o", s(&audio)]);
+    ok(&args);
+    vec![("vae", vae), ("gan", gan), ("text", text), ("audio", audio)]
+}
+
+#[test]
+fn every_family_round_trips_through_safetensors_bit_for_bit() {
+    let d = tmp("round-trip");
+    for (family, run_dir) in runs(&d) {
+        let out = d.join(format!("{family}.safetensors"));
+        ok(&["export", s(&run_dir), "--safetensors", s(&out)]);
+        let imported = d.join(format!("{family}-imported"));
+        let r: serde_json::Value = serde_json::from_str(&ok(&[
+            "import",
+            s(&out),
+            "--config",
+            s(&run_dir.join("config.json")),
+            "-o",
+            s(&imported),
+            "--json",
+        ]))
+        .unwrap();
+        assert_eq!(r["family"], family);
+        let again = d.join(format!("{family}-again.safetensors"));
+        ok(&["export", s(&imported), "--safetensors", s(&again)]);
+        let (a, b) = (tensors(&out), tensors(&again));
+        assert!(!a.is_empty() && a.iter().all(|t| !t.0.starts_with("adam.")));
+        assert_eq!(a, b, "{family}: the weights changed on the way");
+        assert_eq!(r["tensors"], a.len(), "{family}");
+        // The imported run is a run: it exports a GGUF that validates
+        // against ONNX Runtime and tract, and samples (the GAN and the
+        // audio model by class).
+        let (gguf, onnx) = (
+            d.join(format!("{family}.gguf")),
+            d.join(format!("{family}.onnx")),
+        );
+        ok(&[
+            "export",
+            s(&imported),
+            "--gguf",
+            s(&gguf),
+            "--onnx",
+            s(&onnx),
+            "--precision",
+            "q8_0",
+        ]);
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(&["validate", s(&onnx), s(&gguf), "--n", "8", "--json"]))
+                .unwrap();
+        assert_eq!(v["ok"], true, "{family}: {v}");
+        let ext = match family {
+            "text" => "txt",
+            "audio" => "wav",
+            _ => "png",
+        };
+        let sample = d.join(format!("{family}-sample.{ext}"));
+        let mut args = vec!["sample", s(&gguf), "-o", s(&sample)];
+        match family {
+            "text" => args.extend(["--prompt", "ab", "--max-tokens", "8"]),
+            "audio" => args.extend(["--label", "1", "--seconds", "0.05"]),
+            _ => args.extend(["--n", "4"]),
+        }
+        ok(&args);
+        assert!(sample.exists(), "{family}: no sample");
+    }
+}
+
+#[test]
+fn weights_that_do_not_match_their_config_are_refused_with_every_difference() {
+    let d = tmp("mismatch");
+    let vae = common::train_vae(&d.join("vae"), &[]);
+    let good = d.join("vae.safetensors");
+    ok(&["export", s(&vae), "--safetensors", s(&good)]);
+    // Drop the first tensor, reshape the second, add one.
+    let bytes = std::fs::read(&good).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(|n| n.to_string()).collect();
+    names.sort();
+    let (dropped, reshaped) = (names[0].clone(), names[1].clone());
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = vec![];
+    for n in &names[1..] {
+        let t = st.tensor(n).unwrap();
+        let mut shape = t.shape().to_vec();
+        if *n == reshaped {
+            shape = vec![shape.iter().product()];
+        }
+        owned.push((n.clone(), shape, t.data().to_vec()));
+    }
+    owned.push(("dec.extra.weight".into(), vec![2], vec![0; 8]));
+    let views: Vec<(String, safetensors::tensor::TensorView)> = owned
+        .iter()
+        .map(|(n, s, b)| {
+            let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b);
+            (n.clone(), v.unwrap())
+        })
+        .collect();
+    let bad = d.join("bad.safetensors");
+    std::fs::write(&bad, safetensors::serialize(views, None).unwrap()).unwrap();
+    let config = vae.join("config.json");
+    let o = run(&[
+        "import",
+        s(&bad),
+        "--config",
+        s(&config),
+        "-o",
+        s(&d.join("x")),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(e.contains("3 differences"), "{e}");
+    assert!(e.contains(&format!("missing: {dropped}")), "{e}");
+    assert!(e.contains(&format!("{reshaped}: F32 [")), "{e}");
+    assert!(e.contains("unexpected: dec.extra.weight"), "{e}");
+    assert!(!d.join("x").join("checkpoint.safetensors").exists());
+    // A GAN's weights against a VAE's config: the family is named.
+    let gan = d.join("gan");
+    let mut args = vec!["train", "gan"];
+    args.extend(TINY_GAN);
+    args.extend(["--epochs", "1", "-o", s(&gan)]);
+    ok(&args);
+    let g = d.join("gan.safetensors");
+    ok(&["export", s(&gan), "--safetensors", s(&g)]);
+    let o = run(&[
+        "import",
+        s(&g),
+        "--config",
+        s(&config),
+        "-o",
+        s(&d.join("y")),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("a gan model's weights") && e.contains("describes a vae"),
+        "{e}"
+    );
+    // An existing run is not overwritten without --force.
+    let o = run(&["import", s(&good), "--config", s(&config), "-o", s(&vae)]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already holds a run"));
+}
