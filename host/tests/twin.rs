@@ -123,6 +123,59 @@ fn every_family_round_trips_through_safetensors_bit_for_bit() {
     }
 }
 
+/// Runs the PyTorch twin's `edgegen_twin.io` (numpy and safetensors only,
+/// no torch) with `args`; the tests need the Python packages that
+/// `scripts/test.sh` installs.
+fn twin_io(args: &[&str]) {
+    let python = std::env::var("EDGEGEN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let out = std::process::Command::new(&python)
+        .args(["-m", "edgegen_twin.io"])
+        .args(args)
+        .env("PYTHONPATH", root.join("twin/pytorch"))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python}: {e}; scripts/test.sh installs what the tests need")
+        });
+    assert!(
+        out.status.success(),
+        "edgegen_twin.io {args:?} failed:\n{}\n{}\n(a missing module: scripts/test.sh installs tests/python/requirements.txt)",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The twin's naming contract (`twin/pytorch/edgegen_twin/layout.py`):
+/// weights it writes with numpy for each family's config import without a
+/// difference, and the run exports a GGUF that validates.
+#[test]
+fn weights_the_twin_writes_with_numpy_import_export_and_validate() {
+    let d = tmp("from-python");
+    for (family, run_dir) in runs(&d) {
+        let w = d.join(format!("{family}-twin.safetensors"));
+        let config = run_dir.join("config.json");
+        twin_io(&["random", s(&config), s(&w), "3"]);
+        let imported = d.join(format!("{family}-imported"));
+        ok(&["import", s(&w), "--config", s(&config), "-o", s(&imported)]);
+        let (gguf, onnx) = (
+            d.join(format!("{family}.gguf")),
+            d.join(format!("{family}.onnx")),
+        );
+        ok(&[
+            "export",
+            s(&imported),
+            "--gguf",
+            s(&gguf),
+            "--onnx",
+            s(&onnx),
+        ]);
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(&["validate", s(&onnx), s(&gguf), "--n", "8", "--json"]))
+                .unwrap();
+        assert_eq!(v["ok"], true, "{family}: {v}");
+    }
+}
+
 #[test]
 fn weights_that_do_not_match_their_config_are_refused_with_every_difference() {
     let d = tmp("mismatch");
