@@ -13,7 +13,11 @@ prints the largest differences between the twin's outputs and ONNX
 Runtime's on the same random inputs. VAE: the decoder's pixels from
 latents and labels, the encoder's (mu, logvar) from images. Text: the
 logits at every position of random sequences as long as the context,
-through the ONNX decode step with its KV cache carried.
+through the ONNX decode step with its KV cache carried. Audio: the
+logits and the state after every code of random sequences, through the
+ONNX GRU step with its state carried. GAN: the generator's pixels (its
+moving average when the run keeps one, batch norms in eval mode; edgegen's
+export folds them) from noise and labels.
 """
 import argparse
 import json
@@ -28,6 +32,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "twin", "pytorch"))
 from edgegen_twin import io  # noqa: E402
+from edgegen_twin.audio import Audio  # noqa: E402
+from edgegen_twin.gan import Generator  # noqa: E402
 from edgegen_twin.text import Transformer  # noqa: E402
 from edgegen_twin.vae import VAE  # noqa: E402
 
@@ -40,13 +46,29 @@ def inputs_of(sess):
     return {i.name: i for i in sess.get_inputs()}
 
 
+def twin(cls, config, w):
+    """The twin model `cls` of `config` in float64, eval mode, with the
+    weights of `w`."""
+    model = cls(config["model"]).double()
+    state = {n: torch.from_numpy(v.astype(np.float64)) for n, v in io.load(w).items()}
+    if hasattr(model, "load_edgegen_state_dict"):
+        model.load_edgegen_state_dict(state)
+    else:
+        model.load_state_dict(state)
+    return model.eval()
+
+
+def session(a, d, part_args, name):
+    """ONNX Runtime on edgegen's f32 export of the run (`part_args`: extra
+    export flags)."""
+    onnx = os.path.join(d, f"{name}.onnx")
+    run([a.edgegen, "export", a.run, *part_args, "--onnx", onnx])
+    return ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
+
+
 def text(a, config, w, d, rng):
-    model = Transformer(config["model"]).double()
-    model.load_state_dict({n: torch.from_numpy(v.astype(np.float64)) for n, v in io.load(w).items()})
-    model.eval()
-    onnx = os.path.join(d, "text.onnx")
-    run([a.edgegen, "export", a.run, "--onnx", onnx])
-    sess = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
+    model = twin(Transformer, config, w)
+    sess = session(a, d, [], "text")
     ins = inputs_of(sess)
     n, t = min(a.n, 16), model.context
     tokens = rng.integers(0, 256, size=(n, t))
@@ -63,6 +85,47 @@ def text(a, config, w, d, rng):
     return {"family": "text", "sequences": n, "positions": t, "logits_max_abs": worst}
 
 
+def audio(a, config, w, d, rng):
+    model = twin(Audio, config, w)
+    sess = session(a, d, [], "audio")
+    n, t = min(a.n, 16), 200
+    codes = rng.integers(0, 256, size=(n, t))
+    labels = rng.integers(0, max(model.k, 1), size=n)
+    with torch.no_grad():
+        want, _ = model.logits(torch.from_numpy(codes), torch.from_numpy(labels) if model.k else None)
+        want = want.numpy()
+    h = np.zeros((n, model.gru.hidden_size), np.float32)
+    worst = 0.0
+    for i in range(t):
+        logits, h = sess.run(None, {"code": codes[:, i].astype(np.int64),
+                                    "label": labels.astype(np.int64), "h": h})
+        worst = max(worst, float(np.abs(logits - want[:, i, :]).max()))
+    return {"family": "audio", "sequences": n, "steps": t, "logits_max_abs": worst}
+
+
+def gan(a, config, w, d, rng):
+    arrays = io.load(w)
+    ema = any(n.startswith("ema.gen.") for n in arrays)
+    prefix = "ema.gen." if ema else "gen."
+    g = Generator(config["model"]).double()
+    missing, unexpected = g.load_state_dict({n[len(prefix):]: torch.from_numpy(v.astype(np.float64))
+                                             for n, v in arrays.items() if n.startswith(prefix)}, strict=False)
+    if unexpected or any(not m.endswith("num_batches_tracked") for m in missing):
+        raise SystemExit(f"{a.run}: the generator's weights do not fit: {missing} {unexpected}")
+    g.eval()
+    sess = session(a, d, [], "gan")
+    z = rng.standard_normal((a.n, g.z)).astype(np.float32)
+    y = rng.integers(0, max(g.k, 1), size=a.n)
+    feeds = {"z": z}
+    if "label" in inputs_of(sess):
+        feeds["label"] = y.astype(np.int64)
+    with torch.no_grad():
+        want = ((g(torch.from_numpy(z).double(), torch.from_numpy(y) if g.k else None) + 1) / 2)
+        want = want.reshape(a.n, -1).numpy()
+    got = sess.run(None, feeds)[0].reshape(a.n, -1)
+    return {"family": "gan", "n": a.n, "moving_average": ema, "pixels_max_abs": float(np.abs(got - want).max())}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("run")
@@ -70,24 +133,21 @@ def main():
     ap.add_argument("--n", type=int, default=256)
     a = ap.parse_args()
     config = io.read_config(os.path.join(a.run, "config.json"))
-    if config["family"] not in ("vae", "text"):
-        raise SystemExit(f"{a.run}: a {config['family']} run; this script checks VAEs and text models so far")
+    if config["family"] not in ("vae", "gan", "text", "audio"):
+        raise SystemExit(f"{a.run}: a {config['family']} run; the twin has VAE, GAN, text and audio models")
     rng = np.random.default_rng(7)
     with tempfile.TemporaryDirectory() as d:
         w = os.path.join(d, "w.safetensors")
         run([a.edgegen, "export", a.run, "--safetensors", w])
-        if config["family"] == "text":
-            print(json.dumps(text(a, config, w, d, rng)))
+        if config["family"] in ("text", "audio", "gan"):
+            check = {"text": text, "audio": audio, "gan": gan}[config["family"]]
+            print(json.dumps(check(a, config, w, d, rng)))
             return
-        model = VAE(config["model"]).double()
-        model.load_state_dict({n: torch.from_numpy(v.astype(np.float64)) for n, v in io.load(w).items()})
-        model.eval()
+        model = twin(VAE, config, w)
         k = config["model"]["n_classes"]
         report = {"family": "vae", "n": a.n}
         for part in ["decoder", "encoder"]:
-            onnx = os.path.join(d, f"{part}.onnx")
-            run([a.edgegen, "export", a.run, "--part", part, "--onnx", onnx])
-            sess = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
+            sess = session(a, d, ["--part", part], part)
             names = inputs_of(sess)
             y = rng.integers(0, max(k, 1), size=a.n)
             feeds = {}

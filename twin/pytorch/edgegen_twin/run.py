@@ -5,7 +5,9 @@ interrupted run keeps its last whole checkpoint: `weights.safetensors`
 (edgegen's tensor names, f32), `config.json` (edgegen's run-folder form)
 and `metrics.jsonl`."""
 
+import argparse
 import json
+import math
 import os
 
 import numpy as np
@@ -54,7 +56,8 @@ class Run:
             return
         from . import io
 
-        arrays = {n: t.detach().cpu().numpy().astype(np.float32) for n, t in model.state_dict().items()}
+        state = model.edgegen_state_dict() if hasattr(model, "edgegen_state_dict") else model.state_dict()
+        arrays = {n: t.detach().cpu().numpy().astype(np.float32) for n, t in state.items()}
         tmp = os.path.join(self.out, "weights.safetensors.tmp")
         io.save(tmp, arrays, config)
         os.replace(tmp, os.path.join(self.out, "weights.safetensors"))
@@ -72,4 +75,57 @@ def load_init(model, path):
     """Starts `model` from weights `edgegen export --safetensors` wrote."""
     from . import io
 
-    model.load_state_dict({n: torch.from_numpy(v) for n, v in io.load(path).items()})
+    state = {n: torch.from_numpy(v) for n, v in io.load(path).items()}
+    if hasattr(model, "load_edgegen_state_dict"):
+        model.load_edgegen_state_dict(state)
+    else:
+        model.load_state_dict(state)
+
+
+def parser(doc, data_help, batch, lr):
+    """The flags every training script has: data, output, batch, rate,
+    seed."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help=data_help)
+    ap.add_argument("-o", "--output", required=True)
+    ap.add_argument("--batch", type=int, default=batch, help="global batch, split across ranks")
+    ap.add_argument("--lr", type=float, default=lr)
+    ap.add_argument("--seed", type=int, default=1)
+    return ap
+
+
+def step_flags(ap):
+    """The flags of a run counted in steps (text and audio): AdamW with a
+    cosine schedule, clipping, evaluation interval, a start."""
+    ap.add_argument("--iters", type=int, default=2000)
+    ap.add_argument("--warmup-steps", type=int, default=100)
+    ap.add_argument("--weight-decay", type=float, default=0.1)
+    ap.add_argument("--clip", type=float, default=1.0)
+    ap.add_argument("--eval-interval", type=int, default=200)
+    ap.add_argument("--init", help="weights to start from (edgegen export --safetensors)")
+
+
+def adamw(model, a, betas):
+    """AdamW decaying matrices only (embeddings too, as edgegen's text and
+    audio families do; not norms or biases)."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
+                              {"params": rest, "weight_decay": 0.0}], lr=a.lr, betas=betas)
+
+
+def cosine_step(opt, model, loss, step, a):
+    """One optimizer step at `step`'s rate: linear warm-up, then a cosine
+    decay to a tenth of the peak (edgegen's `cosine` schedule), the
+    gradient clipped to global norm `a.clip`."""
+    lr = a.lr * min(1.0, step / max(a.warmup_steps, 1))
+    if step > a.warmup_steps:
+        frac = (step - a.warmup_steps) / max(a.iters - a.warmup_steps, 1)
+        lr = a.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+    for g in opt.param_groups:
+        g["lr"] = lr
+    opt.zero_grad()
+    loss.backward()
+    if a.clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
+    opt.step()

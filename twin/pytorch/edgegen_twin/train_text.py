@@ -13,21 +13,18 @@ schedule with warm-up, and global-norm clipping. Outputs as
 `train_vae`'s.
 """
 
-import argparse
 import math
 import time
 
 import numpy as np
 import torch
 
-from .run import Run, load_init
+from .run import Run, adamw, cosine_step, load_init, parser, step_flags
 from .text import Transformer
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="a text file (bytes)")
-    ap.add_argument("-o", "--output", required=True)
+    ap = parser(__doc__, "a text file (bytes)", 12, 1e-3)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--kv-heads", type=int, default=0)
@@ -35,15 +32,7 @@ def main():
     ap.add_argument("--context", type=int, default=64)
     ap.add_argument("--ffn", type=int, default=0, help="default 4 dim")
     ap.add_argument("--untied", action="store_true")
-    ap.add_argument("--batch", type=int, default=12, help="global batch, split across ranks")
-    ap.add_argument("--iters", type=int, default=2000)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--warmup-steps", type=int, default=100)
-    ap.add_argument("--weight-decay", type=float, default=0.1)
-    ap.add_argument("--clip", type=float, default=1.0)
-    ap.add_argument("--eval-interval", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--init", help="weights to start from (edgegen export --safetensors)")
+    step_flags(ap)
     a = ap.parse_args()
     r = Run(a.output, a.batch)
 
@@ -78,10 +67,7 @@ def main():
         load_init(model, a.init)
     model = model.to(r.device)
     net = r.wrap(model)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    rest = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
-                             {"params": rest, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.95))
+    opt = adamw(model, a, (0.9, 0.95))
     gen = torch.Generator().manual_seed(a.seed * 1000 + r.rank)
 
     def windows(src, n, g):
@@ -93,19 +79,9 @@ def main():
     per_rank = a.batch // r.world
     t0, total, n = time.time(), 0.0, 0
     for step in range(1, a.iters + 1):
-        lr = a.lr * min(1.0, step / max(a.warmup_steps, 1))
-        if step > a.warmup_steps:
-            frac = (step - a.warmup_steps) / max(a.iters - a.warmup_steps, 1)
-            lr = a.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-        for g in opt.param_groups:
-            g["lr"] = lr
         x, y = windows(train, per_rank, gen)
         loss = net(x, y)
-        opt.zero_grad()
-        loss.backward()
-        if a.clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
-        opt.step()
+        cosine_step(opt, model, loss, step, a)
         total, n = total + loss.item(), n + 1
         if step % a.eval_interval == 0 or step == a.iters:
             model.eval()

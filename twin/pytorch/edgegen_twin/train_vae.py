@@ -12,7 +12,6 @@ The folder gets `weights.safetensors` (edgegen's tensor names, f32),
 `--init FILE` starts from weights `edgegen export --safetensors` wrote.
 """
 
-import argparse
 import time
 
 import torch
@@ -20,22 +19,17 @@ from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
 from . import data
-from .run import Run, load_init
+from .run import Run, load_init, parser
 from .vae import VAE
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="an MNIST-style IDX folder")
-    ap.add_argument("-o", "--output", required=True)
+    ap = parser(__doc__, "an MNIST-style IDX folder", 128, 1e-3)
     ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--batch", type=int, default=128, help="global batch, split across ranks")
-    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--hidden", type=int, nargs="+", default=[400])
     ap.add_argument("--latent", type=int, default=20)
     ap.add_argument("--conditional", action="store_true")
     ap.add_argument("--max-train", type=int, default=0)
-    ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--init", help="weights to start from (edgegen export --safetensors)")
     a = ap.parse_args()
 
