@@ -61,6 +61,30 @@ fn runs(d: &Path) -> Vec<(&'static str, PathBuf)> {
     vec![("vae", vae), ("gan", gan), ("text", text), ("audio", audio)]
 }
 
+/// Exports `run` at `precision` as `dir/{family}-{precision}.gguf` and
+/// `.onnx`, holds them to each other with `edgegen validate`, and returns
+/// the GGUF's path.
+fn exports_and_validates(dir: &Path, family: &str, run: &Path, precision: &str) -> PathBuf {
+    let (gguf, onnx) = (
+        dir.join(format!("{family}-{precision}.gguf")),
+        dir.join(format!("{family}-{precision}.onnx")),
+    );
+    ok(&[
+        "export",
+        s(run),
+        "--gguf",
+        s(&gguf),
+        "--onnx",
+        s(&onnx),
+        "--precision",
+        precision,
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["validate", s(&onnx), s(&gguf), "--n", "8", "--json"])).unwrap();
+    assert_eq!(v["ok"], true, "{family} at {precision}: {v}");
+    gguf
+}
+
 #[test]
 fn every_family_round_trips_through_safetensors_bit_for_bit() {
     let d = tmp("round-trip");
@@ -88,24 +112,7 @@ fn every_family_round_trips_through_safetensors_bit_for_bit() {
         // The imported run is a run: it exports a GGUF that validates
         // against ONNX Runtime and tract, and samples (the GAN and the
         // audio model by class).
-        let (gguf, onnx) = (
-            d.join(format!("{family}.gguf")),
-            d.join(format!("{family}.onnx")),
-        );
-        ok(&[
-            "export",
-            s(&imported),
-            "--gguf",
-            s(&gguf),
-            "--onnx",
-            s(&onnx),
-            "--precision",
-            "q8_0",
-        ]);
-        let v: serde_json::Value =
-            serde_json::from_str(&ok(&["validate", s(&onnx), s(&gguf), "--n", "8", "--json"]))
-                .unwrap();
-        assert_eq!(v["ok"], true, "{family}: {v}");
+        let gguf = exports_and_validates(&d, family, &imported, "q8_0");
         let ext = match family {
             "text" => "txt",
             "audio" => "wav",
@@ -157,22 +164,7 @@ fn weights_the_twin_writes_with_numpy_import_export_and_validate() {
         twin_io(&["random", s(&config), s(&w), "3"]);
         let imported = d.join(format!("{family}-imported"));
         ok(&["import", s(&w), "--config", s(&config), "-o", s(&imported)]);
-        let (gguf, onnx) = (
-            d.join(format!("{family}.gguf")),
-            d.join(format!("{family}.onnx")),
-        );
-        ok(&[
-            "export",
-            s(&imported),
-            "--gguf",
-            s(&gguf),
-            "--onnx",
-            s(&onnx),
-        ]);
-        let v: serde_json::Value =
-            serde_json::from_str(&ok(&["validate", s(&onnx), s(&gguf), "--n", "8", "--json"]))
-                .unwrap();
-        assert_eq!(v["ok"], true, "{family}: {v}");
+        exports_and_validates(&d, family, &imported, "f32");
     }
 }
 
