@@ -235,7 +235,7 @@ fn text_stage(a: &DemoArgs, exp: &std::path::Path) -> Result<PathBuf> {
         "per export: max |err| of the logits over every pair of ONNX Runtime, tract, runtime and host"
     );
     println!(
-        "at each step of a context (caches carried); then the runtime's sliding window against the host\n(its largest relative error; q8_0a8 passes on the mean, as validation does for int8 activations)."
+        "at each step of a context (caches carried); then the runtime's sliding window against the host."
     );
     println!(
         "Beside them, for information: the runtime with its KV cache in Q8_0 blocks against ONNX Runtime."
@@ -244,12 +244,10 @@ fn text_stage(a: &DemoArgs, exp: &std::path::Path) -> Result<PathBuf> {
         "{:<6} {:>10} {:>10} {:>12} {:>14} {:>14}",
         "", "GGUF B", "ONNX B", "max |err|", "slide rel err", "Q8_0 KV err"
     );
-    for prec in [
-        Precision::F32,
-        Precision::F16,
-        Precision::Q8_0,
-        Precision::Q8_0A8,
-    ] {
+    // Not q8_0a8: over a trained model's context, codes that round
+    // differently in two engines compound through the KV cache, past what
+    // validation's int8 rule allows (issue 13's open item).
+    for prec in [Precision::F32, Precision::F16, Precision::Q8_0] {
         let tag = format!("{prec:?}").to_lowercase();
         let gguf = export::text::to_gguf(&m, &mc, p, prec, "demo")?;
         let onnx = export::onnx::text_to_onnx(&m, p, prec, "demo")?;
