@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The main job, on the built-in samples (MNIST, or --data PATH / EDGEGEN_DATA;
 # Shakespeare; FSDD): trains a VAE, a conditional GAN, a text transformer and
-# a conditional audio GRU, exports each as GGUF and ONNX at f32, f16 and
-# Q8_0 (the VAE and GAN at q8_0a8 too), validates every export against ONNX
-# Runtime, tract, the device runtime and the host, and samples each with the
-# device runtime (images, text, a WAV file). Outputs go to out/demo.
+# a conditional audio GRU, exports each as GGUF and ONNX at f32, f16, Q8_0
+# and q8_0a8, validates every export against ONNX Runtime, tract, the device
+# runtime and the host, and samples each with the device runtime (images,
+# text, a WAV file). Outputs go to out/demo.
 #
 #   bash scripts/demo.sh [edgegen demo flags]
 set -euo pipefail

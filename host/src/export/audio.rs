@@ -177,7 +177,7 @@ mod tests {
                     .map(|(a, b)| (a - b).abs())
                     .fold(0f32, f32::max);
                 assert!(worst < 1e-6, "{prec:?}: stored weights differ by {worst}");
-                let got = runtime_steps(&dev, &codes, label).unwrap();
+                let got = runtime_steps(&dev, &codes, label, None).unwrap();
                 let want = host_steps(&qm, &stored, &codes, label);
                 for (what, g, w) in [("logits", &got[0], &want[0]), ("h", &got[1], &want[1])] {
                     assert_eq!(g.len(), w.len());

@@ -159,6 +159,101 @@ mod tests {
     use crate::validate::text::runtime_vs_host;
     use edgegen_runtime::models::transformer::{ContextPolicy, State, Transformer as Dev};
 
+    fn small(k: usize) -> (Transformer, Vec<f32>, TextModelConfig) {
+        let m = Transformer::new(TransformerConfig {
+            vocab: 256,
+            context: 8,
+            // A K/V width of 32, a Q8_0 cache's block.
+            dim: 64,
+            layers: 2,
+            heads: 2,
+            kv_heads: 1,
+            ffn: 48,
+            n_classes: k,
+            tied: false,
+        })
+        .unwrap();
+        let mut p = vec![0f32; m.layout.total()];
+        m.init(&mut p, &mut Rng::new(4));
+        p.iter_mut().for_each(|v| *v *= 4.0);
+        let mc = TextModelConfig {
+            transformer: m.cfg.clone(),
+            vocab: "bytes".into(),
+            chars: String::new(),
+            classes: (0..k).map(|i| i.to_string()).collect(),
+        };
+        (m, p, mc)
+    }
+
+    #[test]
+    fn a_resumed_cache_continues_bit_for_bit() {
+        let (m, p, mc) = small(3);
+        let bytes = to_gguf(&m, &mc, &p, Precision::Q8_0A8, "t").unwrap();
+        let g = edgegen_format::Gguf::parse(&bytes).unwrap();
+        let dev = Dev::from_gguf(&g, Family::Text).unwrap();
+        let mut scratch = vec![0f32; dev.scratch_len()];
+        let prompt = [5u32, 200, 17, 3, 99];
+        for q8 in [false, true] {
+            let blank = edgegen_format::quant::BlockQ8_0 {
+                d: [0; 2],
+                qs: [0; 32],
+            };
+            let (mut kv, mut kv8) = (
+                vec![0f32; dev.state_len()],
+                vec![blank; dev.state_blocks().unwrap()],
+            );
+            let mut syms = vec![0u32; 8];
+            let mut next = |st: &mut State<'_>, s: u32| -> Vec<u32> {
+                let l = dev.step(st, s, ContextPolicy::Stop, &mut scratch).unwrap();
+                l.iter().map(|x| x.to_bits()).collect()
+            };
+            // One state fed the prompt and then two symbols...
+            let mut st = if q8 {
+                State::new_q8_0(&mut kv8, &mut syms, Some(1))
+            } else {
+                State::new(&mut kv, &mut syms, Some(1))
+            };
+            for &s in &prompt {
+                next(&mut st, s);
+            }
+            let want = [next(&mut st, 42), next(&mut st, 7)];
+            // ...and one resumed from a copy of its buffers after the prompt
+            // (the two symbols after it overwrote positions 5 and 6 only).
+            let (mut kv_b, mut kv8_b, mut syms_b) = (kv.clone(), kv8.clone(), syms.clone());
+            let mut st = if q8 {
+                State::resume_q8_0(&mut kv8_b, &mut syms_b, prompt.len(), Some(1))
+            } else {
+                State::resume(&mut kv_b, &mut syms_b, prompt.len(), Some(1))
+            };
+            assert_eq!(st.symbols(), &prompt);
+            let got = [next(&mut st, 42), next(&mut st, 7)];
+            assert_eq!(got, want, "Q8_0 cache: {q8}");
+        }
+    }
+
+    #[test]
+    fn int8_activations_validate_with_every_engine_on_the_hosts_cache() {
+        let (m, p, mc) = small(3);
+        for (prec, part) in [
+            (Precision::Q8_0, "decode steps"),
+            (Precision::Q8_0A8, "decode steps on the host's cache"),
+        ] {
+            let gguf = to_gguf(&m, &mc, &p, prec, "t").unwrap();
+            let onnx = crate::export::onnx::text_to_onnx(&m, &p, prec, "t").unwrap();
+            let r = crate::validate::validate(&onnx, &gguf, 8, 2).unwrap();
+            assert!(r.ok, "{prec:?}: {r:?}");
+            assert_eq!(r.part, part);
+            assert_eq!(r.outputs, ["logits", "kv"]);
+            // Every engine wrote its keys and values as the others did
+            // (and, with f32 activations, within the tolerance).
+            let kv = r.pairs.iter().filter(|e| e.output == "kv" && e.gating);
+            assert_eq!(kv.clone().count(), 6);
+            for e in kv {
+                assert!(e.mean_abs <= e.tolerance, "{prec:?}: {e:?}");
+            }
+        }
+    }
+
     #[test]
     fn the_runtime_decodes_what_the_host_computes_at_every_precision() {
         for (tied, k) in [(false, 3), (true, 0)] {

@@ -1,6 +1,7 @@
 //! The audio family's producer: a seeded sequence of codes fed one step at
 //! a time to ONNX Runtime, tract and the device runtime, each carrying its
-//! own state from step to step (so drift would add up), and to the host's
+//! own state from step to step (so drift would add up; with int8
+//! activations each starts every step from the host's state), and to the host's
 //! GRU over the whole sequence on the weights the GGUF stores. The logits
 //! and the state of every step are compared.
 
@@ -69,13 +70,25 @@ fn inputs(hp: &a::Hparams, steps: usize, seed: u64) -> (Vec<u32>, Option<u32>) {
 }
 
 /// The device runtime over `codes` from a zero state: every step's logits,
-/// then every step's state.
-pub fn runtime_steps(dev: &Audio<'_>, codes: &[u32], label: Option<u32>) -> Result<[Vec<f32>; 2]> {
+/// then every step's state. Each step starts from the state the step before
+/// left, or, given `states` (another engine's, one per step), from that
+/// engine's state after the step before.
+pub fn runtime_steps(
+    dev: &Audio<'_>,
+    codes: &[u32],
+    label: Option<u32>,
+    states_from: Option<&[f32]>,
+) -> Result<[Vec<f32>; 2]> {
     let mut h = vec![0f32; dev.state_len()];
     let mut st = State::new(&mut h, label);
     let mut scratch = vec![0f32; dev.scratch_len()];
     let (mut logits, mut states) = (vec![], vec![]);
     for (i, &c) in codes.iter().enumerate() {
+        if let (Some(from), Some(prev)) = (states_from, i.checked_sub(1)) {
+            let n = dev.state_len();
+            st.set_h(&from[prev * n..(prev + 1) * n])
+                .map_err(|e| anyhow!("runtime, step {i}: {e}"))?;
+        }
         let l = dev
             .step(&mut st, c, &mut scratch)
             .map_err(|e| anyhow!("runtime, step {i}: {e}"))?;
@@ -97,7 +110,13 @@ pub fn host_steps(m: &Rnn, p: &[f32], codes: &[u32], label: Option<u32>) -> [Vec
 }
 
 /// Validates an audio model over `n` seeded steps (at most
-/// [`MAX_STEPS`]).
+/// [`MAX_STEPS`]), comparing each step's logits and state.
+///
+/// With f32 activations each engine carries its own state. With int8
+/// activations each engine starts every step from the host's state after
+/// the step before: a code that rounds apart in two engines (see
+/// [`super::A8_FLIP_CAP`]) would otherwise be carried by the recurrence
+/// into every later step, as with the text model's cache.
 pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<Produced> {
     let dev = Audio::from_gguf(g).map_err(|e| anyhow!("GGUF: {e}"))?;
     let hp = dev.hp;
@@ -108,11 +127,22 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<Produce
     let steps = n.clamp(1, MAX_STEPS);
     let (codes, label) = inputs(&hp, steps, seed);
     let h_len = hp.state_length as usize;
-    let feed = |i: usize, h: &[f32]| {
+    let (m, p) = host_model(g)?;
+    let shared = m.head.int8_inputs;
+    crate::nn::linear::take_a8_ties();
+    let host = host_steps(&m, &p, &codes, label);
+    let a8_ties = shared.then(crate::nn::linear::take_a8_ties);
+    let zero = vec![0f32; h_len];
+    let feed = |i: usize, own: &[f32]| {
         let mut ins = vec![Input::i64("code", &[1], vec![codes[i] as i64])];
         if let Some(l) = label {
             ins.push(Input::i64("label", &[1], vec![l as i64]));
         }
+        let h = match (shared, i.checked_sub(1)) {
+            (true, Some(prev)) => &host[1][prev * h_len..(prev + 1) * h_len],
+            (true, None) => &zero[..],
+            (false, _) => own,
+        };
         ins.push(Input::f32("h", &[1, h_len], h.to_vec()));
         ins
     };
@@ -120,15 +150,12 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<Produce
         onnx,
         steps,
         vec![vec![0f32; h_len]],
-        &["logits", "h_out"],
         &["h_out"],
         &["logits", "h_out"],
         |i, state| feed(i, &state[0]),
+        |_, _, x| x.to_vec(),
     )?;
-    let (m, p) = host_model(g)?;
-    crate::nn::linear::take_a8_ties();
-    let host = host_steps(&m, &p, &codes, label);
-    let a8_ties = m.head.int8_inputs.then(crate::nn::linear::take_a8_ties);
+    let runtime = runtime_steps(&dev, &codes, label, shared.then_some(&host[1][..]))?;
     let engine = |name: &str, out: Vec<Vec<f32>>| Engine {
         name: name.into(),
         outputs: ["logits", "h"]
@@ -139,15 +166,16 @@ pub fn produce(onnx: &[u8], g: &Gguf<'_>, n: usize, seed: u64) -> Result<Produce
         gating: true,
     };
     Ok(Produced {
-        part: "GRU steps".into(),
+        part: if shared {
+            "GRU steps from the host's state".into()
+        } else {
+            "GRU steps".into()
+        },
         precision,
         engines: vec![
             engine("onnxruntime", ort_out),
             engine("tract", tract_out),
-            engine(
-                "edgegen-runtime",
-                runtime_steps(&dev, &codes, label)?.into(),
-            ),
+            engine("edgegen-runtime", runtime.into()),
             engine("edgegen-host", host.into()),
         ],
         relative: vec!["logits".into()],

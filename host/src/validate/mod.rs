@@ -242,19 +242,23 @@ pub fn compare(p: &Produced, inputs: usize) -> Result<Vec<PairError>> {
 
 /// Runs a step graph (`steps` steps) in ONNX Runtime and then in tract,
 /// each engine carrying its own state: `feed(i, state)` builds step `i`'s
-/// inputs, and after the step the outputs named in `carry` become the
+/// inputs (from that state, or from another engine's, as the producer
+/// chooses), and after the step the outputs named in `carry` become the
 /// state (starting from `init`). Returns, per engine, each output in
-/// `keep` concatenated over the steps. The sequence families validate this
-/// way.
+/// `keep` concatenated over the steps, as `cut(i, name, values)` cuts it
+/// (a step's row of a whole cache, say). ONNX Runtime computes the
+/// outputs in `keep` and `carry`. The sequence families validate this way.
 pub fn onnx_steps(
     onnx: &[u8],
     steps: usize,
     init: Vec<Vec<f32>>,
-    outputs: &[&str],
     carry: &[&str],
     keep: &[&str],
     feed: impl Fn(usize, &[Vec<f32>]) -> Vec<io::Input>,
+    cut: impl Fn(usize, &str, &[f32]) -> Vec<f32>,
 ) -> Result<[Vec<Vec<f32>>; 2]> {
+    let mut outputs = keep.to_vec();
+    outputs.extend(carry.iter().filter(|c| !keep.contains(c)));
     let mut ort = ort::OrtModel::new(onnx)?;
     let planned = tract::TractModel::new(onnx, &feed(0, &init))?;
     let mut run = |e: usize| -> Result<Vec<Vec<f32>>> {
@@ -263,7 +267,7 @@ pub fn onnx_steps(
         for i in 0..steps {
             let ins = feed(i, &state);
             let out = if e == 0 {
-                ort.run(&ins, outputs)?
+                ort.run(&ins, &outputs)?
             } else {
                 planned.run(&ins)?
             };
@@ -275,7 +279,7 @@ pub fn onnx_steps(
             };
             state = carry.iter().map(|c| get(c)).collect::<Result<_>>()?;
             for (k, name) in kept.iter_mut().zip(keep) {
-                k.extend(get(name)?);
+                k.extend(cut(i, name, &get(name)?));
             }
         }
         Ok(kept)

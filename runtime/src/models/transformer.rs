@@ -137,6 +137,54 @@ impl<'s> State<'s> {
         }
     }
 
+    /// A state whose first `len` positions are already in `kv` and
+    /// `symbols`: a cache kept from an earlier state (a prompt's, computed
+    /// once and stored, even in flash through a copy in RAM), or one
+    /// written by another engine in the same layout ([`State::new`]'s: per
+    /// block, the keys then the values, each `context x K/V width`, row
+    /// by position). Validation feeds every engine one engine's cache this
+    /// way, so that a difference at one step does not carry into the next.
+    /// A `len` past the context is a full context (the next step applies
+    /// its policy).
+    ///
+    /// ```
+    /// use edgegen_runtime::models::transformer::State;
+    /// let (mut kv, mut symbols) = ([0f32; 64], [0u32; 4]);
+    /// // ... kv and symbols saved after feeding b"Hi" ...
+    /// symbols[..2].copy_from_slice(&[b'H' as u32, b'i' as u32]);
+    /// let st = State::resume(&mut kv, &mut symbols, 2, None);
+    /// assert_eq!(st.symbols(), &[b'H' as u32, b'i' as u32]);
+    /// ```
+    pub fn resume(
+        kv: &'s mut [f32],
+        symbols: &'s mut [u32],
+        len: usize,
+        label: Option<u32>,
+    ) -> Self {
+        Self {
+            kv: Kv::F32(kv),
+            symbols,
+            pos: len,
+            label,
+        }
+    }
+
+    /// [`State::resume`] over a cache of Q8_0 blocks ([`State::new_q8_0`]'s
+    /// layout).
+    pub fn resume_q8_0(
+        kv: &'s mut [BlockQ8_0],
+        symbols: &'s mut [u32],
+        len: usize,
+        label: Option<u32>,
+    ) -> Self {
+        Self {
+            kv: Kv::Q8_0(kv),
+            symbols,
+            pos: len,
+            label,
+        }
+    }
+
     /// Symbols in the cache.
     pub fn len(&self) -> usize {
         self.pos
