@@ -159,18 +159,25 @@ mod tests {
     use crate::validate::text::runtime_vs_host;
     use edgegen_runtime::models::transformer::{ContextPolicy, State, Transformer as Dev};
 
-    fn small(k: usize) -> (Transformer, Vec<f32>, TextModelConfig) {
+    /// A random model with weights 4 times the init's, so that the logits
+    /// differ (at 8 times, attention is so peaked that summation order
+    /// alone moves a logit by 5e-4 relative).
+    fn small(
+        dim: usize,
+        kv_heads: usize,
+        k: usize,
+        tied: bool,
+    ) -> (Transformer, Vec<f32>, TextModelConfig) {
         let m = Transformer::new(TransformerConfig {
             vocab: 256,
             context: 8,
-            // A K/V width of 32, a Q8_0 cache's block.
-            dim: 64,
+            dim,
             layers: 2,
             heads: 2,
-            kv_heads: 1,
+            kv_heads,
             ffn: 48,
             n_classes: k,
-            tied: false,
+            tied,
         })
         .unwrap();
         let mut p = vec![0f32; m.layout.total()];
@@ -187,7 +194,7 @@ mod tests {
 
     #[test]
     fn a_resumed_cache_continues_bit_for_bit() {
-        let (m, p, mc) = small(3);
+        let (m, p, mc) = small(64, 1, 3, false); // a K/V width of 32
         let bytes = to_gguf(&m, &mc, &p, Precision::Q8_0A8, "t").unwrap();
         let g = edgegen_format::Gguf::parse(&bytes).unwrap();
         let dev = Dev::from_gguf(&g, Family::Text).unwrap();
@@ -233,7 +240,7 @@ mod tests {
 
     #[test]
     fn int8_activations_validate_with_every_engine_on_the_hosts_cache() {
-        let (m, p, mc) = small(3);
+        let (m, p, mc) = small(64, 1, 3, false); // a K/V width of 32
         for (prec, part) in [
             (Precision::Q8_0, "decode steps"),
             (Precision::Q8_0A8, "decode steps on the host's cache"),
@@ -257,30 +264,7 @@ mod tests {
     #[test]
     fn the_runtime_decodes_what_the_host_computes_at_every_precision() {
         for (tied, k) in [(false, 3), (true, 0)] {
-            let m = Transformer::new(TransformerConfig {
-                vocab: 256,
-                context: 8,
-                dim: 32,
-                layers: 2,
-                heads: 2,
-                kv_heads: if tied { 1 } else { 2 },
-                ffn: 48,
-                n_classes: k,
-                tied,
-            })
-            .unwrap();
-            let mut p = vec![0f32; m.layout.total()];
-            m.init(&mut p, &mut Rng::new(4));
-            // Larger weights than the init's, so that the logits differ
-            // (at 8 times, attention is so peaked that summation order
-            // alone moves a logit by 5e-4 relative).
-            p.iter_mut().for_each(|v| *v *= 4.0);
-            let mc = TextModelConfig {
-                transformer: m.cfg.clone(),
-                vocab: "bytes".into(),
-                chars: String::new(),
-                classes: (0..k).map(|i| i.to_string()).collect(),
-            };
+            let (m, p, mc) = small(32, if tied { 1 } else { 2 }, k, tied);
             let label = (k > 0).then_some(2);
             for prec in [
                 Precision::F32,
