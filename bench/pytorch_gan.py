@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""The PyTorch twin of `edgegen train gan` at the issue's reference shapes:
+"""The PyTorch side of `cargo bench -p edgegen --bench gan`: edgegen's DCGAN
+as the twin package defines it (twin/pytorch, `edgegen_twin.gan.GAN`,
+unconditional), at the issue's reference shapes:
 z = 64; G Linear 64 -> 128x7x7 (BN, ReLU), ConvT 128 -> 64 (BN, ReLU),
 ConvT 64 -> 1, tanh, each ConvT k4 s2 p1; D Conv 1 -> 64 (LeakyReLU 0.2),
 Conv 64 -> 128 (BN, LeakyReLU 0.2), Linear 6272 -> 1; non-saturating loss,
@@ -15,58 +17,18 @@ the full 60,000 images when --max-train cuts the epoch short. Also writes
 Needs `pip install torch`; used by benchmarks only, never by tests.
 """
 import argparse
-import gzip
 import json
 import os
 import statistics
-import struct
+import sys
 import time
 
 import numpy as np
 import torch
-from torch import nn
 
-
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-class G(nn.Module):
-    def __init__(self, z=64):
-        super().__init__()
-        self.fc = nn.Linear(z, 128 * 7 * 7)
-        self.net = nn.Sequential(
-            nn.BatchNorm2d(128), nn.ReLU(True),
-            nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(True),
-            nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Tanh())
-
-    def forward(self, z):
-        return self.net(self.fc(z).view(-1, 128, 7, 7))
-
-
-class D(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2, True))
-        self.fc = nn.Linear(128 * 7 * 7, 1)
-
-    def forward(self, x):
-        return self.fc(self.net(x).flatten(1)).view(-1)
-
-
-def init(m):
-    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-        nn.init.normal_(m.weight, 0.0, 0.02)
-        nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.BatchNorm2d):
-        nn.init.normal_(m.weight, 1.0, 0.02)
-        nn.init.zeros_(m.bias)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "twin", "pytorch"))
+from edgegen_twin import data  # noqa: E402
+from edgegen_twin.gan import GAN, disc_loss, gen_loss  # noqa: E402
 
 
 def main():
@@ -81,16 +43,14 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    train = torch.from_numpy(idx(os.path.join(a.data, "train-images-idx3-ubyte.gz")).astype(np.float32) / 255.0)
-    train = (train * 2 - 1).view(-1, 1, 28, 28)
+    tx, _, _, _, shape = data.mnist(a.data)
+    train = (torch.from_numpy(tx) * 2 - 1).view(-1, *shape)
     if a.max_train:
         train = train[:a.max_train]
-    g, d = G(), D()
-    g.apply(init)
-    d.apply(init)
+    gan = GAN({"image_shape": shape, "latent": 64, "n_classes": 0, "g_width": 128, "d_width": 64})
+    g, d = gan.gen, gan.disc
     og = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
     od = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    bce = nn.BCEWithLogitsLoss()
     secs = []
     for epoch in range(a.epochs):
         t0 = time.perf_counter()
@@ -102,11 +62,11 @@ def main():
             z = torch.randn(n, 64)
             fake = g(z)
             od.zero_grad()
-            ld = bce(d(x), torch.ones(n)) + bce(d(fake.detach()), torch.zeros(n))
+            ld = disc_loss("ns", d(x), d(fake.detach()))
             ld.backward()
             od.step()
             og.zero_grad()
-            lg = bce(d(fake), torch.ones(n))
+            lg = gen_loss("ns", d(fake))
             lg.backward()
             og.step()
             dl += ld.item() * n

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""The PyTorch twin of `edgegen train text` at nanoGPT's CPU "baby" config:
-a byte-level GPT (pre-norm GPT-2 blocks, GELU tanh form, LayerNorm with
-biases, tied input and output embeddings as nanoGPT ties them), 4 layers,
+"""The PyTorch side of `cargo bench -p edgegen --bench text` and
+`--bench text_step`: edgegen's text transformer as the twin package
+defines it (twin/pytorch, `edgegen_twin.text.Transformer`), at nanoGPT's
+CPU "baby" config: a byte-level GPT (pre-norm GPT-2 blocks, GELU tanh
+form, LayerNorm with biases, tied input and output embeddings), 4 layers,
 4 heads, dim 128, context 64, batch 12, 2000 iterations; AdamW betas
 (0.9, 0.99), weight decay 0.1 on matrices only, lr 1e-3 with 100 warm-up
 steps then cosine to 1e-4; no dropout; init N(0, 0.02), the residual
@@ -17,58 +19,15 @@ batches. Needs `pip install torch`; used by benchmarks only, never by tests.
 import argparse
 import json
 import math
+import os
+import sys
 import time
 
 import numpy as np
 import torch
-from torch import nn
-from torch.nn import functional as F
 
-
-class Block(nn.Module):
-    def __init__(self, c, h):
-        super().__init__()
-        self.h = h
-        self.ln1 = nn.LayerNorm(c)
-        self.qkv = nn.Linear(c, 3 * c)
-        self.proj = nn.Linear(c, c)
-        self.ln2 = nn.LayerNorm(c)
-        self.up = nn.Linear(c, 4 * c)
-        self.down = nn.Linear(4 * c, c)
-
-    def forward(self, x):
-        b, t, c = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(c, dim=2)
-        q, k, v = (z.view(b, t, self.h, c // self.h).transpose(1, 2) for z in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + self.proj(y.transpose(1, 2).contiguous().view(b, t, c))
-        return x + self.down(F.gelu(self.up(self.ln2(x)), approximate="tanh"))
-
-
-class GPT(nn.Module):
-    def __init__(self, v=256, t=64, c=128, layers=4, h=4):
-        super().__init__()
-        self.tok = nn.Embedding(v, c)
-        self.pos = nn.Embedding(t, c)
-        self.blocks = nn.ModuleList(Block(c, h) for _ in range(layers))
-        self.lnf = nn.LayerNorm(c)
-        self.head = nn.Linear(c, v, bias=False)
-        self.head.weight = self.tok.weight
-        for name, p in self.named_parameters():
-            if name.endswith("proj.weight") or name.endswith("down.weight"):
-                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * layers))
-            elif p.dim() >= 2:
-                nn.init.normal_(p, 0.0, 0.02)
-            elif name.endswith("bias"):
-                nn.init.zeros_(p)
-
-    def forward(self, idx, targets):
-        b, t = idx.shape
-        x = self.tok(idx) + self.pos(torch.arange(t))
-        for blk in self.blocks:
-            x = blk(x)
-        logits = self.head(self.lnf(x))
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "twin", "pytorch"))
+from edgegen_twin.text import Transformer  # noqa: E402
 
 
 def main():
@@ -91,7 +50,8 @@ def main():
         ix = torch.randint(len(d) - t - 1, (b,))
         return torch.stack([d[i:i + t] for i in ix]), torch.stack([d[i + 1:i + 1 + t] for i in ix])
 
-    m = GPT()
+    m = Transformer({"transformer": {"vocab": 256, "context": t, "dim": 128, "layers": 4, "heads": 4,
+                                     "kv_heads": 4, "ffn": 512, "n_classes": 0, "tied": True}})
     decay = [p for p in m.parameters() if p.dim() >= 2]
     rest = [p for p in m.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],

@@ -1,69 +1,32 @@
 #!/usr/bin/env python3
-"""The PyTorch twin of `edgegen train vae`: PyTorch's own VAE example
-(examples/vae/main.py: 784-400-20, ReLU, Bernoulli, Adam 1e-3, batch 128),
-with the data held in one tensor instead of a torchvision DataLoader, so that
-the time is the model's and not the loader's (this makes PyTorch faster than
-the example as published, i.e. a stricter baseline).
+"""The PyTorch side of `cargo bench -p edgegen --bench vae`: edgegen's VAE as
+the twin package defines it (twin/pytorch, `edgegen_twin.vae.VAE`), at
+PyTorch's own VAE example's shapes and recipe (examples/vae/main.py:
+784-400-20, ReLU, Bernoulli, Adam 1e-3, batch 128), with the data held in
+one tensor instead of a torchvision DataLoader, so that the time is the
+model's and not the loader's (a stricter baseline than the example as
+published).
 
   python3 bench/pytorch_vae.py --data ../shared/datasets/mnist --epochs 10 --threads 2 [--json]
 
 Prints per-epoch training seconds (without the test pass), their median, and
-the test loss per image after the last epoch, defined as in the example:
-BCE summed over pixels plus KL, z sampled once, averaged over the 10,000 test images.
+the test loss per image after the last epoch: BCE summed over pixels plus
+KL, z sampled once, averaged over the 10,000 test images (the twin's and
+edgegen's loss; the example sums it over the batch where these average).
 Needs `pip install torch`; used by benchmarks only, never by tests.
 """
 import argparse
-import gzip
 import json
 import os
 import statistics
-import struct
+import sys
 import time
 
-import numpy as np
 import torch
-from torch import nn
-from torch.nn import functional as F
 
-
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-class VAE(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Linear(784, 400)
-        self.fc21 = nn.Linear(400, 20)
-        self.fc22 = nn.Linear(400, 20)
-        self.fc3 = nn.Linear(20, 400)
-        self.fc4 = nn.Linear(400, 784)
-
-    def encode(self, x):
-        h1 = F.relu(self.fc1(x))
-        return self.fc21(h1), self.fc22(h1)
-
-    def reparameterize(self, mu, logvar):
-        std = torch.exp(0.5 * logvar)
-        return mu + torch.randn_like(std) * std
-
-    def decode(self, z):
-        return torch.sigmoid(self.fc4(F.relu(self.fc3(z))))
-
-    def forward(self, x):
-        mu, logvar = self.encode(x.view(-1, 784))
-        z = self.reparameterize(mu, logvar)
-        return self.decode(z), mu, logvar
-
-
-def loss_function(recon_x, x, mu, logvar):
-    bce = F.binary_cross_entropy(recon_x, x.view(-1, 784), reduction="sum")
-    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
-    return bce + kld
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "twin", "pytorch"))
+from edgegen_twin import data  # noqa: E402
+from edgegen_twin.vae import VAE  # noqa: E402
 
 
 def main():
@@ -76,9 +39,9 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    load = lambda s: torch.from_numpy(idx(os.path.join(a.data, s)).astype(np.float32) / 255.0).view(-1, 784)
-    train, test = load("train-images-idx3-ubyte.gz"), load("t10k-images-idx3-ubyte.gz")
-    model = VAE()
+    tx, _, vx, _, shape = data.mnist(a.data)
+    train, test = torch.from_numpy(tx), torch.from_numpy(vx)
+    model = VAE({"image_shape": shape, "latent": 20, "n_classes": 0, "hidden": [400]})
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     secs, losses = [], []
     for epoch in range(a.epochs):
@@ -89,10 +52,9 @@ def main():
         for i in range(0, len(train), 128):
             x = train[perm[i:i + 128]]
             opt.zero_grad()
-            recon, mu, logvar = model(x)
-            loss = loss_function(recon, x, mu, logvar)
+            loss = model.loss(x)
             loss.backward()
-            total += loss.item()
+            total += loss.item() * len(x)
             opt.step()
         secs.append(time.perf_counter() - t0)
         model.eval()
@@ -100,8 +62,7 @@ def main():
             tl = 0.0
             for i in range(0, len(test), 128):
                 x = test[i:i + 128]
-                recon, mu, logvar = model(x)
-                tl += loss_function(recon, x, mu, logvar).item()
+                tl += model.loss(x).item() * len(x)
             tl /= len(test)
         losses.append(tl)
         if not a.json:

@@ -127,7 +127,108 @@ fn every_family_round_trips_through_safetensors_bit_for_bit() {
         }
         ok(&args);
         assert!(sample.exists(), "{family}: no sample");
+        // It trains on: `--resume` starts from the imported weights with a
+        // fresh optimizer at step 0 (the twin's Adam moments are not in
+        // the file), for the rounds its config names.
+        let resumed = d.join(format!("{family}-resumed.safetensors"));
+        ok(&["train", family, "--resume", s(&imported), "--quiet"]);
+        ok(&["export", s(&imported), "--safetensors", s(&resumed)]);
+        // From the trained weights, not from a fresh start: the first
+        // round's training loss is below the original run's first round's.
+        let first = |dir: &Path, key: &str| -> f64 {
+            let m = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+            let row: serde_json::Value = serde_json::from_str(m.lines().next().unwrap()).unwrap();
+            row[key].as_f64().unwrap()
+        };
+        if let Some(key) = match family {
+            "vae" | "text" => Some("train_loss"),
+            "audio" => Some("train_bits"),
+            _ => None,
+        } {
+            let (before, after) = (first(&run_dir, key), first(&imported, key));
+            assert!(
+                after < before,
+                "{family}: {key} {after} after import, {before} at the start"
+            );
+        }
+        let after = tensors(&resumed);
+        let names = |v: &[(String, Vec<usize>, Vec<u8>)]| -> Vec<(String, Vec<usize>)> {
+            v.iter().map(|t| (t.0.clone(), t.1.clone())).collect()
+        };
+        assert_eq!(names(&after), names(&a), "{family}");
+        assert!(after != a, "{family}: resuming trained nothing");
     }
+}
+
+/// `edgegen curves` draws an edgegen run and a twin run (its
+/// `metrics.jsonl` rows as `edgegen_twin.train_text` writes them, under
+/// edgegen's names) on one chart, by the family's default curves; a
+/// metric no row has is refused with the metrics there are.
+#[test]
+fn curves_draw_an_edgegen_run_beside_the_twins() {
+    let d = tmp("curves");
+    let run_dir = d.join("text");
+    let mut args = vec!["train", "text"];
+    args.extend(common::TINY_TEXT);
+    args.extend([
+        "--iters",
+        "4",
+        "--eval-interval",
+        "2",
+        "--quiet",
+        "-o",
+        s(&run_dir),
+    ]);
+    ok(&args);
+    let twin = d.join("text-twin");
+    std::fs::create_dir_all(&twin).unwrap();
+    std::fs::copy(run_dir.join("config.json"), twin.join("config.json")).unwrap();
+    std::fs::write(
+        twin.join("metrics.jsonl"),
+        "{\"iter\": 2, \"train_loss\": 5.5, \"val_loss_nats\": 5.4, \"bits_per_byte\": 7.8, \"seconds\": 0.5, \"world_size\": 2}\n\
+         {\"iter\": 4, \"train_loss\": 5.25, \"val_loss_nats\": 5.1, \"bits_per_byte\": 7.4, \"seconds\": 1.0, \"world_size\": 2}\n",
+    )
+    .unwrap();
+    let png = d.join("both.png");
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "curves",
+        s(&run_dir),
+        s(&twin),
+        "-o",
+        s(&png),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(v["x"], "iter");
+    let labels: Vec<&str> = v["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "text: train_loss",
+            "text: val_loss_nats",
+            "text-twin: train_loss",
+            "text-twin: val_loss_nats"
+        ]
+    );
+    assert_eq!(
+        v["series"][3]["points"],
+        serde_json::json!([[2.0, 5.4], [4.0, 5.1]])
+    );
+    assert_eq!(v["series"][0]["points"].as_array().unwrap().len(), 2);
+    assert!(image::open(&png).is_ok());
+    let e = run(&["curves", s(&twin), "--y", "nats", "-o", s(&png)]);
+    assert!(!e.status.success());
+    let msg = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        msg.contains("metrics.jsonl: no row has both iter (--x) and any of nats (--y)")
+            && msg.contains("bits_per_byte, iter, seconds, train_loss, val_loss_nats, world_size"),
+        "{msg}"
+    );
 }
 
 /// Runs the PyTorch twin's `edgegen_twin.io` (numpy and safetensors only,

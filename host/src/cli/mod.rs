@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_audio;
+mod curves;
 mod data;
 mod demo;
 mod demo_audio;
@@ -37,6 +38,9 @@ enum Command {
         #[command(subcommand)]
         command: train::TrainCommand,
     },
+    /// Draw the training curves of runs side by side on one chart: edgegen
+    /// runs, and the PyTorch twin's.
+    Curves(curves::CurvesArgs),
     /// Evaluate a trained run on its test split; image models also by a
     /// classifier run (--classifier), side by side.
     Eval(eval::EvalArgs),
@@ -72,6 +76,7 @@ pub fn run_with(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Data { command } => data::run(command),
         Command::Train { command } => train::run(command),
+        Command::Curves(a) => curves::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Latent(a) => latent::run(a),
         Command::Export(a) => export::export(a),

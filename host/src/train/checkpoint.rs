@@ -365,7 +365,16 @@ impl Checkpoint {
     /// The training state, checking every tensor's name, type and shape
     /// against the model `spec` describes.
     pub fn state(&self, spec: &Spec) -> Result<TrainState> {
+        self.state_from(spec, None)
+    }
+
+    /// [`Checkpoint::state`], where a file that has not started training
+    /// (epoch and step 0: an imported run) may leave out buffers that only
+    /// training writes, such as the audio family's streams; those take
+    /// their values from `starts` (a fresh state's buffers).
+    pub fn state_from(&self, spec: &Spec, starts: Option<&[f32]>) -> Result<TrainState> {
         let path = &self.path;
+        let starts = starts.filter(|_| self.epoch == 0 && self.step == 0);
         if spec.family != self.family {
             return Err(self.family.refuse(path.display(), &[spec.family], "this"));
         }
@@ -410,7 +419,12 @@ impl Checkpoint {
         }
         let mut buffers = vec![0f32; spec.buffers.total()];
         for e in &spec.buffers.entries {
-            read(&e.name, &e.shape, &mut buffers[e.range()])?;
+            match starts {
+                Some(v) if st.tensor(&e.name).is_err() && v.len() == buffers.len() => {
+                    buffers[e.range()].copy_from_slice(&v[e.range()]);
+                }
+                _ => read(&e.name, &e.shape, &mut buffers[e.range()])?,
+            }
         }
         Ok(TrainState {
             groups,

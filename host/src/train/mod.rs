@@ -92,6 +92,18 @@ pub struct Curves {
     pub series: &'static [(&'static str, &'static str)],
 }
 
+/// The curves `family`'s runs draw in their `loss.png`, which `edgegen
+/// curves` draws by default.
+pub fn curves_of(family: Family) -> Curves {
+    match family {
+        Family::Vae => vae::VaeTrainer::CURVES,
+        Family::Gan => gan::GanTrainer::CURVES,
+        Family::Classifier => classifier::ClassifierTrainer::CURVES,
+        Family::Text => text::TextTrainer::CURVES,
+        Family::Audio => audio::AudioTrainer::CURVES,
+    }
+}
+
 /// A model family's part of a training run.
 pub trait Trainer: Sized {
     /// The family, stored in the checkpoint.

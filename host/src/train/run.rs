@@ -198,8 +198,9 @@ pub fn run<T: Trainer>(mut cfg: TrainConfig, opts: &RunOptions) -> Result<Vec<Ep
         }
         check_resume(out, &stored, done, &cfg, T::rounds(&cfg), T::length(&cfg))?;
         crate::fsx::remove_stale_temps(out);
-        // No checkpoint yet: the run starts over, as it would have.
-        if done > 0 {
+        // No checkpoint yet: the run starts over, as it would have. A
+        // checkpoint at epoch 0 (an imported run) is a start, and kept.
+        if ckpt_path.exists() {
             Some(checkpoint::load(&ckpt_path)?)
         } else {
             None
@@ -252,7 +253,7 @@ pub fn run<T: Trainer>(mut cfg: TrainConfig, opts: &RunOptions) -> Result<Vec<Ep
                     spec.model
                 );
             }
-            ck.state(&spec)?
+            ck.state_from(&spec, Some(&fresh(&t).buffers))?
         }
         (None, Some(from)) => {
             let path = from.join(files::BEST);
@@ -267,8 +268,8 @@ pub fn run<T: Trainer>(mut cfg: TrainConfig, opts: &RunOptions) -> Result<Vec<Ep
                     spec.model
                 );
             }
-            let from = ck.state(&spec)?;
             let mut st = fresh(&t);
+            let from = ck.state_from(&spec, Some(&st.buffers))?;
             for (g, f) in st.groups.iter_mut().zip(from.groups) {
                 g.params = f.params;
             }

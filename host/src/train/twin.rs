@@ -36,7 +36,7 @@ pub struct Stored {
     /// The model config, as stored.
     pub model: serde_json::Value,
     /// `(name, layout)` of each parameter group.
-    pub groups: Vec<(&'static str, Layout)>,
+    pub groups: Vec<(String, Layout)>,
     /// The buffers' layout.
     pub buffers: Layout,
 }
@@ -65,38 +65,35 @@ impl Stored {
         }
         let bad = |e: anyhow::Error| anyhow::anyhow!("{what}: model config: {e:#}");
         let model = model.clone();
+        // Each family's own checkpoint `spec`, so that what a run stores
+        // and what it exchanges are one list of names.
+        let none = Layout::default();
         let (groups, buffers) = match family {
             Family::Vae => {
                 let m = crate::models::vae::Vae::new(typed(&model, family, what)?).map_err(bad)?;
-                (vec![(super::vae::GROUP, m.layout)], Layout::default())
+                owned(&super::vae::spec(&m))
             }
             Family::Gan => {
                 let m = crate::models::gan::Gan::new(typed(&model, family, what)?).map_err(bad)?;
                 let ema = train.gan_settings()?.ema > 0.0;
-                let buffers = super::gan::stored_buffers(&m, ema);
-                (
-                    vec![
-                        (super::gan::GEN, m.gen_.layout),
-                        (super::gan::DISC, m.disc.layout),
-                    ],
-                    buffers,
-                )
+                owned(&super::gan::spec(&m, &super::gan::stored_buffers(&m, ema)))
             }
             Family::Text => {
                 let mc: super::text::TextModelConfig = typed(&model, family, what)?;
-                let m =
-                    crate::models::transformer::Transformer::new(mc.transformer).map_err(bad)?;
-                (vec![(super::text::MODEL, m.layout)], Layout::default())
+                let m = crate::models::transformer::Transformer::new(mc.transformer.clone())
+                    .map_err(bad)?;
+                owned(&super::text::spec(&m, &mc, &none))
             }
+            // The training streams are the run's state, not the model's.
             Family::Audio => {
                 let mc: super::audio::AudioModelConfig = typed(&model, family, what)?;
-                let m = crate::models::rnn::Rnn::new(mc.rnn).map_err(bad)?;
-                (vec![(super::audio::MODEL, m.layout)], Layout::default())
+                let m = crate::models::rnn::Rnn::new(mc.rnn.clone()).map_err(bad)?;
+                owned(&super::audio::spec(&m, &mc, &none))
             }
             Family::Classifier => {
                 let m = crate::models::classifier::Classifier::new(typed(&model, family, what)?)
                     .map_err(bad)?;
-                (vec![(super::classifier::GROUP, m.layout)], m.buffers)
+                owned(&super::classifier::spec(&m))
             }
         };
         Ok(Self {
@@ -112,7 +109,7 @@ impl Stored {
         Spec {
             family: self.family,
             model: self.model.clone(),
-            groups: self.groups.iter().map(|(n, l)| (*n, l)).collect(),
+            groups: self.groups.iter().map(|(n, l)| (n.as_str(), l)).collect(),
             buffers: &self.buffers,
         }
     }
@@ -124,6 +121,12 @@ impl Stored {
             .flat_map(|(_, l)| l.entries.iter())
             .chain(self.buffers.entries.iter())
     }
+}
+
+/// A [`Spec`]'s groups and buffers, owned.
+fn owned(s: &Spec<'_>) -> (Vec<(String, Layout)>, Layout) {
+    let groups = s.groups.iter().map(|(n, l)| (n.to_string(), (*l).clone()));
+    (groups.collect(), s.buffers.clone())
 }
 
 fn le_bytes(v: &[f32]) -> Vec<u8> {

@@ -7,12 +7,16 @@ and its arithmetic (host/src/models/gan.rs):
   [-1, 1] (pixels are `(x + 1) / 2`);
 - discriminator: `Conv k4 s2 p1` (LeakyReLU 0.2) `-> Conv k4 s2 p1` (BN,
   LeakyReLU 0.2) `= phi -> dense`, plus `<embed(y), phi>` when conditional
-  (a projection discriminator).
+  (a projection discriminator). With `spectral_norm`, the batch norm goes
+  and both convolutions and the dense layer use `W / sigma`
+  (host/src/nn/spectral.rs): buffers `{layer}.sn_u`, `.sn_v`, `.sn_sigma`,
+  one power iteration per [`Discriminator.power_iteration`], which the
+  training script calls where edgegen iterates (before D's update and
+  before G's).
 
 Batch norms are PyTorch's (momentum 0.1, eps 1e-5, unbiased running
 variance), as edgegen's are; their `num_batches_tracked` counters are not
-part of edgegen's files, and `edgegen_state_dict` leaves them out. The
-spectrally normalized discriminator is not in the twin yet.
+part of edgegen's files, and `edgegen_state_dict` leaves them out.
 """
 
 import torch
@@ -51,15 +55,57 @@ class Discriminator(nn.Module):
         c, h, w = model["image_shape"]
         d0, self.k = model["d_width"], model["n_classes"]
         phi = 2 * d0 * (h // 4) * (w // 4)
+        self.sn = model.get("spectral_norm", False)
         self.conv = nn.ModuleList([nn.Conv2d(c, d0, 4, 2, 1), nn.Conv2d(d0, 2 * d0, 4, 2, 1)])
-        self.bn = nn.ModuleDict({"1": nn.BatchNorm2d(2 * d0)})
+        self.bn = None if self.sn else nn.ModuleDict({"1": nn.BatchNorm2d(2 * d0)})
         self.fc = Dense(phi, 1)
         self.embed = nn.Embedding(self.k, phi) if self.k else None
+        if self.sn:
+            for layer in self._normalized():
+                rows = layer.weight.shape[0]
+                cols = layer.weight[0].numel()
+                # edgegen's start: u a random unit vector, v zero, sigma 1.
+                u = torch.randn(rows)
+                layer.register_buffer("sn_u", u / u.norm().clamp_min(1e-12))
+                layer.register_buffer("sn_v", torch.zeros(cols))
+                layer.register_buffer("sn_sigma", torch.ones(1))
+
+    def _normalized(self):
+        return [self.conv[0], self.conv[1], self.fc]
+
+    @torch.no_grad()
+    def power_iteration(self):
+        """One power iteration per normalized weight, from the stored `u`:
+        `v = W^T u / |.|`, then `u = W v / |.|` (`SpectralNorm::iterate`).
+        Nothing without spectral norm."""
+        if not self.sn:
+            return
+        for layer in self._normalized():
+            w = layer.weight.flatten(1)
+            v = w.t() @ layer.sn_u
+            layer.sn_v.copy_(v / v.norm().clamp_min(1e-12))
+            u = w @ layer.sn_v
+            layer.sn_u.copy_(u / u.norm().clamp_min(1e-12))
+
+    def _weight(self, layer):
+        """`W / sigma` with `sigma = u^T W v` (u and v constants to the
+        gradient, as PyTorch's `spectral_norm` and edgegen have them); the
+        layer's own weight without spectral norm."""
+        if not self.sn:
+            return layer.weight
+        sigma = (layer.sn_u @ (layer.weight.flatten(1) @ layer.sn_v)).clamp_min(1e-12)
+        with torch.no_grad():
+            layer.sn_sigma.copy_(sigma.reshape(1))
+        return layer.weight / sigma
 
     def forward(self, x, y=None):
-        h = F.leaky_relu(self.conv[0](x), 0.2)
-        phi = F.leaky_relu(self.bn["1"](self.conv[1](h)), 0.2).flatten(1)
-        out = self.fc(phi)[:, 0]
+        c0, c1 = self.conv
+        h = F.leaky_relu(F.conv2d(x, self._weight(c0), c0.bias, 2, 1), 0.2)
+        h = F.conv2d(h, self._weight(c1), c1.bias, 2, 1)
+        if self.bn is not None:
+            h = self.bn["1"](h)
+        phi = F.leaky_relu(h, 0.2).flatten(1)
+        out = F.linear(phi, self._weight(self.fc), self.fc.bias)[:, 0]
         if self.embed is not None:
             out = out + (self.embed(y) * phi).sum(1)
         return out
@@ -68,8 +114,6 @@ class Discriminator(nn.Module):
 class GAN(nn.Module):
     def __init__(self, model):
         super().__init__()
-        if model.get("spectral_norm", False):
-            raise ValueError("spectral_norm: the twin's discriminator has its batch norm only so far")
         self.gen = Generator(model)
         self.disc = Discriminator(model)
         # DCGAN's initialization, as edgegen's `Gan::init`: weights (the
@@ -83,6 +127,19 @@ class GAN(nn.Module):
                     p.normal_(1.0, 0.02)
                 else:
                     p.normal_(0.0, 0.02)
+
+
+def disc_loss(kind, real, fake):
+    """The discriminator's loss on real and generated scores, a mean over
+    each batch: `ns` (non-saturating) or `hinge` (train/gan.rs `Loss`)."""
+    if kind == "hinge":
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def gen_loss(kind, fake):
+    """The generator's loss on the scores of its images."""
+    return -fake.mean() if kind == "hinge" else F.softplus(-fake).mean()
 
 
 def without_counters(state):

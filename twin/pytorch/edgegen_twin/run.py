@@ -37,6 +37,18 @@ class Run:
             return torch.nn.parallel.DistributedDataParallel(model)
         return model
 
+    def build(self, make, seed, init=None):
+        """`(model, net)`: `make()` under `seed` (the same initial weights
+        on every rank), started from `init` (weights `edgegen export
+        --safetensors` wrote) when given, moved to this rank's device;
+        `net` is the model as training calls it ([`wrap`])."""
+        torch.manual_seed(seed)
+        model = make()
+        if init:
+            load_init(model, init)
+        model = model.to(self.device)
+        return model, self.wrap(model)
+
     def mean(self, total, n):
         """`total / n` summed over every rank."""
         s = torch.tensor([float(total), float(n)])

@@ -10,6 +10,8 @@ head h reading key/value head `h / (H / Hkv)`; scores scaled by
 token embedding when tied, without a bias.
 """
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -69,11 +71,23 @@ class Transformer(nn.Module):
         self.token_embd = nn.Embedding(v, c)
         self.position_embd = nn.Embedding(t, c)
         self.class_embd = nn.Embedding(k, c) if k else None
-        for e in [self.token_embd, self.position_embd] + ([self.class_embd] if k else []):
-            nn.init.normal_(e.weight, std=0.02)
         self.blk = nn.ModuleList([Block(c, f, heads, kv) for _ in range(m["layers"])])
         self.output_norm = Norm(c)
         self.output = None if self.tied else nn.Linear(c, v, bias=False)
+        # edgegen's initialization (`Transformer::init`, nanoGPT's): weights
+        # N(0, 0.02), the two residual projections N(0, 0.02 / sqrt(2 L)),
+        # biases 0, norms' scales 1.
+        resid = 0.02 / math.sqrt(2 * m["layers"])
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if name.endswith(".bias"):
+                    p.zero_()
+                elif "_norm." in name:
+                    p.fill_(1.0)
+                elif name.endswith("attn_output.weight") or name.endswith("ffn_down.weight"):
+                    p.normal_(0.0, resid)
+                else:
+                    p.normal_(0.0, 0.02)
 
     def logits(self, tokens, labels=None):
         """`(B, T, V)` logits of `(B, T)` symbols (and `(B,)` labels)."""

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .audio import Audio, mulaw_encode
-from .run import Run, adamw, cosine_step, load_init, parser, step_flags
+from .run import Run, adamw, cosine_step, parser, step_flags
 
 
 def clips(folder):
@@ -71,12 +71,7 @@ def main():
                       "window": a.window, "iters": a.iters},
         },
     }
-    torch.manual_seed(a.seed)
-    model = Audio(model_cfg)
-    if a.init:
-        load_init(model, a.init)
-    model = model.to(r.device)
-    net = r.wrap(model)
+    model, net = r.build(lambda: Audio(model_cfg), a.seed, a.init)
     opt = adamw(model, a, (0.9, 0.99))
     rng = np.random.default_rng(a.seed * 1000 + r.rank)
     per_rank, w = a.batch // r.world, a.window
@@ -109,7 +104,8 @@ def main():
                     nats += torch.nn.functional.cross_entropy(logits[0], c[0, 1:], reduction="sum").item()
                     count += c.shape[1] - 1
             model.train()
-            r.log({"step": step, "train_loss_nats": r.mean(total, n),
+            # edgegen's metric names, so `edgegen curves` draws both runs.
+            r.log({"iter": step, "train_bits": r.mean(total, n) / math.log(2),
                    "test_bits_per_sample": nats / max(count, 1) / math.log(2), "seconds": time.time() - t0})
             total, n = 0.0, 0
             r.save(model, config)

@@ -5,10 +5,11 @@ under torchrun, into a folder edgegen imports:
     torchrun --nproc_per_node 2 -m edgegen_twin.train_gan --data ... -o out/gan-twin
     edgegen import out/gan-twin/weights.safetensors --config out/gan-twin/config.json -o runs/gan-twin
 
-As edgegen trains it: the non-saturating loss, Adam 2e-4 with beta1 0.5
-for both networks, and a moving average of the generator (`--ema`, 0.999,
-its decay warming up as `(1 + t) / (10 + t)` over the generator's steps)
-whose batch-norm statistics are recomputed after each epoch as the mean of
+As edgegen trains it: the non-saturating loss (`--loss hinge` for the
+hinge), Adam 2e-4 with beta1 0.5 for both networks (`--d-lr` for the two
+time-scale rule), `--spectral-norm` for SNGAN's discriminator, and a
+moving average of the generator (`--ema`, 0.999, its decay warming up as
+`(1 + t) / (10 + t)` over the generator's steps) whose batch-norm statistics are recomputed after each epoch as the mean of
 16 batches' statistics on fresh noise (what edgegen samples and exports).
 With several ranks, each rank's gradients are averaged after every
 backward (what DistributedDataParallel does; here by hand, since the
@@ -20,12 +21,11 @@ import time
 
 import torch
 import torch.distributed as dist
-from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
 from . import data
-from .gan import GAN, without_counters
+from .gan import GAN, disc_loss, gen_loss, without_counters
 from .run import Run, parser
 
 
@@ -63,6 +63,10 @@ def main():
     ap.add_argument("--d-width", type=int, default=64)
     ap.add_argument("--conditional", action="store_true")
     ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--loss", choices=["ns", "hinge"], default="ns")
+    ap.add_argument("--d-lr", type=float, default=None, help="the discriminator's rate [default: --lr]")
+    ap.add_argument("--spectral-norm", action="store_true",
+                    help="spectral norm in the discriminator in place of its batch norm")
     ap.add_argument("--max-train", type=int, default=0)
     a = ap.parse_args()
     r = Run(a.output, a.batch)
@@ -71,7 +75,7 @@ def main():
         tx, ty = tx[: a.max_train], ty[: a.max_train]
     k = 10 if a.conditional else 0
     model_cfg = {"image_shape": shape, "latent": a.latent, "n_classes": k,
-                 "g_width": a.g_width, "d_width": a.d_width}
+                 "g_width": a.g_width, "d_width": a.d_width, "spectral_norm": a.spectral_norm}
     config = {
         "family": "gan",
         "model": model_cfg,
@@ -80,7 +84,8 @@ def main():
             "data": a.data, "epochs": a.epochs, "batch": a.batch, "seed": a.seed,
             "lr": a.lr, "beta1": 0.5, "beta2": 0.999,
             "gan": {"conditional": a.conditional, "latent": a.latent, "g_width": a.g_width,
-                    "d_width": a.d_width, "loss": "ns", "ema": a.ema, "spectral_norm": False},
+                    "d_width": a.d_width, "loss": a.loss, "d_lr": a.d_lr, "ema": a.ema,
+                    "spectral_norm": a.spectral_norm},
         },
     }
     torch.manual_seed(a.seed)
@@ -88,7 +93,7 @@ def main():
     g, d = gan.gen, gan.disc
     ema = copy.deepcopy(g) if a.ema > 0 else None
     opt_g = torch.optim.Adam(g.parameters(), lr=a.lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(d.parameters(), lr=a.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=a.d_lr or a.lr, betas=(0.5, 0.999))
     train = TensorDataset(torch.from_numpy(tx).view(-1, *shape), torch.from_numpy(ty))
     sampler = DistributedSampler(train, shuffle=True, seed=a.seed) if r.world > 1 else None
     loader = DataLoader(train, batch_size=a.batch // r.world, sampler=sampler,
@@ -107,13 +112,15 @@ def main():
             z = torch.randn(b, a.latent, device=r.device, generator=noise)
             # Discriminator: real up, fake down.
             fake = g(z, yf).detach()
-            loss_d = F.softplus(-d(x, yc)).mean() + F.softplus(d(fake, yf)).mean()
+            d.power_iteration()
+            loss_d = disc_loss(a.loss, d(x, yc), d(fake, yf))
             opt_d.zero_grad()
             loss_d.backward()
             average_grads(d, r.world)
             opt_d.step()
             # Generator: fool the discriminator.
-            loss_g = F.softplus(-d(g(z, yf), yf)).mean()
+            d.power_iteration()
+            loss_g = gen_loss(a.loss, d(g(z, yf), yf))
             opt_g.zero_grad()
             loss_g.backward()
             average_grads(g, r.world)

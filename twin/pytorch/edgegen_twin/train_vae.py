@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
 from . import data
-from .run import Run, load_init, parser
+from .run import Run, parser
 from .vae import VAE
 
 
@@ -67,12 +67,7 @@ def main():
             },
         },
     }
-    torch.manual_seed(a.seed)
-    model = VAE(model_cfg)
-    if a.init:
-        load_init(model, a.init)
-    model = model.to(r.device)
-    net = r.wrap(model)
+    model, net = r.build(lambda: VAE(model_cfg), a.seed, a.init)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.999))
     train = TensorDataset(torch.from_numpy(tx), torch.from_numpy(ty))
     sampler = DistributedSampler(train, shuffle=True, seed=a.seed) if r.world > 1 else None
