@@ -71,16 +71,19 @@ def text(a, config, w, d, rng):
     sess = session(a, d, [], "text")
     ins = inputs_of(sess)
     n, t = min(a.n, 16), model.context
-    tokens = rng.integers(0, 256, size=(n, t))
+    tokens = rng.integers(0, model.token_embd.num_embeddings, size=(n, t))
+    labels = rng.integers(0, max(model.k, 1), size=n)
     with torch.no_grad():
-        want = model.logits(torch.from_numpy(tokens)).numpy()
+        want = model.logits(torch.from_numpy(tokens), torch.from_numpy(labels) if model.k else None).numpy()
     shape = [s if isinstance(s, int) else n for s in ins["past_k"].shape]
     past_k, past_v = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
     worst = 0.0
     for pos in range(t):
-        logits, past_k, past_v = sess.run(None, {
-            "token": tokens[:, pos].astype(np.int64), "position": np.array([pos], np.int64),
-            "past_k": past_k, "past_v": past_v})
+        feed = {"token": tokens[:, pos].astype(np.int64), "position": np.array([pos], np.int64),
+                "past_k": past_k, "past_v": past_v}
+        if model.k:
+            feed["label"] = labels.astype(np.int64)
+        logits, past_k, past_v = sess.run(None, feed)
         worst = max(worst, float(np.abs(logits - want[:, pos, :]).max()))
     return {"family": "text", "sequences": n, "positions": t, "logits_max_abs": worst}
 

@@ -37,14 +37,42 @@ impl BlockQ8_0 {
     /// `d = max|x| / 127`, `q = roundf(x / d)` with ties away from zero,
     /// and `d` stored as f16 (round to nearest even).
     pub fn quantize(x: &[f32; QK8_0]) -> Self {
-        let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        // The largest magnitude by comparison: the value a fold of
+        // `f32::max` from 0.0 gives for every input (a NaN loses every
+        // comparison, as `max` skips it), without the call to `fmaxf`
+        // that `max` is on a Cortex-M4.
+        let mut amax = 0.0f32;
+        for v in x {
+            let a = v.abs();
+            if a > amax {
+                amax = a;
+            }
+        }
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         let mut qs = [0i8; QK8_0];
-        for (q, v) in qs.iter_mut().zip(x) {
-            // |v * id| <= 127 up to rounding, so the cast cannot saturate
-            // wrongly; `as` saturates anyway for NaN/inf inputs.
-            *q = libm::roundf(v * id) as i8;
+        if amax.is_finite() && id.is_finite() {
+            // Every |v * id| is within 127 up to rounding: `roundf`'s ties
+            // away from zero by truncation and the exact remainder, which
+            // needs no saturating cast (the KV cache of the text model
+            // quantizes on every step).
+            for (q, v) in qs.iter_mut().zip(x) {
+                let y = v * id;
+                let t = y as i32;
+                let f = y - t as f32;
+                *q = if f >= 0.5 {
+                    t + 1
+                } else if f <= -0.5 {
+                    t - 1
+                } else {
+                    t
+                } as i8;
+            }
+        } else {
+            for (q, v) in qs.iter_mut().zip(x) {
+                // `as` saturates for NaN and infinite products.
+                *q = libm::roundf(v * id) as i8;
+            }
         }
         Self {
             d: f16::from_f32(d).to_le_bytes(),
@@ -335,6 +363,70 @@ pub fn dequantize_q8_0(src: &[BlockQ8_0], dst: &mut [f32]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// ggml's reference quantizer, as written before the fast path.
+    fn quantize_reference(x: &[f32; QK8_0]) -> BlockQ8_0 {
+        let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let mut qs = [0i8; QK8_0];
+        for (q, v) in qs.iter_mut().zip(x) {
+            *q = libm::roundf(v * id) as i8;
+        }
+        BlockQ8_0 {
+            d: f16::from_f32(d).to_le_bytes(),
+            qs,
+        }
+    }
+
+    /// The fast quantizer gives the reference's bytes: on random blocks
+    /// at scales from subnormal to near overflow, on blocks built to put
+    /// products on and beside every half-integer, and on blocks with
+    /// zeros, infinities and NaNs.
+    #[test]
+    fn q8_0_quantizes_as_ggmls_reference_does() {
+        let mut seed = 0x1234_5678u32;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        let check = |x: &[f32; QK8_0]| {
+            let (a, b) = (BlockQ8_0::quantize(x), quantize_reference(x));
+            assert_eq!((a.d, a.qs), (b.d, b.qs), "{x:?}");
+        };
+        for i in 0..200_000 {
+            let scale = f32::from_bits(((i % 250) as u32 + 1) << 23);
+            let x: [f32; QK8_0] =
+                core::array::from_fn(|_| (next() as i32 as f32 / 2_147_483_648.0) * scale);
+            check(&x);
+            // Products on a half-integer and one ulp either side.
+            let mut y = [0f32; QK8_0];
+            y[0] = 127.0 * scale;
+            for (j, v) in y.iter_mut().enumerate().skip(1) {
+                let h = (next() % 254) as f32 / 2.0 - 63.5;
+                let bits = (h * scale).to_bits();
+                *v = f32::from_bits(match j % 3 {
+                    0 => bits,
+                    1 => bits.wrapping_add(1),
+                    _ => bits.wrapping_sub(1),
+                });
+            }
+            check(&y);
+        }
+        let mut z = [0f32; QK8_0];
+        check(&z);
+        z[3] = f32::from_bits(1);
+        check(&z);
+        z[4] = -1e-40;
+        check(&z);
+        for special in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::MAX] {
+            let mut w: [f32; QK8_0] = core::array::from_fn(|j| j as f32 - 16.0);
+            w[7] = special;
+            check(&w);
+        }
+    }
 
     /// The multiply conversion the Arm builds use gives `half`'s bits for
     /// every one of the 65,536 f16 values.

@@ -533,6 +533,35 @@ impl<'a> F32View<'a> {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
+
+    /// The elements as a slice in place, when the bytes are 4-byte aligned
+    /// on a little-endian target (GGUF aligns tensor data to 32 bytes, so
+    /// a file in aligned memory always is); `None` otherwise, and the
+    /// caller reads through [`F32View::iter`]. A loop over a slice takes a
+    /// Cortex-M4 a third fewer instructions than one over bytes.
+    ///
+    /// ```
+    /// use edgegen_format::{GgmlType, Gguf, GgufWriter};
+    /// let mut w = GgufWriter::new();
+    /// w.add_tensor("v", &[2], GgmlType::F32, &[1.0f32, 2.0]).unwrap();
+    /// let bytes = w.to_bytes();
+    /// let v = Gguf::parse(&bytes).unwrap().tensor("v").unwrap().f32().unwrap();
+    /// // In place where the bytes are aligned, else through `iter`.
+    /// let sum: f32 = match v.as_slice() {
+    ///     Some(s) => s.iter().sum(),
+    ///     None => v.iter().sum(),
+    /// };
+    /// assert_eq!(sum, 3.0);
+    /// ```
+    pub fn as_slice(&self) -> Option<&'a [f32]> {
+        if cfg!(target_endian = "big") {
+            return None;
+        }
+        // SAFETY: every bit pattern is a valid f32, and `align_to` only
+        // puts in `mid` what is aligned for f32.
+        let (head, mid, tail) = unsafe { self.0.align_to::<f32>() };
+        (head.is_empty() && tail.is_empty()).then_some(mid)
+    }
 }
 
 /// F16 tensor data, read in place.

@@ -320,3 +320,34 @@ fn the_vae_label_flag_round_trips_and_needs_classes() {
         })
     ));
 }
+
+/// F32 data read in place: a slice where the file sits in aligned memory
+/// (tensor data is 32-byte aligned within the file), `None` one byte off,
+/// with the same values either way.
+#[test]
+fn f32_tensors_are_slices_in_aligned_memory() {
+    let mut w = GgufWriter::new();
+    let vals: Vec<f32> = (0..40).map(|i| i as f32 * 0.25 - 3.0).collect();
+    w.add_tensor("v", &[40], GgmlType::F32, &vals).unwrap();
+    let bytes = w.to_bytes();
+    // 8-byte aligned storage, the file at offset 0 and at offset 1.
+    let mut words = vec![[0u64; 4]; bytes.len() / 32 + 2];
+    let store: &mut [u8] = as_bytes(&mut words);
+    for off in [0, 1] {
+        store[off..off + bytes.len()].copy_from_slice(&bytes);
+        let g = Gguf::parse(&store[off..off + bytes.len()]).unwrap();
+        let v = g.tensor("v").unwrap().f32().unwrap();
+        assert_eq!(v.iter().collect::<Vec<_>>(), vals);
+        match off {
+            0 => assert_eq!(v.as_slice(), Some(&vals[..])),
+            _ => assert_eq!(v.as_slice(), None),
+        }
+    }
+}
+
+/// The bytes of 8-byte aligned words.
+fn as_bytes(words: &mut [[u64; 4]]) -> &mut [u8] {
+    let n = std::mem::size_of_val(words);
+    // SAFETY: u64 arrays have no padding and every byte pattern is valid.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), n) }
+}

@@ -79,9 +79,17 @@ mod vae;
 mod model {
     include!(concat!(env!("OUT_DIR"), "/model_consts.rs"));
 
-    /// The model, in flash. GGUF needs no alignment from us: the runtime
-    /// reads weights with unaligned loads.
-    pub static BYTES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.gguf"));
+    /// The file at GGUF's 32-byte alignment, so that its tensor data is
+    /// aligned in flash too: the runtime reads any bytes, but F32 vectors
+    /// in aligned memory it reads as slices, in fewer instructions.
+    #[repr(C, align(32))]
+    struct Aligned<T: ?Sized>(T);
+
+    static ALIGNED: &Aligned<[u8]> =
+        &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.gguf")));
+
+    /// The model, in flash.
+    pub static BYTES: &[u8] = &ALIGNED.0;
 }
 
 #[cfg(target_os = "none")]

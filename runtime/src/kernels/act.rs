@@ -173,8 +173,8 @@ slice_kernel!(
 );
 slice_kernel!(
     /// `e^x` of every element of `x`, in place: `libm::expf`'s bits on
-    /// every instruction set.
-    exp, expf_lane, exp_body, exp_avx512, exp_avx2
+    /// every instruction set (on 32-bit Arm `libm::expf` itself).
+    exp, exp_for_lanes, exp_body, exp_avx512, exp_avx2
 );
 slice_kernel!(
     /// [`tanh_lane`] of every element of `x`, in place.

@@ -353,11 +353,210 @@ fn head8_in_block(
     *out = o;
 }
 
+/// [`attend_q8_0`] for two query heads that share one K/V head (grouped-
+/// query attention): `q[..d]` and `q[d..2 d]` into `out[..d]` and
+/// `out[d..2 d]`, with `w` holding both heads' weights (`2 h.n`). The same
+/// sums in the same order as two calls of [`attend_q8_0`], so the same
+/// bits; for a head of 8 inside one block each position's codes are
+/// widened once for both heads, which is most of a head's work on a
+/// Cortex-M4. Returns false, doing nothing, where that fast case does not
+/// apply; the caller then attends head by head.
+pub fn attend_q8_0_pair(
+    out: &mut [f32],
+    q: &[f32],
+    k: &[BlockQ8_0],
+    v: &[BlockQ8_0],
+    h: Head,
+    w: &mut [f32],
+) -> bool {
+    let bpr = h.stride / QK8_0;
+    let ok = h.n > 0
+        && h.d == 8
+        && h.stride.is_multiple_of(QK8_0)
+        && h.off + 8 <= h.stride
+        && h.off % QK8_0 + 8 <= QK8_0
+        && k.len() >= h.n * bpr
+        && v.len() >= h.n * bpr
+        && w.len() >= 2 * h.n;
+    let (Some(q), Some(out)) = (q.get(..16), out.get_mut(..16)) else {
+        return false;
+    };
+    let (Ok(q), Ok(out)) = (q.try_into(), out.try_into()) else {
+        return false;
+    };
+    if !ok {
+        return false;
+    }
+    pair8_in_block(out, q, k, v, h, 1.0 / math::sqrt(8.0), w);
+    true
+}
+
+/// [`head8_in_block`] for two query heads at once ([`attend_q8_0_pair`]):
+/// per position, each code is read and widened once and meets both heads;
+/// each head's sum still runs in [`head8_in_block`]'s order. Written out
+/// element by element so that the 16 query values, both sums and the 16
+/// outputs stay in the Cortex-M4's 32 single-precision registers.
+#[inline(never)]
+fn pair8_in_block(
+    out: &mut [f32; 16],
+    q: &[f32; 16],
+    k: &[BlockQ8_0],
+    v: &[BlockQ8_0],
+    h: Head,
+    scale: f32,
+    w: &mut [f32],
+) {
+    let (bpr, start) = (h.stride / QK8_0, h.off % QK8_0);
+    let (kb, vb) = (&k[h.off / QK8_0..], &v[h.off / QK8_0..]);
+    let codes = |row: &[BlockQ8_0]| -> (f32, [i8; 8]) {
+        let b = &row[0];
+        let mut c = [0; 8];
+        c.copy_from_slice(&b.qs[start..start + 8]);
+        (b.scale(), c)
+    };
+    let (wa, wb) = w[..2 * h.n].split_at_mut(h.n);
+    for ((sa, sb), row) in wa.iter_mut().zip(wb.iter_mut()).zip(kb.chunks(bpr)) {
+        let (d, c) = codes(row);
+        let (mut pa, mut pb) = (0.0, 0.0);
+        let x = c[0] as f32;
+        pa += q[0] * x;
+        pb += q[8] * x;
+        let x = c[1] as f32;
+        pa += q[1] * x;
+        pb += q[9] * x;
+        let x = c[2] as f32;
+        pa += q[2] * x;
+        pb += q[10] * x;
+        let x = c[3] as f32;
+        pa += q[3] * x;
+        pb += q[11] * x;
+        let x = c[4] as f32;
+        pa += q[4] * x;
+        pb += q[12] * x;
+        let x = c[5] as f32;
+        pa += q[5] * x;
+        pb += q[13] * x;
+        let x = c[6] as f32;
+        pa += q[6] * x;
+        pb += q[14] * x;
+        let x = c[7] as f32;
+        pa += q[7] * x;
+        pb += q[15] * x;
+        *sa = (0.0 + pa * d) * scale;
+        *sb = (0.0 + pb * d) * scale;
+    }
+    softmax(wa);
+    softmax(wb);
+    let mut o = [0f32; 16];
+    for ((&pa, &pb), row) in wa.iter().zip(wb.iter()).zip(vb.chunks(bpr)) {
+        let (d, c) = codes(row);
+        let (ka, kb) = (pa * d, pb * d);
+        let x = c[0] as f32;
+        o[0] += ka * x;
+        o[8] += kb * x;
+        let x = c[1] as f32;
+        o[1] += ka * x;
+        o[9] += kb * x;
+        let x = c[2] as f32;
+        o[2] += ka * x;
+        o[10] += kb * x;
+        let x = c[3] as f32;
+        o[3] += ka * x;
+        o[11] += kb * x;
+        let x = c[4] as f32;
+        o[4] += ka * x;
+        o[12] += kb * x;
+        let x = c[5] as f32;
+        o[5] += ka * x;
+        o[13] += kb * x;
+        let x = c[6] as f32;
+        o[6] += ka * x;
+        o[14] += kb * x;
+        let x = c[7] as f32;
+        o[7] += ka * x;
+        o[15] += kb * x;
+    }
+    *out = o;
+}
+
 #[cfg(test)]
 mod q8_tests {
     use super::*;
     use crate::sample::Rng;
     use edgegen_format::quant::{dequantize_q8_0, quantize_q8_0};
+
+    /// Two heads of a group attended together give, bit for bit, what
+    /// two single calls give; shapes the pair kernel does not take are
+    /// refused, so the caller attends head by head.
+    #[test]
+    fn a_pair_of_heads_attends_as_two_single_heads_do() {
+        let mut r = Rng::new(9);
+        let blank = BlockQ8_0 {
+            d: [0; 2],
+            qs: [0; QK8_0],
+        };
+        for (n, stride, off) in [(1, 32, 0), (2, 32, 24), (53, 64, 40), (256, 32, 8)] {
+            let q: std::vec::Vec<f32> = (0..16).map(|_| r.normal()).collect();
+            let kf: std::vec::Vec<f32> = (0..n * stride).map(|_| 3.0 * r.normal()).collect();
+            let vf: std::vec::Vec<f32> = (0..n * stride).map(|_| r.normal()).collect();
+            let (mut kq, mut vq) = (
+                std::vec![blank; n * stride / 32],
+                std::vec![blank; n * stride / 32],
+            );
+            assert!(quantize_q8_0(&kf, &mut kq) && quantize_q8_0(&vf, &mut vq));
+            let h = Head {
+                n,
+                stride,
+                off,
+                d: 8,
+            };
+            let mut single = [0f32; 16];
+            let mut w = std::vec![0f32; 2 * n];
+            assert!(attend_q8_0(&mut single[..8], &q[..8], &kq, &vq, h, &mut w));
+            assert!(attend_q8_0(&mut single[8..], &q[8..], &kq, &vq, h, &mut w));
+            let mut pair = [0f32; 16];
+            assert!(attend_q8_0_pair(&mut pair, &q, &kq, &vq, h, &mut w));
+            assert_eq!(
+                pair.map(f32::to_bits),
+                single.map(f32::to_bits),
+                "n {n} off {off}"
+            );
+            // Too little room for both heads' weights.
+            assert!(!attend_q8_0_pair(
+                &mut pair,
+                &q,
+                &kq,
+                &vq,
+                h,
+                &mut w[..2 * n - 1]
+            ));
+        }
+        let (k, v) = ([blank; 4], [blank; 4]);
+        let mut w = [0f32; 8];
+        for h in [
+            Head {
+                n: 2,
+                stride: 64,
+                off: 28,
+                d: 8,
+            },
+            Head {
+                n: 2,
+                stride: 64,
+                off: 0,
+                d: 16,
+            },
+        ] {
+            assert!(!attend_q8_0_pair(
+                &mut [0.0; 32],
+                &[0.0; 32],
+                &k,
+                &v,
+                h,
+                &mut w
+            ));
+        }
+    }
 
     #[test]
     fn a_q8_0_cache_attends_as_its_dequantized_values_do() {

@@ -145,7 +145,7 @@ impl<'a> Matrix<'a> {
             let mut out = [0f32];
             let one = Matrix { rows: 1, ..*self };
             let s = self.stride;
-            int8::matvec_a8(isa(), &mut out, &one, &b[r * s / QK8_0..], x, |_| 0.0);
+            int8::products_a8(isa(), &mut out, &one, &b[r * s / QK8_0..], x);
             return out[0];
         }
         self.row_dot_on(isa(), r, x)
@@ -620,7 +620,11 @@ pub fn matvec_on(
     let isa = isa.or_scalar();
     #[cfg(feature = "int8")]
     if let (true, Weights::Q8_0(w)) = (m.a8, m.w) {
-        return int8::matvec_a8(isa, out, m, w, x, bias);
+        let rows = int8::products_a8(isa, out, m, w, x);
+        for (r, o) in out[..rows].iter_mut().enumerate() {
+            *o += bias(r);
+        }
+        return;
     }
     let rows = m.rows.min(out.len());
     let mut r = 0;

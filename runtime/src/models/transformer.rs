@@ -12,7 +12,7 @@
 //! host's reference decoder computes).
 
 use super::{check_label, check_scratch};
-use crate::kernels::attend::{Head, attend, attend_q8_0};
+use crate::kernels::attend::{Head, attend, attend_q8_0, attend_q8_0_pair};
 use crate::kernels::{self, Matrix};
 use crate::layers::{self, Dense, Vector, load_matrix, load_table, load_vector};
 use crate::sample::{Rng, Sampling, sample_logits};
@@ -79,7 +79,14 @@ pub const fn scratch_len_for(hp: &Hparams) -> usize {
         hp.vocab_size as usize,
         hp.context_length as usize,
     );
-    2 * c + hp.qkv_dim() + c + f + t + v
+    // Attention weights for one query head, or for two at once when
+    // heads share a K/V head (`attend_q8_0_pair`).
+    let w = if hp.head_count_kv < hp.head_count {
+        2 * t
+    } else {
+        t
+    };
+    2 * c + hp.qkv_dim() + c + f + w + v
 }
 
 /// Floats of a [`State`]'s f32 cache: keys and values of every block at
@@ -564,7 +571,11 @@ impl<'a> Transformer<'a> {
         let (qkv, rest) = rest.split_at_mut(hp.qkv_dim());
         let (att, rest) = rest.split_at_mut(c);
         let (hid, rest) = rest.split_at_mut(f);
-        let w = &mut rest[..tt];
+        let w = if group > 1 {
+            &mut rest[..2 * tt]
+        } else {
+            &mut rest[..tt]
+        };
         x.fill(0.0);
         self.token_embd.add_row_to(symbol as usize, x);
         self.position_embd.add_range_to(pos * c, x);
@@ -599,8 +610,25 @@ impl<'a> Transformer<'a> {
                     let (kc, vc) = layer.split_at_mut(tt * bpr);
                     quantize_q8_0(k_new, &mut kc[pos * bpr..(pos + 1) * bpr]);
                     quantize_q8_0(v_new, &mut vc[pos * bpr..(pos + 1) * bpr]);
-                    for h in 0..nh {
+                    let mut h = 0;
+                    while h < nh {
+                        // Two query heads of one group together, where
+                        // that applies: the same bits, fewer widenings.
+                        if group.is_multiple_of(2)
+                            && attend_q8_0_pair(
+                                &mut att[h * hd..],
+                                &qkv[h * hd..c],
+                                kc,
+                                vc,
+                                head(h),
+                                w,
+                            )
+                        {
+                            h += 2;
+                            continue;
+                        }
                         attend_q8_0(&mut att[h * hd..], &qkv[h * hd..c], kc, vc, head(h), w);
+                        h += 1;
                     }
                 }
             }

@@ -110,7 +110,7 @@ fn panel(isa: Isa, w: &[BlockQ8_0], nb: usize, x: &[Prepared], acc: &mut [f32]) 
     // SAFETY (every arm): the ISA is available (the caller's contract; VNNI
     // is checked), 1 <= h <= the kernel's rows, and w covers h rows of
     // x.len() blocks at stride nb, with 34 * nb * 16 < 2^31 checked by
-    // `matvec_a8` for the gathers.
+    // `strided` for the gathers.
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 if x86::vnni() => unsafe { x86::vnni_rows16(w, nb, x, acc) },
@@ -177,29 +177,29 @@ fn prepare(isa: Isa, x: &[f32], xs: usize, cols: usize, b: usize, dst: &mut Mayb
     dst.write(column(x, xs, cols, b, |v| quantize_on(isa, v)));
 }
 
-/// [`super::matvec_on`] for a Q8_0 matrix with int8 activations: `out[r]
-/// = bias(r) + row r . quantize(x)`. Never inlined, so that the
-/// f32-activation path through `matvec_on` stays as small as it was.
+/// [`super::matvec_on`]'s products for a Q8_0 matrix with int8
+/// activations: `out[r] = row r . quantize(x)`, without a bias (the
+/// caller adds one where it has one: a Cortex-M4 spends some 5
+/// instructions a row on a pass adding 0.0). Returns the rows written.
+/// Never inlined, so that the f32-activation path through `matvec_on`
+/// stays as small as it was.
 #[inline(never)]
-pub(super) fn matvec_a8(
+pub(super) fn products_a8(
     isa: Isa,
     out: &mut [f32],
     m: &Matrix<'_>,
     w: &[BlockQ8_0],
     x: &[f32],
-    bias: impl Fn(usize) -> f32,
-) {
+) -> usize {
     let rows = m.rows.min(out.len());
     let cols = m.cols.min(x.len());
     strided(isa, &mut out[..rows], 1, m, w, x, 1, cols);
-    for (r, o) in out[..rows].iter_mut().enumerate() {
-        *o += bias(r);
-    }
+    rows
 }
 
 /// [`super::gemm_cols_on`] for a Q8_0 matrix with int8 activations: each
 /// of the `p` pixels' input column (element `k` at `x[k * xs + j]`) is
-/// quantized and multiplied as by [`matvec_a8`], into `out[r * p + j]`.
+/// quantized and multiplied as by [`products_a8`], into `out[r * p + j]`.
 #[inline(never)]
 pub(super) fn gemm_cols_a8(
     isa: Isa,
