@@ -7,7 +7,8 @@
 //! [`attend`] sums its dot products in 8 independent lanes (which the
 //! compiler turns into SIMD on every target) and adds the values row by
 //! row; [`attend_scalar`] is the plain reference, one running sum per dot,
-//! that tests hold it to. [`attend_q8_0`] reads a cache of Q8_0 blocks.
+//! that tests hold it to. [`attend_q8_0`] reads a cache of Q8_0 blocks,
+//! and [`attend_q8_0_pair`] two query heads that share a K/V head there.
 
 use crate::math;
 use edgegen_format::quant::{BlockQ8_0, QK8_0};
@@ -361,6 +362,24 @@ fn head8_in_block(
 /// widened once for both heads, which is most of a head's work on a
 /// Cortex-M4. Returns false, doing nothing, where that fast case does not
 /// apply; the caller then attends head by head.
+///
+/// ```
+/// use edgegen_format::quant::{BlockQ8_0, quantize_q8_0};
+/// use edgegen_runtime::kernels::attend::{Head, attend_q8_0, attend_q8_0_pair};
+/// // Three positions of one 32-wide K/V row; the head is values 8..16.
+/// let blank = BlockQ8_0 { d: [0; 2], qs: [0; 32] };
+/// let kf: Vec<f32> = (0..96).map(|i| (i % 7) as f32 - 3.0).collect();
+/// let vf: Vec<f32> = (0..96).map(|i| (i % 5) as f32).collect();
+/// let (mut k, mut v) = (vec![blank; 3], vec![blank; 3]);
+/// assert!(quantize_q8_0(&kf, &mut k) && quantize_q8_0(&vf, &mut v));
+/// let h = Head { n: 3, stride: 32, off: 8, d: 8 };
+/// let q: Vec<f32> = (0..16).map(|i| i as f32 / 8.0).collect();
+/// let (mut pair, mut one, mut w) = ([0f32; 16], [0f32; 16], [0f32; 6]);
+/// assert!(attend_q8_0_pair(&mut pair, &q, &k, &v, h, &mut w));
+/// assert!(attend_q8_0(&mut one[..8], &q[..8], &k, &v, h, &mut w));
+/// assert!(attend_q8_0(&mut one[8..], &q[8..], &k, &v, h, &mut w));
+/// assert_eq!(pair, one);
+/// ```
 pub fn attend_q8_0_pair(
     out: &mut [f32],
     q: &[f32],
