@@ -71,7 +71,8 @@ pub struct Transformer<'a> {
 
 /// Floats of scratch a step needs: the stream, its normalized copy, Q, K
 /// and V, the heads' output, the MLP's width, the attention weights of
-/// every position and the logits.
+/// every position (for two query heads when heads share K/V heads) and
+/// the logits.
 pub const fn scratch_len_for(hp: &Hparams) -> usize {
     let (c, f, v, t) = (
         hp.embedding_length as usize,
