@@ -99,7 +99,7 @@ class Transformer(nn.Module):
             x = b(x)
         x = self.output_norm(x)
         w = self.token_embd.weight if self.tied else self.output.weight
-        return x @ w.t()
+        return F.linear(x, w)
 
     def forward(self, tokens, targets, labels=None):
         """Mean cross-entropy of next-symbol prediction, in nats."""
