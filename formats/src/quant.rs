@@ -37,10 +37,10 @@ impl BlockQ8_0 {
     /// `d = max|x| / 127`, `q = roundf(x / d)` with ties away from zero,
     /// and `d` stored as f16 (round to nearest even).
     pub fn quantize(x: &[f32; QK8_0]) -> Self {
-        // The largest magnitude by comparison: the value a fold of
-        // `f32::max` from 0.0 gives for every input (a NaN loses every
-        // comparison, as `max` skips it), without the call to `fmaxf`
-        // that `max` is on a Cortex-M4.
+        // The largest magnitude by comparison: what a fold of `f32::max`
+        // from 0.0 gives, a NaN skipped (it loses every comparison), the
+        // same on every target (aarch64's `FMAXNM` kept a signaling NaN),
+        // and without the call to `fmaxf` that `max` is on a Cortex-M4.
         let mut amax = 0.0f32;
         for v in x {
             let a = v.abs();
@@ -364,9 +364,15 @@ pub fn dequantize_q8_0(src: &[BlockQ8_0], dst: &mut [f32]) -> bool {
 mod tests {
     use super::*;
 
-    /// ggml's reference quantizer, as written before the fast path.
+    /// ggml's reference quantizer, as written before the fast path, but
+    /// for NaNs: its `f32::max` skipped a NaN on x86 and in libm's
+    /// `fmaxf` (the Cortex-M4), while aarch64's `FMAXNM` returns NaN for a
+    /// signaling one. The quantizer now skips every NaN on every target,
+    /// and so does this reference.
     fn quantize_reference(x: &[f32; QK8_0]) -> BlockQ8_0 {
-        let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let amax = x
+            .iter()
+            .fold(0.0f32, |m, v| if v.is_nan() { m } else { m.max(v.abs()) });
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         let mut qs = [0i8; QK8_0];
