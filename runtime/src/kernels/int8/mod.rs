@@ -109,8 +109,7 @@ fn panel(isa: Isa, w: &[BlockQ8_0], nb: usize, x: &[Prepared], acc: &mut [f32]) 
     debug_assert!(h >= 1 && w.len() >= (h - 1) * nb + x.len());
     // SAFETY (every arm): the ISA is available (the caller's contract; VNNI
     // is checked), 1 <= h <= the kernel's rows, and w covers h rows of
-    // x.len() blocks at stride nb, with 34 * nb * 16 < 2^31 checked by
-    // `strided` for the gathers.
+    // x.len() blocks at stride nb.
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 if x86::vnni() => unsafe { x86::vnni_rows16(w, nb, x, acc) },
@@ -288,12 +287,6 @@ fn strided(
     let rows = m.rows.min(out.len().div_ceil(os));
     let nb = m.stride / QK8_0;
     let nbx = cols.div_ceil(QK8_0);
-    // The gather offsets of the x86 kernels are i32.
-    let isa = if 34 * 16 * nb < i32::MAX as usize {
-        isa
-    } else {
-        Isa::Scalar
-    };
     #[cfg(not(edgegen_dsp))]
     let step = panel_rows(isa);
     // Not zeroed: on a Cortex-M4 that would cost as much as a small

@@ -42,34 +42,25 @@ fn mask(n: usize) -> __mmask16 {
     if n >= 16 { !0 } else { (1u16 << n) - 1 }
 }
 
-/// The f16 scales at `offs` bytes from `base` (each read as 4 bytes: the
-/// scale and the block's first two codes, inside the block).
-///
-/// # Safety
-/// AVX-512F; every `base + offs[i] .. + 4` is readable.
-#[inline(always)]
-unsafe fn gather_scales16(base: *const u8, offs: __m512i) -> __m512 {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let g = _mm512_i32gather_epi32::<1>(offs, base.cast());
-        _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g))
-    }
-}
-
 /// `acc[k] += rows k of w . x` for `k < acc.len()` (1 to 16), row `k`'s
 /// blocks from `w[k * nb]`, with `vpdpbusd`.
 ///
 /// `vpdpbusd` multiplies unsigned by signed bytes, so the weights are
 /// flipped to `q + 128` (an XOR), and `128 * sum(x codes)` is taken off
-/// each block sum afterwards: exact, and one instruction per 32 bytes.
-/// Two rows share a 512-bit register (one in each half, against the block
-/// of x broadcast to both), and the 8 registers of a panel fold into one
-/// vector of 16 row sums in three transposing steps (`fold8x16`), whose
-/// lane order (`VNNI_ORDER`) the scales and accumulators follow.
+/// each block sum: every partial sum starts from `-128 *` its four x codes
+/// (one more `vpdpbusd`, against bytes of 128), exact, so the fold yields
+/// the block sum itself. Two rows share a 512-bit register (one in each
+/// half, against the block of x broadcast to both), and the 8 registers of
+/// a panel fold into one vector of 16 row sums in three transposing steps
+/// (`fold8x16`), whose lane order (`VNNI_ORDER`) the scales and
+/// accumulators follow.
+///
+/// The 16 rows' f16 weight scales of a block enter the vector as four
+/// words packed in integer registers ([`scale_word`]), not by a gather.
 ///
 /// # Safety
 /// AVX-512F, BW and VNNI; `1 <= acc.len() <= 16`;
-/// `w.len() >= (acc.len() - 1) * nb + x.len()`; `34 * 16 * nb < 2^31`.
+/// `w.len() >= (acc.len() - 1) * nb + x.len()`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
 pub unsafe fn vnni_rows16(w: &[BlockQ8_0], nb: usize, x: &[BlockA8], acc: &mut [f32]) {
     let h = acc.len();
@@ -77,21 +68,22 @@ pub unsafe fn vnni_rows16(w: &[BlockQ8_0], nb: usize, x: &[BlockA8], acc: &mut [
     let row = |k: usize| k.min(h - 1) * nb;
     let wp = w.as_ptr();
     let live = mask(h);
+    // Lane i's row's first block, lanes in `VNNI_ORDER`.
+    let lanes: [usize; 16] = core::array::from_fn(|i| row(VNNI_ORDER[i] as usize));
     // SAFETY: block b of row k is w[row(k) + b], inside w by the contract,
-    // and every load below stays inside such a block (the scales' gather
-    // reads a block's first 4 bytes); acc is read and written under the
-    // mask of its h lanes; x is read by reference.
+    // and every load below stays inside such a block; acc is read and
+    // written under the mask of its h lanes; x is read by reference.
     unsafe {
         let order = _mm512_loadu_si512(VNNI_ORDER.as_ptr().cast());
-        // Rows past h repeat row h - 1 (read, never stored).
-        let rows = _mm512_min_epi32(order, _mm512_set1_epi32(h as i32 - 1));
-        let offs = _mm512_mullo_epi32(rows, _mm512_set1_epi32(34 * nb as i32));
         let mut sum = _mm512_permutexvar_ps(order, _mm512_maskz_loadu_ps(live, acc.as_ptr()));
         let flip = _mm512_set1_epi8(-128);
         for (b, xb) in x.iter().enumerate() {
             let xv = _mm512_broadcast_i64x4(_mm256_loadu_si256(xb.qs.as_ptr().cast()));
-            let xsum: i32 = xb.qs.iter().map(|&q| q as i32).sum();
-            let mut d = [_mm512_setzero_si512(); 8];
+            let start = _mm512_sub_epi32(
+                _mm512_setzero_si512(),
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), flip, xv),
+            );
+            let mut d = [start; 8];
             for (p, dp) in d.iter_mut().enumerate() {
                 let lo = (*wp.add(row(2 * p) + b)).qs.as_ptr().cast::<__m256i>();
                 let hi = (*wp.add(row(2 * p + 1) + b)).qs.as_ptr().cast::<__m256i>();
@@ -101,14 +93,44 @@ pub unsafe fn vnni_rows16(w: &[BlockQ8_0], nb: usize, x: &[BlockA8], acc: &mut [
                 );
                 *dp = _mm512_dpbusd_epi32(*dp, _mm512_xor_si512(wv, flip), xv);
             }
-            let s = _mm512_sub_epi32(fold8x16(&d), _mm512_set1_epi32(128 * xsum));
-            let dw = gather_scales16(wp.add(b).cast(), offs);
+            let s = fold8x16(&d);
+            let word = |q: usize| scale_word(wp, &lanes[4 * q..4 * q + 4], b);
+            let dw = _mm512_cvtph_ps(_mm256_set_epi64x(word(3), word(2), word(1), word(0)));
             let scale = _mm512_mul_ps(dw, _mm512_set1_ps(xb.d));
             sum = _mm512_add_ps(sum, _mm512_mul_ps(scale, _mm512_cvtepi32_ps(s)));
         }
         let back = _mm512_loadu_si512(VNNI_INVERSE.as_ptr().cast());
         _mm512_mask_storeu_ps(acc.as_mut_ptr(), live, _mm512_permutexvar_ps(back, sum));
     }
+}
+
+/// The f16 scales of block `b` of the four rows whose first blocks are
+/// `w[first[k]]`, packed into one word (row `k` in bits `16 k..`) by
+/// scalar loads, shifts and ORs in the integer registers.
+///
+/// The empty `asm!` takes and returns the word, so the compiler keeps it
+/// there: otherwise it builds the vector with one `vpinsrw` per scale,
+/// which competes with the products for the shuffle ports. A gather
+/// (`vpgatherdd`) of the 16 scales cost more than the block's products on
+/// AMD's Zen 4 (half the kernel's samples), and a table of the scales in
+/// memory stalled on store forwarding.
+///
+/// # Safety
+/// Each `wp + first[k] + b` points to a block.
+#[inline(always)]
+unsafe fn scale_word(wp: *const BlockQ8_0, first: &[usize], b: usize) -> i64 {
+    let mut v = 0u64;
+    for (k, &f) in first.iter().take(4).enumerate() {
+        // SAFETY: the caller's contract.
+        let d = unsafe { (*wp.add(f + b)).d };
+        v |= (u16::from_le_bytes(d) as u64) << (16 * k);
+    }
+    // SAFETY: an empty instruction template; the word goes in and out of
+    // one register, and nothing else is touched.
+    unsafe {
+        core::arch::asm!("/* {0} */", inout(reg) v, options(pure, nomem, nostack, preserves_flags));
+    }
+    v as i64
 }
 
 /// The row in each lane of [`fold8x16`]'s result.
@@ -159,8 +181,9 @@ pub unsafe fn avx2_rows8(w: &[BlockQ8_0], nb: usize, x: &[BlockA8], acc: &mut [f
     let h = acc.len();
     debug_assert!((1..=PANEL_AVX2).contains(&h) && w.len() >= (h - 1) * nb + x.len());
     let row = |k: usize| k.min(h - 1) * nb;
+    let lanes: [usize; 8] = core::array::from_fn(row);
     let wp = w.as_ptr();
-    // SAFETY: as in `vnni_rows16`; the scales are read as u16s.
+    // SAFETY: as in `vnni_rows16`.
     unsafe {
         let mut init = [0f32; 8];
         init[..h].copy_from_slice(acc);
@@ -169,16 +192,17 @@ pub unsafe fn avx2_rows8(w: &[BlockQ8_0], nb: usize, x: &[BlockA8], acc: &mut [f
         for (b, xb) in x.iter().enumerate() {
             let xv = _mm256_loadu_si256(xb.qs.as_ptr().cast());
             let mut d = [_mm256_setzero_si256(); 8];
-            let mut scales = [0u16; 8];
             for (k, dk) in d.iter_mut().enumerate() {
                 let blk = &*wp.add(row(k) + b);
-                scales[k] = u16::from_le_bytes(blk.d);
                 let wv = _mm256_loadu_si256(blk.qs.as_ptr().cast());
                 let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
                 *dk = _mm256_madd_epi16(p16, ones);
             }
             let s = fold8x8(&d);
-            let dw = _mm256_cvtph_ps(_mm_loadu_si128(scales.as_ptr().cast()));
+            let dw = _mm256_cvtph_ps(_mm_set_epi64x(
+                scale_word(wp, &lanes[4..], b),
+                scale_word(wp, &lanes[..4], b),
+            ));
             let scale = _mm256_mul_ps(dw, _mm256_set1_ps(xb.d));
             sum = _mm256_add_ps(sum, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(s)));
         }
