@@ -147,8 +147,8 @@ pub fn run(a: CurvesArgs) -> Result<()> {
         (None, Some(c)) => c.x.to_string(),
         (None, None) => "epoch".to_string(),
     };
-    let mut series = vec![];
-    let mut labels = vec![];
+    // One (label, points) per curve drawn.
+    let mut curves: Vec<(String, Vec<(f64, f64)>)> = vec![];
     for run in &runs {
         let mut drawn = 0;
         for y in &ys {
@@ -161,8 +161,7 @@ pub fn run(a: CurvesArgs) -> Result<()> {
                 continue;
             }
             drawn += 1;
-            labels.push(format!("{}: {y}", run.name));
-            series.push(points);
+            curves.push((format!("{}: {y}", run.name), points));
         }
         if drawn == 0 {
             bail!(
@@ -173,27 +172,21 @@ pub fn run(a: CurvesArgs) -> Result<()> {
             );
         }
     }
-    let drawn: Vec<Series> = labels
+    let drawn: Vec<Series> = curves
         .iter()
-        .zip(&series)
         .map(|(label, points)| Series {
             label,
             points: points.clone(),
         })
         .collect();
-    let title = match defaults {
-        Some(c) if a.y.is_empty() => c.title.to_string(),
-        _ => ys.join(", "),
-    };
-    let y_desc = match defaults {
-        Some(c) if a.y.is_empty() => c.y,
-        _ => "value",
+    let (title, y_desc) = match defaults {
+        Some(c) if a.y.is_empty() => (c.title.to_string(), c.y),
+        _ => (ys.join(", "), "value"),
     };
     line_chart_png(&title, &x, y_desc, &drawn, &a.output, &Provenance::plot())?;
     if a.json {
-        let out: Vec<Value> = labels
+        let out: Vec<Value> = curves
             .iter()
-            .zip(&series)
             .map(|(l, p)| serde_json::json!({"label": l, "points": p}))
             .collect();
         println!(
@@ -204,7 +197,7 @@ pub fn run(a: CurvesArgs) -> Result<()> {
         println!(
             "{}: {} curves of {} runs",
             a.output.display(),
-            series.len(),
+            curves.len(),
             runs.len()
         );
     }

@@ -253,7 +253,10 @@ pub fn run<T: Trainer>(mut cfg: TrainConfig, opts: &RunOptions) -> Result<Vec<Ep
                     spec.model
                 );
             }
-            ck.state_from(&spec, Some(&fresh(&t).buffers))?
+            // Only an import (a checkpoint at epoch and step 0) may lack
+            // training-only buffers; a fresh start supplies them.
+            let starts = (ck.epoch == 0 && ck.step == 0).then(|| fresh(&t).buffers);
+            ck.state_from(&spec, starts.as_deref())?
         }
         (None, Some(from)) => {
             let path = from.join(files::BEST);

@@ -117,24 +117,30 @@ def main():
     opt = adamw(model, a, (0.9, 0.99))
     gen = torch.Generator().manual_seed(a.seed * 1000 + r.rank)
 
-    def windows(src, n, g):
-        """`n` windows starting anywhere a whole one fits, every start
-        equally likely across the classes (as edgegen draws them), with
-        each window's class."""
+    def window_sampler(src):
+        """A draw of `n` windows of `src` starting anywhere a whole one
+        fits, every start equally likely across the classes (as edgegen
+        draws them), with each window's class. The start counts and their
+        running sums are the same at every step, so they are made once."""
         starts = torch.tensor([len(s) - t for s in src])
-        i = torch.randint(int(starts.sum()), (n,), generator=g)
         ends = starts.cumsum(0)
-        ks = torch.searchsorted(ends, i, right=True)
-        at = i - (ends[ks] - starts[ks])
-        x = torch.stack([src[k][j:j + t] for k, j in zip(ks.tolist(), at.tolist())])
-        y = torch.stack([src[k][j + 1:j + t + 1] for k, j in zip(ks.tolist(), at.tolist())])
-        labels = ks.to(r.device) if classes else None
-        return x.to(r.device), y.to(r.device), labels
+        total = int(starts.sum())
+
+        def draw(n, g):
+            i = torch.randint(total, (n,), generator=g)
+            ks = torch.searchsorted(ends, i, right=True)
+            at = i - (ends[ks] - starts[ks])
+            x = torch.stack([src[k][j:j + t] for k, j in zip(ks.tolist(), at.tolist())])
+            y = torch.stack([src[k][j + 1:j + t + 1] for k, j in zip(ks.tolist(), at.tolist())])
+            labels = ks.to(r.device) if classes else None
+            return x.to(r.device), y.to(r.device), labels
+        return draw
 
     per_rank = a.batch // r.world
+    windows = window_sampler(train)
     t0, total, n = time.time(), 0.0, 0
     for step in range(1, a.iters + 1):
-        x, y, lab = windows(train, per_rank, gen)
+        x, y, lab = windows(per_rank, gen)
         loss = net(x, y, lab)
         cosine_step(opt, model, loss, step, a)
         total, n = total + loss.item(), n + 1
