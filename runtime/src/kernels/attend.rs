@@ -10,7 +10,7 @@
 //! that tests hold it to. [`attend_q8_0`] reads a cache of Q8_0 blocks,
 //! and [`attend_q8_0_pair`] two query heads that share a K/V head there.
 
-use crate::math;
+use crate::math::{self, DefaultMath, Math};
 use edgegen_format::quant::{BlockQ8_0, QK8_0};
 
 /// Lanes of the dot products: one AVX register, two NEON ones.
@@ -54,12 +54,27 @@ pub struct Head {
 }
 
 /// Softmax of `w[..n]` in place (max subtracted first).
+///
+/// Where there are vector units, the exponentials go through
+/// [`Math::exp_slice`] (by default libm's bits, vectorized: the same
+/// values as one `expf` call each, which were a sixth of a host text
+/// step's attention), then are summed in order; on 32-bit Arm, one pass
+/// of `expf` calls, as before, so the Cortex-M4 runs the same
+/// instructions.
 fn softmax(w: &mut [f32]) {
     let max = math::max_value(w);
     let mut sum = 0.0;
-    for v in w.iter_mut() {
-        *v = math::exp(*v - max);
-        sum += *v;
+    if cfg!(target_arch = "arm") {
+        for v in w.iter_mut() {
+            *v = math::exp(*v - max);
+            sum += *v;
+        }
+    } else {
+        w.iter_mut().for_each(|v| *v -= max);
+        DefaultMath::exp_slice(w);
+        for v in w.iter() {
+            sum += *v;
+        }
     }
     let inv = 1.0 / sum;
     w.iter_mut().for_each(|v| *v *= inv);

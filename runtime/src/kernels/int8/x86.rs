@@ -56,7 +56,7 @@ fn mask(n: usize) -> __mmask16 {
 /// accumulators follow.
 ///
 /// The 16 rows' f16 weight scales of a block enter the vector as four
-/// words packed in integer registers ([`scale_word`]), not by a gather.
+/// words packed in integer registers (`scale_word`), not by a gather.
 ///
 /// # Safety
 /// AVX-512F, BW and VNNI; `1 <= acc.len() <= 16`;
