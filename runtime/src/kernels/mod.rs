@@ -899,6 +899,45 @@ mod tests {
         }
     }
 
+    /// AVX2's fast (fused) Q8_0 panel agrees with the canonical rows to
+    /// rounding, junk in the last block's padding included (x's zero lanes
+    /// past the row cancel it); the deterministic panels are held to the
+    /// bit by the panel test below.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_fast_q8_0_panel_agrees_with_the_canonical_rows() {
+        if !Isa::Avx2.available() {
+            return;
+        }
+        let mut s = 19;
+        for (rows, cols) in [(1, 5), (3, 33), (4, 64), (2, 100), (4, 390)] {
+            let w = rand(&mut s, rows * cols);
+            let x = rand(&mut s, cols);
+            let stride = cols.div_ceil(32) * 32;
+            let nb = stride / 32;
+            let mut q = std::vec![BlockQ8_0 { d: [0; 2], qs: [0; 32] }; rows * nb];
+            for r in 0..rows {
+                let mut row = std::vec![0f32; stride];
+                row[..cols].copy_from_slice(&w[r * cols..(r + 1) * cols]);
+                edgegen_format::quant::quantize_q8_0(&row, &mut q[r * nb..(r + 1) * nb]);
+                if cols % 32 != 0 {
+                    q[r * nb + nb - 1].qs[cols % 32..].fill(77);
+                }
+            }
+            // SAFETY: AVX2, FMA and F16C (`available` checks all three); q
+            // holds `rows` rows of nb blocks.
+            let got = unsafe { x86::avx2_dot4_q8_0::<true>(&q, nb, rows, &x) };
+            let tol = 1e-6 * cols as f32;
+            for (r, g) in got.iter().enumerate().take(rows) {
+                let want = scalar::scalar_dot_q8_0(&q[r * nb..(r + 1) * nb], &x);
+                assert!(
+                    (g - want).abs() <= tol,
+                    "{rows}x{cols} row {r}: {g} vs {want}"
+                );
+            }
+        }
+    }
+
     /// NEON's fast (fused) panels agree with the canonical rows to
     /// rounding; the deterministic ones are held to the bit by the panel
     /// test below.

@@ -694,6 +694,38 @@ pub unsafe fn avx2_dot4_q8_0<const FUSED: bool>(
     // limited to its n floats.
     unsafe {
         let mut a = [_mm256_setzero_ps(); 8];
+        if FUSED {
+            // The fast mode, as `avx512_dot16_q8_0`'s: each block's quants
+            // times x first, then one scaled add (x's zero lanes past n
+            // cancel any padding), alternating two accumulators per row.
+            for b in 0..nbx {
+                let xs: [__m256; 4] = core::array::from_fn(|g| {
+                    let start = 32 * b + 8 * g;
+                    if start + 8 <= n {
+                        _mm256_loadu_ps(xp.add(start))
+                    } else if start < n {
+                        _mm256_maskload_ps(xp.add(start), mask8(n - start))
+                    } else {
+                        _mm256_setzero_ps()
+                    }
+                });
+                for k in 0..PANEL_AVX2 {
+                    let blk = &*wp.add(row(k) + b);
+                    let q = blk.qs.as_ptr();
+                    let wq = |g: usize| {
+                        let q8 = _mm_loadl_epi64(q.add(8 * g).cast());
+                        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8))
+                    };
+                    let mut t = _mm256_mul_ps(wq(0), xs[0]);
+                    for (g, xg) in xs.iter().enumerate().skip(1) {
+                        t = _mm256_fmadd_ps(wq(g), *xg, t);
+                    }
+                    let lane = &mut a[2 * k + b % 2];
+                    *lane = _mm256_fmadd_ps(_mm256_set1_ps(scale_f16c(blk)), t, *lane);
+                }
+            }
+            return fold_rows4(&a);
+        }
         for b in 0..nbx {
             let d: [__m256; PANEL_AVX2] =
                 core::array::from_fn(|k| _mm256_set1_ps(scale_f16c(&*wp.add(row(k) + b))));
