@@ -899,6 +899,20 @@ mod tests {
         }
     }
 
+    /// `rows` rows of `cols` weights (row-major in `w`) as Q8_0 blocks,
+    /// each row zero-padded to whole blocks; and the blocks per row.
+    #[allow(dead_code)] // only the x86 and aarch64 tests use it
+    fn padded_q8_rows(w: &[f32], rows: usize, cols: usize) -> (Vec<BlockQ8_0>, usize) {
+        let nb = cols.div_ceil(32);
+        let mut q = std::vec![BlockQ8_0 { d: [0; 2], qs: [0; 32] }; rows * nb];
+        for r in 0..rows {
+            let mut row = std::vec![0f32; 32 * nb];
+            row[..cols].copy_from_slice(&w[r * cols..(r + 1) * cols]);
+            edgegen_format::quant::quantize_q8_0(&row, &mut q[r * nb..(r + 1) * nb]);
+        }
+        (q, nb)
+    }
+
     /// AVX2's fast (fused) Q8_0 panel agrees with the canonical rows to
     /// rounding, junk in the last block's padding included (x's zero lanes
     /// past the row cancel it); the deterministic panels are held to the
@@ -913,14 +927,9 @@ mod tests {
         for (rows, cols) in [(1, 5), (3, 33), (4, 64), (2, 100), (4, 390)] {
             let w = rand(&mut s, rows * cols);
             let x = rand(&mut s, cols);
-            let stride = cols.div_ceil(32) * 32;
-            let nb = stride / 32;
-            let mut q = std::vec![BlockQ8_0 { d: [0; 2], qs: [0; 32] }; rows * nb];
-            for r in 0..rows {
-                let mut row = std::vec![0f32; stride];
-                row[..cols].copy_from_slice(&w[r * cols..(r + 1) * cols]);
-                edgegen_format::quant::quantize_q8_0(&row, &mut q[r * nb..(r + 1) * nb]);
-                if cols % 32 != 0 {
+            let (mut q, nb) = padded_q8_rows(&w, rows, cols);
+            if cols % 32 != 0 {
+                for r in 0..rows {
                     q[r * nb + nb - 1].qs[cols % 32..].fill(77);
                 }
             }
@@ -953,14 +962,7 @@ mod tests {
                 .iter()
                 .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
                 .collect();
-            let stride = cols.div_ceil(32) * 32;
-            let nb = stride / 32;
-            let mut q = std::vec![BlockQ8_0 { d: [0; 2], qs: [0; 32] }; rows * nb];
-            for r in 0..rows {
-                let mut row = std::vec![0f32; stride];
-                row[..cols].copy_from_slice(&w[r * cols..(r + 1) * cols]);
-                edgegen_format::quant::quantize_q8_0(&row, &mut q[r * nb..(r + 1) * nb]);
-            }
+            let (q, nb) = padded_q8_rows(&w, rows, cols);
             // SAFETY: NEON is baseline; each buffer holds `rows` rows.
             let (f, h, q8) = unsafe {
                 (
