@@ -157,9 +157,9 @@ pub enum Error {
         /// The tensor's name (a pattern and index, for per-layer tensors).
         name: crate::TensorName,
         /// The shape implied, in GGUF order (fastest-varying first).
-        expected: [u64; 4],
-        /// The shape stored.
-        found: [u64; 4],
+        expected: [u32; 4],
+        /// The shape stored (a dimension past `u32::MAX` reads as it).
+        found: [u32; 4],
     },
     /// A caller's buffer has the wrong length.
     BufferSize {

@@ -46,34 +46,28 @@ impl<'a> Cursor<'a> {
     }
 
     fn take(&mut self, n: u64) -> Result<&'a [u8]> {
-        let truncated = Error::Truncated {
-            offset: self.pos,
-            needed: n,
-            available: self.remaining() as u64,
-        };
-        if n > self.remaining() as u64 {
-            return Err(truncated);
+        let rest = self.b.get(self.pos..).unwrap_or(&[]);
+        match usize::try_from(n).ok().and_then(|n| rest.get(..n)) {
+            Some(s) => {
+                self.pos += s.len();
+                Ok(s)
+            }
+            None => Err(Error::Truncated {
+                offset: self.pos,
+                needed: n,
+                available: rest.len() as u64,
+            }),
         }
-        let end = self.pos + n as usize;
-        let s = self.b.get(self.pos..end).ok_or(truncated)?;
-        self.pos = end;
-        Ok(s)
     }
 
     fn arr<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let (off, available) = (self.pos, self.remaining() as u64);
-        self.take(N as u64)?
-            .try_into()
-            .map_err(|_| Error::Truncated {
-                offset: off,
-                needed: N as u64,
-                available,
-            })
+        let mut a = [0u8; N];
+        a.iter_mut()
+            .zip(self.take(N as u64)?)
+            .for_each(|(d, &b)| *d = b);
+        Ok(a)
     }
 
-    fn u8(&mut self) -> Result<u8> {
-        Ok(self.arr::<1>()?[0])
-    }
     fn u32(&mut self) -> Result<u32> {
         Ok(u32::from_le_bytes(self.arr()?))
     }
@@ -191,27 +185,35 @@ impl<'a> Value<'a> {
 }
 
 fn read_value<'a>(c: &mut Cursor<'a>, ty: ValueType, depth: usize) -> Result<Value<'a>> {
+    let Some(size) = ty.fixed_size() else {
+        return Ok(if ty == ValueType::String {
+            Value::String(c.string()?)
+        } else {
+            Value::Array(read_array(c, depth + 1)?)
+        });
+    };
+    // Every fixed-size type through one bounds check and one
+    // little-endian load: ten reads, each with its own error path, took
+    // a device 0.7 KiB more flash.
+    let offset = c.pos;
+    let mut bits = 0u64;
+    for (i, &b) in c.take(size as u64)?.iter().enumerate() {
+        bits |= (b as u64) << (8 * i);
+    }
+    let (b8, b16, b32) = (bits as u8, bits as u16, bits as u32);
     Ok(match ty {
-        ValueType::U8 => Value::U8(c.u8()?),
-        ValueType::I8 => Value::I8(c.u8()? as i8),
-        ValueType::U16 => Value::U16(u16::from_le_bytes(c.arr()?)),
-        ValueType::I16 => Value::I16(i16::from_le_bytes(c.arr()?)),
-        ValueType::U32 => Value::U32(c.u32()?),
-        ValueType::I32 => Value::I32(i32::from_le_bytes(c.arr()?)),
-        ValueType::F32 => Value::F32(f32::from_le_bytes(c.arr()?)),
-        ValueType::U64 => Value::U64(c.u64()?),
-        ValueType::I64 => Value::I64(i64::from_le_bytes(c.arr()?)),
-        ValueType::F64 => Value::F64(f64::from_le_bytes(c.arr()?)),
-        ValueType::Bool => {
-            let offset = c.pos;
-            match c.u8()? {
-                0 => Value::Bool(false),
-                1 => Value::Bool(true),
-                found => return Err(Error::BadBool { offset, found }),
-            }
-        }
-        ValueType::String => Value::String(c.string()?),
-        ValueType::Array => Value::Array(read_array(c, depth + 1)?),
+        ValueType::U8 => Value::U8(b8),
+        ValueType::I8 => Value::I8(b8 as i8),
+        ValueType::U16 => Value::U16(b16),
+        ValueType::I16 => Value::I16(b16 as i16),
+        ValueType::U32 => Value::U32(b32),
+        ValueType::I32 => Value::I32(b32 as i32),
+        ValueType::F32 => Value::F32(f32::from_bits(b32)),
+        ValueType::U64 => Value::U64(bits),
+        ValueType::I64 => Value::I64(bits as i64),
+        ValueType::F64 => Value::F64(f64::from_bits(bits)),
+        ValueType::Bool if b8 <= 1 => Value::Bool(b8 == 1),
+        _ => return Err(Error::BadBool { offset, found: b8 }),
     })
 }
 

@@ -115,8 +115,8 @@ pub fn check_text_against_host(
     who: &str,
 ) {
     use edgegen_format::quant::BlockQ8_0;
-    use edgegen_runtime::models::transformer::{ContextPolicy, State, Transformer};
-    use edgegen_runtime::sample::{Rng, Sampling, fnv1a_words};
+    use edgegen_runtime::models::transformer::{State, Transformer};
+    use edgegen_runtime::sample::{Rng, fnv1a_words};
     let m = Transformer::from_bytes(gguf).expect("a valid text model");
     let blank = BlockQ8_0 {
         d: [0; 2],
@@ -136,22 +136,14 @@ pub fn check_text_against_host(
     assert_eq!(lines.len(), count, "{who}: {text}");
     for line in lines {
         let mut out = vec![0u32; max];
-        let n = m
-            .generate(
-                &mut if kv_q8_0 {
-                    State::new_q8_0(&mut kv8, &mut syms, label)
-                } else {
-                    State::new(&mut kv, &mut syms, label)
-                },
-                prompt,
-                &Sampling::default(),
-                ContextPolicy::Stop,
-                &[],
-                &mut rng,
-                &mut scratch,
-                &mut out,
-            )
-            .unwrap();
+        let (r, sc, o) = (&mut rng, &mut scratch[..], &mut out[..]);
+        let n = if kv_q8_0 {
+            let mut st = State::new_q8_0(&mut kv8, &mut syms, label);
+            continue_prompt(&m, &mut st, prompt, r, sc, o)
+        } else {
+            let mut st = State::new(&mut kv, &mut syms, label);
+            continue_prompt(&m, &mut st, prompt, r, sc, o)
+        };
         out.truncate(n);
         let s = |i: usize| out.get(i).copied().unwrap_or(0);
         let want = format!(
@@ -168,6 +160,31 @@ pub fn check_text_against_host(
             "{who}: too short, or one symbol throughout: {out:?}"
         );
     }
+}
+
+/// What the firmware samples after `prompt`: its seed stream, settings
+/// and policy, over either kind of cache.
+fn continue_prompt<E: edgegen_runtime::models::transformer::KvElem>(
+    m: &edgegen_runtime::models::transformer::Transformer<'_>,
+    st: &mut edgegen_runtime::models::transformer::State<'_, E>,
+    prompt: &[u32],
+    rng: &mut edgegen_runtime::sample::Rng,
+    scratch: &mut [f32],
+    out: &mut [u32],
+) -> usize {
+    use edgegen_runtime::models::transformer::ContextPolicy;
+    use edgegen_runtime::sample::Sampling;
+    m.generate(
+        st,
+        prompt,
+        &Sampling::default(),
+        ContextPolicy::Stop,
+        &[],
+        rng,
+        scratch,
+        out,
+    )
+    .unwrap()
 }
 
 /// `prompt` as symbols: its bytes, or with a character vocabulary

@@ -9,7 +9,7 @@ use cortex_m_semihosting::hprintln;
 use edgegen_runtime::Error;
 use edgegen_runtime::format::quant::BlockQ8_0;
 use edgegen_runtime::models::transformer::{
-    ContextPolicy, State, Transformer, scratch_len_for, state_blocks_for, state_len_for,
+    ContextPolicy, KvElem, State, Transformer, scratch_len_for, state_blocks_for, state_len_for,
 };
 use edgegen_runtime::sample::{Rng, Sampling, fnv1a_words};
 
@@ -46,23 +46,14 @@ pub fn run(model: &[u8]) -> Result<(), Error> {
     let symbols = static_buf!([u32; CONTEXT] = [0; CONTEXT]);
     let scratch = static_buf!([f32; SCRATCH] = [0.0; SCRATCH]);
     let out = static_buf!([u32; TOKENS] = [0; TOKENS]);
-    let mut st = if KV_Q8_0 {
-        let kv = static_buf!([BlockQ8_0; STATE_BLOCKS] = [BLANK; STATE_BLOCKS]);
-        State::new_q8_0(kv, symbols, LABEL)
-    } else {
-        State::new(static_buf!([f32; STATE] = [0.0; STATE]), symbols, LABEL)
-    };
     let t0 = meter::ticks();
-    let n = m.generate(
-        &mut st,
-        PROMPT,
-        &Sampling::default(),
-        ContextPolicy::Stop,
-        &[],
-        &mut Rng::new(7),
-        scratch,
-        out,
-    )?;
+    let n = if KV_Q8_0 {
+        let kv = static_buf!([BlockQ8_0; STATE_BLOCKS] = [BLANK; STATE_BLOCKS]);
+        continue_prompt(&m, &mut State::new_q8_0(kv, symbols, LABEL), scratch, out)
+    } else {
+        let kv = static_buf!([f32; STATE] = [0.0; STATE]);
+        continue_prompt(&m, &mut State::new(kv, symbols, LABEL), scratch, out)
+    }?;
     let ticks = meter::ticks() - t0;
     let out = &out[..n];
     let s = |i: usize| out.get(i).copied().unwrap_or(0);
@@ -145,32 +136,43 @@ impl Write for Line {
     }
 }
 
+/// Samples `out.len()` symbols (or fewer, when the context fills) after
+/// the prompt, with the seed and settings the host's check uses.
+fn continue_prompt<E: KvElem>(
+    m: &Transformer<'_>,
+    st: &mut State<'_, E>,
+    scratch: &mut [f32],
+    out: &mut [u32],
+) -> Result<usize, Error> {
+    m.generate(
+        st,
+        PROMPT,
+        &Sampling::default(),
+        ContextPolicy::Stop,
+        &[],
+        &mut Rng::new(7),
+        scratch,
+        out,
+    )
+}
+
 /// Load, generate a few symbols, sink them.
 #[cfg(feature = "size-probe")]
 pub fn probe(model: &[u8]) -> bool {
-    let mut kv = [0f32; STATE];
-    let mut kv8 = [BLANK; STATE_BLOCKS];
     let mut symbols = [0u32; CONTEXT];
     let mut scratch = [0f32; SCRATCH];
     let mut out = [0u32; 4];
-    let mut st = if KV_Q8_0 {
-        State::new_q8_0(&mut kv8, &mut symbols, LABEL)
-    } else {
-        State::new(&mut kv, &mut symbols, LABEL)
-    };
     let ok = match Transformer::from_bytes(model) {
-        Ok(m) => m
-            .generate(
-                &mut st,
-                PROMPT,
-                &Sampling::default(),
-                ContextPolicy::Stop,
-                &[],
-                &mut Rng::new(7),
-                &mut scratch,
-                &mut out,
-            )
-            .is_ok(),
+        Ok(m) if KV_Q8_0 => {
+            let mut kv = [BLANK; STATE_BLOCKS];
+            let mut st = State::new_q8_0(&mut kv, &mut symbols, LABEL);
+            continue_prompt(&m, &mut st, &mut scratch, &mut out).is_ok()
+        }
+        Ok(m) => {
+            let mut kv = [0f32; STATE];
+            let mut st = State::new(&mut kv, &mut symbols, LABEL);
+            continue_prompt(&m, &mut st, &mut scratch, &mut out).is_ok()
+        }
         _ => false,
     };
     // SAFETY: a volatile read of a valid, initialized local keeps the

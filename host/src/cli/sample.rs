@@ -308,42 +308,28 @@ fn sample_text(
             bail!("--kv-cache q8_0: {what}'s K/V width is not a multiple of 32; use f32")
         }
     };
-    let mut st = if q8 {
-        State::new_q8_0(&mut kv8, &mut syms, label)
-    } else {
-        State::new(&mut kv, &mut syms, label)
-    };
-    let mut scratch = vec![0f32; m.scratch_len()];
     let mut rng = Rng::new(a.seed);
+    let mut scratch = vec![0f32; m.scratch_len()];
     let mut text = Utf8Stream::default();
-    let mut out = String::new();
-    let mut stdout = std::io::stdout().lock();
-    let mut n = 0;
-    let mut buf = vec![];
-    let mut stream = m
-        .stream(
-            &mut st,
-            &prompt,
-            &sampling,
-            policy,
-            &stop_refs,
-            &mut rng,
-            &mut scratch,
-        )
-        .map_err(|e| anyhow!("{what}: {e}"))?;
-    write!(stdout, "{}", ta.prompt)?;
-    while n < ta.max_tokens {
-        let Some(s) = stream.next() else { break };
-        let s = s.map_err(|e| anyhow!("{what}: {e}"))?;
-        buf.clear();
-        vocab.bytes_of(s, &mut buf);
-        let piece = text.push(&buf);
-        write!(stdout, "{piece}")?;
-        stdout.flush()?;
-        out += &piece;
-        n += 1;
+    let run = TextRun {
+        m,
+        prompt: &prompt,
+        sampling: &sampling,
+        policy,
+        stop: &stop_refs,
+        max_tokens: ta.max_tokens,
+        vocab: &vocab,
+        shown: &ta.prompt,
+    };
+    let (n, mut out, full) = if q8 {
+        let mut st = State::new_q8_0(&mut kv8, &mut syms, label);
+        run.print(&mut st, &mut rng, &mut scratch, &mut text)
+    } else {
+        let mut st = State::new(&mut kv, &mut syms, label);
+        run.print(&mut st, &mut rng, &mut scratch, &mut text)
     }
-    let full = stream.ended_full();
+    .map_err(|e| anyhow!("{what}: {e}"))?;
+    let mut stdout = std::io::stdout().lock();
     let tail = text.finish();
     writeln!(stdout, "{tail}")?;
     out += &tail;
@@ -371,6 +357,58 @@ fn sample_text(
         );
     }
     Ok(())
+}
+
+/// What a text model continues, and how: `sample_text`'s settings, for
+/// either kind of KV cache.
+struct TextRun<'r, 'a> {
+    m: &'r edgegen_runtime::models::transformer::Transformer<'a>,
+    prompt: &'r [u32],
+    sampling: &'r edgegen_runtime::sample::Sampling,
+    policy: edgegen_runtime::models::transformer::ContextPolicy,
+    stop: &'r [&'r [u32]],
+    max_tokens: usize,
+    vocab: &'r crate::data::text::Vocab,
+    /// The prompt as typed, printed before its continuation.
+    shown: &'r str,
+}
+
+impl TextRun<'_, '_> {
+    /// Streams the continuation to stdout, whole characters only, as it
+    /// is sampled; returns the symbols sampled, the text printed (without
+    /// `text`'s unfinished tail) and whether the context filled.
+    fn print<E: edgegen_runtime::models::transformer::KvElem>(
+        &self,
+        st: &mut edgegen_runtime::models::transformer::State<'_, E>,
+        rng: &mut Rng,
+        scratch: &mut [f32],
+        text: &mut crate::data::text::Utf8Stream,
+    ) -> Result<(usize, String, bool)> {
+        use std::io::Write;
+        let mut stream = self.m.stream(
+            st,
+            self.prompt,
+            self.sampling,
+            self.policy,
+            self.stop,
+            rng,
+            scratch,
+        )?;
+        let (mut stdout, mut out, mut buf) = (std::io::stdout().lock(), String::new(), vec![]);
+        write!(stdout, "{}", self.shown)?;
+        let mut n = 0;
+        while n < self.max_tokens {
+            let Some(s) = stream.next() else { break };
+            buf.clear();
+            self.vocab.bytes_of(s?, &mut buf);
+            let piece = text.push(&buf);
+            write!(stdout, "{piece}")?;
+            stdout.flush()?;
+            out += &piece;
+            n += 1;
+        }
+        Ok((n, out, stream.ended_full()))
+    }
 }
 
 /// What `sample` draws from: a VAE decoder or a GAN generator, both noise

@@ -157,7 +157,7 @@ mod tests {
     use crate::models::transformer::TransformerConfig;
     use crate::rng::Rng;
     use crate::validate::text::runtime_vs_host;
-    use edgegen_runtime::models::transformer::{ContextPolicy, State, Transformer as Dev};
+    use edgegen_runtime::models::transformer::{ContextPolicy, KvElem, State, Transformer as Dev};
 
     /// A random model with weights 4 times the init's, so that the logits
     /// differ (at 8 times, attention is so peaked that summation order
@@ -198,44 +198,48 @@ mod tests {
         let bytes = to_gguf(&m, &mc, &p, Precision::Q8_0A8, "t").unwrap();
         let g = edgegen_format::Gguf::parse(&bytes).unwrap();
         let dev = Dev::from_gguf(&g, Family::Text).unwrap();
+        let blank = edgegen_format::quant::BlockQ8_0 {
+            d: [0; 2],
+            qs: [0; 32],
+        };
+        continues(&dev, vec![0f32; dev.state_len()], |kv, s, n, l| {
+            State::resume(kv, s, n, l)
+        });
+        continues(
+            &dev,
+            vec![blank; dev.state_blocks().unwrap()],
+            |kv, s, n, l| State::resume_q8_0(kv, s, n, l),
+        );
+    }
+
+    /// [`State::resume`] or [`State::resume_q8_0`].
+    type Resume<E> = for<'s> fn(&'s mut [E], &'s mut [u32], usize, Option<u32>) -> State<'s, E>;
+
+    /// A state fed a prompt and then two symbols, and one resumed from a
+    /// copy of its buffers after the prompt (the two symbols after it
+    /// overwrote positions 5 and 6 only), give the same two logits.
+    fn continues<E: KvElem + Clone + std::fmt::Debug>(
+        dev: &Dev<'_>,
+        mut kv: Vec<E>,
+        resume: Resume<E>,
+    ) {
         let mut scratch = vec![0f32; dev.scratch_len()];
         let prompt = [5u32, 200, 17, 3, 99];
-        for q8 in [false, true] {
-            let blank = edgegen_format::quant::BlockQ8_0 {
-                d: [0; 2],
-                qs: [0; 32],
-            };
-            let (mut kv, mut kv8) = (
-                vec![0f32; dev.state_len()],
-                vec![blank; dev.state_blocks().unwrap()],
-            );
-            let mut syms = vec![0u32; 8];
-            let mut next = |st: &mut State<'_>, s: u32| -> Vec<u32> {
-                let l = dev.step(st, s, ContextPolicy::Stop, &mut scratch).unwrap();
-                l.iter().map(|x| x.to_bits()).collect()
-            };
-            // One state fed the prompt and then two symbols...
-            let mut st = if q8 {
-                State::new_q8_0(&mut kv8, &mut syms, Some(1))
-            } else {
-                State::new(&mut kv, &mut syms, Some(1))
-            };
-            for &s in &prompt {
-                next(&mut st, s);
-            }
-            let want = [next(&mut st, 42), next(&mut st, 7)];
-            // ...and one resumed from a copy of its buffers after the prompt
-            // (the two symbols after it overwrote positions 5 and 6 only).
-            let (mut kv_b, mut kv8_b, mut syms_b) = (kv.clone(), kv8.clone(), syms.clone());
-            let mut st = if q8 {
-                State::resume_q8_0(&mut kv8_b, &mut syms_b, prompt.len(), Some(1))
-            } else {
-                State::resume(&mut kv_b, &mut syms_b, prompt.len(), Some(1))
-            };
-            assert_eq!(st.symbols(), &prompt);
-            let got = [next(&mut st, 42), next(&mut st, 7)];
-            assert_eq!(got, want, "Q8_0 cache: {q8}");
+        let mut syms = vec![0u32; 8];
+        let mut next = |st: &mut State<'_, E>, s: u32| -> Vec<u32> {
+            let l = dev.step(st, s, ContextPolicy::Stop, &mut scratch).unwrap();
+            l.iter().map(|x| x.to_bits()).collect()
+        };
+        let mut st = resume(&mut kv, &mut syms, 0, Some(1));
+        for &s in &prompt {
+            next(&mut st, s);
         }
+        let want = [next(&mut st, 42), next(&mut st, 7)];
+        let (mut kv_b, mut syms_b) = (kv.clone(), syms.clone());
+        let mut st = resume(&mut kv_b, &mut syms_b, prompt.len(), Some(1));
+        assert_eq!(st.symbols(), &prompt);
+        let got = [next(&mut st, 42), next(&mut st, 7)];
+        assert_eq!(got, want, "{}", std::any::type_name::<E>());
     }
 
     #[test]

@@ -112,8 +112,8 @@ pub fn load_matrix<'a>(
     if t.dims4() != expected || t.shape().len() != 2 {
         return Err(Error::WrongShape {
             name,
-            expected,
-            found: t.dims4(),
+            expected: dims32(expected),
+            found: dims32(t.dims4()),
         });
     }
     let w = match t.ggml_type() {
@@ -129,8 +129,8 @@ pub fn load_matrix<'a>(
     };
     let m = Matrix::new(w, rows, cols, stride).ok_or(Error::WrongShape {
         name,
-        expected,
-        found: t.dims4(),
+        expected: dims32(expected),
+        found: dims32(t.dims4()),
     })?;
     match ActQuant::read(g)? {
         ActQuant::F32 => Ok(m),
@@ -142,6 +142,10 @@ pub fn load_matrix<'a>(
             expected: "f32: this edgegen-runtime was built without its `int8` feature, which int8 activations need",
         }),
     }
+}
+
+fn dims32(d: [u64; 4]) -> [u32; 4] {
+    d.map(|v| v.min(u32::MAX as u64) as u32)
 }
 
 /// Reads `name` as a vector of `n` F32 or F16 values.
@@ -173,8 +177,8 @@ fn load_f32_or_f16<'a>(
     if t.dims4() != expected || t.shape().len() != ndim {
         return Err(Error::WrongShape {
             name,
-            expected,
-            found: t.dims4(),
+            expected: dims32(expected),
+            found: dims32(t.dims4()),
         });
     }
     match t.ggml_type() {
@@ -225,7 +229,7 @@ pub fn activate_with<M: Math>(act: Activation, x: &mut [f32]) {
                 *v *= Activation::LEAKY_SLOPE
             }
         }),
-        Activation::Tanh => x.iter_mut().for_each(|v| *v = M::tanh(*v)),
+        Activation::Tanh => M::tanh_slice(x),
         Activation::Sigmoid => M::sigmoid_slice(x),
         Activation::Gelu => M::gelu_slice(x),
         Activation::Softplus => x.iter_mut().for_each(|v| *v = M::softplus(*v)),

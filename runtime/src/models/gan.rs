@@ -236,9 +236,12 @@ impl<'a> Generator<'a> {
                 scatter(dst, &cols[..m * cout * 16], start, m, (cout, h, w));
             }
             if last {
-                // tanh, then [-1, 1] to pixels.
+                // tanh (the runtime's vectorized one, which the GRU
+                // shares: libm's `tanhf` would add its `expm1f`, 0.7 KiB
+                // of a firmware's flash), then [-1, 1] to pixels.
+                M::tanh_slice(out);
                 for o in out.iter_mut() {
-                    *o = 0.5 * (M::tanh(*o) + 1.0);
+                    *o = 0.5 * (*o + 1.0);
                 }
             } else {
                 relu(oplane);

@@ -102,47 +102,128 @@ pub const fn state_blocks_for(hp: &Hparams) -> usize {
     hp.kv_len() / QK8_0
 }
 
-/// Where a [`State`] keeps its keys and values.
-#[derive(Debug)]
-enum Kv<'s> {
-    F32(&'s mut [f32]),
-    Q8_0(&'s mut [BlockQ8_0]),
+/// What a [`State`]'s cache holds: `f32` keys and values ([`State::new`])
+/// or Q8_0 blocks of them ([`State::new_q8_0`]). A model's steps are
+/// generic over it, so a firmware links the attention of its own cache
+/// only: a text firmware with an f32 cache is 3 KiB of flash smaller
+/// without the Q8_0 cache's kernels.
+pub trait KvElem: Sized + sealed::Sealed {
+    /// Units of one position's keys (or values) of K/V width `ckv`: `ckv`
+    /// floats, or `ckv / 32` blocks (`None` when 32 does not divide it).
+    #[doc(hidden)]
+    fn row_len(ckv: usize) -> Option<usize>;
+    /// Writes one position's keys or values.
+    #[doc(hidden)]
+    fn store(src: &[f32], dst: &mut [Self]);
+    /// Every query head's attention over the cache, into `att`.
+    #[doc(hidden)]
+    fn attend_heads(
+        att: &mut [f32],
+        q: &[f32],
+        k: &[Self],
+        v: &[Self],
+        heads: Heads,
+        w: &mut [f32],
+    );
 }
 
-/// The KV cache and the symbols that filled it, in caller memory.
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for super::BlockQ8_0 {}
+}
+
+/// The query heads of one step: `n` of width `d` over `pos + 1` positions,
+/// `group` query heads to a K/V head.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct Heads {
+    n: usize,
+    d: usize,
+    group: usize,
+    pos: usize,
+    ckv: usize,
+}
+
+impl Heads {
+    /// Query head `h`'s view of its K/V head.
+    fn head(&self, h: usize) -> Head {
+        Head {
+            n: self.pos + 1,
+            stride: self.ckv,
+            off: (h / self.group) * self.d,
+            d: self.d,
+        }
+    }
+}
+
+impl KvElem for f32 {
+    fn row_len(ckv: usize) -> Option<usize> {
+        Some(ckv)
+    }
+    fn store(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+    fn attend_heads(att: &mut [f32], q: &[f32], k: &[f32], v: &[f32], hs: Heads, w: &mut [f32]) {
+        for h in 0..hs.n {
+            let d = h * hs.d;
+            attend(&mut att[d..], &q[d..], k, v, hs.head(h), w);
+        }
+    }
+}
+
+impl KvElem for BlockQ8_0 {
+    fn row_len(ckv: usize) -> Option<usize> {
+        if ckv.is_multiple_of(QK8_0) {
+            Some(ckv / QK8_0)
+        } else {
+            None
+        }
+    }
+    fn store(src: &[f32], dst: &mut [BlockQ8_0]) {
+        quantize_q8_0(src, dst);
+    }
+    fn attend_heads(
+        att: &mut [f32],
+        q: &[f32],
+        k: &[BlockQ8_0],
+        v: &[BlockQ8_0],
+        hs: Heads,
+        w: &mut [f32],
+    ) {
+        let mut h = 0;
+        while h < hs.n {
+            let d = h * hs.d;
+            // Two query heads of one group together, where that applies:
+            // the same bits, fewer widenings.
+            if hs.group.is_multiple_of(2)
+                && attend_q8_0_pair(&mut att[d..], &q[d..], k, v, hs.head(h), w)
+            {
+                h += 2;
+                continue;
+            }
+            attend_q8_0(&mut att[d..], &q[d..], k, v, hs.head(h), w);
+            h += 1;
+        }
+    }
+}
+
+/// The KV cache and the symbols that filled it, in caller memory: `f32`
+/// keys and values ([`State::new`]), or Q8_0 blocks of them
+/// ([`State::new_q8_0`]).
 #[derive(Debug)]
-pub struct State<'s> {
-    kv: Kv<'s>,
+pub struct State<'s, E: KvElem = f32> {
+    kv: &'s mut [E],
     symbols: &'s mut [u32],
     pos: usize,
     label: Option<u32>,
 }
 
-impl<'s> State<'s> {
+impl<'s> State<'s, f32> {
     /// A state over `kv` ([`state_len_for`] floats) and `symbols` (the
     /// context length), empty, for sequences of class `label`.
     pub fn new(kv: &'s mut [f32], symbols: &'s mut [u32], label: Option<u32>) -> Self {
-        Self {
-            kv: Kv::F32(kv),
-            symbols,
-            pos: 0,
-            label,
-        }
-    }
-
-    /// A state whose keys and values are stored as Q8_0 blocks along each
-    /// position's row ([`state_blocks_for`] of them): about a quarter of
-    /// the f32 cache's RAM. Each key and value is rounded to 8 bits with
-    /// its block's scale as it is written, so the logits move against an
-    /// f32 cache (`edgegen validate` reports by how much, as a non-gating
-    /// engine); the weights' precision is independent of it.
-    pub fn new_q8_0(kv: &'s mut [BlockQ8_0], symbols: &'s mut [u32], label: Option<u32>) -> Self {
-        Self {
-            kv: Kv::Q8_0(kv),
-            symbols,
-            pos: 0,
-            label,
-        }
+        Self::resume(kv, symbols, 0, label)
     }
 
     /// A state whose first `len` positions are already in `kv` and
@@ -170,11 +251,23 @@ impl<'s> State<'s> {
         label: Option<u32>,
     ) -> Self {
         Self {
-            kv: Kv::F32(kv),
+            kv,
             symbols,
             pos: len,
             label,
         }
+    }
+}
+
+impl<'s> State<'s, BlockQ8_0> {
+    /// A state whose keys and values are stored as Q8_0 blocks along each
+    /// position's row ([`state_blocks_for`] of them): about a quarter of
+    /// the f32 cache's RAM. Each key and value is rounded to 8 bits with
+    /// its block's scale as it is written, so the logits move against an
+    /// f32 cache (`edgegen validate` reports by how much, as a non-gating
+    /// engine); the weights' precision is independent of it.
+    pub fn new_q8_0(kv: &'s mut [BlockQ8_0], symbols: &'s mut [u32], label: Option<u32>) -> Self {
+        Self::resume_q8_0(kv, symbols, 0, label)
     }
 
     /// [`State::resume`] over a cache of Q8_0 blocks ([`State::new_q8_0`]'s
@@ -186,13 +279,15 @@ impl<'s> State<'s> {
         label: Option<u32>,
     ) -> Self {
         Self {
-            kv: Kv::Q8_0(kv),
+            kv,
             symbols,
             pos: len,
             label,
         }
     }
+}
 
+impl<E: KvElem> State<'_, E> {
     /// Symbols in the cache.
     pub fn len(&self) -> usize {
         self.pos
@@ -332,7 +427,11 @@ impl<'a> Transformer<'a> {
                 }
                 Some(Some("chars")) => {
                     let s = g.require_str(t::CHARS)?;
-                    if s.chars().count() != v {
+                    // Characters are the bytes that do not continue one
+                    // (the string is UTF-8): `chars().count()`'s answer
+                    // in 40 bytes of flash, not 350.
+                    let n = s.bytes().filter(|&b| b & 0xc0 != 0x80).count();
+                    if n != v {
                         return Err(Error::BadValue {
                             key: t::CHARS,
                             expected: "exactly vocab_size characters",
@@ -435,20 +534,15 @@ impl<'a> Transformer<'a> {
         per + self.blocks.len() * 2 * c * (pos + 1) + self.output.rows * self.output.cols
     }
 
-    fn check_state(&self, st: &State<'_>) -> Result<(), Error> {
+    fn check_state<E: KvElem>(&self, st: &State<'_, E>) -> Result<(), Error> {
         let t = self.hp.context_length as usize;
-        let (need, found) = match &st.kv {
-            Kv::F32(kv) => (self.state_len(), kv.len()),
-            Kv::Q8_0(kv) => match self.state_blocks() {
-                Some(n) => (n, kv.len()),
-                None => {
-                    return Err(Error::BadValue {
-                        key: t::keys(self.family).head_count_kv,
-                        expected: "a K/V width (head_count_kv * head size) that is a multiple of 32, for a Q8_0 cache",
-                    });
-                }
-            },
+        let Some(row) = E::row_len(self.hp.kv_dim()) else {
+            return Err(Error::BadValue {
+                key: t::keys(self.family).head_count_kv,
+                expected: "a K/V width (head_count_kv * head size) that is a multiple of 32, for a Q8_0 cache",
+            });
         };
+        let (need, found) = (2 * self.hp.block_count as usize * t * row, st.kv.len());
         if found < need {
             return Err(Error::BufferSize {
                 expected: need,
@@ -467,9 +561,9 @@ impl<'a> Transformer<'a> {
     /// Feeds `symbol` at the state's next position, and returns the next
     /// symbol's logits (a slice of `scratch`). When the context is full,
     /// `policy` applies.
-    pub fn step<'x>(
+    pub fn step<'x, E: KvElem>(
         &self,
-        st: &mut State<'_>,
+        st: &mut State<'_, E>,
         symbol: u32,
         policy: ContextPolicy,
         scratch: &'x mut [f32],
@@ -500,9 +594,9 @@ impl<'a> Transformer<'a> {
 
     /// Feeds `prompt` (the logits of the last symbol are returned; an empty
     /// prompt feeds nothing and returns the logits' zeroed slice).
-    pub fn prefill<'x>(
+    pub fn prefill<'x, E: KvElem>(
         &self,
-        st: &mut State<'_>,
+        st: &mut State<'_, E>,
         prompt: &[u32],
         policy: ContextPolicy,
         scratch: &'x mut [f32],
@@ -548,9 +642,9 @@ impl<'a> Transformer<'a> {
     /// One position (checked by the callers: room in the cache, buffer
     /// sizes, the symbol and the label). Leaves the logits at the start of
     /// `scratch` when `logits` is set.
-    fn forward<'x>(
+    fn forward<'x, E: KvElem>(
         &self,
-        st: &mut State<'_>,
+        st: &mut State<'_, E>,
         symbol: u32,
         scratch: &'x mut [f32],
         logits: bool,
@@ -587,52 +681,22 @@ impl<'a> Transformer<'a> {
             xn.copy_from_slice(x);
             layers::layer_norm(xn, &b.attn_norm.0, &b.attn_norm.1, eps);
             b.qkv.forward(qkv, xn);
-            // Query heads of a group share their K/V head.
-            let head = |h: usize| Head {
-                n: pos + 1,
-                stride: ckv,
-                off: (h / group) * hd,
-                d: hd,
-            };
             let (k_new, v_new) = (&qkv[c..c + ckv], &qkv[c + ckv..c + 2 * ckv]);
-            match &mut st.kv {
-                Kv::F32(kv) => {
-                    let layer = &mut kv[2 * l * tt * ckv..2 * (l + 1) * tt * ckv];
-                    let (kc, vc) = layer.split_at_mut(tt * ckv);
-                    kc[pos * ckv..(pos + 1) * ckv].copy_from_slice(k_new);
-                    vc[pos * ckv..(pos + 1) * ckv].copy_from_slice(v_new);
-                    for h in 0..nh {
-                        attend(&mut att[h * hd..], &qkv[h * hd..c], kc, vc, head(h), w);
-                    }
-                }
-                Kv::Q8_0(kv) => {
-                    let bpr = ckv / QK8_0;
-                    let layer = &mut kv[2 * l * tt * bpr..2 * (l + 1) * tt * bpr];
-                    let (kc, vc) = layer.split_at_mut(tt * bpr);
-                    quantize_q8_0(k_new, &mut kc[pos * bpr..(pos + 1) * bpr]);
-                    quantize_q8_0(v_new, &mut vc[pos * bpr..(pos + 1) * bpr]);
-                    let mut h = 0;
-                    while h < nh {
-                        // Two query heads of one group together, where
-                        // that applies: the same bits, fewer widenings.
-                        if group.is_multiple_of(2)
-                            && attend_q8_0_pair(
-                                &mut att[h * hd..],
-                                &qkv[h * hd..c],
-                                kc,
-                                vc,
-                                head(h),
-                                w,
-                            )
-                        {
-                            h += 2;
-                            continue;
-                        }
-                        attend_q8_0(&mut att[h * hd..], &qkv[h * hd..c], kc, vc, head(h), w);
-                        h += 1;
-                    }
-                }
-            }
+            // Checked against the cache's length by `check_state`.
+            let row = E::row_len(ckv).unwrap_or(0);
+            let layer = &mut st.kv[2 * l * tt * row..2 * (l + 1) * tt * row];
+            let (kc, vc) = layer.split_at_mut(tt * row);
+            E::store(k_new, &mut kc[pos * row..(pos + 1) * row]);
+            E::store(v_new, &mut vc[pos * row..(pos + 1) * row]);
+            // Query heads of a group share their K/V head.
+            let heads = Heads {
+                n: nh,
+                d: hd,
+                group,
+                pos,
+                ckv,
+            };
+            E::attend_heads(att, &qkv[..c], kc, vc, heads, w);
             b.attn_out.forward(xn, att);
             x.iter_mut().zip(xn.iter()).for_each(|(a, &d)| *a += d);
             xn.copy_from_slice(x);
@@ -656,9 +720,9 @@ impl<'a> Transformer<'a> {
     /// returns how many: fewer when a stop sequence ends the text (it is
     /// kept) or the context is full and the policy stops.
     #[allow(clippy::too_many_arguments)]
-    pub fn generate(
+    pub fn generate<E: KvElem>(
         &self,
-        st: &mut State<'_>,
+        st: &mut State<'_, E>,
         prompt: &[u32],
         sampling: &Sampling,
         policy: ContextPolicy,
@@ -687,16 +751,16 @@ impl<'a> Transformer<'a> {
     /// stop sequence (which it yields), or after the symbol that found the
     /// context full when the policy stops ([`Stream::ended_full`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn stream<'m, 'b, 'x>(
+    pub fn stream<'m, 'b, 'x, E: KvElem>(
         &'m self,
-        st: &'b mut State<'x>,
+        st: &'b mut State<'x, E>,
         prompt: &[u32],
         sampling: &'b Sampling,
         policy: ContextPolicy,
         stop: &'b [&'b [u32]],
         rng: &'b mut Rng,
         scratch: &'b mut [f32],
-    ) -> Result<Stream<'m, 'a, 'b, 'x>, Error> {
+    ) -> Result<Stream<'m, 'a, 'b, 'x, E>, Error> {
         if prompt.is_empty() {
             return Err(Error::BadValue {
                 key: "prompt",
@@ -722,9 +786,9 @@ impl<'a> Transformer<'a> {
 pub const PENALTY_WINDOW: usize = 64;
 
 /// See [`Transformer::stream`].
-pub struct Stream<'m, 'a, 'b, 'x> {
+pub struct Stream<'m, 'a, 'b, 'x, E: KvElem = f32> {
     m: &'m Transformer<'a>,
-    st: &'b mut State<'x>,
+    st: &'b mut State<'x, E>,
     sampling: &'b Sampling,
     policy: ContextPolicy,
     stop: &'b [&'b [u32]],
@@ -734,7 +798,7 @@ pub struct Stream<'m, 'a, 'b, 'x> {
     full: bool,
 }
 
-impl Stream<'_, '_, '_, '_> {
+impl<E: KvElem> Stream<'_, '_, '_, '_, E> {
     /// Whether the stream ended because the context was full and the
     /// policy is to stop.
     pub fn ended_full(&self) -> bool {
@@ -742,7 +806,7 @@ impl Stream<'_, '_, '_, '_> {
     }
 }
 
-impl Iterator for Stream<'_, '_, '_, '_> {
+impl<E: KvElem> Iterator for Stream<'_, '_, '_, '_, E> {
     type Item = Result<u32, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
