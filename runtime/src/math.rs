@@ -158,7 +158,7 @@ pub fn tanh(x: f32) -> f32 {
 /// sqrt(x).
 #[inline]
 pub fn sqrt(x: f32) -> f32 {
-    libm::sqrtf(x)
+    crate::kernels::act::sqrt(x)
 }
 
 /// Sigmoid with [`DefaultMath`].

@@ -342,6 +342,10 @@ fn int8_kernels_match_the_reference_on_the_cortex_m4() {
         text.contains("kernel-check: 32 cases bit for bit"),
         "{text}"
     );
+    assert!(
+        text.contains("kernel-check: sqrt of 65536 floats bit for bit"),
+        "{text}"
+    );
     let per_mac = |what: &str| {
         let line = text
             .lines()

@@ -7,7 +7,8 @@
 //! model samples check the same kernels on real shapes; these reach the
 //! branches a model may not. Also prints the instructions per
 //! multiply-add of a 784 x 400 layer (the documented VAE decoder's big
-//! one) with and without int8 activations.
+//! one) with and without int8 activations. And the FPU's square root
+//! against libm's.
 
 use crate::meter;
 use cortex_m_semihosting::hprintln;
@@ -120,6 +121,24 @@ pub fn run() -> Result<(), &'static str> {
         cases += 1;
     }
     hprintln!("kernel-check: {} cases bit for bit", cases);
+    // The runtime's square root (the FPU's `VSQRT.F32` on this core)
+    // against libm's software one, over bit patterns spread across every
+    // float: zeros, subnormals, normals, infinities, NaNs, both signs.
+    let mut checked = 0u32;
+    let mut bits = 0u32;
+    loop {
+        let x = f32::from_bits(bits);
+        if !same(edgegen_runtime::math::sqrt(x), libm::sqrtf(x)) {
+            hprintln!("sqrt of {:#010x}", bits);
+            return Err("the FPU's square root differs from libm's");
+        }
+        checked += 1;
+        match bits.checked_add(65_537) {
+            Some(b) => bits = b,
+            None => break,
+        }
+    }
+    hprintln!("kernel-check: sqrt of {} floats bit for bit", checked);
     // The documented VAE decoder's big layer, 784 x 400, batch 1.
     let (rows, cols) = (784, 400);
     let nb = weights(&mut r, w, rows, cols);

@@ -102,6 +102,36 @@ pub fn sigmoid_lane(x: f32) -> f32 {
     num / (1.0 + e)
 }
 
+/// `sqrt(x)`, correctly rounded (IEEE 754), as libm's `sqrtf` is: the
+/// same bits. On hard-float 32-bit Arm it is the FPU's `VSQRT.F32`, five
+/// instructions with the save of the one S register it uses (stable
+/// Rust's `asm!` cannot name those registers as operands on this target,
+/// as `int8::dsp` explains), where libm's software square root takes 224
+/// bytes of flash and a 256-byte table.
+#[inline]
+pub fn sqrt(x: f32) -> f32 {
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    {
+        let mut bits = x.to_bits();
+        // SAFETY: s0 is saved and restored around its use; the stack
+        // holds it for two instructions; no other memory, no flags.
+        unsafe {
+            core::arch::asm!(
+                "vpush {{s0}}",
+                "vmov s0, {b}",
+                "vsqrt.f32 s0, s0",
+                "vmov {b}, s0",
+                "vpop {{s0}}",
+                b = inout(reg) bits,
+                options(pure, nomem, preserves_flags),
+            );
+        }
+        f32::from_bits(bits)
+    }
+    #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
+    libm::sqrtf(x)
+}
+
 /// `tanh(x)` from [`expf_lane`]: with `t = e^{-2|x|}`, `sign(x) (1 - t) /
 /// (1 + t)`. Not libm's bits (libm's `tanhf` goes through `expm1f`, whose
 /// branches do not vectorize): within 1.5e-7 of the true value in absolute
