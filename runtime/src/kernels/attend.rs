@@ -291,6 +291,13 @@ fn fits(out: &[f32], q: &[f32], k: &[f32], v: &[f32], h: Head, w: &[f32]) -> boo
 mod tests {
     use super::*;
     use crate::sample::Rng;
+    use std::vec::Vec;
+
+    /// A query of `d` normal draws, and keys and values of `len` each.
+    fn inputs(r: &mut Rng, d: usize, len: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let mut draw = |n: usize| (0..n).map(|_| r.normal()).collect::<Vec<f32>>();
+        (draw(d), draw(len), draw(len))
+    }
 
     /// Every instruction set's `attend` gives the portable code's bits:
     /// heads of width 8 (eight positions a step, then the rest) and others.
@@ -306,9 +313,7 @@ mod tests {
             (70, 64, 16, 16),
             (9, 40, 3, 13),
         ] {
-            let q: std::vec::Vec<f32> = (0..d).map(|_| r.normal()).collect();
-            let k: std::vec::Vec<f32> = (0..n * stride).map(|_| r.normal()).collect();
-            let v: std::vec::Vec<f32> = (0..n * stride).map(|_| r.normal()).collect();
+            let (q, k, v) = inputs(&mut r, d, n * stride);
             let h = Head { n, stride, off, d };
             let run = |isa: Isa| {
                 let (mut o, mut w) = (std::vec![0f32; d], std::vec![0f32; n]);
@@ -327,7 +332,7 @@ mod tests {
                 .filter(|i| i.available())
             {
                 let got = run(isa);
-                let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<std::vec::Vec<_>>();
+                let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got.1), bits(&want.1), "{isa:?} scores, n {n} d {d}");
                 assert_eq!(bits(&got.0), bits(&want.0), "{isa:?} output, n {n} d {d}");
             }
@@ -343,9 +348,7 @@ mod tests {
             (300, 128, 96, 32),
             (5, 20, 3, 13),
         ] {
-            let q: std::vec::Vec<f32> = (0..d).map(|_| r.normal()).collect();
-            let k: std::vec::Vec<f32> = (0..n * stride).map(|_| r.normal()).collect();
-            let v: std::vec::Vec<f32> = (0..n * stride).map(|_| r.normal()).collect();
+            let (q, k, v) = inputs(&mut r, d, n * stride);
             let h = Head { n, stride, off, d };
             let (mut a, mut b) = (std::vec![0f32; d], std::vec![0f32; d]);
             let mut w = std::vec![0f32; n];

@@ -106,7 +106,25 @@ pub const fn state_blocks_for(hp: &Hparams) -> usize {
 /// or Q8_0 blocks of them ([`State::new_q8_0`]). A model's steps are
 /// generic over it, so a firmware links the attention of its own cache
 /// only: a text firmware with an f32 cache is 3 KiB of flash smaller
-/// without the Q8_0 cache's kernels.
+/// without the Q8_0 cache's kernels. Code that picks the cache at run
+/// time calls one generic function from each branch:
+///
+/// ```
+/// use edgegen_runtime::models::transformer::{ContextPolicy, KvElem, State, Transformer};
+/// use edgegen_runtime::Error;
+///
+/// /// The logits after `prompt`, whatever the cache holds.
+/// fn last_logits<E: KvElem>(
+///     m: &Transformer<'_>,
+///     st: &mut State<'_, E>,
+///     prompt: &[u32],
+///     scratch: &mut [f32],
+/// ) -> Result<f32, Error> {
+///     let logits = m.prefill(st, prompt, ContextPolicy::Stop, scratch)?;
+///     Ok(logits[0])
+/// }
+/// # let _ = last_logits::<f32>;
+/// ```
 pub trait KvElem: Sized + sealed::Sealed {
     /// Units of one position's keys (or values) of K/V width `ckv`: `ckv`
     /// floats, or `ckv / 32` blocks (`None` when 32 does not divide it).
