@@ -242,6 +242,138 @@ fn attend_body(
     }
 }
 
+/// Two query heads that share a K/V head over an f32 cache: `q` holds both
+/// queries (`2 h.d` floats), `out` gets both outputs, `w` holds `2 h.n`
+/// floats. Each head's arithmetic is [`attend`]'s in the same order (the
+/// same bits), interleaved with the other's, so that the two heads'
+/// sequential sums (the softmax's and the values') overlap and each value
+/// row is read once for both. Returns `false` (and leaves `out` alone)
+/// when a buffer is too short.
+///
+/// ```
+/// use edgegen_runtime::kernels::attend::{Head, attend, attend_pair};
+/// let k: Vec<f32> = (0..96).map(|i| (i % 7) as f32 - 3.0).collect();
+/// let v: Vec<f32> = (0..96).map(|i| (i % 5) as f32).collect();
+/// let h = Head { n: 3, stride: 32, off: 8, d: 8 };
+/// let q: Vec<f32> = (0..16).map(|i| i as f32 / 8.0).collect();
+/// let (mut pair, mut one, mut w) = ([0f32; 16], [0f32; 16], [0f32; 6]);
+/// assert!(attend_pair(&mut pair, &q, &k, &v, h, &mut w));
+/// assert!(attend(&mut one[..8], &q[..8], &k, &v, h, &mut w));
+/// assert!(attend(&mut one[8..], &q[8..], &k, &v, h, &mut w));
+/// assert_eq!(pair, one);
+/// ```
+pub fn attend_pair(
+    out: &mut [f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    h: Head,
+    w: &mut [f32],
+) -> bool {
+    let two = h.d.saturating_mul(2);
+    if out.len() < two || q.len() < two || w.len() / 2 < h.n || !fits(out, q, k, v, h, w) {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    match super::isa() {
+        // SAFETY: `isa()` names only an ISA this CPU supports.
+        super::Isa::Avx512 => unsafe { pair_avx512(out, q, k, v, h, w) },
+        // SAFETY: as above.
+        super::Isa::Avx2 => unsafe { pair_avx2(out, q, k, v, h, w) },
+        super::Isa::Scalar => pair_body(out, q, k, v, h, w, [0, 0]),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    pair_body(out, q, k, v, h, w, [0, 0]);
+    true
+}
+
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pair_avx512(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], h: Head, w: &mut [f32]) {
+    let (wa, wb) = w.split_at_mut(h.n);
+    // SAFETY: AVX-512F implies AVX2; `attend_pair` checked the buffers.
+    let done = unsafe { [scores8(q, k, h, wa), scores8(&q[h.d..], k, h, wb)] };
+    pair_body(out, q, k, v, h, w, done)
+}
+
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pair_avx2(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], h: Head, w: &mut [f32]) {
+    let (wa, wb) = w.split_at_mut(h.n);
+    // SAFETY: `attend_pair` checked the buffers.
+    let done = unsafe { [scores8(q, k, h, wa), scores8(&q[h.d..], k, h, wb)] };
+    pair_body(out, q, k, v, h, w, done)
+}
+
+/// [`attend_pair`] once its buffers are checked, the scores of each head's
+/// first `done[i]` positions already in its half of `w`.
+#[inline(always)]
+fn pair_body(
+    out: &mut [f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    h: Head,
+    w: &mut [f32],
+    done: [usize; 2],
+) {
+    let scale = 1.0 / math::sqrt(h.d as f32);
+    let (wa, wb) = w[..2 * h.n].split_at_mut(h.n);
+    for (i, (wi, start)) in [(&mut *wa, done[0]), (&mut *wb, done[1])]
+        .into_iter()
+        .enumerate()
+    {
+        let qi = &q[i * h.d..][..h.d];
+        for (j, s) in wi.iter_mut().enumerate().skip(start) {
+            let kj = &k[j * h.stride + h.off..][..h.d];
+            *s = dot_lanes(qi, kj) * scale;
+        }
+    }
+    // `softmax` of each half, its two running sums side by side.
+    let (ma, mb) = (math::max_value(wa), math::max_value(wb));
+    wa.iter_mut().for_each(|x| *x -= ma);
+    wb.iter_mut().for_each(|x| *x -= mb);
+    DefaultMath::exp_slice(&mut w[..2 * h.n]);
+    let (wa, wb) = w[..2 * h.n].split_at_mut(h.n);
+    let (mut sa, mut sb) = (0.0, 0.0);
+    for (&a, &b) in wa.iter().zip(wb.iter()) {
+        sa += a;
+        sb += b;
+    }
+    let (ia, ib) = (1.0 / sa, 1.0 / sb);
+    wa.iter_mut().for_each(|x| *x *= ia);
+    wb.iter_mut().for_each(|x| *x *= ib);
+    // The values, eight outputs of each head at a time, then the rest.
+    let (oa, ob) = out[..2 * h.d].split_at_mut(h.d);
+    let whole = h.d - h.d % LANES;
+    for c in (0..whole).step_by(LANES) {
+        let (mut acc_a, mut acc_b) = ([0f32; LANES], [0f32; LANES]);
+        for (j, (&pa, &pb)) in wa.iter().zip(wb.iter()).enumerate() {
+            let vj = &v[j * h.stride + h.off + c..][..LANES];
+            for l in 0..LANES {
+                acc_a[l] += pa * vj[l];
+                acc_b[l] += pb * vj[l];
+            }
+        }
+        oa[c..c + LANES].copy_from_slice(&acc_a);
+        ob[c..c + LANES].copy_from_slice(&acc_b);
+    }
+    let (pa_out, pb_out) = (&mut oa[whole..], &mut ob[whole..]);
+    pa_out.fill(0.0);
+    pb_out.fill(0.0);
+    for (j, (&pa, &pb)) in wa.iter().zip(wb.iter()).enumerate() {
+        let vj = &v[j * h.stride + h.off + whole..][..h.d - whole];
+        for ((a, b), &x) in pa_out.iter_mut().zip(pb_out.iter_mut()).zip(vj) {
+            *a += pa * x;
+            *b += pb * x;
+        }
+    }
+}
+
 /// The reference for [`attend`]: the same arithmetic with one running sum
 /// per dot product.
 pub fn attend_scalar(
@@ -336,6 +468,52 @@ mod tests {
                 assert_eq!(bits(&got.1), bits(&want.1), "{isa:?} scores, n {n} d {d}");
                 assert_eq!(bits(&got.0), bits(&want.0), "{isa:?} output, n {n} d {d}");
             }
+        }
+    }
+
+    /// A pair of query heads gives, on every instruction set, the bits of
+    /// the two heads attended one at a time.
+    #[test]
+    fn a_pair_of_f32_heads_attends_as_two_single_heads_do() {
+        let mut r = Rng::new(9);
+        for (n, stride, off, d) in [
+            (37, 32, 8, 8),
+            (8, 16, 8, 8),
+            (3, 32, 0, 8),
+            (21, 48, 16, 16),
+            (6, 40, 3, 13),
+        ] {
+            let (q, k, v) = inputs(&mut r, 2 * d, n * stride);
+            let h = Head { n, stride, off, d };
+            let mut w = std::vec![0f32; 2 * n];
+            let mut one = std::vec![0f32; 2 * d];
+            assert!(attend(&mut one[..d], &q[..d], &k, &v, h, &mut w));
+            assert!(attend(&mut one[d..], &q[d..], &k, &v, h, &mut w));
+            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let mut pair = std::vec![0f32; 2 * d];
+            assert!(attend_pair(&mut pair, &q, &k, &v, h, &mut w));
+            assert_eq!(bits(&pair), bits(&one), "n {n} d {d}");
+            pair.fill(0.0);
+            pair_body(&mut pair, &q, &k, &v, h, &mut w, [0, 0]);
+            assert_eq!(bits(&pair), bits(&one), "portable, n {n} d {d}");
+            #[cfg(target_arch = "x86_64")]
+            for isa in [crate::kernels::Isa::Avx2, crate::kernels::Isa::Avx512] {
+                if !isa.available() {
+                    continue;
+                }
+                pair.fill(0.0);
+                // SAFETY: only where this CPU has the ISA.
+                unsafe {
+                    match isa {
+                        crate::kernels::Isa::Avx2 => pair_avx2(&mut pair, &q, &k, &v, h, &mut w),
+                        _ => pair_avx512(&mut pair, &q, &k, &v, h, &mut w),
+                    }
+                }
+                assert_eq!(bits(&pair), bits(&one), "{isa:?}, n {n} d {d}");
+            }
+            // Short buffers are refused.
+            assert!(!attend_pair(&mut pair[..2 * d - 1], &q, &k, &v, h, &mut w));
+            assert!(!attend_pair(&mut pair, &q, &k, &v, h, &mut w[..2 * n - 1]));
         }
     }
 

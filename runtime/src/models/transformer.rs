@@ -12,7 +12,7 @@
 //! host's reference decoder computes).
 
 use super::{check_label, check_scratch};
-use crate::kernels::attend::{Head, attend, attend_q8_0, attend_q8_0_pair};
+use crate::kernels::attend::{Head, attend, attend_pair, attend_q8_0, attend_q8_0_pair};
 use crate::kernels::{self, Matrix};
 use crate::layers::{self, Dense, Vector, load_matrix, load_table, load_vector};
 use crate::sample::{Rng, Sampling, sample_logits};
@@ -183,9 +183,21 @@ impl KvElem for f32 {
         dst.copy_from_slice(src);
     }
     fn attend_heads(att: &mut [f32], q: &[f32], k: &[f32], v: &[f32], hs: Heads, w: &mut [f32]) {
-        for h in 0..hs.n {
+        let mut h = 0;
+        while h < hs.n {
             let d = h * hs.d;
+            // Two query heads of one group together on hosts (the same
+            // bits, their sums overlapped); 32-bit Arm keeps one at a
+            // time, the smaller code.
+            if !cfg!(target_arch = "arm")
+                && hs.group.is_multiple_of(2)
+                && attend_pair(&mut att[d..], &q[d..], k, v, hs.head(h), w)
+            {
+                h += 2;
+                continue;
+            }
             attend(&mut att[d..], &q[d..], k, v, hs.head(h), w);
+            h += 1;
         }
     }
 }
