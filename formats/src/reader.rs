@@ -213,7 +213,14 @@ fn read_value<'a>(c: &mut Cursor<'a>, ty: ValueType, depth: usize) -> Result<Val
         ValueType::I64 => Value::I64(bits as i64),
         ValueType::F64 => Value::F64(f64::from_bits(bits)),
         ValueType::Bool if b8 <= 1 => Value::Bool(b8 == 1),
-        _ => return Err(Error::BadBool { offset, found: b8 }),
+        ValueType::Bool => return Err(Error::BadBool { offset, found: b8 }),
+        // No fixed size: read above.
+        ValueType::String | ValueType::Array => {
+            return Err(Error::BadValueType {
+                offset,
+                found: ty as u32,
+            });
+        }
     })
 }
 

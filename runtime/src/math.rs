@@ -129,9 +129,9 @@ pub type DefaultMath = Micro;
 pub type DefaultMath = Libm;
 
 /// The largest value of `x` that is not NaN (-inf if none), as a softmax
-/// subtracts it. `f32::max`, which x86 and aarch64 vectorize, is a call to
-/// `fmaxf` on 32-bit Arm, so there it is a compare; the two differ only
-/// in which zero they return among +0 and -0, which `v - max` cannot tell
+/// subtracts it. On 32-bit Arm, where `f32::max` is a call to `fmaxf`, a
+/// compare; elsewhere `f32::max` in sixteen lanes. The two differ only in
+/// which zero they return among +0 and -0, which `v - max` cannot tell
 /// apart.
 #[inline]
 pub fn max_value(x: &[f32]) -> f32 {

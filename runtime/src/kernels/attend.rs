@@ -292,9 +292,8 @@ pub fn attend_pair(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn pair_avx512(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], h: Head, w: &mut [f32]) {
-    let (wa, wb) = w.split_at_mut(h.n);
     // SAFETY: AVX-512F implies AVX2; `attend_pair` checked the buffers.
-    let done = unsafe { [scores8(q, k, h, wa), scores8(&q[h.d..], k, h, wb)] };
+    let done = unsafe { pair_scores8(q, k, h, w) };
     pair_body(out, q, k, v, h, w, done)
 }
 
@@ -303,10 +302,22 @@ unsafe fn pair_avx512(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], h: Head,
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn pair_avx2(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], h: Head, w: &mut [f32]) {
-    let (wa, wb) = w.split_at_mut(h.n);
     // SAFETY: `attend_pair` checked the buffers.
-    let done = unsafe { [scores8(q, k, h, wa), scores8(&q[h.d..], k, h, wb)] };
+    let done = unsafe { pair_scores8(q, k, h, w) };
     pair_body(out, q, k, v, h, w, done)
+}
+
+/// [`scores8`] of both heads of a pair, each into its half of `w`.
+///
+/// # Safety
+/// The CPU must support AVX2, and the buffers must pass `attend_pair`'s
+/// checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pair_scores8(q: &[f32], k: &[f32], h: Head, w: &mut [f32]) -> [usize; 2] {
+    let (wa, wb) = w.split_at_mut(h.n);
+    // SAFETY: as the caller's.
+    unsafe { [scores8(q, k, h, wa), scores8(&q[h.d..], k, h, wb)] }
 }
 
 /// [`attend_pair`] once its buffers are checked, the scores of each head's
@@ -322,11 +333,8 @@ fn pair_body(
     done: [usize; 2],
 ) {
     let scale = 1.0 / math::sqrt(h.d as f32);
-    let (wa, wb) = w[..2 * h.n].split_at_mut(h.n);
-    for (i, (wi, start)) in [(&mut *wa, done[0]), (&mut *wb, done[1])]
-        .into_iter()
-        .enumerate()
-    {
+    let heads = w[..2 * h.n].chunks_exact_mut(h.n).zip(done);
+    for (i, (wi, start)) in heads.enumerate() {
         let qi = &q[i * h.d..][..h.d];
         for (j, s) in wi.iter_mut().enumerate().skip(start) {
             let kj = &k[j * h.stride + h.off..][..h.d];
@@ -334,6 +342,7 @@ fn pair_body(
         }
     }
     // `softmax` of each half, its two running sums side by side.
+    let (wa, wb) = w[..2 * h.n].split_at_mut(h.n);
     let (ma, mb) = (math::max_value(wa), math::max_value(wb));
     wa.iter_mut().for_each(|x| *x -= ma);
     wb.iter_mut().for_each(|x| *x -= mb);

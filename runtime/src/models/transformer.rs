@@ -105,7 +105,7 @@ pub const fn state_blocks_for(hp: &Hparams) -> usize {
 /// What a [`State`]'s cache holds: `f32` keys and values ([`State::new`])
 /// or Q8_0 blocks of them ([`State::new_q8_0`]). A model's steps are
 /// generic over it, so a firmware links the attention of its own cache
-/// only: a text firmware with an f32 cache is 3 KiB of flash smaller
+/// only: a text firmware with an f32 cache is about 4 KB of flash smaller
 /// without the Q8_0 cache's kernels. Code that picks the cache at run
 /// time calls one generic function from each branch:
 ///
