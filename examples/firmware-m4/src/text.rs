@@ -159,19 +159,19 @@ fn continue_prompt<E: KvElem>(
 /// Load, generate a few symbols, sink them.
 #[cfg(feature = "size-probe")]
 pub fn probe(model: &[u8]) -> bool {
-    let mut symbols = [0u32; CONTEXT];
-    let mut scratch = [0f32; SCRATCH];
-    let mut out = [0u32; 4];
+    let symbols = static_buf!([u32; CONTEXT] = [0; CONTEXT]);
+    let scratch = static_buf!([f32; SCRATCH] = [0.0; SCRATCH]);
+    let out = static_buf!([u32; 4] = [0; 4]);
     let ok = match Transformer::from_bytes(model) {
         Ok(m) if KV_Q8_0 => {
-            let mut kv = [BLANK; STATE_BLOCKS];
-            let mut st = State::new_q8_0(&mut kv, &mut symbols, LABEL);
-            continue_prompt(&m, &mut st, &mut scratch, &mut out).is_ok()
+            let kv = static_buf!([BlockQ8_0; STATE_BLOCKS] = [BLANK; STATE_BLOCKS]);
+            let mut st = State::new_q8_0(kv, symbols, LABEL);
+            continue_prompt(&m, &mut st, scratch, out).is_ok()
         }
         Ok(m) => {
-            let mut kv = [0f32; STATE];
-            let mut st = State::new(&mut kv, &mut symbols, LABEL);
-            continue_prompt(&m, &mut st, &mut scratch, &mut out).is_ok()
+            let kv = static_buf!([f32; STATE] = [0.0; STATE]);
+            let mut st = State::new(kv, symbols, LABEL);
+            continue_prompt(&m, &mut st, scratch, out).is_ok()
         }
         _ => false,
     };

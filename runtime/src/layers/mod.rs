@@ -236,8 +236,11 @@ pub fn activate_with<M: Math>(act: Activation, x: &mut [f32]) {
     }
 }
 
-/// Layer norm over `x` in place: `(x - mean) / sqrt(var + eps) * g + b`.
-pub fn layer_norm(x: &mut [f32], g: &Vector<'_>, b: &Vector<'_>, eps: f32) {
+/// Layer norm of `x` into `out` (as long as `x`):
+/// `(x - mean) / sqrt(var + eps) * g + b`. Out of place, so that the
+/// residual stream stays in `x`: a transformer block copied it before
+/// each of its norms.
+pub fn layer_norm(out: &mut [f32], x: &[f32], g: &Vector<'_>, b: &Vector<'_>, eps: f32) {
     let n = x.len().max(1) as f32;
     let mean = x.iter().sum::<f32>() / n;
     let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
@@ -251,13 +254,13 @@ pub fn layer_norm(x: &mut [f32], g: &Vector<'_>, b: &Vector<'_>, eps: f32) {
         && gs.len() >= x.len()
         && bs.len() >= x.len()
     {
-        for ((v, &g), &b) in x.iter_mut().zip(gs).zip(bs) {
-            *v = norm(*v, g, b);
+        for (((o, &v), &g), &b) in out.iter_mut().zip(x).zip(gs).zip(bs) {
+            *o = norm(v, g, b);
         }
         return;
     }
-    for (i, v) in x.iter_mut().enumerate() {
-        *v = norm(*v, g.get(i), b.get(i));
+    for (i, (o, &v)) in out.iter_mut().zip(x).enumerate() {
+        *o = norm(v, g.get(i), b.get(i));
     }
 }
 
@@ -271,8 +274,8 @@ mod tests {
         let zeros = [0u8; 16];
         let gv = Vector::F32(f32_view(&ones));
         let bv = Vector::F32(f32_view(&zeros));
-        let mut x = [1.0f32, 2.0, 3.0, 4.0];
-        layer_norm(&mut x, &gv, &bv, 0.0);
+        let mut x = [0f32; 4];
+        layer_norm(&mut x, &[1.0, 2.0, 3.0, 4.0], &gv, &bv, 0.0);
         let m: f32 = x.iter().sum::<f32>() / 4.0;
         let v: f32 = x.iter().map(|a| a * a).sum::<f32>() / 4.0;
         assert!(m.abs() < 1e-6 && (v - 1.0).abs() < 1e-5);
