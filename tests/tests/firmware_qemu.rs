@@ -2,9 +2,7 @@
 //! each family (the GGUF picks it) and run under `qemu-system-arm -M
 //! mps2-an386`: what it samples must match the runtime's on the host, and
 //! each family's flash cost must stay within its `.text` budget (issue
-//! 12's target is 16 KiB per family and 32 KiB for all four; the text
-//! family is still over it, and its budget here only guards against
-//! growth).
+//! 12's target: 16 KiB per family and 32 KiB for all four).
 //!
 //! Needs the `thumbv7em-none-eabihf` target and `qemu-system-arm`, which
 //! `scripts/test.sh` installs. Each test builds into its own target folder:
@@ -246,7 +244,7 @@ fn gan_firmware_samples_match_the_host_and_fit_in_16_kib() {
 /// Q8_0 (the prompt leaves room for 34 symbols), a conditional character
 /// vocabulary in F16 with another prompt, and bytes in F32.
 #[test]
-fn text_firmware_continues_the_prompt_as_the_host_does_within_its_flash_budget() {
+fn text_firmware_continues_the_prompt_as_the_host_does_and_fits_in_16_kib() {
     let dir = scratch_dir("firmware-text");
     let target = repo_root().join("target/firmware-test-text");
     let chars = edgegen_tests::text::DEVICE_CHARS;
@@ -278,13 +276,11 @@ fn text_firmware_continues_the_prompt_as_the_host_does_within_its_flash_budget()
         assert!(text.contains(&shown), "{who}: the prompt, shown:\n{text}");
         first.get_or_insert((path, prompt));
     }
-    // Issue 12's target is FAMILY_BUDGET; the text path (with an f32
-    // cache, which links no Q8_0 attention) is at about 16.7 KB, so this
-    // budget only guards against growth until it is cut.
+    // With an f32 cache, which links no Q8_0 attention.
     let (path, prompt) = first.unwrap();
     let env = [("EDGEGEN_FIRMWARE_PROMPT", prompt)];
     let probe = ("size-probe", Some(path.as_path()));
-    check_flash("text model path", probe, &env, &target, 17 * 1024);
+    check_flash("text model path", probe, &env, &target, FAMILY_BUDGET);
 }
 
 /// The firmware built with an audio model generates the clip the host's

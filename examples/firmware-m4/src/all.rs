@@ -1,8 +1,9 @@
 //! Every family's sampler behind one dispatch on the model's family,
 //! sampling whichever the model is: what a firmware that takes a model of
 //! any family costs in flash (issue 12's budget for all four together).
-//! Each family loads through its own `from_bytes`, so the VAE encoder,
-//! which samples nothing, is not linked. Buffers are fixed here, not sized
+//! Each family loads through its own `from_bytes` (the text model in
+//! place, through `from_bytes_in`, as the text firmware does), so the VAE
+//! encoder, which samples nothing, is not linked. Buffers are fixed here, not sized
 //! from a model, since only the code is measured.
 
 use edgegen_runtime::format::arch::Family;
@@ -29,7 +30,8 @@ pub fn probe(model: &[u8]) -> bool {
             let (mut symbols, mut out) = ([0u32; 64], [0u32; 4]);
             let mut st = transformer::State::new(&mut a, &mut symbols, None);
             let p = ContextPolicy::Stop;
-            Transformer::from_bytes(model)
+            let mut slot = None;
+            Transformer::from_bytes_in(model, &mut slot)
                 .and_then(|m| {
                     m.generate(&mut st, &[0], &s, p, &[], &mut rng, &mut scratch, &mut out)
                 })

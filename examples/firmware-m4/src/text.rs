@@ -33,8 +33,10 @@ const LABEL: Option<u32> = if HP.n_classes != 0 { Some(0) } else { None };
 
 /// `text N hash 0xH first s0 s1 s2 s3` (H: the FNV-1a of the generated
 /// symbols), then the prompt and its continuation, escaped.
-pub fn run(model: &[u8]) -> Result<(), Error> {
-    let m = Transformer::from_bytes(model)?;
+pub fn run(model: &'static [u8]) -> Result<(), Error> {
+    // Loaded in place (see `Transformer::from_bytes_in`).
+    let slot = static_slot!(Option<Transformer<'static>> = None);
+    let m = Transformer::from_bytes_in(model, slot)?;
     hprintln!(
         "edgegen firmware: text model {} bytes, KV cache {} bytes ({}), scratch {} floats, {} MACs per symbol at the last position",
         model.len(),
@@ -49,10 +51,10 @@ pub fn run(model: &[u8]) -> Result<(), Error> {
     let t0 = meter::ticks();
     let n = if KV_Q8_0 {
         let kv = static_buf!([BlockQ8_0; STATE_BLOCKS] = [BLANK; STATE_BLOCKS]);
-        continue_prompt(&m, &mut State::new_q8_0(kv, symbols, LABEL), scratch, out)
+        continue_prompt(m, &mut State::new_q8_0(kv, symbols, LABEL), scratch, out)
     } else {
         let kv = static_buf!([f32; STATE] = [0.0; STATE]);
-        continue_prompt(&m, &mut State::new(kv, symbols, LABEL), scratch, out)
+        continue_prompt(m, &mut State::new(kv, symbols, LABEL), scratch, out)
     }?;
     let ticks = meter::ticks() - t0;
     let out = &out[..n];
@@ -69,7 +71,7 @@ pub fn run(model: &[u8]) -> Result<(), Error> {
     let mut line = Line::default();
     let _ = line.write_str("> ");
     for &sym in PROMPT.iter().chain(out) {
-        escape(&m, sym, &mut line);
+        escape(m, sym, &mut line);
     }
     hprintln!("{}", line.as_str());
     // Every prompt symbol and every sampled one but the last went through
@@ -158,20 +160,21 @@ fn continue_prompt<E: KvElem>(
 
 /// Load, generate a few symbols, sink them.
 #[cfg(feature = "size-probe")]
-pub fn probe(model: &[u8]) -> bool {
+pub fn probe(model: &'static [u8]) -> bool {
     let symbols = static_buf!([u32; CONTEXT] = [0; CONTEXT]);
     let scratch = static_buf!([f32; SCRATCH] = [0.0; SCRATCH]);
     let out = static_buf!([u32; 4] = [0; 4]);
-    let ok = match Transformer::from_bytes(model) {
+    let slot = static_slot!(Option<Transformer<'static>> = None);
+    let ok = match Transformer::from_bytes_in(model, slot) {
         Ok(m) if KV_Q8_0 => {
             let kv = static_buf!([BlockQ8_0; STATE_BLOCKS] = [BLANK; STATE_BLOCKS]);
             let mut st = State::new_q8_0(kv, symbols, LABEL);
-            continue_prompt(&m, &mut st, scratch, out).is_ok()
+            continue_prompt(m, &mut st, scratch, out).is_ok()
         }
         Ok(m) => {
             let kv = static_buf!([f32; STATE] = [0.0; STATE]);
             let mut st = State::new(kv, symbols, LABEL);
-            continue_prompt(&m, &mut st, scratch, out).is_ok()
+            continue_prompt(m, &mut st, scratch, out).is_ok()
         }
         _ => false,
     };
