@@ -3,8 +3,8 @@
 //! any family costs in flash (issue 12's budget for all four together).
 //! Each family loads through its own `from_bytes` (the text model in
 //! place, through `from_bytes_in`, as the text firmware does), so the VAE
-//! encoder, which samples nothing, is not linked. Buffers are fixed here, not sized
-//! from a model, since only the code is measured.
+//! encoder, which samples nothing, is not linked. Buffers are fixed here,
+//! not sized from a model, since only the code is measured.
 
 use edgegen_runtime::format::arch::Family;
 use edgegen_runtime::models::audio::{self, Audio, SILENCE};

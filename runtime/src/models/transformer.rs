@@ -425,10 +425,11 @@ impl<'a> Transformer<'a> {
     /// [`Self::from_bytes`], built in `slot` (a `static` on a device)
     /// rather than returned: a model is some 3 KB of tensor handles, and a
     /// Cortex-M4 firmware that loads it in place is about 0.6 KB of flash
-    /// smaller than one that moves it out of a returned `Result`.
+    /// smaller than one that moves it out of a returned `Result`. On an
+    /// error the slot is left `None`.
     ///
     /// ```
-    /// # fn model_bytes() -> Vec<u8> {
+    /// # fn model_bytes(missing: &str) -> Vec<u8> {
     /// #     use edgegen_format::{arch::{Family, transformer::Hparams}, GgmlType, GgufWriter};
     /// #     let hp = Hparams { vocab_size: 256, context_length: 4, embedding_length: 8,
     /// #         block_count: 1, head_count: 2, head_count_kv: 2, feed_forward_length: 8,
@@ -436,6 +437,7 @@ impl<'a> Transformer<'a> {
     /// #     let mut w = GgufWriter::new();
     /// #     hp.write(&mut w, Family::Text).unwrap();
     /// #     let mut t = |n: &str, s: &[u64]| {
+    /// #         if n == missing { return; }
     /// #         let k: u64 = s.iter().product();
     /// #         w.add_tensor(n, s, GgmlType::F32, &vec![0.1; k as usize]).unwrap();
     /// #     };
@@ -455,16 +457,21 @@ impl<'a> Transformer<'a> {
     /// #     w.to_bytes()
     /// # }
     /// use edgegen_runtime::models::transformer::Transformer;
-    /// let bytes = model_bytes(); // on a device: a `static` include_bytes!
-    /// let mut slot = None;       // on a device: a `static mut` in .bss
+    /// let bytes = model_bytes(""); // on a device: a `static` include_bytes!
+    /// let broken = model_bytes("blk.0.ffn_down.weight");
+    /// let mut slot = None; // on a device: a `static mut` in .bss
     /// let m = Transformer::from_bytes_in(&bytes, &mut slot)?;
     /// assert_eq!(m.hp.block_count, 1);
+    /// // A model that fails to load leaves the slot empty.
+    /// assert!(Transformer::from_bytes_in(&broken, &mut slot).is_err());
+    /// assert!(slot.is_none());
     /// # Ok::<(), edgegen_runtime::Error>(())
     /// ```
     pub fn from_bytes_in<'s>(
         bytes: &'a [u8],
         slot: &'s mut Option<Self>,
     ) -> Result<&'s Self, Error> {
+        *slot = None;
         let g = Gguf::parse(bytes)?;
         if edgegen_format::arch::check(&g)? != Family::Text {
             return Err(Error::BadValue {
@@ -482,12 +489,28 @@ impl<'a> Transformer<'a> {
         Ok(Self::from_gguf_in(g, family, &mut slot)?.clone())
     }
 
-    /// [`Self::from_gguf`], built in `slot` rather than returned.
+    /// [`Self::from_gguf`], built in `slot` rather than returned. On an
+    /// error the slot is left `None`, never holding a part of a model.
     pub fn from_gguf_in<'s>(
         g: &Gguf<'a>,
         family: Family,
         slot: &'s mut Option<Self>,
     ) -> Result<&'s Self, Error> {
+        if let Err(e) = Self::load_into(g, family, slot) {
+            *slot = None;
+            return Err(e);
+        }
+        // `load_into` returned `Ok`, so the slot holds the model.
+        slot.as_ref().ok_or(Error::MissingKey {
+            key: edgegen_format::arch::keys::ARCHITECTURE,
+        })
+    }
+
+    /// Loads the model into `slot`, which holds a part of it if this
+    /// fails. Inlined: as a call of its own it cost a Cortex-M4 firmware
+    /// with every family 0.1 KB more flash.
+    #[inline(always)]
+    fn load_into(g: &Gguf<'a>, family: Family, slot: &mut Option<Self>) -> Result<(), Error> {
         let hp = Hparams::read(g, family)?;
         let (v, c, f, tt, k) = (
             hp.vocab_size as usize,
@@ -586,7 +609,7 @@ impl<'a> Transformer<'a> {
                 dense: dense_layers,
             });
         }
-        Ok(m)
+        Ok(())
     }
 
     /// Floats of scratch [`Self::step`] needs.
