@@ -149,16 +149,42 @@ pub trait KvElem: Sized + sealed::Sealed {
     /// Writes one position's keys or values.
     #[doc(hidden)]
     fn store(src: &[f32], dst: &mut [Self]);
-    /// Every query head's attention over the cache, into `att`.
+    /// Whether [`Self::attend_two`] is worth its code here.
     #[doc(hidden)]
-    fn attend_heads(
-        att: &mut [f32],
+    const PAIRS: bool;
+    /// One query head's attention over the cache, into `out`.
+    #[doc(hidden)]
+    fn attend_one(out: &mut [f32], q: &[f32], k: &[Self], v: &[Self], h: Head, w: &mut [f32]);
+    /// Two query heads of one K/V head together (the same bits as one at
+    /// a time); `false` when it does not apply.
+    #[doc(hidden)]
+    fn attend_two(
+        out: &mut [f32],
         q: &[f32],
         k: &[Self],
         v: &[Self],
-        heads: Heads,
+        h: Head,
         w: &mut [f32],
-    );
+    ) -> bool;
+
+    /// Every query head's attention over the cache, into `att`: two
+    /// heads of a group together where that applies.
+    #[doc(hidden)]
+    fn attend_heads(att: &mut [f32], q: &[f32], k: &[Self], v: &[Self], hs: Heads, w: &mut [f32]) {
+        let mut h = 0;
+        while h < hs.n {
+            let d = h * hs.d;
+            if Self::PAIRS
+                && hs.group.is_multiple_of(2)
+                && Self::attend_two(&mut att[d..], &q[d..], k, v, hs.head(h), w)
+            {
+                h += 2;
+                continue;
+            }
+            Self::attend_one(&mut att[d..], &q[d..], k, v, hs.head(h), w);
+            h += 1;
+        }
+    }
 }
 
 mod sealed {
@@ -198,23 +224,21 @@ impl KvElem for f32 {
     fn store(src: &[f32], dst: &mut [f32]) {
         dst.copy_from_slice(src);
     }
-    fn attend_heads(att: &mut [f32], q: &[f32], k: &[f32], v: &[f32], hs: Heads, w: &mut [f32]) {
-        let mut h = 0;
-        while h < hs.n {
-            let d = h * hs.d;
-            // Two query heads of one group together on hosts (the same
-            // bits, their sums overlapped); 32-bit Arm keeps one at a
-            // time, the smaller code.
-            if !cfg!(target_arch = "arm")
-                && hs.group.is_multiple_of(2)
-                && attend_pair(&mut att[d..], &q[d..], k, v, hs.head(h), w)
-            {
-                h += 2;
-                continue;
-            }
-            attend(&mut att[d..], &q[d..], k, v, hs.head(h), w);
-            h += 1;
-        }
+    // Pairs on hosts (their sums overlapped); 32-bit Arm keeps one head
+    // at a time, the smaller code.
+    const PAIRS: bool = !cfg!(target_arch = "arm");
+    fn attend_one(out: &mut [f32], q: &[f32], k: &[f32], v: &[f32], h: Head, w: &mut [f32]) {
+        attend(out, q, k, v, h, w);
+    }
+    fn attend_two(
+        out: &mut [f32],
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        h: Head,
+        w: &mut [f32],
+    ) -> bool {
+        attend_pair(out, q, k, v, h, w)
     }
 }
 
@@ -229,28 +253,27 @@ impl KvElem for BlockQ8_0 {
     fn store(src: &[f32], dst: &mut [BlockQ8_0]) {
         quantize_q8_0(src, dst);
     }
-    fn attend_heads(
-        att: &mut [f32],
+    // Pairs everywhere: fewer widenings of the cache's blocks.
+    const PAIRS: bool = true;
+    fn attend_one(
+        out: &mut [f32],
         q: &[f32],
         k: &[BlockQ8_0],
         v: &[BlockQ8_0],
-        hs: Heads,
+        h: Head,
         w: &mut [f32],
     ) {
-        let mut h = 0;
-        while h < hs.n {
-            let d = h * hs.d;
-            // Two query heads of one group together, where that applies:
-            // the same bits, fewer widenings.
-            if hs.group.is_multiple_of(2)
-                && attend_q8_0_pair(&mut att[d..], &q[d..], k, v, hs.head(h), w)
-            {
-                h += 2;
-                continue;
-            }
-            attend_q8_0(&mut att[d..], &q[d..], k, v, hs.head(h), w);
-            h += 1;
-        }
+        attend_q8_0(out, q, k, v, h, w);
+    }
+    fn attend_two(
+        out: &mut [f32],
+        q: &[f32],
+        k: &[BlockQ8_0],
+        v: &[BlockQ8_0],
+        h: Head,
+        w: &mut [f32],
+    ) -> bool {
+        attend_q8_0_pair(out, q, k, v, h, w)
     }
 }
 
