@@ -140,18 +140,50 @@ pub fn im2col(g: &Geom, x: &[f32], cols: &mut [f32], pad: &mut Padded) {
     }
 }
 
-/// `col2im` for channel `c` into `pad` (zeroed), kernel size `k` (see
-/// [`im2col_plane`] for why it is inlined).
+/// [`col2im`] with kernel size `k` (a literal for the common kernels, as
+/// in [`im2col_plane`]). Walks `cols` in memory order, position by
+/// position and channel by channel, adding each run of taps straight into
+/// its pixels: the columns stream from L2 and the `K` rows of every plane
+/// a position touches stay in L1 across the row of positions. (`perf` over
+/// a DCGAN epoch: channel by channel, which read each position's taps at a
+/// stride of `C*K*K` floats into a zeroed padded plane, took 11.5% of the
+/// samples; this order 5.5%, and `cargo bench --bench gan` went from 1.06x
+/// to 0.98x PyTorch's epoch.) Taps that fall in the padding are skipped.
 #[inline(always)]
-fn col2im_plane(g: &Geom, k: usize, cols: &[f32], c: usize, pad: &mut [f32], pw: usize) {
-    let (s, taps) = (g.stride, g.taps());
+fn col2im_k(g: &Geom, k: usize, cols: &[f32], x: &mut [f32]) {
+    let (s, taps, kk, hw, w) = (g.stride, g.taps(), k * k, g.h * g.w, g.w);
+    // The kernel rows (or columns) of a window that land in the image.
+    let span = |o: usize, n: usize| {
+        let first = (o * s) as isize - g.pad as isize;
+        let lo = (-first).clamp(0, k as isize) as usize;
+        let hi = (n as isize - first).clamp(0, k as isize) as usize;
+        (first + lo as isize, lo, hi)
+    };
     for oy in 0..g.oh {
+        let (y, ki0, ki1) = span(oy, g.h);
         for ox in 0..g.ow {
-            let row = &cols[(oy * g.ow + ox) * taps + c * k * k..][..k * k];
-            for ki in 0..k {
-                let dst = &mut pad[(oy * s + ki) * pw + ox * s..][..k];
-                for (d, &v) in dst.iter_mut().zip(&row[ki * k..(ki + 1) * k]) {
-                    *d += v;
+            let (xx, kj0, kj1) = span(ox, w);
+            if ki0 >= ki1 || kj0 >= kj1 {
+                continue;
+            }
+            let (y, xx) = (y as usize, xx as usize);
+            let row = &cols[(oy * g.ow + ox) * taps..][..taps];
+            let inside = ki0 == 0 && ki1 == k && kj0 == 0 && kj1 == k;
+            for (src, plane) in row.chunks_exact(kk).zip(x.chunks_exact_mut(hw)) {
+                if inside {
+                    for (ki, src) in src.chunks_exact(k).enumerate() {
+                        let dst = &mut plane[(y + ki) * w + xx..][..k];
+                        for (d, &v) in dst.iter_mut().zip(src) {
+                            *d += v;
+                        }
+                    }
+                } else {
+                    for ki in ki0..ki1 {
+                        let dst = &mut plane[(y + ki - ki0) * w + xx..][..kj1 - kj0];
+                        for (d, &v) in dst.iter_mut().zip(&src[ki * k + kj0..ki * k + kj1]) {
+                            *d += v;
+                        }
+                    }
                 }
             }
         }
@@ -159,23 +191,15 @@ fn col2im_plane(g: &Geom, k: usize, cols: &[f32], c: usize, pad: &mut [f32], pw:
 }
 
 /// The adjoint of [`im2col`]: adds into every pixel of `x` `(C, H, W)` the
-/// entries of `cols` `(P, C*K*K)` that were read from it, summed in a
-/// padded plane (what lands in the border is dropped).
-pub fn col2im(g: &Geom, cols: &[f32], x: &mut [f32], pad: &mut Padded) {
-    let (hw, pw, p0) = (g.h * g.w, pad.pw, g.pad);
-    for (c, plane) in x[..g.image_len()].chunks_exact_mut(hw).enumerate() {
-        pad.buf.fill(0.0);
-        match g.k {
-            3 => col2im_plane(g, 3, cols, c, &mut pad.buf, pw),
-            4 => col2im_plane(g, 4, cols, c, &mut pad.buf, pw),
-            5 => col2im_plane(g, 5, cols, c, &mut pad.buf, pw),
-            k => col2im_plane(g, k, cols, c, &mut pad.buf, pw),
-        }
-        for (y, dst) in plane.chunks_exact_mut(g.w).enumerate() {
-            for (d, &v) in dst.iter_mut().zip(&pad.buf[(y + p0) * pw + p0..][..g.w]) {
-                *d += v;
-            }
-        }
+/// entries of `cols` `(P, C*K*K)` that were read from it (what lands in
+/// the border is dropped), position after position.
+pub fn col2im(g: &Geom, cols: &[f32], x: &mut [f32]) {
+    let (cols, x) = (&cols[..g.positions() * g.taps()], &mut x[..g.image_len()]);
+    match g.k {
+        3 => col2im_k(g, 3, cols, x),
+        4 => col2im_k(g, 4, cols, x),
+        5 => col2im_k(g, 5, cols, x),
+        k => col2im_k(g, k, cols, x),
     }
 }
 
@@ -469,7 +493,7 @@ impl Conv2d {
                         );
                         for i in 0..m {
                             let dx = &mut din[(start + i) * d..(start + i + 1) * d];
-                            col2im(g, &cols[i * p * taps..(i + 1) * p * taps], dx, &mut pad);
+                            col2im(g, &cols[i * p * taps..(i + 1) * p * taps], dx);
                         }
                     }
                 }
@@ -622,7 +646,6 @@ impl ConvTranspose2d {
             .zip(shares(Some(out), batch, ol, th))
             .for_each(|((first, n, s), out)| {
                 let Some(out) = out else { return };
-                let mut pad = Padded::new(g);
                 let (cols, rest) = s.split_at_mut(blk * p * taps);
                 let xt = &mut rest[..blk * p * ic];
                 for start in (0..n).step_by(blk) {
@@ -645,10 +668,13 @@ impl ConvTranspose2d {
                     );
                     for i in 0..m {
                         let y = &mut out[(start + i) * ol..(start + i + 1) * ol];
+                        // Zeros first and the bias last, so that each pixel
+                        // is bias + (its taps summed in position order).
+                        y.fill(0.0);
+                        col2im(g, &cols[i * p * taps..(i + 1) * p * taps], y);
                         for (plane, &bv) in y.chunks_exact_mut(hw).zip(b) {
-                            plane.fill(bv);
+                            plane.iter_mut().for_each(|v| *v += bv);
                         }
-                        col2im(g, &cols[i * p * taps..(i + 1) * p * taps], y, &mut pad);
                     }
                 }
             });
@@ -857,6 +883,39 @@ mod tests {
             conv.forward(&params, &mut y, &x, batch, &mut scratch, Threads(2));
             let (wt, b) = params.split_at(oc * g.taps());
             close(&y, &conv_naive(&g, oc, wt, b, &x, batch), "conv");
+        }
+    }
+
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        // <im2col(x), C> = <x, col2im(C)>, with windows clipped on every
+        // side and windows that lie wholly in the padding (pad >= k).
+        let mut r = Rng::new(7);
+        for &(c, h, w, k, s, p) in &[
+            (3, 7, 7, 4, 2, 1),
+            (2, 5, 4, 3, 1, 1),
+            (2, 4, 5, 5, 2, 2),
+            (1, 3, 3, 1, 1, 1),
+            (2, 4, 3, 2, 3, 2),
+            (1, 6, 6, 6, 1, 0),
+        ] {
+            let g = Geom::new(c, h, w, k, s, p).unwrap();
+            let x = randn(&mut r, g.image_len());
+            let probe = randn(&mut r, g.positions() * g.taps());
+            let mut cols = vec![0f32; probe.len()];
+            im2col(&g, &x, &mut cols, &mut Padded::new(&g));
+            let mut back = randn(&mut r, x.len());
+            let before = back.clone();
+            col2im(&g, &probe, &mut back);
+            let dot = |a: &[f32], b: &[f32]| -> f64 {
+                a.iter().zip(b).map(|(a, b)| *a as f64 * *b as f64).sum()
+            };
+            let added: Vec<f32> = back.iter().zip(&before).map(|(a, b)| a - b).collect();
+            let (lhs, rhs) = (dot(&cols, &probe), dot(&x, &added));
+            assert!(
+                (lhs - rhs).abs() < 1e-4 * (1.0 + lhs.abs()),
+                "{c}x{h}x{w} k{k} s{s} p{p}: {lhs} vs {rhs}"
+            );
         }
     }
 
