@@ -952,6 +952,16 @@ fn gan_flags_files_and_labels_say_what_is_wrong() {
             &["is a gan run", "`latent map` needs a vae"],
         ),
         case(
+            "eval a GAN at a sampling temperature (audio only)",
+            &["eval", s(&g), "--temperature", "0.7"],
+            &["is a gan run", "--temperature needs an audio"],
+        ),
+        case(
+            "eval a GAN with importance samples (VAE only)",
+            &["eval", s(&g), "--k", "5"],
+            &["is a gan run", "--k needs a vae"],
+        ),
+        case(
             "resume a GAN as a VAE",
             &["train", "vae", "--resume", s(&g), "--epochs", "2"],
             &["is a gan run", "`train vae` needs a vae"],

@@ -30,18 +30,21 @@ pub struct EvalArgs {
     /// [default: 100].
     #[arg(long)]
     n: Option<usize>,
-    /// Audio models, with --classifier: seconds of each generated clip.
-    #[arg(long, default_value_t = 1.0)]
-    seconds: f32,
-    /// Audio models, with --classifier: the sampling temperature.
-    #[arg(long, default_value_t = 1.0)]
-    temperature: f32,
+    /// Audio models, with --classifier: seconds of each generated clip
+    /// [default: 1].
+    #[arg(long)]
+    seconds: Option<f32>,
+    /// Audio models, with --classifier: the sampling temperature
+    /// [default: 1].
+    #[arg(long)]
+    temperature: Option<f32>,
     /// Dataset whose splits to use (default: the one the run trained on).
     #[arg(long)]
     data: Option<String>,
-    /// Importance samples per image for a VAE's NLL estimate.
-    #[arg(long, default_value_t = 100)]
-    k: usize,
+    /// Importance samples per image for a VAE's NLL estimate [default:
+    /// 100].
+    #[arg(long)]
+    k: Option<usize>,
     /// Evaluate the last checkpoint instead of the best one.
     #[arg(long)]
     last: bool,
@@ -140,8 +143,20 @@ pub fn run(a: EvalArgs) -> Result<()> {
     {
         bail!("--n: expected 2 to {MAX_N} images or clips, found {n}");
     }
-    if a.k == 0 {
+    if a.k == Some(0) {
         bail!("--k: expected at least 1 importance sample");
+    }
+    // A flag that another family's evaluation reads would be ignored here:
+    // say so rather than report numbers it did not change.
+    let only = [
+        ("--k", a.k.is_some(), Family::Vae),
+        ("--seconds", a.seconds.is_some(), Family::Audio),
+        ("--temperature", a.temperature.is_some(), Family::Audio),
+    ];
+    for (flag, given, family) in only {
+        if given {
+            ck.family.expect(a.run.display(), &[family], flag)?;
+        }
     }
     if a.decoder_precision != crate::export::Precision::F32 && ck.family == Family::Classifier {
         bail!(
@@ -244,7 +259,7 @@ fn eval_vae(a: &EvalArgs, ck: &Checkpoint, data: &ImageSplits, th: Threads) -> R
     }
     let mut params = st.groups[0].params.clone();
     crate::export::store_decoder(&mut model, &mut params, a.decoder_precision);
-    let r = crate::eval::vae::evaluate(&model, &params, &data.test, a.k, a.seed, th);
+    let r = crate::eval::vae::evaluate(&model, &params, &data.test, a.k.unwrap_or(100), a.seed, th);
     let suite = if a.classifier.is_some() {
         let n = a.n.unwrap_or(10_000);
         let (z, k) = (model.cfg.latent, model.cfg.n_classes);
@@ -376,22 +391,17 @@ fn eval_audio(
                 buffers: &cb,
                 path: cck.path.display().to_string(),
             };
-            if !(a.seconds > 0.0 && a.seconds <= 60.0) {
-                bail!(
-                    "--seconds: expected more than 0 and at most 60, found {}",
-                    a.seconds
-                );
+            let (seconds, temperature) = (a.seconds.unwrap_or(1.0), a.temperature.unwrap_or(1.0));
+            if !(seconds > 0.0 && seconds <= 60.0) {
+                bail!("--seconds: expected more than 0 and at most 60, found {seconds}");
             }
-            if !(a.temperature > 0.0 && a.temperature.is_finite()) {
-                bail!(
-                    "--temperature: expected a positive number, found {}",
-                    a.temperature
-                );
+            if !(temperature > 0.0 && temperature.is_finite()) {
+                bail!("--temperature: expected a positive number, found {temperature}");
             }
             let g = crate::eval::audio::Generation {
                 n: a.n.unwrap_or(100),
-                seconds: a.seconds,
-                temperature: a.temperature,
+                seconds,
+                temperature,
                 seed: a.seed,
             };
             Some(crate::eval::audio::conditional_accuracy(
