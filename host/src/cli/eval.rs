@@ -48,9 +48,9 @@ pub struct EvalArgs {
     /// Evaluate the last checkpoint instead of the best one.
     #[arg(long)]
     last: bool,
-    /// Seed of the evaluation noise.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// Seed of the evaluation noise [default: 1].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -131,6 +131,13 @@ struct TextEval {
 /// Most images the suite generates: its k-NN pass is quadratic.
 const MAX_N: usize = 100_000;
 
+impl EvalArgs {
+    /// `--seed`, or 1.
+    fn seed(&self) -> u64 {
+        self.seed.unwrap_or(1)
+    }
+}
+
 pub fn run(a: EvalArgs) -> Result<()> {
     let path = a.run.join(if a.last {
         files::CHECKPOINT
@@ -148,14 +155,17 @@ pub fn run(a: EvalArgs) -> Result<()> {
     }
     // A flag that another family's evaluation reads would be ignored here:
     // say so rather than report numbers it did not change.
-    let only = [
-        ("--k", a.k.is_some(), Family::Vae),
-        ("--seconds", a.seconds.is_some(), Family::Audio),
-        ("--temperature", a.temperature.is_some(), Family::Audio),
+    use Family::{Audio, Gan, Vae};
+    let only: [(&str, bool, &[Family]); 5] = [
+        ("--k", a.k.is_some(), &[Vae]),
+        ("--seconds", a.seconds.is_some(), &[Audio]),
+        ("--temperature", a.temperature.is_some(), &[Audio]),
+        ("--n", a.n.is_some(), &[Vae, Gan, Audio]),
+        ("--seed", a.seed.is_some(), &[Vae, Gan, Audio]),
     ];
-    for (flag, given, family) in only {
+    for (flag, given, families) in only {
         if given {
-            ck.family.expect(a.run.display(), &[family], flag)?;
+            ck.family.expect(a.run.display(), families, flag)?;
         }
     }
     if a.decoder_precision != crate::export::Precision::F32 && ck.family == Family::Classifier {
@@ -259,11 +269,18 @@ fn eval_vae(a: &EvalArgs, ck: &Checkpoint, data: &ImageSplits, th: Threads) -> R
     }
     let mut params = st.groups[0].params.clone();
     crate::export::store_decoder(&mut model, &mut params, a.decoder_precision);
-    let r = crate::eval::vae::evaluate(&model, &params, &data.test, a.k.unwrap_or(100), a.seed, th);
+    let r = crate::eval::vae::evaluate(
+        &model,
+        &params,
+        &data.test,
+        a.k.unwrap_or(100),
+        a.seed(),
+        th,
+    );
     let suite = if a.classifier.is_some() {
         let n = a.n.unwrap_or(10_000);
         let (z, k) = (model.cfg.latent, model.cfg.n_classes);
-        let mut rng = Rng::new(a.seed ^ 0x5A3B1E);
+        let mut rng = Rng::new(a.seed() ^ 0x5A3B1E);
         let zs: Vec<f32> = (0..n * z).map(|_| rng.normal()).collect();
         let labels = suite::balanced_labels(n, k);
         // In chunks: a VAE's batch buffers for 10,000 rows are large.
@@ -302,7 +319,7 @@ fn eval_gan(a: &EvalArgs, ck: &Checkpoint, data: &ImageSplits, th: Threads) -> R
         );
     }
     let (zd, k, n) = (m.cfg.latent, m.cfg.n_classes, a.n.unwrap_or(10_000));
-    let mut rng = Rng::new(a.seed ^ 0x5A3B1E);
+    let mut rng = Rng::new(a.seed() ^ 0x5A3B1E);
     let z: Vec<f32> = (0..n * zd).map(|_| rng.normal()).collect();
     let labels = suite::balanced_labels(n, k);
     let (gp, bufs) = gan::sampling_generator(&m, &st, ema);
@@ -402,7 +419,7 @@ fn eval_audio(
                 n: a.n.unwrap_or(100),
                 seconds,
                 temperature,
-                seed: a.seed,
+                seed: a.seed(),
             };
             Some(crate::eval::audio::conditional_accuracy(
                 &m, &p, &scorer, g, th,
