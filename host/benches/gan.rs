@@ -50,14 +50,23 @@ fn main() {
             // The twin keeps no moving average: neither does this side.
             gan: Some(GanSettings {
                 ema: 0.0,
+                // The reference discriminator ends in one dense layer.
+                d_hidden: 0,
                 ..GanSettings::default()
             }),
             ..TrainConfig::for_family(edgegen::models::Family::Gan)
         };
         let g = cfg.gan.as_ref().unwrap();
         assert_eq!(
-            (g.latent, g.g_width, g.d_width, g.loss.as_str(), cfg.batch),
-            (64, 128, 64, "ns", 128),
+            (
+                g.latent,
+                g.g_width,
+                g.d_width,
+                g.d_hidden,
+                g.loss.as_str(),
+                cfg.batch
+            ),
+            (64, 128, 64, 0, "ns", 128),
             "the reference shapes"
         );
         let out = std::env::temp_dir().join(format!("edgegen-bench-gan-{}", std::process::id()));

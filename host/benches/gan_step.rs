@@ -24,6 +24,7 @@ fn main() {
         g_width: 128,
         d_width: 64,
         spectral_norm: false,
+        d_hidden: 0,
     })
     .unwrap();
     let mut rng = Rng::new(1);

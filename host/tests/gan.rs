@@ -340,6 +340,7 @@ fn generators_export_and_validate_at_every_precision() {
         g_width: 8,
         d_width: 1,
         spectral_norm: false,
+        d_hidden: 0,
     })
     .unwrap();
     let mut r = Rng::new(4);

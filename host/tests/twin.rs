@@ -44,6 +44,9 @@ fn runs(d: &Path) -> Vec<(&'static str, PathBuf)> {
         "--conditional",
         "--ema",
         "0.99",
+        // The discriminator's hidden layer is part of the twin's layout.
+        "--d-hidden",
+        "6",
         "-o",
         s(&gan),
     ]);

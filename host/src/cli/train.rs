@@ -241,6 +241,10 @@ pub struct GanArgs {
     /// The discriminator's first channel count (its second is twice it) [default: 64].
     #[arg(long)]
     d_width: Option<usize>,
+    /// A hidden dense layer of this width (LeakyReLU) in the discriminator
+    /// between its convolutions and its score; 0 is none [default: 512].
+    #[arg(long)]
+    d_hidden: Option<usize>,
     /// ns (non-saturating) or hinge [default: ns].
     #[arg(long)]
     loss: Option<String>,
@@ -392,7 +396,7 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
         }),
         TrainCommand::Gan(a) => a.run.train::<GanTrainer>(|c| {
             let t = c.gan.get_or_insert_with(Default::default);
-            over!(t, a; latent, g_width, d_width, loss, ema, spectral_norm);
+            over!(t, a; latent, g_width, d_width, d_hidden, loss, ema, spectral_norm);
             if a.d_lr.is_some() {
                 t.d_lr = a.d_lr;
             }

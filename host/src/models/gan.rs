@@ -8,8 +8,10 @@
 //! W/2)` (LeakyReLU 0.2) `-> Conv k4 s2 p1 -> (2 D0, H/4, W/4)` (BN,
 //! LeakyReLU 0.2) `= phi -> dense -> 1`, plus `<embed(y), phi>` when
 //! conditional (Miyato and Koyama's projection discriminator). With
-//! `spectral_norm`, D's two convolutions and dense layer are spectrally
-//! normalized and its batch norm is gone (SNGAN's discriminator).
+//! `spectral_norm`, D's convolutions and dense layers are spectrally
+//! normalized and its batch norm is gone (SNGAN's discriminator). With
+//! `d_hidden`, a dense layer (LeakyReLU) sits between phi and the heads,
+//! which then read its output in phi's place.
 //!
 //! Images are in [-1, 1] inside the GAN (tanh's range); pixels in [0, 1]
 //! outside it. B batch, Z latent size, K classes (0 if unconditional).
@@ -46,6 +48,16 @@ pub struct GanConfig {
     /// fine-tune (their stored model must equal the one they rebuild).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spectral_norm: bool,
+    /// A hidden dense layer of this width (LeakyReLU 0.2) between phi and
+    /// the discriminator's heads, so that D judges how the local features
+    /// go together rather than only summing them; 0 for none. Training
+    /// only, and stored only when set, as `spectral_norm`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub d_hidden: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 impl GanConfig {
@@ -110,12 +122,16 @@ pub struct Discriminator {
     pub conv1: Conv2d,
     /// Over 2 D0 channels; none with spectral norm.
     pub bn: Option<BatchNorm>,
-    /// The spectrally normalized weights (conv0, conv1, fc), when asked:
+    /// The spectrally normalized weights (conv0, conv1, the hidden layer
+    /// when there is one, fc), when asked:
     /// the layers then run on [`Discriminator::normalized`]'s copy.
     pub sn: Vec<SpectralNorm>,
-    /// `phi -> 1`.
+    /// `phi -> d_hidden` (LeakyReLU), when asked: the features `f` the
+    /// heads read are its output, else phi itself.
+    pub hidden: Option<Linear>,
+    /// `f -> 1`.
     pub fc: Linear,
-    /// The projection's class embeddings `(K, |phi|)`, when conditional.
+    /// The projection's class embeddings `(K, |f|)`, when conditional.
     pub embed: Option<Embedding>,
 }
 
@@ -166,17 +182,32 @@ impl Gan {
         let bn = (!cfg.spectral_norm)
             .then(|| BatchNorm::new(&mut d, &mut buffers, "disc.bn.1", 2 * d0, g1.positions()));
         let phi = conv1.out_len();
-        let fc = Linear::new(&mut d, "disc.fc", phi, 1);
+        let hidden =
+            (cfg.d_hidden > 0).then(|| Linear::new(&mut d, "disc.hidden", phi, cfg.d_hidden));
+        let feat = hidden.map_or(phi, |h| h.out);
+        let fc = Linear::new(&mut d, "disc.fc", feat, 1);
         let sn = if cfg.spectral_norm {
             vec![
                 SpectralNorm::new(&mut buffers, "disc.conv.0", conv0.offset, d0, g0.taps()),
                 SpectralNorm::new(&mut buffers, "disc.conv.1", conv1.offset, 2 * d0, g1.taps()),
-                SpectralNorm::new(&mut buffers, "disc.fc", fc.offset, 1, phi),
             ]
+            .into_iter()
+            .chain(
+                hidden
+                    .map(|h| SpectralNorm::new(&mut buffers, "disc.hidden", h.offset, h.out, phi)),
+            )
+            .chain([SpectralNorm::new(
+                &mut buffers,
+                "disc.fc",
+                fc.offset,
+                1,
+                feat,
+            )])
+            .collect()
         } else {
             vec![]
         };
-        let embed = (k > 0).then(|| Embedding::new(&mut d, "disc.embed", k, phi));
+        let embed = (k > 0).then(|| Embedding::new(&mut d, "disc.embed", k, feat));
         Ok(Self {
             cfg,
             gen_: Generator {
@@ -193,6 +224,7 @@ impl Gan {
                 conv1,
                 bn,
                 sn,
+                hidden,
                 fc,
                 embed,
             },
@@ -455,6 +487,11 @@ pub struct DiscActs {
     pub bn: Vec<f32>,
     /// See `c1`.
     pub phi: Vec<f32>,
+    /// (B, d_hidden) the hidden layer and its LeakyReLU (the features
+    /// `f`), when there is one.
+    pub h: Vec<f32>,
+    /// See `h`.
+    pub ha: Vec<f32>,
     /// (B) scores (logits).
     pub logit: Vec<f32>,
     /// The norm's saved batch statistics.
@@ -463,6 +500,10 @@ pub struct DiscActs {
     pub d_logit: Vec<f32>,
     /// Gradient buffers.
     pub d_phi: Vec<f32>,
+    /// See `d_phi`.
+    pub d_h: Vec<f32>,
+    /// See `d_phi`.
+    pub d_ha: Vec<f32>,
     /// See `d_phi`.
     pub d_bn: Vec<f32>,
     /// See `d_phi`.
@@ -499,10 +540,14 @@ impl DiscActs {
             c1: v(e1),
             bn: v(e1),
             phi: v(e1),
+            h: v(m.cfg.d_hidden),
+            ha: v(m.cfg.d_hidden),
             logit: v(1),
             saved: vec![0.0; dn.bn.map_or(0, |b| b.saved_len())],
             d_logit: v(1),
             d_phi: v(e1),
+            d_h: v(m.cfg.d_hidden),
+            d_ha: v(m.cfg.d_hidden),
             d_bn: v(e1),
             d_c1: v(e1),
             d_a0: v(e0),
@@ -575,14 +620,22 @@ impl Discriminator {
             (None, _) => a.bn[..n * e1].copy_from_slice(&a.c1[..n * e1]),
         }
         act::forward(LEAKY, &mut a.phi[..n * e1], &a.bn[..n * e1]);
-        self.fc.forward(p, &mut a.logit, &a.phi, n, th);
+        let (f, fl): (&[f32], usize) = match &self.hidden {
+            Some(h) => {
+                h.forward(p, &mut a.h, &a.phi, n, th);
+                act::forward(LEAKY, &mut a.ha[..n * h.out], &a.h[..n * h.out]);
+                (&a.ha, h.out)
+            }
+            None => (&a.phi, e1),
+        };
+        self.fc.forward(p, &mut a.logit, f, n, th);
         if let Some(e) = &self.embed {
             let table = &p[e.offset..e.offset + e.n * e.d];
             for i in 0..n {
                 let y = a.labels[i] as usize % e.n;
-                let row = &table[y * e1..(y + 1) * e1];
-                let phi = &a.phi[i * e1..(i + 1) * e1];
-                a.logit[i] += row.iter().zip(phi).map(|(w, f)| w * f).sum::<f32>();
+                let row = &table[y * fl..(y + 1) * fl];
+                let fi = &f[i * fl..(i + 1) * fl];
+                a.logit[i] += row.iter().zip(fi).map(|(w, v)| w * v).sum::<f32>();
             }
         }
     }
@@ -609,20 +662,37 @@ impl Discriminator {
             None => &mut sink,
         };
         let (e0, e1) = (self.conv0.out_len(), self.conv1.out_len());
-        a.d_phi[..n * e1].fill(0.0);
+        // The heads read the features f: the hidden layer's, or phi.
+        let (f, d_f, fl) = match &self.hidden {
+            Some(h) => (&a.ha, &mut a.d_ha, h.out),
+            None => (&a.phi, &mut a.d_phi, e1),
+        };
+        d_f[..n * fl].fill(0.0);
         self.fc
-            .backward(p, gl, Some(&mut a.d_phi), &a.d_logit, &a.phi, n, th);
+            .backward(p, gl, Some(&mut d_f[..]), &a.d_logit, f, n, th);
         if let Some(e) = &self.embed {
             for i in 0..n {
                 let y = a.labels[i] as usize % e.n;
                 let dl = a.d_logit[i];
-                let row = e.offset + y * e1;
-                let phi = &a.phi[i * e1..(i + 1) * e1];
-                for (j, &f) in phi.iter().enumerate() {
-                    a.d_phi[i * e1 + j] += dl * p[row + j];
-                    gl[row + j] += dl * f;
+                let row = e.offset + y * fl;
+                for (j, &v) in f[i * fl..(i + 1) * fl].iter().enumerate() {
+                    d_f[i * fl + j] += dl * p[row + j];
+                    gl[row + j] += dl * v;
                 }
             }
+        }
+        if let Some(h) = &self.hidden {
+            let hl = n * h.out;
+            a.d_h[..hl].fill(0.0);
+            act::backward(
+                LEAKY,
+                &mut a.d_h[..hl],
+                &a.h[..hl],
+                &a.ha[..hl],
+                &a.d_ha[..hl],
+            );
+            a.d_phi[..n * e1].fill(0.0);
+            h.backward(p, gl, Some(&mut a.d_phi), &a.d_h, &a.phi, n, th);
         }
         a.d_bn[..n * e1].fill(0.0);
         act::backward(

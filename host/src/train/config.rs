@@ -322,7 +322,10 @@ impl TrainConfig {
     /// the VAE's keys at the top level; they are moved into `[vae]`, and
     /// the keys added since take their defaults (the values those runs used).
     pub fn from_stored(v: Value, family: Family, what: impl std::fmt::Display) -> Result<Self> {
-        let added_since = [(Family::Vae, "label_every_layer", Value::Bool(false))];
+        let added_since = [
+            (Family::Vae, "label_every_layer", Value::Bool(false)),
+            (Family::Gan, "d_hidden", Value::from(0)),
+        ];
         let Value::Object(mut top) = v else {
             bail!("{what}: the training settings are not a table");
         };
@@ -601,5 +604,21 @@ mod tests {
         let v = c.vae_settings().unwrap();
         assert!(v.conditional && v.latent == 3 && v.hidden() == [16]);
         assert_eq!((c.beta1, c.batch), (0.9, 8));
+    }
+
+    /// A GAN run stored before the discriminator's hidden layer existed
+    /// had none, whatever new runs default to; one stored with it keeps it.
+    #[test]
+    fn gan_runs_stored_before_the_hidden_layer_keep_none() {
+        let mut new = TrainConfig::for_family(Family::Gan);
+        assert_eq!(new.gan_settings().unwrap().d_hidden, 512);
+        let mut old = serde_json::to_value(&new).unwrap();
+        old["gan"].as_object_mut().unwrap().remove("d_hidden");
+        let c = TrainConfig::from_stored(old, Family::Gan, "ck").unwrap();
+        assert_eq!(c.gan_settings().unwrap().d_hidden, 0);
+        new.gan.as_mut().unwrap().d_hidden = 64;
+        let stored = serde_json::to_value(&new).unwrap();
+        let c = TrainConfig::from_stored(stored, Family::Gan, "ck").unwrap();
+        assert_eq!(c.gan_settings().unwrap().d_hidden, 64);
     }
 }

@@ -30,6 +30,7 @@ pub fn host_model(g: &Gguf<'_>) -> Result<(Gan, Vec<f32>, Vec<f32>)> {
         g_width: ch[0] as usize,
         d_width: 1,
         spectral_norm: false,
+        d_hidden: 0,
     })?;
     let a8 = edgegen_format::arch::ActQuant::read(g)? == edgegen_format::arch::ActQuant::Int8;
     m.gen_.set_int8_inputs(a8);

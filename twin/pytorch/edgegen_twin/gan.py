@@ -7,7 +7,9 @@ and its arithmetic (host/src/models/gan.rs):
   [-1, 1] (pixels are `(x + 1) / 2`);
 - discriminator: `Conv k4 s2 p1` (LeakyReLU 0.2) `-> Conv k4 s2 p1` (BN,
   LeakyReLU 0.2) `= phi -> dense`, plus `<embed(y), phi>` when conditional
-  (a projection discriminator). With `spectral_norm`, the batch norm goes
+  (a projection discriminator). With `d_hidden`, a dense layer `disc.hidden`
+  (LeakyReLU 0.2) sits between phi and the heads, which read its output in
+  phi's place. With `spectral_norm`, the batch norm goes
   and both convolutions and the dense layer use `W / sigma`
   (host/src/nn/spectral.rs): buffers `{layer}.sn_u`, `.sn_v`, `.sn_sigma`,
   one power iteration per [`Discriminator.power_iteration`], which the
@@ -58,8 +60,11 @@ class Discriminator(nn.Module):
         self.sn = model.get("spectral_norm", False)
         self.conv = nn.ModuleList([nn.Conv2d(c, d0, 4, 2, 1), nn.Conv2d(d0, 2 * d0, 4, 2, 1)])
         self.bn = None if self.sn else nn.ModuleDict({"1": nn.BatchNorm2d(2 * d0)})
-        self.fc = Dense(phi, 1)
-        self.embed = nn.Embedding(self.k, phi) if self.k else None
+        hidden = model.get("d_hidden", 0)
+        self.hidden = Dense(phi, hidden) if hidden else None
+        feat = hidden or phi
+        self.fc = Dense(feat, 1)
+        self.embed = nn.Embedding(self.k, feat) if self.k else None
         if self.sn:
             for layer in self._normalized():
                 rows = layer.weight.shape[0]
@@ -71,7 +76,8 @@ class Discriminator(nn.Module):
                 layer.register_buffer("sn_sigma", torch.ones(1))
 
     def _normalized(self):
-        return [self.conv[0], self.conv[1], self.fc]
+        hidden = [self.hidden] if self.hidden is not None else []
+        return [self.conv[0], self.conv[1], *hidden, self.fc]
 
     @torch.no_grad()
     def power_iteration(self):
@@ -104,10 +110,12 @@ class Discriminator(nn.Module):
         h = F.conv2d(h, self._weight(c1), c1.bias, 2, 1)
         if self.bn is not None:
             h = self.bn["1"](h)
-        phi = F.leaky_relu(h, 0.2).flatten(1)
-        out = F.linear(phi, self._weight(self.fc), self.fc.bias)[:, 0]
+        f = F.leaky_relu(h, 0.2).flatten(1)
+        if self.hidden is not None:
+            f = F.leaky_relu(F.linear(f, self._weight(self.hidden), self.hidden.bias), 0.2)
+        out = F.linear(f, self._weight(self.fc), self.fc.bias)[:, 0]
         if self.embed is not None:
-            out = out + (self.embed(y) * phi).sum(1)
+            out = out + (self.embed(y) * f).sum(1)
         return out
 
 

@@ -52,6 +52,7 @@ def gan(model, train):
     c0, d0 = model["g_width"], model["d_width"]
     c1, h0, w0 = c0 // 2, h // 4, w // 4
     sn = model.get("spectral_norm", False)
+    hidden = model.get("d_hidden", 0)
     gen = (
         _linear("gen.fc", z + k, c0 * h0 * w0)
         + [("gen.bn.0.weight", [c0]), ("gen.bn.0.bias", [c0])]
@@ -64,9 +65,13 @@ def gan(model, train):
     disc += [("disc.conv.1.weight", [2 * d0, d0, 4, 4]), ("disc.conv.1.bias", [2 * d0])]
     if not sn:
         disc += [("disc.bn.1.weight", [2 * d0]), ("disc.bn.1.bias", [2 * d0])]
-    disc += _linear("disc.fc", phi, 1)
+    # The heads read the hidden layer's features, when there is one.
+    feat = hidden or phi
+    if hidden:
+        disc += _linear("disc.hidden", phi, hidden)
+    disc += _linear("disc.fc", feat, 1)
     if k > 0:
-        disc.append(("disc.embed.weight", [k, phi]))
+        disc.append(("disc.embed.weight", [k, feat]))
     gen_buffers = []
     for name, ch in [("gen.bn.0", c0), ("gen.bn.1", c1)]:
         gen_buffers += [(f"{name}.running_mean", [ch]), (f"{name}.running_var", [ch])]
@@ -75,8 +80,7 @@ def gan(model, train):
         for name, rows, cols in [
             ("disc.conv.0", d0, c * 16),
             ("disc.conv.1", 2 * d0, d0 * 16),
-            ("disc.fc", 1, phi),
-        ]:
+        ] + ([("disc.hidden", hidden, phi)] if hidden else []) + [("disc.fc", 1, feat)]:
             buffers += [(f"{name}.sn_u", [rows]), (f"{name}.sn_v", [cols]), (f"{name}.sn_sigma", [1])]
     else:
         buffers += [("disc.bn.1.running_mean", [2 * d0]), ("disc.bn.1.running_var", [2 * d0])]

@@ -61,6 +61,8 @@ def main():
     ap.add_argument("--latent", type=int, default=64)
     ap.add_argument("--g-width", type=int, default=128)
     ap.add_argument("--d-width", type=int, default=64)
+    ap.add_argument("--d-hidden", type=int, default=512,
+                    help="a hidden dense layer of this width in the discriminator, 0 for none")
     ap.add_argument("--conditional", action="store_true")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--loss", choices=["ns", "hinge"], default="ns")
@@ -76,6 +78,9 @@ def main():
     k = 10 if a.conditional else 0
     model_cfg = {"image_shape": shape, "latent": a.latent, "n_classes": k,
                  "g_width": a.g_width, "d_width": a.d_width, "spectral_norm": a.spectral_norm}
+    if a.d_hidden:
+        # edgegen stores it only when set.
+        model_cfg["d_hidden"] = a.d_hidden
     config = {
         "family": "gan",
         "model": model_cfg,
@@ -85,7 +90,7 @@ def main():
             "lr": a.lr, "beta1": 0.5, "beta2": 0.999,
             "gan": {"conditional": a.conditional, "latent": a.latent, "g_width": a.g_width,
                     "d_width": a.d_width, "loss": a.loss, "d_lr": a.d_lr, "ema": a.ema,
-                    "spectral_norm": a.spectral_norm},
+                    "spectral_norm": a.spectral_norm, "d_hidden": a.d_hidden},
         },
     }
     torch.manual_seed(a.seed)
