@@ -288,6 +288,23 @@ fn the_suite_scores_a_vae_and_a_gan_with_one_classifier() {
             let v = r[k].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&v), "{family} {k}: {v}");
         }
+        // One share per class, of every sample. Both models are
+        // conditional, asked for each class in turn (a tenth each): a
+        // sample counts as right only where its class's share allows.
+        let shares: Vec<f64> = r["class_shares"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(shares.len(), 10, "{family}");
+        assert!(
+            (shares.iter().sum::<f64>() - 1.0).abs() < 1e-9,
+            "{shares:?}"
+        );
+        let cap: f64 = shares.iter().map(|&v| v.min(0.1)).sum();
+        let acc = r["conditional_accuracy"].as_f64().unwrap();
+        assert!(acc <= cap + 1e-9, "{family}: {acc} right, {shares:?}");
         assert_eq!(r["k"], 3);
         if family == "gan" {
             // The runtime's samples from the export at each precision

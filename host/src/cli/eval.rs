@@ -631,6 +631,12 @@ fn print_report(r: &Report) {
                 Some(c) => println!("conditional_acc.   {c:.4}"),
                 None => println!("conditional_acc.   n/a (an unconditional model)"),
             }
+            let shares: Vec<String> = s
+                .class_shares
+                .iter()
+                .map(|v| format!("{:.1}", 100.0 * v))
+                .collect();
+            println!("class shares, %    {}", shares.join(" "));
         }
         None if r.family != "classifier" => {
             println!("classifier_score, fd_classifier, precision, recall, conditional_accuracy:");

@@ -9,7 +9,11 @@
 //!   `fd_real_baseline`, the same distance from real training images;
 //! - `precision` and `recall`: k-NN manifolds (k = 3) in the same features;
 //! - `conditional_accuracy`: how often the classifier agrees with the
-//!   label a conditional model was asked for.
+//!   label a conditional model was asked for;
+//! - `class_shares`: the fraction of generated images the classifier puts
+//!   in each class, so that a score short of the real images' can be read
+//!   as classes drawn unevenly (a flat 10% each is what the score's
+//!   marginal term wants) or as images it is unsure of.
 
 use super::stats;
 use crate::data::inputs::Images;
@@ -48,6 +52,8 @@ pub struct SuiteReport {
     pub k: usize,
     /// Fraction of conditional samples classified as the label asked for.
     pub conditional_accuracy: Option<f64>,
+    /// Per class, the fraction of generated images classified as it.
+    pub class_shares: Vec<f64>,
 }
 
 /// A classifier ready to score images.
@@ -110,6 +116,10 @@ pub fn score(
             .count() as f64
             / n as f64
     });
+    let mut class_shares = vec![0f64; k];
+    for p in gen_p.chunks_exact(k) {
+        class_shares[argmax(p)] += 1.0 / n as f64;
+    }
     let (precision, recall) = stats::precision_recall(&test_f, &gen_f, f, K_NEAREST);
     Ok(SuiteReport {
         n,
@@ -123,6 +133,7 @@ pub fn score(
         recall,
         k: K_NEAREST,
         conditional_accuracy,
+        class_shares,
     })
 }
 
