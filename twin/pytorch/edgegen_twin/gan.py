@@ -10,7 +10,7 @@ and its arithmetic (host/src/models/gan.rs):
   (a projection discriminator). With `d_hidden`, a dense layer `disc.hidden`
   (LeakyReLU 0.2) sits between phi and the heads, which read its output in
   phi's place. With `spectral_norm`, the batch norm goes
-  and both convolutions and the dense layer use `W / sigma`
+  and both convolutions and the dense layers use `W / sigma`
   (host/src/nn/spectral.rs): buffers `{layer}.sn_u`, `.sn_v`, `.sn_sigma`,
   one power iteration per [`Discriminator.power_iteration`], which the
   training script calls where edgegen iterates (before D's update and
