@@ -110,15 +110,19 @@ pub fn score(
     let right = (0..test.len())
         .filter(|&i| argmax(&test_p[i * k..(i + 1) * k]) == test.labels[i] as usize)
         .count();
+    // The class each generated image is given, once for both measures.
+    let gen_y: Vec<usize> = gen_p.chunks_exact(k).map(argmax).collect();
     let conditional_accuracy = labels.map(|l| {
-        (0..n)
-            .filter(|&i| argmax(&gen_p[i * k..(i + 1) * k]) == l[i] as usize)
+        gen_y
+            .iter()
+            .zip(l)
+            .filter(|&(&y, &l)| y == l as usize)
             .count() as f64
             / n as f64
     });
     let mut class_shares = vec![0f64; k];
-    for p in gen_p.chunks_exact(k) {
-        class_shares[argmax(p)] += 1.0 / n as f64;
+    for &y in &gen_y {
+        class_shares[y] += 1.0 / n as f64;
     }
     let (precision, recall) = stats::precision_recall(&test_f, &gen_f, f, K_NEAREST);
     Ok(SuiteReport {

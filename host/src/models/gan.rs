@@ -186,27 +186,39 @@ impl Gan {
             (cfg.d_hidden > 0).then(|| Linear::new(&mut d, "disc.hidden", phi, cfg.d_hidden));
         let feat = hidden.map_or(phi, |h| h.out);
         let fc = Linear::new(&mut d, "disc.fc", feat, 1);
-        let sn = if cfg.spectral_norm {
-            vec![
-                SpectralNorm::new(&mut buffers, "disc.conv.0", conv0.offset, d0, g0.taps()),
-                SpectralNorm::new(&mut buffers, "disc.conv.1", conv1.offset, 2 * d0, g1.taps()),
-            ]
-            .into_iter()
-            .chain(
-                hidden
-                    .map(|h| SpectralNorm::new(&mut buffers, "disc.hidden", h.offset, h.out, phi)),
-            )
-            .chain([SpectralNorm::new(
+        let mut sn = vec![];
+        if cfg.spectral_norm {
+            sn.push(SpectralNorm::new(
+                &mut buffers,
+                "disc.conv.0",
+                conv0.offset,
+                d0,
+                g0.taps(),
+            ));
+            sn.push(SpectralNorm::new(
+                &mut buffers,
+                "disc.conv.1",
+                conv1.offset,
+                2 * d0,
+                g1.taps(),
+            ));
+            if let Some(h) = hidden {
+                sn.push(SpectralNorm::new(
+                    &mut buffers,
+                    "disc.hidden",
+                    h.offset,
+                    h.out,
+                    phi,
+                ));
+            }
+            sn.push(SpectralNorm::new(
                 &mut buffers,
                 "disc.fc",
                 fc.offset,
                 1,
                 feat,
-            )])
-            .collect()
-        } else {
-            vec![]
-        };
+            ));
+        }
         let embed = (k > 0).then(|| Embedding::new(&mut d, "disc.embed", k, feat));
         Ok(Self {
             cfg,
