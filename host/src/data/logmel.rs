@@ -108,7 +108,7 @@ impl LogMel {
     /// Triangular mel filters over the FFT bins, `(mels, FRAME / 2 + 1)`:
     /// centers evenly spaced in mel from 0 Hz to half the rate (HTK's
     /// formula), each filter peaking at 1.
-    fn filters(&self) -> Vec<f64> {
+    pub(crate) fn filters(&self) -> Vec<f64> {
         let bins = FRAME / 2 + 1;
         let top = hz_to_mel(self.sample_rate as f64 / 2.0);
         let edges: Vec<f64> = (0..self.mels + 2)
@@ -168,6 +168,40 @@ impl LogMel {
     }
 }
 
+/// What [`frame_features`] gives a silent band.
+pub const SILENT_FEATURE: f32 = -1.5;
+
+/// Log-mel energies of a clip's consecutive frames of [`FRAME`] samples
+/// (frame `f` holds samples `f * FRAME ..`, zero past the end), `mels`
+/// bands each, in absolute level: `(dB + 40) / 40`, where 0 dB is a
+/// frame's power of 1. Unlike [`LogMel::features_of`], nothing is trimmed
+/// or normalized per clip: frame `f` describes samples `f * FRAME ..`, so
+/// that a model of samples can follow them. Returns `frames * mels`
+/// values, frame-major.
+pub fn frame_features(x: &[f32], mels: usize, sample_rate: u32) -> Vec<f32> {
+    let lm = LogMel {
+        mels,
+        frames: 1,
+        sample_rate,
+        trim_db: 0.0,
+    };
+    let bins = PowerSpectrum::BINS;
+    let filters = lm.filters();
+    let mut dft = PowerSpectrum::default();
+    let mut power = vec![0f64; bins];
+    let frames = x.len().div_ceil(FRAME);
+    let mut out = Vec::with_capacity(frames * mels);
+    for f in 0..frames {
+        dft.power(x, f * FRAME, &mut power);
+        for m in 0..mels {
+            let fm = &filters[m * bins..(m + 1) * bins];
+            let e: f64 = fm.iter().zip(&power).map(|(w, p)| w * p).sum();
+            out.push(((10.0 * (e + 1e-10).log10() + 40.0) / 40.0) as f32);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +216,36 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    /// Frame features follow the clip frame by frame, in absolute level:
+    /// a tone's frames light its band above the others and above the
+    /// silent frames, which read as silence; a clip of 3.5 frames has 4.
+    #[test]
+    fn frame_features_follow_the_clip_frame_by_frame() {
+        let x = tone(1000.0, 512, 512, 896);
+        let mels = 20;
+        let f = frame_features(&x, mels, 8000);
+        assert_eq!(f.len(), 4 * mels);
+        let row = |i: usize| &f[i * mels..(i + 1) * mels];
+        let loudest = |r: &[f32]| (0..mels).max_by(|&a, &b| r[a].total_cmp(&r[b])).unwrap();
+        let band = loudest(row(2));
+        assert_eq!(loudest(row(3)), band);
+        // The band that holds 1 kHz: its filter's center is the nearest.
+        let lm = LogMel {
+            mels,
+            frames: 1,
+            sample_rate: 8000,
+            trim_db: 0.0,
+        };
+        let fl = lm.filters();
+        let bins = PowerSpectrum::BINS;
+        let k = 1000 * FRAME / 8000;
+        assert!(fl[band * bins + k] > 0.5, "band {band}");
+        for r in [row(0), row(1)] {
+            assert!(r.iter().all(|&v| v == SILENT_FEATURE), "{r:?}");
+        }
+        assert!(row(2)[band] > 1.0 + SILENT_FEATURE.abs() * 0.5);
     }
 
     /// A tone lights the band that holds its pitch, in every frame, and

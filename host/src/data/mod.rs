@@ -11,6 +11,7 @@ pub mod images;
 pub mod info;
 pub mod inputs;
 pub mod logmel;
+pub mod lpc;
 pub mod split;
 pub mod text;
 

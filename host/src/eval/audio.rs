@@ -104,22 +104,7 @@ pub fn lpc(x: &[f64], p: usize) -> Vec<f64> {
     let r: Vec<f64> = (0..=p)
         .map(|k| x.iter().zip(x.iter().skip(k)).map(|(a, b)| a * b).sum())
         .collect();
-    let mut a = vec![0f64; p];
-    let mut err = r[0] * (1.0 + 1e-9) + 1e-12;
-    for i in 0..p {
-        let acc: f64 = r[i + 1] - (0..i).map(|j| a[j] * r[i - j]).sum::<f64>();
-        let k = acc / err;
-        let prev = a.clone();
-        a[i] = k;
-        for j in 0..i {
-            a[j] = prev[j] - k * prev[i - 1 - j];
-        }
-        err *= 1.0 - k * k;
-        if err <= 0.0 {
-            break;
-        }
-    }
-    a
+    crate::data::lpc::levinson(&r)
 }
 
 /// `x`'s prediction at `t` from the samples before it (zeros before 0).
