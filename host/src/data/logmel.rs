@@ -108,7 +108,7 @@ impl LogMel {
     /// Triangular mel filters over the FFT bins, `(mels, FRAME / 2 + 1)`:
     /// centers evenly spaced in mel from 0 Hz to half the rate (HTK's
     /// formula), each filter peaking at 1.
-    pub(crate) fn filters(&self) -> Vec<f64> {
+    fn filters(&self) -> Vec<f64> {
         let bins = FRAME / 2 + 1;
         let top = hz_to_mel(self.sample_rate as f64 / 2.0);
         let edges: Vec<f64> = (0..self.mels + 2)
@@ -168,6 +168,17 @@ impl LogMel {
     }
 }
 
+/// [`LogMel::filters`] of `mels` bands at `sample_rate`.
+pub(crate) fn mel_filters(mels: usize, sample_rate: u32) -> Vec<f64> {
+    LogMel {
+        mels,
+        frames: 1,
+        sample_rate,
+        trim_db: 0.0,
+    }
+    .filters()
+}
+
 /// What [`frame_features`] gives a silent band.
 pub const SILENT_FEATURE: f32 = -1.5;
 
@@ -179,14 +190,8 @@ pub const SILENT_FEATURE: f32 = -1.5;
 /// that a model of samples can follow them. Returns `frames * mels`
 /// values, frame-major.
 pub fn frame_features(x: &[f32], mels: usize, sample_rate: u32) -> Vec<f32> {
-    let lm = LogMel {
-        mels,
-        frames: 1,
-        sample_rate,
-        trim_db: 0.0,
-    };
     let bins = PowerSpectrum::BINS;
-    let filters = lm.filters();
+    let filters = mel_filters(mels, sample_rate);
     let mut dft = PowerSpectrum::default();
     let mut power = vec![0f64; bins];
     let frames = x.len().div_ceil(FRAME);
@@ -232,13 +237,7 @@ mod tests {
         let band = loudest(row(2));
         assert_eq!(loudest(row(3)), band);
         // The band that holds 1 kHz: its filter's center is the nearest.
-        let lm = LogMel {
-            mels,
-            frames: 1,
-            sample_rate: 8000,
-            trim_db: 0.0,
-        };
-        let fl = lm.filters();
+        let fl = mel_filters(mels, 8000);
         let bins = PowerSpectrum::BINS;
         let k = 1000 * FRAME / 8000;
         assert!(fl[band * bins + k] > 0.5, "band {band}");

@@ -5,7 +5,7 @@
 //! of bands can impose each frame's envelope on its samples through them,
 //! as LPCNet does from Bark bands.
 
-use super::logmel::{FRAME, LogMel, PowerSpectrum};
+use super::logmel::{FRAME, PowerSpectrum};
 use std::f64::consts::PI;
 
 /// Levinson-Durbin: the `r.len() - 1` prediction coefficients (`x_t ~
@@ -55,14 +55,8 @@ pub struct BandLpc {
 impl BandLpc {
     /// The filters of `mels` bands at `sample_rate`, for order `order`.
     pub fn new(mels: usize, sample_rate: u32, order: usize) -> Self {
-        let lm = LogMel {
-            mels,
-            frames: 1,
-            sample_rate,
-            trim_db: 0.0,
-        };
         let bins = PowerSpectrum::BINS;
-        let f = lm.filters();
+        let f = super::logmel::mel_filters(mels, sample_rate);
         let mut spread = vec![0f64; bins * mels];
         for m in 0..mels {
             let row = &f[m * bins..(m + 1) * bins];
