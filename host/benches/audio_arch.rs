@@ -123,7 +123,15 @@ fn gru(cfg: RnnConfig, train: &[Clip], test: &[Clip], secs: f64, th: Threads) ->
         m.backward(&p, &mut g, &mut a, th);
         opt.step(&m.layout, &mut p, &mut g, 2e-3);
     }
-    let clips: Vec<(&[u32], u32)> = test.iter().map(|c| (&c.codes[..], c.label)).collect();
+    let clips: Vec<_> = test
+        .iter()
+        .map(|c| edgegen::models::rnn::Clip {
+            codes: &c.codes,
+            label: c.label,
+            feats: &[],
+            preds: &[],
+        })
+        .collect();
     let (bits, count) = nll_bits(&m, &p, &clips, WINDOW, 30, th);
     (opt.t, bits, count)
 }
@@ -254,6 +262,7 @@ fn main() {
         embed: 64,
         hidden: 128,
         n_classes: 10,
+        ..RnnConfig::default()
     };
     let macs_rnn = rc.macs_per_sample();
     let params_rnn = Rnn::new(rc.clone()).unwrap().layout.total();

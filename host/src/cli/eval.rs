@@ -38,6 +38,10 @@ pub struct EvalArgs {
     /// [default: 1].
     #[arg(long)]
     temperature: Option<f32>,
+
+    /// Audio models with a frame tier, with --classifier: how far drawn frames stray from their means, in sigmas [default: 0.3]
+    #[arg(long)]
+    frame_temperature: Option<f32>,
     /// Dataset whose splits to use (default: the one the run trained on).
     #[arg(long)]
     data: Option<String>,
@@ -92,8 +96,15 @@ struct AudioEval {
     clips: usize,
     /// Codes scored: all but each clip's first.
     samples: usize,
-    /// Mean next-code cross-entropy, in bits.
+    /// Mean next-code cross-entropy, in bits. For a two-tier model, of the
+    /// model of samples given each clip's own frames: not the likelihood
+    /// of the clip alone, since its frames are computed from it.
     nll_bits_per_sample: f64,
+    /// For a two-tier model: the frame tier's negative log-likelihood of
+    /// the same clips' frames (a density: nats per frame, negative where
+    /// it exceeds 1) and ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frame_nats_per_frame: Option<f64>,
     /// The weights' storage the NLL was computed with.
     precision: crate::export::Precision,
     /// With `--classifier`: how the generated clips sound to it.
@@ -156,10 +167,15 @@ pub fn run(a: EvalArgs) -> Result<()> {
     // A flag that another family's evaluation reads would be ignored here:
     // say so rather than report numbers it did not change.
     use Family::{Audio, Gan, Vae};
-    let only: [(&str, bool, &[Family]); 5] = [
+    let only: [(&str, bool, &[Family]); 6] = [
         ("--k", a.k.is_some(), &[Vae]),
         ("--seconds", a.seconds.is_some(), &[Audio]),
         ("--temperature", a.temperature.is_some(), &[Audio]),
+        (
+            "--frame-temperature",
+            a.frame_temperature.is_some(),
+            &[Audio],
+        ),
         ("--n", a.n.is_some(), &[Vae, Gan, Audio]),
         ("--seed", a.seed.is_some(), &[Vae, Gan, Audio]),
     ];
@@ -393,6 +409,13 @@ fn eval_audio(
     } else {
         ("test", &data.test)
     };
+    if mc.frames.is_some() && a.decoder_precision != crate::export::Precision::F32 {
+        bail!(
+            "--precision {:?}: {} is a two-tier audio model, which has no export yet, so no precision but f32",
+            a.decoder_precision,
+            ck.path.display()
+        );
+    }
     let mut p = st.groups[0].params.clone();
     crate::export::audio::store(&m, &mut p, a.decoder_precision);
     m.set_int8_inputs(a.decoder_precision.int8_activations());
@@ -415,14 +438,29 @@ fn eval_audio(
             if !(temperature > 0.0 && temperature.is_finite()) {
                 bail!("--temperature: expected a positive number, found {temperature}");
             }
+            let frame_temperature = a
+                .frame_temperature
+                .unwrap_or(crate::train::audio::FRAME_TEMPERATURE);
+            if !(0.0..=10.0).contains(&frame_temperature) {
+                bail!("--frame-temperature: expected 0 to 10, found {frame_temperature}");
+            }
+            if a.frame_temperature.is_some() && mc.frames.is_none() {
+                bail!(
+                    "--frame-temperature: {} has no frame tier (train audio --feat-dim)",
+                    ck.path.display()
+                );
+            }
             let g = crate::eval::audio::Generation {
                 n: a.n.unwrap_or(100),
                 seconds,
                 temperature,
+                frame_temperature,
                 seed: a.seed(),
             };
+            let tier = audio::frame_tier(&mc)?;
+            let tier = tier.as_ref().zip(st.groups.get(1).map(|g| &g.params[..]));
             Some(crate::eval::audio::conditional_accuracy(
-                &m, &p, &scorer, g, th,
+                &m, &p, tier, clips, &scorer, g, th,
             )?)
         }
     };
@@ -446,6 +484,10 @@ fn eval_audio(
             clips: clips.len(),
             samples,
             nll_bits_per_sample: bits,
+            frame_nats_per_frame: match (audio::frame_tier(&mc)?, st.groups.get(1)) {
+                (Some(t), Some(g)) => Some(audio::frame_nats(&t, &g.params, clips, th)),
+                _ => None,
+            },
             precision: a.decoder_precision,
             heard,
             baselines: AudioBaselines {
@@ -564,6 +606,11 @@ fn print_report(r: &Report) {
             "nll_bits_per_sample {:.4} ({:?} weights)",
             t.nll_bits_per_sample, t.precision
         );
+        if let Some(f) = t.frame_nats_per_frame {
+            println!(
+                "                    given each clip's own frames; the frame tier's NLL of them {f:.3} nats per frame"
+            );
+        }
         let b = &t.baselines;
         println!(
             "baselines          uniform {:.2}, unigram {:.4}, LPC-{} {:.4} bits per sample",
@@ -574,9 +621,19 @@ fn print_report(r: &Report) {
         );
         if let Some(h) = &t.heard {
             println!(
-                "conditional_accuracy {:.4} ({} generated clips of {} s at temperature {}, heard by {})",
-                h.conditional_accuracy, h.generated_clips, h.seconds, h.temperature, h.classifier
+                "conditional_accuracy {:.4} ({} generated clips of {} s at most, {:.2} s on average, at temperature {}, heard by {})",
+                h.conditional_accuracy,
+                h.generated_clips,
+                h.seconds,
+                h.mean_seconds,
+                h.temperature,
+                h.classifier
             );
+            if let (Some(r), Some(ft)) = (h.resynthesis_accuracy, h.frame_temperature) {
+                println!(
+                    "                     frames drawn at temperature {ft}; the test clips resynthesized from their own frames: {r:.4}"
+                );
+            }
         }
         return;
     }

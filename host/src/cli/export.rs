@@ -309,6 +309,13 @@ fn export_audio(a: &ExportArgs, ck: &checkpoint::Checkpoint) -> Result<()> {
         bail!("--part: an audio model exports as one network; --part encoder is a VAE's");
     }
     let (m, mc, st) = crate::train::audio::load(ck, "`export`")?;
+    if mc.frames.is_some() || m.cfg.feat_dim > 0 {
+        bail!(
+            "{}: a two-tier audio model (a frame tier, --feat-dim {}) cannot be exported yet: formats/README.md's edgegen.audio, the ONNX step and the device runtime have no frame tier",
+            a.run.display(),
+            m.cfg.feat_dim
+        );
+    }
     let p = &st.groups[0].params;
     let name = a
         .run

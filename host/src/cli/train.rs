@@ -334,6 +334,21 @@ pub struct AudioArgs {
     /// Seconds of each sample drawn (as spectrograms) after every round [default: 0.75].
     #[arg(long)]
     sample_seconds: Option<f32>,
+    /// Log-mel bands of each frame that the model follows [default: 0].
+    #[arg(long)]
+    feat_dim: Option<usize>,
+    /// Order of the linear prediction the model reads, from those bands [default: 0].
+    #[arg(long)]
+    lpc_order: Option<usize>,
+    /// The frame tier's GRU state, with --feat-dim [default: 128].
+    #[arg(long)]
+    frame_hidden: Option<usize>,
+    /// The frame tier's input width [default: 32].
+    #[arg(long)]
+    frame_embed: Option<usize>,
+    /// Frames of a clip (32 ms each) the frame tier trains on [default: 48].
+    #[arg(long)]
+    max_frames: Option<usize>,
 }
 
 /// `train classifier`: the common flags and the `[classifier]` table's.
@@ -390,7 +405,7 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
         }),
         TrainCommand::Audio(a) => a.run.train::<AudioTrainer>(|c| {
             let t = c.audio.get_or_insert_with(Default::default);
-            over!(t, a; embed, hidden, window, iters, eval_interval, trim_db, sample_seconds);
+            over!(t, a; embed, hidden, window, iters, eval_interval, trim_db, sample_seconds, feat_dim, lpc_order, frame_hidden, frame_embed, max_frames);
             t.conditional |= a.conditional;
             Ok(())
         }),

@@ -223,14 +223,25 @@ mod tests {
 pub struct Heard {
     /// Clips generated, balanced over the classes.
     pub generated_clips: usize,
-    /// Seconds of each.
+    /// Seconds of each (at most, for a model whose frames end its clips).
     pub seconds: f32,
     /// The sampling temperature.
     pub temperature: f32,
+    /// The frame tier's temperature, for a model with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_temperature: Option<f32>,
+    /// Their mean length: `seconds`, unless frames end them.
+    pub mean_seconds: f64,
     /// How often the classifier hears the class a clip was conditioned on.
     pub conditional_accuracy: f64,
     /// `confusion[conditioned][heard]`.
     pub confusion: Vec<Vec<u64>>,
+    /// For a model with frame features: how often the classifier hears the
+    /// test clips' own digit in their resynthesis, the model of samples
+    /// following each test clip's frames in place of drawn ones. What the
+    /// model of samples loses, apart from the frame tier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resynthesis_accuracy: Option<f64>,
     /// The classifier's checkpoint.
     pub classifier: String,
 }
@@ -244,23 +255,27 @@ pub struct Generation {
     pub seconds: f32,
     /// Softmax temperature.
     pub temperature: f32,
+    /// The frame tier's temperature.
+    pub frame_temperature: f32,
     /// Clip `i` draws with seed `seed + i`.
     pub seed: u64,
 }
 
-/// Generates `g.n` clips of `m` on parameters `p`, the labels cycling
-/// over the classes, and classifies each by its log-mel features with the
-/// audio classifier `cls` (whose features settings it stores).
+/// Generates `g.n` clips of `m` on parameters `p` (frames drawn by `tier`
+/// if the model has one), the labels cycling over the classes, and
+/// classifies each by its log-mel features with the audio classifier `cls`
+/// (whose features settings it stores). With a frame tier, `test` clips
+/// are also resynthesized from their own frames (`resynthesis_accuracy`).
 pub fn conditional_accuracy(
     m: &crate::models::rnn::Rnn,
     p: &[f32],
+    tier: Option<(&crate::models::frames::FrameRnn, &[f32])>,
+    test: &[crate::train::audio::Codes],
     cls: &crate::eval::suite::Scorer<'_>,
     g: Generation,
     th: crate::nn::gemm::Threads,
 ) -> anyhow::Result<Heard> {
-    use crate::data::audio::mulaw_decode;
-    use crate::data::inputs::Images;
-    use crate::rng::Rng;
+    use crate::models::rnn::Frames;
     let k = m.cfg.n_classes;
     let Some(lm) = cls.model.cfg.log_mel else {
         anyhow::bail!(
@@ -281,8 +296,69 @@ pub fn conditional_accuracy(
         );
     }
     let labels = crate::eval::suite::balanced_labels(g.n, k);
+    let frames = match tier {
+        Some((tier, params)) => Frames::Drawn {
+            tier,
+            params,
+            temperature: g.frame_temperature,
+        },
+        None => Frames::None,
+    };
+    let (acc, confusion, mean_seconds) = hear(m, p, &labels, |_| frames, lm, cls, g, th);
+    let resynthesis_accuracy = match tier {
+        Some(_) if !test.is_empty() => {
+            let labels: Vec<u32> = test.iter().map(|c| c.label).collect();
+            let feats: Vec<&[f32]> = test.iter().map(|c| &c.feats[..]).collect();
+            let g = Generation { n: test.len(), ..g };
+            Some(
+                hear(
+                    m,
+                    p,
+                    &labels,
+                    |from| Frames::Given(&feats[from..]),
+                    lm,
+                    cls,
+                    g,
+                    th,
+                )
+                .0,
+            )
+        }
+        _ => None,
+    };
+    Ok(Heard {
+        generated_clips: g.n,
+        seconds: g.seconds,
+        temperature: g.temperature,
+        frame_temperature: tier.map(|_| g.frame_temperature),
+        mean_seconds,
+        conditional_accuracy: acc,
+        confusion,
+        resynthesis_accuracy,
+        classifier: cls.path.clone(),
+    })
+}
+
+/// Generates a clip for each of `labels` (`frames(i)` gives the frames of
+/// the clips from the `i`-th on) and classifies them: (accuracy,
+/// confusion, mean seconds).
+#[allow(clippy::too_many_arguments)]
+fn hear<'f>(
+    m: &crate::models::rnn::Rnn,
+    p: &[f32],
+    labels: &[u32],
+    frames: impl Fn(usize) -> crate::models::rnn::Frames<'f>,
+    lm: crate::data::logmel::LogMel,
+    cls: &crate::eval::suite::Scorer<'_>,
+    g: Generation,
+    th: crate::nn::gemm::Threads,
+) -> (f64, Vec<Vec<u64>>, f64) {
+    use crate::data::audio::mulaw_decode;
+    use crate::data::inputs::Images;
+    use crate::rng::Rng;
     let len = (g.seconds * lm.sample_rate as f32).round().max(1.0) as usize;
-    let mut feats = Vec::with_capacity(g.n * lm.mels * lm.frames);
+    let mut feats = Vec::with_capacity(labels.len() * lm.mels * lm.frames);
+    let mut codes_in_all = 0usize;
     // A few hundred clips at a time: one batched step per sample.
     for (c, chunk) in labels.chunks(256).enumerate() {
         let mut rngs: Vec<Rng> = (0..chunk.len())
@@ -292,12 +368,14 @@ pub fn conditional_accuracy(
             m,
             p,
             chunk,
+            frames(c * 256),
             crate::train::audio::SILENCE,
             len,
             g.temperature,
             &mut rngs,
             th,
         );
+        codes_in_all += codes.iter().map(Vec::len).sum::<usize>();
         let clips: Vec<Vec<f32>> = codes
             .iter()
             .map(|c| c.iter().map(|&q| mulaw_decode(q as u8)).collect())
@@ -307,7 +385,7 @@ pub fn conditional_accuracy(
     }
     let images = Images {
         x: feats,
-        labels: labels.clone(),
+        labels: labels.to_vec(),
         d: lm.mels * lm.frames,
     };
     let mut acts = crate::models::classifier::ClassifierActs::new(cls.model, 256);
@@ -319,12 +397,6 @@ pub fn conditional_accuracy(
         &mut acts,
         th,
     );
-    Ok(Heard {
-        generated_clips: g.n,
-        seconds: g.seconds,
-        temperature: g.temperature,
-        conditional_accuracy: acc,
-        confusion,
-        classifier: cls.path.clone(),
-    })
+    let secs = codes_in_all as f64 / lm.sample_rate as f64 / labels.len().max(1) as f64;
+    (acc, confusion, secs)
 }

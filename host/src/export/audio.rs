@@ -140,6 +140,7 @@ mod tests {
                 embed: 12,
                 hidden: 40,
                 n_classes: k,
+                ..RnnConfig::default()
             })
             .unwrap();
             let mut p = vec![0f32; m.layout.total()];
@@ -149,6 +150,7 @@ mod tests {
             p.iter_mut().for_each(|v| *v *= 3.0);
             let mc = AudioModelConfig {
                 rnn: m.cfg.clone(),
+                frames: None,
                 sample_rate: 8000,
                 classes: (0..k).map(|i| format!("c{i}")).collect(),
             };

@@ -1,6 +1,7 @@
 //! Model families built on the training engine.
 
 pub mod classifier;
+pub mod frames;
 pub mod gan;
 pub mod rnn;
 pub mod transformer;

@@ -13,6 +13,7 @@
 //! `3H(E + H) + VH` multiply-adds, however long the clip has run; a
 //! transformer's step grows with its context.
 
+use super::frames::{FrameActs, FrameRnn};
 use crate::nn::embed::Embedding;
 use crate::nn::gemm::Threads;
 use crate::nn::gru::{Gru, GruActs};
@@ -23,7 +24,7 @@ use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
 /// What defines the model's shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RnnConfig {
     /// V: 256 mu-law codes.
     pub vocab: usize,
@@ -33,6 +34,22 @@ pub struct RnnConfig {
     pub hidden: usize,
     /// K classes, 0 for none.
     pub n_classes: usize,
+    /// Codes per frame of the frame features.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub frame_len: usize,
+    /// C: frame features (log-mel bands of each frame of `frame_len`
+    /// codes) projected into the input, 0 for none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub feat_dim: usize,
+    /// P: the order of the linear prediction each frame's features imply,
+    /// whose prediction of the next sample (as a code) is embedded into the
+    /// input; 0 for none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lpc_order: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 impl RnnConfig {
@@ -52,6 +69,28 @@ impl RnnConfig {
                 "--classes: expected at most 65536, found {}",
                 self.n_classes
             );
+        }
+        if self.feat_dim > 256 {
+            bail!(
+                "--feat-dim: expected at most 256 bands, found {}",
+                self.feat_dim
+            );
+        }
+        if self.feat_dim > 0 && self.frame_len != crate::data::logmel::FRAME {
+            bail!(
+                "--frame-len: the frame features are of {} codes, found {}",
+                crate::data::logmel::FRAME,
+                self.frame_len
+            );
+        }
+        if self.lpc_order > 0 && self.feat_dim == 0 {
+            bail!(
+                "--lpc-order {}: the prediction comes from frame features; set --feat-dim",
+                self.lpc_order
+            );
+        }
+        if self.lpc_order > 64 {
+            bail!("--lpc-order: expected at most 64, found {}", self.lpc_order);
         }
         Ok(())
     }
@@ -73,6 +112,10 @@ pub struct Rnn {
     pub emb: Embedding,
     /// `cls_embd` `(K, E)`, if conditional.
     pub cls: Option<Embedding>,
+    /// `pred_embd` `(V, E)`, if the model reads a linear prediction.
+    pub pred: Option<Embedding>,
+    /// `feat_proj` `(E, C)`, if the model follows frame features.
+    pub feat: Option<Linear>,
     /// The recurrent layer.
     pub gru: Gru,
     /// `output` `(V, H)` and its bias.
@@ -91,8 +134,14 @@ pub struct RnnActs {
     pub tokens: Vec<u32>,
     /// `(B)`: each sequence's class.
     pub labels: Vec<u32>,
-    /// `(T, B)`: each row's class, for the class embedding.
+    /// `(T, B)`: each row's class (and frame), for the class embedding.
     row_labels: Vec<u32>,
+    /// `(T, B)`: each row's linear prediction of the next code.
+    pub preds: Vec<u32>,
+    /// `(T, B, C)`: each row's frame features, if the model has them.
+    pub feats: Vec<f32>,
+    /// `(T, B, E)`: their projection.
+    fx: Vec<f32>,
     /// `(T, B, E)`: the GRU's inputs, then their gradient.
     x: Vec<f32>,
     dx: Vec<f32>,
@@ -115,6 +164,9 @@ impl RnnActs {
             tokens: vec![0; tb],
             labels: vec![0; batch],
             row_labels: vec![0; tb],
+            preds: vec![0; tb],
+            feats: vec![0.0; tb * c.feat_dim],
+            fx: vec![0.0; if c.feat_dim > 0 { tb * c.embed } else { 0 }],
             x: vec![0.0; tb * c.embed],
             dx: vec![0.0; tb * c.embed],
             gru: GruActs::new(&m.gru, steps, batch),
@@ -132,6 +184,10 @@ impl Rnn {
         let emb = Embedding::new(&mut layout, "tok_embd", cfg.vocab, cfg.embed);
         let cls = (cfg.n_classes > 0)
             .then(|| Embedding::new(&mut layout, "cls_embd", cfg.n_classes, cfg.embed));
+        let pred = (cfg.lpc_order > 0)
+            .then(|| Embedding::new(&mut layout, "pred_embd", cfg.vocab, cfg.embed));
+        let feat = (cfg.feat_dim > 0)
+            .then(|| Linear::new(&mut layout, "feat_proj", cfg.feat_dim, cfg.embed));
         let gru = Gru::new(&mut layout, "gru", cfg.embed, cfg.hidden);
         let head = Linear::new(&mut layout, "output", cfg.hidden, cfg.vocab);
         Ok(Self {
@@ -139,6 +195,8 @@ impl Rnn {
             layout,
             emb,
             cls,
+            pred,
+            feat,
             gru,
             head,
         })
@@ -152,10 +210,16 @@ impl Rnn {
         if let Some(c) = self.cls {
             c.init(p, rng);
         }
-        for e in [Some(self.emb), self.cls].into_iter().flatten() {
+        if let Some(e) = self.pred {
+            e.init(p, rng);
+        }
+        for e in [Some(self.emb), self.cls, self.pred].into_iter().flatten() {
             p[e.offset..e.offset + e.n * e.d]
                 .iter_mut()
                 .for_each(|v| *v *= 0.1);
+        }
+        if let Some(f) = self.feat {
+            f.init(p, rng);
         }
         self.gru.init(p, rng);
         self.head.init(p, rng);
@@ -182,8 +246,15 @@ impl Rnn {
             }
             c.forward_add(p, &mut a.x, &a.row_labels);
         }
-        self.gru.forward(p, &mut a.gru, &a.x, th);
         let tb = a.steps * b;
+        if let Some(e) = self.pred {
+            e.forward_add(p, &mut a.x, &a.preds);
+        }
+        if let Some(f) = self.feat {
+            f.forward(p, &mut a.fx, &a.feats, tb, th);
+            crate::nn::fastmath::add_assign(&mut a.x, &a.fx);
+        }
+        self.gru.forward(p, &mut a.gru, &a.x, th);
         self.head.forward(p, &mut a.logits, a.gru.out(), tb, th);
     }
 
@@ -196,47 +267,127 @@ impl Rnn {
         self.gru
             .backward(p, grads, &mut a.gru, &a.dh, &a.x, Some(&mut a.dx), th);
         self.emb.backward(grads, &a.dx, &a.tokens);
+        if let Some(f) = self.feat {
+            f.backward(p, grads, None, &a.dx, &a.feats, tb, th);
+        }
+        if let Some(e) = self.pred {
+            e.backward(grads, &a.dx, &a.preds);
+        }
         if let Some(c) = self.cls {
             c.backward(grads, &a.dx, &a.row_labels);
         }
     }
 }
 
-/// Test bits per code of `m` over whole clips `(codes, label)`, each from
-/// a zero state: the clips run `batch` at a time in chunks of `steps`,
-/// the state carried from chunk to chunk, and a clip's codes are scored
-/// from its second (its first has nothing before it). Returns (bits per
-/// code, codes scored).
+/// One clip to score or follow: its codes, class and frame features
+/// (`frames * C` values; empty for a model without them).
+#[derive(Debug, Clone, Copy)]
+pub struct Clip<'a> {
+    /// The codes.
+    pub codes: &'a [u32],
+    /// Its class.
+    pub label: u32,
+    /// Frame features, frame-major.
+    pub feats: &'a [f32],
+    /// The linear prediction of each next code ([`lpc_predictions`]).
+    pub preds: &'a [u32],
+}
+
+/// For each position `t` of a clip whose samples are `x`, the code of
+/// the linear prediction of sample `t + 1` from samples `..= t`, with the
+/// coefficients of the frame that holds `t + 1` (the last frame's past
+/// the features). What a model with `lpc_order > 0` reads at step `t`.
+pub fn lpc_predictions(
+    m: &RnnConfig,
+    lpc: &crate::data::lpc::BandLpc,
+    x: &[f32],
+    feats: &[f32],
+) -> Vec<u32> {
+    let c = m.feat_dim.max(1);
+    let frames = feats.len() / c;
+    let mut out = Vec::with_capacity(x.len());
+    let mut coef: Vec<f64> = vec![];
+    let mut at = usize::MAX;
+    for t in 0..x.len() {
+        let f = ((t + 1) / m.frame_len.max(1)).min(frames.saturating_sub(1));
+        if f != at && frames > 0 {
+            coef = lpc.coefficients(&feats[f * c..(f + 1) * c]);
+            at = f;
+        }
+        out.push(predict_code(&coef, &x[..=t]));
+    }
+    out
+}
+
+/// The code of `sum_i a[i] x[t - i]` over the last samples of `x`, clamped
+/// to [-1, 1].
+pub fn predict_code(a: &[f64], x: &[f32]) -> u32 {
+    let p: f64 = a
+        .iter()
+        .zip(x.iter().rev())
+        .map(|(a, &s)| a * s as f64)
+        .sum();
+    crate::data::audio::mulaw_encode(p.clamp(-1.0, 1.0) as f32) as u32
+}
+
+impl Rnn {
+    /// Writes into `out` (`C` values) the features a step at code `pos`
+    /// of a clip with `feats` follows: its frame's, or silence's past them.
+    pub fn frame_feats(&self, feats: &[f32], pos: usize, out: &mut [f32]) {
+        let c = self.cfg.feat_dim;
+        if c == 0 {
+            return;
+        }
+        let f = pos / self.cfg.frame_len.max(1);
+        match feats.get(f * c..(f + 1) * c) {
+            Some(row) => out.copy_from_slice(row),
+            None => match feats.len().checked_sub(c) {
+                Some(last) => out.copy_from_slice(&feats[last..]),
+                None => out.fill(crate::data::logmel::SILENT_FEATURE),
+            },
+        }
+    }
+}
+
+/// Test bits per code of `m` over whole clips, each from a zero state:
+/// the clips run `batch` at a time in chunks of `steps`, the state
+/// carried from chunk to chunk, and a clip's codes are scored from its
+/// second (its first has nothing before it). Returns (bits per code,
+/// codes scored).
 pub fn nll_bits(
     m: &Rnn,
     p: &[f32],
-    clips: &[(&[u32], u32)],
+    clips: &[Clip<'_>],
     steps: usize,
     batch: usize,
     th: Threads,
 ) -> (f64, usize) {
     use crate::nn::loss::softmax_cross_entropy;
-    let (h, v) = (m.cfg.hidden, m.cfg.vocab);
+    let (h, v, cf) = (m.cfg.hidden, m.cfg.vocab, m.cfg.feat_dim);
     let mut a = RnnActs::new(m, steps, batch);
     let mut targets = vec![0u32; steps * batch];
     let mut scored = vec![false; steps * batch];
     let mut loss = vec![0f32; steps * batch];
     let (mut nats, mut count) = (0f64, 0usize);
     for group in clips.chunks(batch) {
-        let longest = group.iter().map(|c| c.0.len()).max().unwrap_or(0);
+        let longest = group.iter().map(|c| c.codes.len()).max().unwrap_or(0);
         a.gru.h[..batch * h].fill(0.0);
         for j in 0..batch {
-            a.labels[j] = group.get(j).map_or(0, |c| c.1);
+            a.labels[j] = group.get(j).map_or(0, |c| c.label);
         }
         for s in (0..longest.saturating_sub(1)).step_by(steps) {
             for t in 0..steps {
                 for j in 0..batch {
-                    let c = group.get(j).map_or(&[][..], |c| c.0);
+                    let c = group.get(j).map_or(&[][..], |c| c.codes);
                     let i = t * batch + j;
                     // Past a clip's end: padding, not scored.
                     a.tokens[i] = c.get(s + t).copied().unwrap_or(0);
                     targets[i] = c.get(s + t + 1).copied().unwrap_or(0);
                     scored[i] = s + t + 1 < c.len();
+                    let f = group.get(j).map_or(&[][..], |c| c.feats);
+                    m.frame_feats(f, s + t, &mut a.feats[i * cf..(i + 1) * cf]);
+                    let pr = group.get(j).map_or(&[][..], |c| c.preds);
+                    a.preds[i] = pr.get(s + t).copied().unwrap_or(128);
                 }
             }
             m.forward(p, &mut a, th);
@@ -255,17 +406,40 @@ pub fn nll_bits(
     (nats / std::f64::consts::LN_2 / count.max(1) as f64, count)
 }
 
-/// Generates `n` codes for each clip of `labels` on the host, all clips
-/// at once (one batched step per sample), each from a zero state: the
-/// first input is `start` (the mu-law code of silence, 128, for audio),
-/// and each code is drawn from the softmax of the logits over
+/// Where the frames that a model with frame features follows come from
+/// when it generates.
+#[derive(Debug, Clone, Copy)]
+pub enum Frames<'a> {
+    /// None: the model has no frame features.
+    None,
+    /// Clip `j` follows `feats[j]` (frame-major) and ends with them: a
+    /// resynthesis of the clips they were computed from.
+    Given(&'a [&'a [f32]]),
+    /// The frame tier draws each clip's frames, at `temperature` times
+    /// their sigma, and says when the clip ends.
+    Drawn {
+        /// The frame tier.
+        tier: &'a FrameRnn,
+        /// Its parameters.
+        params: &'a [f32],
+        /// Scales each band's drawn deviation from its mean.
+        temperature: f32,
+    },
+}
+
+/// Generates up to `n` codes for each clip of `labels` on the host, all
+/// clips at once (one batched step per sample), each from a zero state:
+/// the first input is `start` (the mu-law code of silence, 128, for
+/// audio), and each code is drawn from the softmax of the logits over
 /// `temperature` with the clip's own generator in `rngs`, then fed back.
-/// An unconditional model ignores the labels.
+/// An unconditional model ignores the labels. A model with frame features
+/// follows `frames`, and a clip ends (shorter than `n`) where they do.
 #[allow(clippy::too_many_arguments)]
 pub fn generate(
     m: &Rnn,
     p: &[f32],
     labels: &[u32],
+    frames: Frames<'_>,
     start: u32,
     n: usize,
     temperature: f32,
@@ -273,16 +447,106 @@ pub fn generate(
     th: Threads,
 ) -> Vec<Vec<u32>> {
     let (b, h, v) = (labels.len().min(rngs.len()), m.cfg.hidden, m.cfg.vocab);
+    let (c, fl) = (m.cfg.feat_dim, m.cfg.frame_len.max(1));
+    let frames = if c == 0 { Frames::None } else { frames };
     let mut a = RnnActs::new(m, 1, b);
     a.labels.copy_from_slice(&labels[..b]);
     a.tokens.fill(start);
     let mut out = vec![Vec::with_capacity(n); b];
     let mut w = vec![0f64; v];
     let t = temperature.max(1e-6);
-    for _ in 0..n {
+    let lpc =
+        (m.cfg.lpc_order > 0).then(|| crate::data::lpc::BandLpc::new(c, 8000, m.cfg.lpc_order));
+    // Each clip's samples so far, from the start code; its frames (drawn or
+    // given), and whether it has ended.
+    let mut hist: Vec<Vec<f32>> = vec![vec![crate::data::audio::mulaw_decode(start as u8)]; b];
+    let mut drawn: Vec<Vec<f32>> = vec![vec![]; b];
+    let mut n_frames: Vec<usize> = match frames {
+        Frames::Given(f) => (0..b)
+            .map(|j| f.get(j).map_or(0, |f| f.len() / c))
+            .collect(),
+        _ => vec![usize::MAX; b],
+    };
+    let mut done = vec![false; b];
+    let mut coef: Vec<(usize, Vec<f64>)> = vec![(usize::MAX, vec![]); b];
+    let mut tier = match frames {
+        Frames::Drawn { tier, .. } => Some(FrameActs::new(tier, 1, b)),
+        _ => None,
+    };
+    if let Some(fa) = tier.as_mut() {
+        fa.labels.copy_from_slice(&labels[..b]);
+    }
+    let mut frames_drawn = 0;
+    for i in 0..n {
+        // Frames up to the one holding position i + 1, which the linear
+        // prediction made at step i belongs to.
+        let next = (i + 1) / fl;
+        while let (
+            Some(fa),
+            Frames::Drawn {
+                tier: ft,
+                params,
+                temperature: ftemp,
+            },
+        ) = (tier.as_mut(), frames)
+        {
+            if frames_drawn > next {
+                break;
+            }
+            for (row, d) in fa.inputs.chunks_exact_mut(c).zip(&drawn) {
+                match d.len().checked_sub(c) {
+                    Some(last) => row.copy_from_slice(&d[last..]),
+                    None => row.fill(crate::data::logmel::SILENT_FEATURE),
+                }
+            }
+            ft.forward(params, fa, th);
+            let hf = ft.cfg.hidden;
+            fa.gru.h.copy_within(b * hf..2 * b * hf, 0);
+            let o = ft.cfg.outputs();
+            let mut bands = vec![0f32; c];
+            for j in 0..b {
+                if n_frames[j] != usize::MAX {
+                    continue;
+                }
+                let outj = &fa.out[j * o..(j + 1) * o];
+                match super::frames::draw_frame(outj, ftemp, &mut rngs[j], &mut bands) {
+                    Some(()) => drawn[j].extend_from_slice(&bands),
+                    None => n_frames[j] = frames_drawn,
+                }
+            }
+            frames_drawn += 1;
+        }
+        let frame = |j: usize, f: usize| -> &[f32] {
+            match frames {
+                Frames::Given(g) => &g[j][f * c..(f + 1) * c],
+                _ => &drawn[j][f * c..(f + 1) * c],
+            }
+        };
+        for j in 0..b {
+            // Past its last frame, a clip has ended.
+            if c > 0 && next >= n_frames[j] {
+                done[j] = true;
+            }
+            if done[j] || c == 0 {
+                continue;
+            }
+            a.feats[j * c..(j + 1) * c].copy_from_slice(frame(j, i / fl));
+            if let Some(l) = &lpc {
+                if coef[j].0 != next {
+                    coef[j] = (next, l.coefficients(frame(j, next)));
+                }
+                a.preds[j] = predict_code(&coef[j].1, &hist[j]);
+            }
+        }
+        if done.iter().all(|&d| d) {
+            break;
+        }
         m.forward(p, &mut a, th);
         a.gru.h.copy_within(b * h..2 * b * h, 0);
         for (j, rng) in rngs.iter_mut().enumerate().take(b) {
+            if done[j] {
+                continue;
+            }
             let logits = &a.logits[j * v..(j + 1) * v];
             let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
             for (wi, &x) in w.iter_mut().zip(logits) {
@@ -299,6 +563,7 @@ pub fn generate(
             }
             a.tokens[j] = code;
             out[j].push(code);
+            hist[j].push(crate::data::audio::mulaw_decode(code as u8));
         }
     }
     out
@@ -318,6 +583,7 @@ mod tests {
             embed: 4,
             hidden: 6,
             n_classes: 3,
+            ..RnnConfig::default()
         })
         .unwrap();
         let mut p = vec![0f32; m.layout.total()];
@@ -325,10 +591,15 @@ mod tests {
         let clips: Vec<Vec<u32>> = (0..5)
             .map(|c| (0..20 + 7 * c).map(|i| ((i * 7 + c) % 16) as u32).collect())
             .collect();
-        let refs: Vec<(&[u32], u32)> = clips
+        let refs: Vec<Clip> = clips
             .iter()
             .enumerate()
-            .map(|(i, c)| (&c[..], i as u32 % 3))
+            .map(|(i, c)| Clip {
+                codes: &c[..],
+                label: i as u32 % 3,
+                feats: &[],
+                preds: &[],
+            })
             .collect();
         let (a, n) = nll_bits(&m, &p, &refs, 64, 5, Threads(1));
         assert_eq!(n, clips.iter().map(|c| c.len() - 1).sum::<usize>());
@@ -345,7 +616,17 @@ mod tests {
         p[cls].iter_mut().for_each(|v| *v *= 100.0);
         let g = |seeds: &[u64], labels: &[u32]| {
             let mut rngs: Vec<Rng> = seeds.iter().map(|&s| Rng::new(s)).collect();
-            generate(&m, &p, labels, 0, 30, 1.0, &mut rngs, Threads(1))
+            generate(
+                &m,
+                &p,
+                labels,
+                Frames::None,
+                0,
+                30,
+                1.0,
+                &mut rngs,
+                Threads(1),
+            )
         };
         let one = g(&[1], &[1]).remove(0);
         assert!(one.iter().all(|&c| c < 16));
@@ -356,9 +637,65 @@ mod tests {
         assert_ne!(batch[2], one, "the label matters");
     }
 
+    /// Given frames end a clip with them; a frame tier whose end logit is
+    /// high ends every clip before its first code, and one whose end logit
+    /// is low never does; a drawn clip follows its seed.
+    #[test]
+    fn frames_end_the_clips_that_follow_them() {
+        use crate::models::frames::{FrameConfig, FrameRnn};
+        let m = Rnn::new(RnnConfig {
+            vocab: 256,
+            embed: 4,
+            hidden: 6,
+            n_classes: 2,
+            feat_dim: 3,
+            frame_len: crate::data::logmel::FRAME,
+            lpc_order: 2,
+        })
+        .unwrap();
+        let mut p = vec![0f32; m.layout.total()];
+        m.init(&mut p, &mut Rng::new(2));
+        let draw = |frames: Frames, n: usize, seed: u64| {
+            let mut rngs = vec![Rng::new(seed), Rng::new(seed + 1)];
+            generate(&m, &p, &[0, 1], frames, 128, n, 1.0, &mut rngs, Threads(1))
+        };
+        let (three, one) = (vec![-0.5f32; 9], vec![-0.5f32; 3]);
+        let given = [&three[..], &one[..]];
+        let lens: Vec<usize> = draw(Frames::Given(&given), 5000, 1)
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(lens, [3 * 256 - 1, 255]);
+        let tier = FrameRnn::new(FrameConfig {
+            bands: 3,
+            embed: 4,
+            hidden: 5,
+            n_classes: 2,
+            max_frames: 8,
+        })
+        .unwrap();
+        let mut fp = vec![0f32; tier.layout.total()];
+        tier.init(&mut fp, &mut Rng::new(3));
+        let end_bias = tier.head.offset + tier.head.out * tier.head.inp + 2 * 3;
+        for (bias, want) in [(30.0, 0), (-30.0, 2000)] {
+            fp[end_bias] = bias;
+            let drawn = Frames::Drawn {
+                tier: &tier,
+                params: &fp,
+                temperature: 0.5,
+            };
+            let clips = draw(drawn, 2000, 4);
+            assert!(clips.iter().all(|c| c.len() == want), "bias {bias}");
+            if want > 0 {
+                assert_eq!(clips, draw(drawn, 2000, 4));
+                assert_ne!(clips[0], draw(drawn, 2000, 5)[0]);
+            }
+        }
+    }
+
     /// Every parameter's gradient through the whole model (class
-    /// embedding, GRU through time, head, cross-entropy) against central
-    /// differences.
+    /// embedding, frame features, linear prediction embedding, GRU through
+    /// time, head, cross-entropy) against central differences.
     #[test]
     fn gradients_match_finite_differences() {
         let m = Rnn::new(RnnConfig {
@@ -366,6 +703,9 @@ mod tests {
             embed: 3,
             hidden: 4,
             n_classes: 2,
+            feat_dim: 2,
+            frame_len: crate::data::logmel::FRAME,
+            lpc_order: 2,
         })
         .unwrap();
         let mut rng = Rng::new(4);
@@ -374,10 +714,14 @@ mod tests {
         let (t, b) = (4, 2);
         let tokens: Vec<u32> = (0..t * b).map(|i| (i * 5 % 7) as u32).collect();
         let targets: Vec<u32> = (0..t * b).map(|i| (i * 3 % 7) as u32).collect();
+        let preds: Vec<u32> = (0..t * b).map(|i| (i * 2 % 7) as u32).collect();
+        let feats: Vec<f32> = (0..t * b * 2).map(|_| rng.normal()).collect();
         let loss = |p: &[f32], grads: Option<&mut [f32]>| {
             let mut a = RnnActs::new(&m, t, b);
             a.tokens.copy_from_slice(&tokens);
             a.labels.copy_from_slice(&[1, 0]);
+            a.preds.copy_from_slice(&preds);
+            a.feats.copy_from_slice(&feats);
             m.forward(p, &mut a, Threads(1));
             let mut l = vec![0f32; t * b];
             let mut d = vec![0f32; t * b * 7];

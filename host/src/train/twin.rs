@@ -87,8 +87,11 @@ impl Stored {
             // The training streams are the run's state, not the model's.
             Family::Audio => {
                 let mc: super::audio::AudioModelConfig = typed(&model, family, what)?;
+                if mc.frames.is_some() {
+                    bail!("{what}: the twin has no frame tier (an audio model with --feat-dim)");
+                }
                 let m = crate::models::rnn::Rnn::new(mc.rnn.clone()).map_err(bad)?;
-                owned(&super::audio::spec(&m, &mc, &none))
+                owned(&super::audio::spec(&m, None, &mc, &none))
             }
             Family::Classifier => {
                 let m = crate::models::classifier::Classifier::new(typed(&model, family, what)?)

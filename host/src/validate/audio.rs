@@ -36,6 +36,9 @@ pub fn host_model(g: &Gguf<'_>) -> Result<(Rnn, Vec<f32>)> {
         embed: hp.embedding_length as usize,
         hidden: hp.state_length as usize,
         n_classes: hp.n_classes as usize,
+        frame_len: 0,
+        feat_dim: 0,
+        lpc_order: 0,
     })?;
     m.set_int8_inputs(
         edgegen_format::arch::ActQuant::read(g)? == edgegen_format::arch::ActQuant::Int8,
