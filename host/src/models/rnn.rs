@@ -134,7 +134,7 @@ pub struct RnnActs {
     pub tokens: Vec<u32>,
     /// `(B)`: each sequence's class.
     pub labels: Vec<u32>,
-    /// `(T, B)`: each row's class (and frame), for the class embedding.
+    /// `(T, B)`: each row's class, for the class embedding.
     row_labels: Vec<u32>,
     /// `(T, B)`: each row's linear prediction of the next code.
     pub preds: Vec<u32>,
@@ -332,7 +332,8 @@ pub fn predict_code(a: &[f64], x: &[f32]) -> u32 {
 
 impl Rnn {
     /// Writes into `out` (`C` values) the features a step at code `pos`
-    /// of a clip with `feats` follows: its frame's, or silence's past them.
+    /// of a clip with `feats` follows: its frame's, or the last frame's
+    /// past them (silence's if there are none).
     pub fn frame_feats(&self, feats: &[f32], pos: usize, out: &mut [f32]) {
         let c = self.cfg.feat_dim;
         if c == 0 {
@@ -448,6 +449,8 @@ pub fn generate(
 ) -> Vec<Vec<u32>> {
     let (b, h, v) = (labels.len().min(rngs.len()), m.cfg.hidden, m.cfg.vocab);
     let (c, fl) = (m.cfg.feat_dim, m.cfg.frame_len.max(1));
+    // A model with frame features given none reads silence throughout.
+    let silence = vec![crate::data::logmel::SILENT_FEATURE; c];
     let frames = if c == 0 { Frames::None } else { frames };
     let mut a = RnnActs::new(m, 1, b);
     a.labels.copy_from_slice(&labels[..b]);
@@ -519,7 +522,8 @@ pub fn generate(
         let frame = |j: usize, f: usize| -> &[f32] {
             match frames {
                 Frames::Given(g) => &g[j][f * c..(f + 1) * c],
-                _ => &drawn[j][f * c..(f + 1) * c],
+                Frames::Drawn { .. } => &drawn[j][f * c..(f + 1) * c],
+                Frames::None => &silence,
             }
         };
         for j in 0..b {
@@ -637,7 +641,7 @@ mod tests {
         assert_ne!(batch[2], one, "the label matters");
     }
 
-    /// Given frames end a clip with them; a frame tier whose end logit is
+    /// Given frames end a clip with them (none given: no end); a frame tier whose end logit is
     /// high ends every clip before its first code, and one whose end logit
     /// is low never does; a drawn clip follows its seed.
     #[test]
@@ -666,6 +670,8 @@ mod tests {
             .map(Vec::len)
             .collect();
         assert_eq!(lens, [3 * 256 - 1, 255]);
+        // No frames: silence's throughout, and no end.
+        assert!(draw(Frames::None, 300, 1).iter().all(|c| c.len() == 300));
         let tier = FrameRnn::new(FrameConfig {
             bands: 3,
             embed: 4,

@@ -274,15 +274,16 @@ impl AudioData {
                     let codes: Vec<u32> = x[r].iter().map(|&v| mulaw_encode(v) as u32).collect();
                     // Features of what the codes sound like, as generated
                     // clips will.
-                    let y: Vec<f32> = codes.iter().map(|&q| mulaw_decode(q as u8)).collect();
-                    let feats = if s.feat_dim > 0 {
-                        crate::data::logmel::frame_features(&y, s.feat_dim, SAMPLE_RATE)
+                    let (feats, preds) = if s.feat_dim > 0 {
+                        let y: Vec<f32> = codes.iter().map(|&q| mulaw_decode(q as u8)).collect();
+                        let f = crate::data::logmel::frame_features(&y, s.feat_dim, SAMPLE_RATE);
+                        let p = match &lpc {
+                            Some(l) => rnn::lpc_predictions(&s.rnn(0), l, &y, &f),
+                            None => vec![],
+                        };
+                        (f, p)
                     } else {
-                        vec![]
-                    };
-                    let preds = match &lpc {
-                        Some(l) => rnn::lpc_predictions(&s.rnn(0), l, &y, &feats),
-                        None => vec![],
+                        (vec![], vec![])
                     };
                     Codes {
                         codes,
