@@ -402,27 +402,61 @@ pub fn spec<'a>(
 /// `max_frames`), each from a zero state: each frame's bands and the end
 /// after the last.
 pub fn frame_nats(t: &FrameRnn, p: &[f32], clips: &[Codes], th: Threads) -> f64 {
-    let (batch, steps) = (32, t.cfg.max_frames + 1);
-    let mut a = FrameActs::new(t, steps, batch);
+    let mut a = FrameActs::new(t, t.cfg.max_frames + 1, 32);
     let (mut nats, mut frames) = (0f64, 0usize);
-    for group in clips.chunks(batch) {
+    for group in clips.chunks(a.batch) {
         let refs: Vec<&Codes> = group.iter().collect();
-        fill_frames(t, &mut a, &refs);
-        a.gru.h[..batch * t.cfg.hidden].fill(0.0);
-        t.forward(p, &mut a, th);
-        let o = t.cfg.outputs();
-        for s in 0..steps {
-            for (j, c) in refs.iter().enumerate() {
-                let k = s * batch + j;
-                let target = frame_target(t, c, s);
-                if let FrameTarget::Frame(_) = target {
-                    frames += 1;
-                }
-                nats += frame_loss(&a.out[k * o..(k + 1) * o], target, None, 1.0) as f64;
-            }
-        }
+        let (n, f, _) = score_frames(t, p, &mut a, &refs, None, th);
+        nats += n;
+        frames += f;
     }
     nats / frames.max(1) as f64
+}
+
+/// Runs the frame tier over `clips` (one a column, each from a zero
+/// state) and scores it: (nats in all, frames with bands, steps scored).
+/// With `dout` (as long as `a.out`), leaves in `a.out` the gradient of
+/// the mean loss per scored step, for [`FrameRnn::backward`].
+fn score_frames(
+    t: &FrameRnn,
+    p: &[f32],
+    a: &mut FrameActs,
+    clips: &[&Codes],
+    dout: Option<&mut [f32]>,
+    th: Threads,
+) -> (f64, usize, usize) {
+    fill_frames(t, a, clips);
+    a.gru.h[..a.batch * t.cfg.hidden].fill(0.0);
+    t.forward(p, a, th);
+    let (o, batch) = (t.cfg.outputs(), a.batch);
+    // Columns past the clips are not scored.
+    let target = |k: usize| match clips.get(k % batch) {
+        Some(c) => frame_target(t, c, k / batch),
+        None => FrameTarget::Skip,
+    };
+    let n = a.steps * batch;
+    let frames = (0..n)
+        .filter(|&k| matches!(target(k), FrameTarget::Frame(_)))
+        .count();
+    let scored = (0..n)
+        .filter(|&k| !matches!(target(k), FrameTarget::Skip))
+        .count()
+        .max(1);
+    let mut nats = 0f64;
+    let mut dout = dout;
+    for k in 0..n {
+        let d = dout.as_deref_mut().map(|d| &mut d[k * o..(k + 1) * o]);
+        nats += frame_loss(
+            &a.out[k * o..(k + 1) * o],
+            target(k),
+            d,
+            1.0 / scored as f32,
+        ) as f64;
+    }
+    if let Some(d) = dout {
+        a.out.copy_from_slice(d);
+    }
+    (nats, frames, scored)
 }
 
 /// What step `s` of clip `c` is scored on.
@@ -635,6 +669,7 @@ impl Trainer for AudioTrainer {
         let (carried, rest) = st.buffers.split_at_mut(b * h);
         let (clip_of, pos_of) = rest.split_at_mut(b);
         for i in 0..steps {
+            let cf = self.settings.feat_dim;
             for j in 0..b {
                 let ended = clip_of[j] < 0.0
                     || pos_of[j] as usize + 1 >= data.train[clip_of[j] as usize].codes.len();
@@ -653,11 +688,6 @@ impl Trainer for AudioTrainer {
                     // Past the clip's end: padding, not scored.
                     self.acts.tokens[k] = c.codes.get(at + s).copied().unwrap_or(SILENCE);
                     self.targets[k] = c.codes.get(at + s + 1).copied().unwrap_or(0);
-                }
-                self.acts.labels[j] = c.label;
-                let cf = self.settings.feat_dim;
-                for s in 0..t {
-                    let k = s * b + j;
                     self.model.frame_feats(
                         &c.feats,
                         at + s,
@@ -665,6 +695,7 @@ impl Trainer for AudioTrainer {
                     );
                     self.acts.preds[k] = c.preds.get(at + s).copied().unwrap_or(SILENCE);
                 }
+                self.acts.labels[j] = c.label;
                 pos_of[j] = (at + t) as f32;
             }
             let scored = self.scored.iter().filter(|&&s| s).count().max(1);
@@ -701,32 +732,9 @@ impl Trainer for AudioTrainer {
                 let clips: Vec<&Codes> = (0..b)
                     .map(|_| &data.train[rng.below(data.train.len())])
                     .collect();
-                fill_frames(t, fa, &clips);
-                let hf = t.cfg.hidden;
-                fa.gru.h[..b * hf].fill(0.0);
                 let fp = &st.groups[1].params;
-                t.forward(fp, fa, th);
-                let o = t.cfg.outputs();
-                let targets: Vec<FrameTarget> = (0..fa.steps)
-                    .flat_map(|s| clips.iter().map(move |c| (s, *c)))
-                    .map(|(s, c)| frame_target(t, c, s))
-                    .collect();
-                let scored = targets
-                    .iter()
-                    .filter(|t| !matches!(t, FrameTarget::Skip))
-                    .count()
-                    .max(1);
-                let mut nats = 0f64;
-                for (k, tg) in targets.iter().enumerate() {
-                    nats += frame_loss(
-                        &fa.out[k * o..(k + 1) * o],
-                        *tg,
-                        Some(&mut fd[k * o..(k + 1) * o]),
-                        1.0 / scored as f32,
-                    ) as f64;
-                }
+                let (nats, _, scored) = score_frames(t, fp, fa, &clips, Some(fd), th);
                 frame_sum += nats / scored as f64;
-                fa.out.copy_from_slice(fd);
                 t.backward(fp, fg, fa, th);
                 clip_grad_norm(fg, self.cfg.clip);
                 self.opt.step(&t.layout, &mut st.groups[1], fg, lr);
