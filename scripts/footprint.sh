@@ -16,7 +16,7 @@ EDGEGEN_FOOTPRINT_DIR="$dir" cargo test --locked -q -p edgegen-tests --test firm
   documented_configurations_fit_a_1_mib_192_kib_part -- --nocapture >/dev/null
 cp "$dir/thumbv7em.json" host/src/cli/thumbv7em.json
 cargo build --locked -q --release -p edgegen
-for f in vae vae-a8 gan text text-a8 audio; do
+for f in vae vae-a8 gan text text-a8 audio audio-2t; do
   target/release/edgegen bench "$dir/$f.gguf" --json --rounds 9 --calls 1000 >"$dir/$f.json"
 done
 python3 - "$dir" <<'PY'

@@ -48,14 +48,14 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo clippy -D warnings, firmware for thumbv7em-none-eabihf"
 for family in vae gan text audio; do
-  for f in "" deterministic int8 kernel-check size-probe size-probe-all empty; do
+  for f in "" deterministic int8 frames kernel-check size-probe size-probe-all empty; do
     EDGEGEN_FIRMWARE_DEFAULT=$family cargo clippy --locked -p edgegen-firmware-m4 --target thumbv7em-none-eabihf ${f:+--features $f} -- -D warnings
   done
 done
 
 step "rustdoc -D warnings for the crates that ship to the device"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p edgegen-format -p edgegen-runtime
-RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p edgegen-runtime --features int8
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p edgegen-runtime --features int8,frames
 
 step "cargo test (includes the firmware under qemu-system-arm and the gguf-py, ONNX Runtime and tract checks)"
 cargo test --workspace --locked
@@ -64,6 +64,7 @@ step "no_std build of edgegen-format and edgegen-runtime for thumbv7em-none-eabi
 cargo build --locked -p edgegen-format -p edgegen-runtime --target thumbv7em-none-eabihf
 cargo build --locked -p edgegen-runtime --features fast-math --target thumbv7em-none-eabihf
 cargo clippy --locked -p edgegen-runtime --features deterministic --target thumbv7em-none-eabihf -- -D warnings
+cargo clippy --locked -p edgegen-runtime --features frames --target thumbv7em-none-eabihf -- -D warnings
 cargo clippy --locked -p edgegen-format -p edgegen-runtime --target thumbv7em-none-eabihf -- -D warnings
 cargo clippy --locked -p edgegen-format -p edgegen-runtime -p edgegen-sampler --target aarch64-unknown-linux-gnu --all-targets -- -D warnings
 

@@ -343,10 +343,23 @@ fn main() {
         arch::Family::Audio => {
             let hp = arch::audio::Hparams::read(&g)
                 .unwrap_or_else(|e| panic!("the firmware model's audio hyperparameters: {e}"));
+            let frames = arch::audio::FrameHparams::read(&g)
+                .unwrap_or_else(|e| panic!("the firmware model's frame tier: {e}"));
+            if frames.is_some() && std::env::var_os("CARGO_FEATURE_FRAMES").is_none() {
+                panic!(
+                    "the firmware model is a two-tier audio model (edgegen.audio.frame_length is set): build with `--features frames`"
+                );
+            }
             let p = path("audio");
+            let frames = match frames {
+                Some(f) => format!("Some({p}::{f:?})"),
+                None => "None".into(),
+            };
             (
                 "audio",
-                format!("pub const HP: {p}::Hparams = {p}::{hp:?};\n"),
+                format!(
+                    "pub const HP: {p}::Hparams = {p}::{hp:?};\npub const FRAMES: Option<{p}::FrameHparams> = {frames};\n"
+                ),
             )
         }
     };

@@ -991,6 +991,151 @@ pub mod audio {
     /// `[V]`.
     pub const OUTPUT_BIAS: &str = "output.bias";
 
+    /// Optional, the frame tier (all five present or none): codes per
+    /// frame (u32, at least 2).
+    pub const FRAME_LENGTH: &str = "edgegen.audio.frame_length";
+    /// Bands per frame `C` (u32).
+    pub const FEATURE_LENGTH: &str = "edgegen.audio.feature_length";
+    /// The order `P` of the linear prediction a frame's bands imply (u32),
+    /// 0 for none.
+    pub const LPC_ORDER: &str = "edgegen.audio.lpc_order";
+    /// The frame tier's input width `Ef` (u32).
+    pub const FRAME_EMBEDDING_LENGTH: &str = "edgegen.audio.frame_embedding_length";
+    /// The frame tier's GRU state `Hf` (u32).
+    pub const FRAME_STATE_LENGTH: &str = "edgegen.audio.frame_state_length";
+
+    /// `[C, E]`: a frame's bands into the sample tier's input.
+    pub const FEAT_PROJ: &str = "feat_proj.weight";
+    /// `[E]`.
+    pub const FEAT_PROJ_BIAS: &str = "feat_proj.bias";
+    /// `[E, V]` (only if `P > 0`): row `s` embeds a prediction of code `s`.
+    pub const PRED_EMBD: &str = "pred_embd.weight";
+    /// `[C, P + 1]` F32 (only if `P > 0`): lag `j`'s autocorrelation per
+    /// unit of band `m`'s energy.
+    pub const LPC_WEIGHT: &str = "lpc.weight";
+    /// `[C, Ef]`: the last frame's bands into the frame tier.
+    pub const FRAME_IN: &str = "frame.in.weight";
+    /// `[Ef]`.
+    pub const FRAME_IN_BIAS: &str = "frame.in.bias";
+    /// `[Ef, K]`, only if `K > 0`.
+    pub const FRAME_CLASS_EMBD: &str = "frame.class_embd.weight";
+    /// `[Ef, 3Hf]`.
+    pub const FRAME_GRU_WEIGHT_IH: &str = "frame.gru.weight_ih";
+    /// `[3Hf]`.
+    pub const FRAME_GRU_BIAS_IH: &str = "frame.gru.bias_ih";
+    /// `[Hf, 3Hf]`.
+    pub const FRAME_GRU_WEIGHT_HH: &str = "frame.gru.weight_hh";
+    /// `[3Hf]`.
+    pub const FRAME_GRU_BIAS_HH: &str = "frame.gru.bias_hh";
+    /// `[Hf, 2C + 1]`: each band's mean, then its log sigma, then the end
+    /// logit.
+    pub const FRAME_OUT: &str = "frame.out.weight";
+    /// `[2C + 1]`.
+    pub const FRAME_OUT_BIAS: &str = "frame.out.bias";
+
+    /// The most bands a frame has.
+    pub const MAX_FEATURES: u32 = 256;
+    /// The highest order of linear prediction: a device solves it with
+    /// fixed arrays of this many coefficients.
+    pub const MAX_LPC_ORDER: u32 = 32;
+    /// The bounds of a band's log sigma, as training clamps it.
+    pub const LOG_SIGMA: (f32, f32) = (-6.0, 3.0);
+    /// Added to the zero lag of every autocorrelation that [`LPC_WEIGHT`]
+    /// gives: the white-noise floor that keeps a silent frame's prediction
+    /// solvable (a power of 1e-12 in each of 256 DFT bins).
+    pub const LPC_FLOOR: f64 = 256e-12;
+
+    /// The frame tier's keys, in [`FrameHparams`]' order.
+    const KEYS: [&str; 5] = [
+        FRAME_LENGTH,
+        FEATURE_LENGTH,
+        LPC_ORDER,
+        FRAME_EMBEDDING_LENGTH,
+        FRAME_STATE_LENGTH,
+    ];
+
+    /// A two-tier audio model's frame tier: a GRU over frames of `C`
+    /// log-mel bands that draws each frame and says when the clip ends,
+    /// and what the sample tier reads of each frame.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct FrameHparams {
+        /// Codes per frame.
+        pub frame_length: u32,
+        /// `C`.
+        pub feature_length: u32,
+        /// `P`, 0 for no prediction.
+        pub lpc_order: u32,
+        /// `Ef`.
+        pub embedding_length: u32,
+        /// `Hf`.
+        pub state_length: u32,
+    }
+
+    impl FrameHparams {
+        /// Reads and range-checks the frame tier's keys: `None` if the file
+        /// has none of them, an error naming the first missing one if it
+        /// has some.
+        ///
+        /// ```
+        /// use edgegen_format::{arch::audio::FrameHparams, Gguf, GgufWriter};
+        /// let f = FrameHparams { frame_length: 256, feature_length: 20, lpc_order: 16,
+        ///     embedding_length: 32, state_length: 128 };
+        /// let mut w = GgufWriter::new();
+        /// f.write(&mut w).unwrap();
+        /// let bytes = w.to_bytes();
+        /// assert_eq!(FrameHparams::read(&Gguf::parse(&bytes).unwrap()).unwrap(), Some(f));
+        /// ```
+        pub fn read(g: &Gguf<'_>) -> Result<Option<Self>, Error> {
+            if !Self::present(g) {
+                return Ok(None);
+            }
+            // One loop over a table, not five inlined checks: a device's
+            // code size.
+            let bounds: [(u32, u32, &'static str); 5] = [
+                (2, 1 << 16, "2 to 65536 codes"),
+                (1, MAX_FEATURES, "1 to 256 bands"),
+                (0, MAX_LPC_ORDER, "0 to 32"),
+                (1, 4096, "1 to 4096"),
+                (1, 4096, "1 to 4096"),
+            ];
+            let mut v = [0u32; 5];
+            for ((o, key), (lo, hi, expected)) in v.iter_mut().zip(KEYS).zip(bounds) {
+                *o = g.require_u32(key)?;
+                if *o < lo || *o > hi {
+                    return Err(Error::BadValue { key, expected });
+                }
+            }
+            Ok(Some(Self {
+                frame_length: v[0],
+                feature_length: v[1],
+                lpc_order: v[2],
+                embedding_length: v[3],
+                state_length: v[4],
+            }))
+        }
+
+        /// Whether the file has any of the frame tier's keys: a two-tier
+        /// model (which [`Self::read`] then checks).
+        pub fn present(g: &Gguf<'_>) -> bool {
+            KEYS.iter().any(|k| g.get(k).is_some())
+        }
+
+        /// Writes these keys.
+        #[cfg(feature = "std")]
+        pub fn write(&self, w: &mut crate::GgufWriter) -> Result<(), crate::WriteError> {
+            w.add(FRAME_LENGTH, self.frame_length)?;
+            w.add(FEATURE_LENGTH, self.feature_length)?;
+            w.add(LPC_ORDER, self.lpc_order)?;
+            w.add(FRAME_EMBEDDING_LENGTH, self.embedding_length)?;
+            w.add(FRAME_STATE_LENGTH, self.state_length)
+        }
+
+        /// The frame tier's outputs per frame: `2C + 1`.
+        pub const fn outputs(&self) -> usize {
+            2 * self.feature_length as usize + 1
+        }
+    }
+
     /// An audio model's hyperparameters.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct Hparams {
@@ -1102,6 +1247,69 @@ pub mod audio {
             good.write(&mut w).unwrap();
             let b = w.to_bytes();
             assert_eq!(Hparams::read(&Gguf::parse(&b).unwrap()).unwrap(), good);
+            // No frame tier: none of its keys.
+            assert_eq!(FrameHparams::read(&Gguf::parse(&b).unwrap()).unwrap(), None);
+        }
+
+        /// A frame tier's keys: some but not all is an error naming the
+        /// first missing one; out of range names its key.
+        #[test]
+        fn frame_keys_are_all_or_none_and_in_range() {
+            let f = FrameHparams {
+                frame_length: 256,
+                feature_length: 20,
+                lpc_order: 16,
+                embedding_length: 32,
+                state_length: 128,
+            };
+            let mut w = GgufWriter::new();
+            w.add(FRAME_LENGTH, 256u32).unwrap();
+            w.add(FEATURE_LENGTH, 20u32).unwrap();
+            let b = w.to_bytes();
+            match FrameHparams::read(&Gguf::parse(&b).unwrap()) {
+                Err(Error::MissingKey { key }) => assert_eq!(key, LPC_ORDER),
+                other => panic!("{other:?}"),
+            }
+            for (key, bad) in [
+                (LPC_ORDER, FrameHparams { lpc_order: 33, ..f }),
+                (
+                    FRAME_LENGTH,
+                    FrameHparams {
+                        frame_length: 1,
+                        ..f
+                    },
+                ),
+                (
+                    FEATURE_LENGTH,
+                    FrameHparams {
+                        feature_length: 0,
+                        ..f
+                    },
+                ),
+                (
+                    FRAME_STATE_LENGTH,
+                    FrameHparams {
+                        state_length: 0,
+                        ..f
+                    },
+                ),
+            ] {
+                let mut w = GgufWriter::new();
+                bad.write(&mut w).unwrap();
+                let b = w.to_bytes();
+                match FrameHparams::read(&Gguf::parse(&b).unwrap()) {
+                    Err(Error::BadValue { key: k, .. }) => assert_eq!(k, key),
+                    other => panic!("{key}: {other:?}"),
+                }
+            }
+            let mut w = GgufWriter::new();
+            f.write(&mut w).unwrap();
+            let b = w.to_bytes();
+            assert_eq!(
+                FrameHparams::read(&Gguf::parse(&b).unwrap()).unwrap(),
+                Some(f)
+            );
+            assert_eq!(f.outputs(), 41);
         }
     }
 }

@@ -110,6 +110,17 @@ pub fn cargo_build(args: &[&str], target_dir: &Path, env: &[(&str, Option<&OsStr
     );
 }
 
+/// The documented two-tier audio model's frame tier: the configuration
+/// measured on FSDD (89-90% of its digits heard as asked).
+pub const AUDIO_FRAMES: edgegen_format::arch::audio::FrameHparams =
+    edgegen_format::arch::audio::FrameHparams {
+        frame_length: 256,
+        feature_length: 20,
+        lpc_order: 16,
+        embedding_length: 32,
+        state_length: 128,
+    };
+
 /// Each family's documented configuration (the README's footprint table:
 /// what fits a 1 MiB / 192 KiB part at Q8_0) with pseudo-random weights
 /// stored as `ty`: `(family, description, GGUF bytes)`; `vae-a8` and
@@ -191,6 +202,17 @@ pub fn documented_models(ty: GgmlType) -> Vec<(&'static str, &'static str, Vec<u
             "audio",
             "GRU: embedding 64, state 128, 10 classes",
             audio::model_gguf(&audio, ty, 4, 0.2),
+        ),
+        (
+            "audio-2t",
+            "the same GRU, two-tier: frames of 20 bands by a GRU of state 128 (input 32), order-16 prediction",
+            audio::two_tier_gguf(
+                &audio,
+                Some(&AUDIO_FRAMES),
+                (ty, edgegen_format::arch::ActQuant::F32),
+                4,
+                0.2,
+            ),
         ),
     ]
 }

@@ -215,6 +215,20 @@ fn audio(ty: GgmlType, k: u32) -> Vec<u8> {
     edgegen_tests::audio::model_gguf(&audio_hparams(k), ty, 8, 0.6)
 }
 
+/// A two-tier audio model: 5 bands (not a multiple of anything), an order-4
+/// prediction.
+const FRAMES: arch::audio::FrameHparams = arch::audio::FrameHparams {
+    frame_length: 256,
+    feature_length: 5,
+    lpc_order: 4,
+    embedding_length: 6,
+    state_length: 9,
+};
+
+fn audio_two_tier(ty: GgmlType, act: ActQuant, k: u32) -> Vec<u8> {
+    edgegen_tests::audio::two_tier_gguf(&audio_hparams(k), Some(&FRAMES), (ty, act), 8, 0.6)
+}
+
 /// Steps an audio model and generates with it; every error is returned,
 /// none may panic.
 fn drive_audio(
@@ -232,18 +246,32 @@ fn drive_audio(
     let mut st = State::new(&mut h, label);
     let n = m.scratch_len().min(scratch.len());
     let mut ok = true;
+    let fh = m.frame_hparams();
+    let bands = [-0.5f32; 256];
+    let c = fh.map_or(0, |f| f.feature_length as usize).min(256);
     for i in 0..5 {
-        ok &= m
-            .step(&mut st, i * 61 % m.hp.vocab_size, &mut scratch[..n])
-            .is_ok();
+        let code = i * 61 % m.hp.vocab_size;
+        ok &= match fh {
+            None => m.step(&mut st, code, &mut scratch[..n]).is_ok(),
+            Some(_) => {
+                m.frame_step(&mut st, &bands[..c], &mut scratch[..n])
+                    .is_ok()
+                    && m.step_with_frame(&mut st, code, &bands[..c], code, &mut scratch[..n])
+                        .is_ok()
+            }
+        };
     }
     let s = Sampling {
         temperature: 0.9,
         ..Sampling::default()
     };
-    let mut out = [0u8; 12];
+    // Past a frame's end for a two-tier model: two frames drawn, the
+    // second's prediction solved.
+    let mut out = [0u8; 260];
+    let len = if fh.is_some() { 260 } else { 12 };
+    st.reset(label);
     ok &= m
-        .generate(&mut st, SILENCE, &s, r, &mut scratch[..n], &mut out)
+        .generate(&mut st, SILENCE, &s, r, &mut scratch[..n], &mut out[..len])
         .is_ok();
     ok
 }
@@ -253,8 +281,12 @@ fn valid_audio_models_step_and_generate_at_every_precision() {
     use edgegen_runtime::models::audio::{SILENCE, State};
     use edgegen_runtime::sample::Sampling;
     for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0] {
-        for k in [0, 10] {
-            let b = audio(ty, k);
+        for (k, two) in [(0, false), (10, false), (10, true), (0, true)] {
+            let b = if two {
+                audio_two_tier(ty, ActQuant::F32, k)
+            } else {
+                audio(ty, k)
+            };
             let Model::Audio(m) = Model::from_gguf(&b).unwrap() else {
                 panic!("{ty:?}: not an audio model")
             };
@@ -276,8 +308,9 @@ fn valid_audio_models_step_and_generate_at_every_precision() {
                 &mut codes,
             )
             .unwrap();
-            assert!(st.h().iter().all(|v| v.is_finite() && v.abs() <= 1.0));
-            assert!(st.h().iter().any(|&v| v != 0.0));
+            let gru = &st.h()[..m.hp.state_length as usize];
+            assert!(gru.iter().all(|v| v.is_finite() && v.abs() <= 1.0));
+            assert!(gru.iter().any(|&v| v != 0.0));
             assert!(codes.iter().any(|&c| c != codes[0]), "{ty:?}: one code");
             // The seed fixes the clip.
             let mut again = [0u8; 200];
@@ -307,6 +340,35 @@ fn valid_audio_models_step_and_generate_at_every_precision() {
             let mut st = State::new(&mut h, if k > 0 { None } else { Some(0) });
             assert!(m.step(&mut st, 1, &mut scratch).is_err());
             assert!(st.set_h(&[0.0; 2]).is_err());
+            let mut st = State::new(&mut h, label);
+            let c = FRAMES.feature_length as usize;
+            let (good, long) = ([0.0f32; 5], [0.0f32; 6]);
+            if two {
+                // A two-tier model steps with a frame of its bands.
+                assert!(
+                    m.step_with_frame(&mut st, 1, &good[..c - 1], 1, &mut scratch)
+                        .is_err()
+                );
+                assert!(
+                    m.step_with_frame(&mut st, 1, &good, 256, &mut scratch)
+                        .is_err()
+                );
+                assert!(m.frame_step(&mut st, &long, &mut scratch).is_err());
+                assert!(m.frame_step(&mut st, &good, &mut scratch).is_ok());
+                assert!(
+                    m.step_with_frame(&mut st, 1, &good, 3, &mut scratch)
+                        .is_ok()
+                );
+                let mut coef = [0f32; 4];
+                assert!(m.prediction_coefficients(&good, &mut coef).is_ok());
+                assert!(m.prediction_coefficients(&long, &mut coef).is_err());
+            } else {
+                assert!(m.frame_step(&mut st, &good, &mut scratch).is_err());
+                assert!(
+                    m.step_with_frame(&mut st, 1, &good, 1, &mut scratch)
+                        .is_err()
+                );
+            }
         }
     }
 }
@@ -444,6 +506,7 @@ fn runtime_never_panics_on_mutated_models() {
                 text_chars(t),
                 audio(t, 0),
                 audio(t, 10),
+                audio_two_tier(t, ActQuant::F32, 10),
             ]
         })
         .collect();
@@ -455,6 +518,7 @@ fn runtime_never_panics_on_mutated_models() {
         edgegen_tests::gan::generator_gguf_with(&gan_hparams(3), a8, 5, 0.7, 0.05),
         edgegen_tests::text::model_gguf_with(&text_hparams(3, false, 256), a8, 6, 0.5, None),
         edgegen_tests::audio::model_gguf_with(&audio_hparams(10), a8, 8, 0.6),
+        audio_two_tier(a8.0, a8.1, 0),
     ]);
     let mut r = Rng::new(99);
     let (mut loaded, mut decoded) = (0, 0);

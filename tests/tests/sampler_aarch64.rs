@@ -70,11 +70,16 @@ fn aarch64_sampler_matches_the_host() {
         assert!(ppm.starts_with(b"P6\n4 4\n255\n") && ppm.len() == 11 + 48);
     }
     // Audio: two clips of 300 codes from one generator, the same codes as
-    // the host's, at every precision, conditional and not.
-    for (ty, k) in [
-        (GgmlType::F32, 0),
-        (GgmlType::F16, 10),
-        (GgmlType::Q8_0, 10),
+    // the host's, at every precision, conditional and not, and a two-tier
+    // model (its frame tier drawing frames at codes 0 and 255, each
+    // frame's linear prediction solved).
+    let frames = edgegen_tests::audio::DEVICE_FRAMES;
+    for (ty, k, two) in [
+        (GgmlType::F32, 0, false),
+        (GgmlType::F16, 10, false),
+        (GgmlType::Q8_0, 10, false),
+        (GgmlType::Q8_0, 10, true),
+        (GgmlType::F32, 0, true),
     ] {
         let hp = arch::audio::Hparams {
             vocab_size: 256,
@@ -83,7 +88,8 @@ fn aarch64_sampler_matches_the_host() {
             n_classes: k,
             sample_rate: 8000,
         };
-        let bytes = edgegen_tests::audio::model_gguf(&hp, ty, 6, 0.6);
+        let act = (ty, arch::ActQuant::F32);
+        let bytes = edgegen_tests::audio::two_tier_gguf(&hp, two.then_some(&frames), act, 6, 0.6);
         let model = dir.join(format!("audio-{ty:?}.gguf"));
         std::fs::write(&model, &bytes).unwrap();
         let d = dir.to_str().unwrap();
@@ -93,7 +99,7 @@ fn aarch64_sampler_matches_the_host() {
         }
         let text = sampler(&bin, &model, &args);
         let label = (k > 0).then_some(4);
-        let who = format!("{ty:?} audio, aarch64");
+        let who = format!("{ty:?} audio (two-tier {two}), aarch64");
         edgegen_tests::audio::check_clips_against_host(&text, &bytes, 9, label, (2, 300), &who);
         let wav = std::fs::read(dir.join("clip-1.wav")).unwrap();
         assert!(wav.starts_with(b"RIFF") && &wav[8..16] == b"WAVEfmt " && wav.len() == 44 + 600);

@@ -1,15 +1,15 @@
 //! The audio model: a clip of mu-law codes from silence.
 
 use crate::meter;
-use crate::model::HP;
+use crate::model::{FRAMES, HP};
 use cortex_m_semihosting::hprintln;
 use edgegen_runtime::Error;
 use edgegen_runtime::models::audio::{Audio, SILENCE, State, scratch_len_for, state_len_for};
 use edgegen_runtime::sample::{Rng, Sampling, fnv1a, fnv1a_words};
 
-const SCRATCH: usize = scratch_len_for(&HP);
-/// Floats of the GRU's state.
-const STATE: usize = state_len_for(&HP);
+const SCRATCH: usize = scratch_len_for(&HP, FRAMES.as_ref());
+/// Floats of the state: the GRU's (and a frame tier's).
+const STATE: usize = state_len_for(&HP, FRAMES.as_ref());
 /// Codes generated: 50 ms at 8 kHz.
 const CODES: usize = 400;
 const LABEL: Option<u32> = if HP.n_classes != 0 { Some(0) } else { None };
@@ -31,13 +31,13 @@ pub fn run(model: &[u8]) -> Result<(), Error> {
     let mut st = State::new(h, LABEL);
     let s = Sampling::default();
     let t0 = meter::ticks();
-    m.generate(&mut st, SILENCE, &s, &mut Rng::new(7), scratch, codes)?;
+    let n = m.generate(&mut st, SILENCE, &s, &mut Rng::new(7), scratch, codes)?;
     let ticks = meter::ticks() - t0;
     let c = &codes;
     hprintln!(
         "clip {} hash {:08x} first {} {} {} {} {} {} {} {}",
-        CODES,
-        fnv1a(&c[..]),
+        n,
+        fnv1a(&c[..n]),
         c[0],
         c[1],
         c[2],
@@ -57,7 +57,10 @@ pub fn run(model: &[u8]) -> Result<(), Error> {
         h[2],
         fnv1a_words(h.iter().map(|v| v.to_bits()))
     );
-    hprintln!("cost {} instructions per sample", meter::per(ticks, CODES));
+    hprintln!(
+        "cost {} instructions per sample",
+        meter::per(ticks, n.max(1))
+    );
     Ok(())
 }
 

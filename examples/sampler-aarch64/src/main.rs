@@ -265,21 +265,22 @@ fn audio(a: &Args, m: &edgegen_runtime::models::audio::Audio<'_>) -> Result<(), 
     let mut o = stdout.lock();
     for i in 0..a.n {
         let mut st = State::new(&mut h, label);
-        m.generate(
-            &mut st,
-            SILENCE,
-            &Sampling::default(),
-            &mut rng,
-            &mut scratch,
-            &mut codes,
-        )
-        .map_err(|e| format!("clip {i}: {e}"))?;
+        // A two-tier model's frame tier may end the clip early.
+        let n = m
+            .generate(
+                &mut st,
+                SILENCE,
+                &Sampling::default(),
+                &mut rng,
+                &mut scratch,
+                &mut codes,
+            )
+            .map_err(|e| format!("clip {i}: {e}"))?;
         let first: Vec<String> = codes[..8].iter().map(u8::to_string).collect();
         let _ = writeln!(
             o,
-            "clip {} hash {:08x} first {}",
-            codes.len(),
-            fnv1a(&codes),
+            "clip {n} hash {:08x} first {}",
+            fnv1a(&codes[..n]),
             first.join(" ")
         );
         let s = st.h();
@@ -294,7 +295,7 @@ fn audio(a: &Args, m: &edgegen_runtime::models::audio::Audio<'_>) -> Result<(), 
         );
         if let Some(dir) = &a.out {
             let path = format!("{dir}/clip-{i}.wav");
-            let pcm: Vec<i16> = codes.iter().map(|&q| mulaw_to_pcm16(q)).collect();
+            let pcm: Vec<i16> = codes[..n].iter().map(|&q| mulaw_to_pcm16(q)).collect();
             std::fs::write(&path, wav(m.hp.sample_rate, &pcm))
                 .map_err(|e| format!("{path}: {e}"))?;
         }

@@ -1,7 +1,8 @@
-//! The demo's audio stage: a small conditional GRU on the built-in FSDD
-//! sample, exported at every precision, validated step by step across the
-//! four engines, and sampled to a WAV file (with its spectrogram) on the
-//! device runtime.
+//! The demo's audio stage: a small conditional two-tier GRU (a frame tier
+//! drawing each 32 ms frame's log-mel bands, a GRU of samples following
+//! them and their linear prediction) on the built-in FSDD sample, exported
+//! at every precision, validated step by step across the four engines, and
+//! sampled to a WAV file (with its spectrogram) on the device runtime.
 
 use super::demo::DemoArgs;
 use crate::data::audio::BUILTIN_FSDD;
@@ -23,14 +24,21 @@ pub fn audio_stage(a: &DemoArgs, exp: &Path) -> Result<PathBuf> {
         embed: 32,
         hidden: 64,
         window: 128,
+        feat_dim: 20,
+        lpc_order: 16,
+        frame_hidden: 64,
+        frame_embed: 16,
         iters: a.audio_iters,
         eval_interval: a.audio_iters.div_ceil(3).max(1),
         ..AudioSettings::default()
     };
     println!(
-        "\n== train: conditional GRU (embed {}, state {}) over mu-law codes of {BUILTIN_FSDD}, {} steps -> {}",
+        "\n== train: conditional two-tier GRU (embed {}, state {}; frames of {} bands by a GRU of state {}, order-{} prediction) over mu-law codes of {BUILTIN_FSDD}, {} steps -> {}",
         settings.embed,
         settings.hidden,
+        settings.feat_dim,
+        settings.frame_hidden,
+        settings.lpc_order,
         a.audio_iters,
         run_dir.display()
     );
@@ -43,12 +51,13 @@ pub fn audio_stage(a: &DemoArgs, exp: &Path) -> Result<PathBuf> {
     };
     let ck = super::demo::train_run::<AudioTrainer>(cfg, &run_dir)?;
     let (m, mc, st) = audio::load(&ck, "the demo")?;
-    let p = &st.groups[0].params;
+    let tier = audio::frame_tier(&mc)?;
+    let aw = export::audio::AudioWeights::new(&m, tier.as_ref(), &mc, &st.groups)?;
     println!(
-        "\n== export the audio model (GGUF, ONNX of one GRU step), validate it step by step, sample it"
+        "\n== export the audio model (GGUF, ONNX of one step of both tiers), validate it step by step, sample it"
     );
     println!(
-        "per export: max |err| of the logits and the state over every pair of ONNX Runtime, tract,"
+        "per export: max |err| of the logits, states and frame outputs over every pair of ONNX Runtime, tract,"
     );
     println!(
         "runtime and host, over {VALIDATE_STEPS} steps (each engine carrying its own state; at q8_0a8 each stepping from the host's)."
@@ -64,8 +73,8 @@ pub fn audio_stage(a: &DemoArgs, exp: &Path) -> Result<PathBuf> {
         Precision::Q8_0A8,
     ] {
         let tag = format!("{prec:?}").to_lowercase();
-        let gguf = export::audio::to_gguf(&m, &mc, p, prec, "demo")?;
-        let onnx = export::onnx::audio_to_onnx(&m, p, prec, "demo")?;
+        let gguf = export::audio::to_gguf(&aw, prec, "demo")?;
+        let onnx = export::onnx::audio_to_onnx(&aw, prec, "demo")?;
         crate::fsx::write_atomic(&exp.join(format!("audio-{tag}.gguf")), &gguf)?;
         crate::fsx::write_atomic(&exp.join(format!("audio-{tag}.onnx")), &onnx)?;
         let r = validate::validate(&onnx, &gguf, VALIDATE_STEPS, a.seed)?;
@@ -96,6 +105,7 @@ pub fn audio_stage(a: &DemoArgs, exp: &Path) -> Result<PathBuf> {
             model: &model,
             n: 1,
             seconds: 1.0,
+            frame_temperature: None,
             temperature: 1.0,
             seed: 7,
             label: Some(7),
@@ -103,7 +113,7 @@ pub fn audio_stage(a: &DemoArgs, exp: &Path) -> Result<PathBuf> {
         },
     )?;
     println!(
-        "\nsample (q8_0, the digit 7, 1 s, temperature 1, seed 7): {} and its spectrogram {}",
+        "\nsample (q8_0, the digit 7, at most 1 s: the frame tier ends it; temperature 1, seed 7): {} and its spectrogram {}",
         out.display(),
         out.with_extension("png").display()
     );

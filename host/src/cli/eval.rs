@@ -409,17 +409,23 @@ fn eval_audio(
     } else {
         ("test", &data.test)
     };
-    if mc.frames.is_some() && a.decoder_precision != crate::export::Precision::F32 {
-        bail!(
-            "--precision {:?}: {} is a two-tier audio model, which has no export yet, so no precision but f32",
-            a.decoder_precision,
-            ck.path.display()
-        );
-    }
     let mut p = st.groups[0].params.clone();
     crate::export::audio::store(&m, &mut p, a.decoder_precision);
     m.set_int8_inputs(a.decoder_precision.int8_activations());
     let (bits, samples) = audio::nll(&m, &p, clips, th);
+    // The frame tier as the file stores it, as the model of samples.
+    let frame_tier = audio::frame_tier(&mc)?.map(|mut t| {
+        t.set_int8_inputs(a.decoder_precision.int8_activations());
+        t
+    });
+    let fp = st.groups.get(1).map(|g| {
+        let mut fp = g.params.clone();
+        if let Some(t) = &frame_tier {
+            crate::export::audio::store_tier(t, &mut fp, a.decoder_precision);
+        }
+        fp
+    });
+    let tier = frame_tier.as_ref().zip(fp.as_deref());
     let heard = match &a.classifier {
         None => None,
         Some(dir) => {
@@ -457,8 +463,6 @@ fn eval_audio(
                 frame_temperature,
                 seed: a.seed(),
             };
-            let tier = audio::frame_tier(&mc)?;
-            let tier = tier.as_ref().zip(st.groups.get(1).map(|g| &g.params[..]));
             Some(crate::eval::audio::conditional_accuracy(
                 &m, &p, tier, clips, &scorer, g, th,
             )?)
@@ -484,10 +488,7 @@ fn eval_audio(
             clips: clips.len(),
             samples,
             nll_bits_per_sample: bits,
-            frame_nats_per_frame: match (audio::frame_tier(&mc)?, st.groups.get(1)) {
-                (Some(t), Some(g)) => Some(audio::frame_nats(&t, &g.params, clips, th)),
-                _ => None,
-            },
+            frame_nats_per_frame: tier.map(|(t, fp)| audio::frame_nats(t, fp, clips, th)),
             precision: a.decoder_precision,
             heard,
             baselines: AudioBaselines {

@@ -303,26 +303,20 @@ fn export_text(a: &ExportArgs, ck: &checkpoint::Checkpoint) -> Result<()> {
 }
 
 /// An audio model: its weights, and ONNX of one GRU step with the state
-/// as an input and an output.
+/// as an input and an output (of both tiers' steps for a two-tier model).
 fn export_audio(a: &ExportArgs, ck: &checkpoint::Checkpoint) -> Result<()> {
     if a.part != Part::Decoder {
         bail!("--part: an audio model exports as one network; --part encoder is a VAE's");
     }
     let (m, mc, st) = crate::train::audio::load(ck, "`export`")?;
-    if mc.frames.is_some() || m.cfg.feat_dim > 0 {
-        bail!(
-            "{}: a two-tier audio model (a frame tier, --feat-dim {}) cannot be exported yet: formats/README.md's edgegen.audio, the ONNX step and the device runtime have no frame tier",
-            a.run.display(),
-            m.cfg.feat_dim
-        );
-    }
-    let p = &st.groups[0].params;
+    let tier = crate::train::audio::frame_tier(&mc)?;
+    let aw = export::audio::AudioWeights::new(&m, tier.as_ref(), &mc, &st.groups)?;
     let name = a
         .run
         .file_name()
         .map_or("audio".into(), |n| n.to_string_lossy().into_owned());
     if let Some(out) = &a.gguf {
-        let bytes = export::audio::to_gguf(&m, &mc, p, a.precision, &name)?;
+        let bytes = export::audio::to_gguf(&aw, a.precision, &name)?;
         crate::fsx::write_atomic(out, &bytes)?;
         println!(
             "wrote {} ({} bytes, audio model {:?})",
@@ -332,7 +326,7 @@ fn export_audio(a: &ExportArgs, ck: &checkpoint::Checkpoint) -> Result<()> {
         );
     }
     if let Some(out) = &a.onnx {
-        let bytes = export::onnx::audio_to_onnx(&m, p, a.precision, &name)?;
+        let bytes = export::onnx::audio_to_onnx(&aw, a.precision, &name)?;
         crate::fsx::write_atomic(out, &bytes)?;
         println!(
             "wrote {} ({} bytes, one GRU step, {:?} weights)",

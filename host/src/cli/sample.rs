@@ -22,9 +22,14 @@ pub struct SampleArgs {
     /// audio clips [default: 1].
     #[arg(long)]
     n: Option<usize>,
-    /// Audio models: seconds per clip.
+    /// Audio models: seconds per clip (at most, for a two-tier model,
+    /// whose frame tier ends each clip).
     #[arg(long, default_value_t = 1.0)]
     seconds: f32,
+    /// Two-tier audio models: how far drawn frames stray from their means,
+    /// in sigmas [default: 0.3].
+    #[arg(long)]
+    frame_temperature: Option<f32>,
     /// Seed of the latent noise (the runtime's documented generator).
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -110,6 +115,7 @@ pub fn text_args(
         },
         n: None,
         seconds: 1.0,
+        frame_temperature: None,
         seed,
         label: None,
         output: Some(out.to_path_buf()),
@@ -144,18 +150,19 @@ pub fn sample(a: SampleArgs) -> Result<()> {
                     model: &a.model,
                     n: a.n.unwrap_or(1),
                     seconds: a.seconds,
+                    frame_temperature: a.frame_temperature,
                     temperature: a.text.temperature.unwrap_or(1.0),
                     seed: a.seed,
                     label,
                     output: out,
                 },
             )?;
-            for (i, p) in paths.iter().enumerate() {
+            for (i, (p, n)) in paths.iter().enumerate() {
                 println!(
                     "wrote {} and its spectrogram {} ({} s at {} Hz, seed {})",
                     p.display(),
                     p.with_extension("png").display(),
-                    a.seconds,
+                    *n as f32 / m.hp.sample_rate as f32,
                     m.hp.sample_rate,
                     a.seed.wrapping_add(i as u64)
                 );

@@ -24,8 +24,12 @@ pub struct AudioSample<'p> {
     pub model: &'p Path,
     /// Clips.
     pub n: usize,
-    /// Seconds per clip.
+    /// Seconds per clip (at most, for a two-tier model, whose frame tier
+    /// ends each clip).
     pub seconds: f32,
+    /// A two-tier model's frame temperature (`None`: the runtime's
+    /// default).
+    pub frame_temperature: Option<f32>,
     /// Softmax temperature (0 = greedy).
     pub temperature: f32,
     /// Seed of clip 0; clip `i` uses `seed + i`.
@@ -50,8 +54,12 @@ pub fn clip_paths(output: &Path, n: usize) -> Vec<PathBuf> {
 }
 
 /// Generates the clips and writes them with their spectrograms; returns
-/// the WAV paths.
-pub fn sample_audio(m: &Audio<'_>, bytes: &[u8], a: &AudioSample<'_>) -> Result<Vec<PathBuf>> {
+/// the WAV paths and each clip's samples.
+pub fn sample_audio(
+    m: &Audio<'_>,
+    bytes: &[u8],
+    a: &AudioSample<'_>,
+) -> Result<Vec<(PathBuf, usize)>> {
     let what = a.model.display();
     if a.output.extension().and_then(|e| e.to_str()) != Some("wav") {
         bail!(
@@ -75,6 +83,19 @@ pub fn sample_audio(m: &Audio<'_>, bytes: &[u8], a: &AudioSample<'_>) -> Result<
         );
     }
     super::sample::check_label_flag(m.hp.n_classes, a.label, &what)?;
+    let frames = m.frame_hparams().is_some();
+    match a.frame_temperature {
+        Some(_) if !frames => bail!(
+            "--frame-temperature: {what} has no frame tier (a model trained with --feat-dim has)"
+        ),
+        Some(t) if !(t >= 0.0 && t.is_finite()) => {
+            bail!("--frame-temperature: expected 0 or a positive number, found {t}")
+        }
+        _ => {}
+    }
+    let frame_temperature = a
+        .frame_temperature
+        .unwrap_or(edgegen_runtime::models::audio::FRAME_TEMPERATURE);
     let rate = m.hp.sample_rate;
     let len = (a.seconds * rate as f32).round().max(1.0) as usize;
     let sampling = Sampling {
@@ -86,25 +107,33 @@ pub fn sample_audio(m: &Audio<'_>, bytes: &[u8], a: &AudioSample<'_>) -> Result<
     let mut codes = vec![0u8; len];
     let source = Source::file(a.model, bytes);
     let paths = clip_paths(a.output, a.n);
+    let mut written = Vec::with_capacity(paths.len());
     for (i, path) in paths.iter().enumerate() {
         let seed = a.seed.wrapping_add(i as u64);
         let mut st = State::new(&mut h, a.label);
-        m.generate(
-            &mut st,
-            SILENCE,
-            &sampling,
-            &mut Rng::new(seed),
-            &mut scratch,
-            &mut codes,
-        )
-        .map_err(|e| anyhow!("{what}: {e}"))?;
-        let samples: Vec<f32> = codes.iter().map(|&q| mulaw_decode(q)).collect();
+        st.set_frame_temperature(frame_temperature);
+        let n = m
+            .generate(
+                &mut st,
+                SILENCE,
+                &sampling,
+                &mut Rng::new(seed),
+                &mut scratch,
+                &mut codes,
+            )
+            .map_err(|e| anyhow!("{what}: {e}"))?;
+        let samples: Vec<f32> = codes[..n].iter().map(|&q| mulaw_decode(q)).collect();
         let mut tag = Provenance::samples(&source, seed, 1).with_label(a.label);
         // Through text, so that 0.8 reads 0.8 and not 0.800000011920929.
         let f = |x: f32| x.to_string().parse::<f64>().unwrap_or(x as f64);
-        tag.sampling = Some(serde_json::json!({
+        let mut sampling = serde_json::json!({
             "temperature": f(a.temperature), "seconds": f(a.seconds), "sample_rate": rate,
-        }));
+        });
+        if frames {
+            sampling["frame_temperature"] = f(frame_temperature).into();
+            sampling["samples"] = n.into();
+        }
+        tag.sampling = Some(sampling);
         let info = tag.wav_info()?;
         let refs: Vec<([u8; 4], &str)> = info.iter().map(|(id, s)| (*id, s.as_str())).collect();
         crate::fsx::write_atomic(path, &wav_bytes(rate, &samples, &refs))?;
@@ -121,6 +150,7 @@ pub fn sample_audio(m: &Audio<'_>, bytes: &[u8], a: &AudioSample<'_>) -> Result<
             &path.with_extension("png"),
             &tag,
         )?;
+        written.push((path.clone(), n));
     }
-    Ok(paths)
+    Ok(written)
 }

@@ -42,12 +42,15 @@ pub fn levinson(r: &[f64]) -> Vec<f64> {
 /// bands, order 16) is heard by the audio classifier as the digit it came
 /// from 97% of the time, where noise with only each frame's loudness is
 /// heard 11% of the time.
+///
+/// Both steps before Levinson are linear in the band energies, so they
+/// fold into one `(p + 1, mels)` matrix ([`BandLpc::weights`]), rounded to
+/// f32 as the GGUF stores it (`lpc.weight`): a device computes the same
+/// coefficients from the same numbers.
 pub struct BandLpc {
-    /// `(FRAME / 2 + 1, mels)`: bin `k`'s share of each band.
-    spread: Vec<f64>,
-    /// `(p + 1, FRAME / 2 + 1)`: the inverse DFT's cosines, with the
-    /// weight of each bin in a real spectrum.
-    cos: Vec<f64>,
+    /// `(p + 1, mels)`: lag `j`'s autocorrelation per unit of band `m`'s
+    /// energy.
+    acf: Vec<f32>,
     mels: usize,
     order: usize,
 }
@@ -57,54 +60,44 @@ impl BandLpc {
     pub fn new(mels: usize, sample_rate: u32, order: usize) -> Self {
         let bins = PowerSpectrum::BINS;
         let f = super::logmel::mel_filters(mels, sample_rate);
-        let mut spread = vec![0f64; bins * mels];
+        let mut acf = vec![0f32; (order + 1) * mels];
         for m in 0..mels {
             let row = &f[m * bins..(m + 1) * bins];
             let sum: f64 = row.iter().sum::<f64>().max(1e-9);
-            for k in 0..bins {
-                spread[k * mels + m] = row[k] / sum;
+            for j in 0..=order {
+                // A real spectrum's bins 1..N/2-1 stand for two.
+                let r: f64 = (0..bins)
+                    .map(|k| {
+                        let w = if k == 0 || k == bins - 1 { 1.0 } else { 2.0 };
+                        w * (2.0 * PI * (j * k) as f64 / FRAME as f64).cos() * row[k] / sum
+                    })
+                    .sum();
+                acf[j * mels + m] = r as f32;
             }
         }
-        let mut cos = vec![0f64; (order + 1) * bins];
-        for j in 0..=order {
-            for k in 0..bins {
-                let w = if k == 0 || k == bins - 1 { 1.0 } else { 2.0 };
-                cos[j * bins + k] = w * (2.0 * PI * (j * k) as f64 / FRAME as f64).cos();
-            }
-        }
-        Self {
-            spread,
-            cos,
-            mels,
-            order,
-        }
+        Self { acf, mels, order }
     }
 
-    /// The coefficients for one frame's `mels` features.
+    /// `(p + 1, mels)`: what `lpc.weight` stores.
+    pub fn weights(&self) -> &[f32] {
+        &self.acf
+    }
+
+    /// The coefficients for one frame's `mels` features: the energies
+    /// `10^((40 v - 40) / 10)`, their autocorrelation plus the noise floor
+    /// on its zero lag, then Levinson-Durbin, all in f32 by the device
+    /// runtime's own function, so that a device predicts the codes the
+    /// model learnt from.
     pub fn coefficients(&self, feats: &[f32]) -> Vec<f64> {
-        let bins = PowerSpectrum::BINS;
-        let e: Vec<f64> = feats
-            .iter()
-            .take(self.mels)
-            .map(|&v| 10f64.powf((v as f64 * 40.0 - 40.0) / 10.0))
-            .collect();
-        let power: Vec<f64> = (0..bins)
-            .map(|k| {
-                let row = &self.spread[k * self.mels..(k + 1) * self.mels];
-                row.iter()
-                    .zip(&e)
-                    .map(|(s, e)| s * e)
-                    .sum::<f64>()
-                    .max(1e-12)
-            })
-            .collect();
-        let r: Vec<f64> = (0..=self.order)
-            .map(|j| {
-                let c = &self.cos[j * bins..(j + 1) * bins];
-                c.iter().zip(&power).map(|(c, p)| c * p).sum()
-            })
-            .collect();
-        levinson(&r)
+        let mut a = vec![0f32; self.order];
+        edgegen_runtime::layers::lpc::coefficients(
+            |i| self.acf.get(i).copied().unwrap_or(0.0),
+            self.mels,
+            self.order,
+            feats,
+            &mut a,
+        );
+        a.into_iter().map(f64::from).collect()
     }
 }
 

@@ -802,16 +802,26 @@ pub fn text_to_onnx(
 /// `[z; r; n]` where PyTorch and the GGUF store `[r; z; n]`, so the rows
 /// are permuted here (Q8_0 blocks lie along rows, so the permuted rows
 /// hold the same numbers).
+///
+/// A two-tier model's step has both tiers, side by side: the sample step
+/// also reads `bands` `(N, C)` (its frame's) and, with a prediction,
+/// `pred` `(N)` int64 (the code of the linear prediction, which the caller
+/// computes: Levinson-Durbin is a loop ONNX has no operator for); the
+/// frame step reads `frame_in` `(N, C)` (the frame before) and `frame_h`
+/// `(N, Hf)` and gives `frame_out` `(N, 2C + 1)` and `frame_h_out`. A
+/// caller runs the frame step once per frame and keeps its outputs between
+/// frames.
 pub fn audio_to_onnx(
-    m: &crate::models::rnn::Rnn,
-    p: &[f32],
+    aw: &super::audio::AudioWeights<'_>,
     prec: Precision,
     name: &str,
 ) -> Result<Vec<u8>> {
     use edgegen_format::arch::audio as a;
+    let (m, p) = (aw.m, aw.p);
     let c = &m.cfg;
     let (v, e, h, k) = (c.vocab, c.embed, c.hidden, c.n_classes);
     let [tok, ih, hh, out] = super::audio::layers(m, p)?;
+    let tier = super::audio::tier_layers(aw)?;
     let mut g = Graph::default();
     let tok_w = g.weight(&tok, prec);
     let mut x = g.node(
@@ -834,46 +844,21 @@ pub fn audio_to_onnx(
         );
         x = g.node("Add", &[&x, &cls], vec![], "x");
     }
-    if prec.int8_activations() {
-        // ONNX's GRU multiplies inside the operator, where its inputs
-        // cannot be quantized: the step spelled out, as the runtime runs
-        // it, each matrix's input quantized by `dense` (the blend with the
-        // previous state keeps it whole).
-        let gx = g.dense(&x, &ih, prec);
-        let gh = g.dense("h", &hh, prec);
-        let ax1 = g.init_i64("gru.axis_1", &[1]);
-        let part = |g: &mut Graph, v: &str, i: usize| {
-            let s = g.fresh("gru.start");
-            let s = g.init_i64(&s, &[(i * h) as i64]);
-            let e = g.fresh("gru.end");
-            let e = g.init_i64(&e, &[((i + 1) * h) as i64]);
-            g.node("Slice", &[v, &s, &e, &ax1], vec![], "gru")
-        };
-        let (xr, xz, xn) = (
-            part(&mut g, &gx, 0),
-            part(&mut g, &gx, 1),
-            part(&mut g, &gx, 2),
-        );
-        let (hr, hz, hn) = (
-            part(&mut g, &gh, 0),
-            part(&mut g, &gh, 1),
-            part(&mut g, &gh, 2),
-        );
-        let r = g.node("Add", &[&xr, &hr], vec![], "gru");
-        let r = g.node("Sigmoid", &[&r], vec![], "gru.r");
-        let z = g.node("Add", &[&xz, &hz], vec![], "gru");
-        let z = g.node("Sigmoid", &[&z], vec![], "gru.z");
-        let rn = g.node("Mul", &[&r, &hn], vec![], "gru");
-        let n = g.node("Add", &[&xn, &rn], vec![], "gru");
-        let n = g.node("Tanh", &[&n], vec![], "gru.n");
-        let one = g.init_f32("gru.one", &[], &[1.0]);
-        let keep = g.node("Sub", &[&one, &z], vec![], "gru");
-        let a = g.node("Mul", &[&keep, &n], vec![], "gru");
-        let b = g.node("Mul", &[&z, "h"], vec![], "gru");
-        g.node_to("Add", &[&a, &b], vec![], "h_out");
-    } else {
-        gru_op(&mut g, &x, &ih, &hh, h, prec);
+    if let Some(t) = &tier {
+        if let Some(pe) = &t.pred_embd {
+            let pe_w = g.weight(pe, prec);
+            let pr = g.node(
+                "Gather",
+                &[&pe_w, "pred"],
+                vec![attr_int("axis", 0)],
+                "pred",
+            );
+            x = g.node("Add", &[&x, &pr], vec![], "x");
+        }
+        let fx = g.dense("bands", &t.feat_proj, prec);
+        x = g.node("Add", &[&x, &fx], vec![], "x");
     }
+    gru_step(&mut g, &x, ("h", "h_out"), [&ih, &hh], "gru", prec);
     let logits = g.dense("h_out", &out, prec);
     g.node_to("Identity", &[&logits], vec![], "logits");
     let mut inputs = vec![value_info("code", DataType::Int64, &[None])];
@@ -881,10 +866,50 @@ pub fn audio_to_onnx(
         inputs.push(value_info("label", DataType::Int64, &[None]));
     }
     inputs.push(value_info("h", DataType::Float, &[None, Some(h)]));
-    let outputs = vec![
+    let mut outputs = vec![
         value_info("logits", DataType::Float, &[None, Some(v)]),
         value_info("h_out", DataType::Float, &[None, Some(h)]),
     ];
+    if let Some(t) = &tier {
+        let (cf, hf) = (c.feat_dim, t.gru[1].inp);
+        let mut fx = g.dense("frame_in", &t.inp, prec);
+        if let Some(cls) = t.class_embd {
+            let cls_w = g.init_f32(a::FRAME_CLASS_EMBD, &[k, t.inp.out], cls);
+            let cls = g.node(
+                "Gather",
+                &[&cls_w, "label"],
+                vec![attr_int("axis", 0)],
+                "frame.cls",
+            );
+            fx = g.node("Add", &[&fx, &cls], vec![], "frame.x");
+        }
+        gru_step(
+            &mut g,
+            &fx,
+            ("frame_h", "frame_h_out"),
+            [&t.gru[0], &t.gru[1]],
+            "frame.gru",
+            prec,
+        );
+        let fo = g.dense("frame_h_out", &t.out, prec);
+        g.node_to("Identity", &[&fo], vec![], "frame_out");
+        inputs.push(value_info("bands", DataType::Float, &[None, Some(cf)]));
+        if t.pred_embd.is_some() {
+            inputs.push(value_info("pred", DataType::Int64, &[None]));
+        }
+        inputs.push(value_info("frame_in", DataType::Float, &[None, Some(cf)]));
+        inputs.push(value_info("frame_h", DataType::Float, &[None, Some(hf)]));
+        outputs.push(value_info(
+            "frame_out",
+            DataType::Float,
+            &[None, Some(2 * cf + 1)],
+        ));
+        outputs.push(value_info(
+            "frame_h_out",
+            DataType::Float,
+            &[None, Some(hf)],
+        ));
+    }
     Ok(g.into_model(
         "edgegen_audio_step".into(),
         format!("edgegen audio GRU step ({prec:?} weights): {name}"),
@@ -893,11 +918,64 @@ pub fn audio_to_onnx(
     ))
 }
 
+/// One GRU step from `x` and the state `io.0` to the state `io.1`, its
+/// initializers named under `prefix`. With int8 activations the step is
+/// spelled out, as the runtime runs it (ONNX's GRU multiplies inside the
+/// operator, where its inputs cannot be quantized; the blend with the
+/// previous state keeps it whole); otherwise it is ONNX's own `GRU`.
+fn gru_step(
+    g: &mut Graph,
+    x: &str,
+    io: (&str, &str),
+    [ih, hh]: [&Layer<'_>; 2],
+    prefix: &str,
+    prec: Precision,
+) {
+    let (h_in, h_out) = io;
+    let h = hh.inp;
+    if !prec.int8_activations() {
+        return gru_op(g, x, io, ih, hh, prefix, prec);
+    }
+    let gx = g.dense(x, ih, prec);
+    let gh = g.dense(h_in, hh, prec);
+    let ax1 = g.init_i64(&format!("{prefix}.axis_1"), &[1]);
+    let part = |g: &mut Graph, v: &str, i: usize| {
+        let s = g.fresh(&format!("{prefix}.start"));
+        let s = g.init_i64(&s, &[(i * h) as i64]);
+        let e = g.fresh(&format!("{prefix}.end"));
+        let e = g.init_i64(&e, &[((i + 1) * h) as i64]);
+        g.node("Slice", &[v, &s, &e, &ax1], vec![], prefix)
+    };
+    let (xr, xz, xn) = (part(g, &gx, 0), part(g, &gx, 1), part(g, &gx, 2));
+    let (hr, hz, hn) = (part(g, &gh, 0), part(g, &gh, 1), part(g, &gh, 2));
+    let r = g.node("Add", &[&xr, &hr], vec![], prefix);
+    let r = g.node("Sigmoid", &[&r], vec![], &format!("{prefix}.r"));
+    let z = g.node("Add", &[&xz, &hz], vec![], prefix);
+    let z = g.node("Sigmoid", &[&z], vec![], &format!("{prefix}.z"));
+    let rn = g.node("Mul", &[&r, &hn], vec![], prefix);
+    let n = g.node("Add", &[&xn, &rn], vec![], prefix);
+    let n = g.node("Tanh", &[&n], vec![], &format!("{prefix}.n"));
+    let one = g.init_f32(&format!("{prefix}.one"), &[], &[1.0]);
+    let keep = g.node("Sub", &[&one, &z], vec![], prefix);
+    let a = g.node("Mul", &[&keep, &n], vec![], prefix);
+    let b = g.node("Mul", &[&z, h_in], vec![], prefix);
+    g.node_to("Add", &[&a, &b], vec![], h_out);
+}
+
 /// ONNX's own `GRU` over a sequence of one, from `x` `(N, E)` and `h` to
 /// `h_out`: gates reordered from PyTorch's `[r; z; n]` to ONNX's
 /// `[z; r; n]`, and `linear_before_reset`, which is PyTorch's cell.
-fn gru_op(g: &mut Graph, x: &str, ih: &Layer<'_>, hh: &Layer<'_>, h: usize, prec: Precision) {
-    let ax0 = g.init_i64("axis_0", &[0]);
+fn gru_op(
+    g: &mut Graph,
+    x: &str,
+    (h_in, h_out): (&str, &str),
+    ih: &Layer<'_>,
+    hh: &Layer<'_>,
+    prefix: &str,
+    prec: Precision,
+) {
+    let h = hh.inp;
+    let ax0 = g.init_i64(&format!("{prefix}.axis_0"), &[0]);
     let seq = g.node("Unsqueeze", &[x, &ax0], vec![], "x");
     // [r; z; n] -> [z; r; n].
     let zrn = |v: &[f32], w: usize| -> Vec<f32> {
@@ -918,18 +996,22 @@ fn gru_op(g: &mut Graph, x: &str, ih: &Layer<'_>, hh: &Layer<'_>, h: usize, prec
         );
         g.node("Unsqueeze", &[&w, &ax0], vec![], onnx_name)
     };
-    let w_zrn = gate_weight(g, ih, "gru.W");
-    let r_zrn = gate_weight(g, hh, "gru.R");
+    let w_zrn = gate_weight(g, ih, &format!("{prefix}.W"));
+    let r_zrn = gate_weight(g, hh, &format!("{prefix}.R"));
     let mut b = zrn(ih.b, 1);
     b.extend(zrn(hh.b, 1));
-    let b = g.init_f32("gru.B", &[1, 6 * h], &b);
-    let h0 = g.node("Unsqueeze", &["h", &ax0], vec![], "h0");
+    let b = g.init_f32(&format!("{prefix}.B"), &[1, 6 * h], &b);
+    let h0 = g.node("Unsqueeze", &[h_in, &ax0], vec![], "h0");
+    let (y, y_h) = (
+        g.fresh(&format!("{prefix}_y")),
+        g.fresh(&format!("{prefix}_y_h")),
+    );
     g.nodes.push(NodeProto {
         input: [seq.as_str(), &w_zrn, &r_zrn, &b, "", &h0]
             .iter()
             .map(|s| s.to_string())
             .collect(),
-        output: vec!["gru_y".into(), "gru_y_h".into()],
+        output: vec![y, y_h.clone()],
         name: format!("GRU_{}", g.nodes.len()),
         op_type: "GRU".into(),
         attribute: vec![
@@ -938,5 +1020,5 @@ fn gru_op(g: &mut Graph, x: &str, ih: &Layer<'_>, hh: &Layer<'_>, h: usize, prec
         ],
         ..Default::default()
     });
-    g.node_to("Squeeze", &["gru_y_h", &ax0], vec![], "h_out");
+    g.node_to("Squeeze", &[&y_h, &ax0], vec![], h_out);
 }

@@ -168,6 +168,19 @@ impl FrameRnn {
         self.head.init(p, rng);
     }
 
+    /// Makes every matrix quantize its input to int8 (`on`), as a `q8_0a8`
+    /// file's frame tier does on a device. Never for training.
+    pub fn set_int8_inputs(&mut self, on: bool) {
+        for l in [
+            &mut self.inp,
+            &mut self.gru.ih,
+            &mut self.gru.hh,
+            &mut self.head,
+        ] {
+            l.int8_inputs = on;
+        }
+    }
+
     /// Outputs for every step of `a.inputs` from the state in `a.gru.h`'s
     /// first block.
     pub fn forward(&self, p: &[f32], a: &mut FrameActs, th: Threads) {

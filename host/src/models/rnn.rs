@@ -226,10 +226,14 @@ impl Rnn {
     }
 
     /// Makes every matrix quantize its input to int8 (`on`), as a `q8_0a8`
-    /// model does on a device: the GRU's two and the output layer (the
-    /// blend with the previous state keeps it whole, as the runtime does).
-    /// For evaluating and validating that precision, never for training.
+    /// model does on a device: the GRU's two, the output layer and the
+    /// bands' projection (the blend with the previous state keeps it whole,
+    /// as the runtime does). For evaluating and validating that precision,
+    /// never for training.
     pub fn set_int8_inputs(&mut self, on: bool) {
+        if let Some(f) = &mut self.feat {
+            f.int8_inputs = on;
+        }
         self.gru.ih.int8_inputs = on;
         self.gru.hh.int8_inputs = on;
         self.head.int8_inputs = on;

@@ -141,13 +141,27 @@ pub fn of_gguf(g: &Gguf<'_>) -> Result<Signature> {
             inputs.push(Port::new("label", "int64", &[None]));
         }
         inputs.push(Port::new("h", "float", &[None, h]));
-        return Ok(Signature {
-            inputs,
-            outputs: vec![
-                Port::new("logits", "float", &[None, Some(hp.vocab_size as i64)]),
-                Port::new("h_out", "float", &[None, h]),
-            ],
-        });
+        let mut outputs = vec![
+            Port::new("logits", "float", &[None, Some(hp.vocab_size as i64)]),
+            Port::new("h_out", "float", &[None, h]),
+        ];
+        // A two-tier model's step has its frame tier's beside it.
+        if let Some(f) = edgegen_format::arch::audio::FrameHparams::read(g)? {
+            let (c, hf) = (Some(f.feature_length as i64), Some(f.state_length as i64));
+            inputs.push(Port::new("bands", "float", &[None, c]));
+            if f.lpc_order > 0 {
+                inputs.push(Port::new("pred", "int64", &[None]));
+            }
+            inputs.push(Port::new("frame_in", "float", &[None, c]));
+            inputs.push(Port::new("frame_h", "float", &[None, hf]));
+            outputs.push(Port::new(
+                "frame_out",
+                "float",
+                &[None, Some(f.outputs() as i64)],
+            ));
+            outputs.push(Port::new("frame_h_out", "float", &[None, hf]));
+        }
+        return Ok(Signature { inputs, outputs });
     }
     if edgegen_format::arch::check(g)? == edgegen_format::arch::Family::Gan {
         // A generator: noise (and a label) in, pixels out, as a decoder.

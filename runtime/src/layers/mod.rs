@@ -2,6 +2,7 @@
 //! the GRU cell ([`gru`]).
 
 pub mod gru;
+pub mod lpc;
 
 use crate::kernels::{self, Matrix};
 use crate::math::{self, Math};
