@@ -142,25 +142,23 @@ fn linear<'a>(
     name: &str,
     bias: bool,
 ) -> Result<Layer<'a>> {
-    let get = |t: &str| -> Result<&'a [f32]> {
+    let get = |t: String| -> Result<(&'a [f32], usize, usize)> {
         let e = layout
-            .get(t)
+            .get(&t)
             .with_context(|| format!("the model has no tensor {t}"))?;
-        Ok(&p[e.range()])
+        Ok((&p[e.range()], e.shape[0], *e.shape.last().unwrap_or(&1)))
     };
-    let w = layout
-        .get(&format!("{host}.weight"))
-        .with_context(|| format!("the model has no tensor {host}.weight"))?;
+    let (w, out, inp) = get(format!("{host}.weight"))?;
     Ok(Layer {
         name: name.into(),
-        w: get(&format!("{host}.weight"))?,
+        w,
         b: if bias {
-            get(&format!("{host}.bias"))?
+            get(format!("{host}.bias"))?.0
         } else {
             &[]
         },
-        inp: w.shape[1],
-        out: w.shape[0],
+        inp,
+        out,
         act: None,
         label: None,
     })

@@ -47,6 +47,17 @@ impl BandLpc<'_> {
 /// autocorrelation per unit of band `m`'s energy: the device's
 /// computation, which the host's trainer calls too, so that both predict
 /// the same codes.
+///
+/// ```
+/// use edgegen_runtime::layers::lpc::{coefficients, predict};
+/// // One band whose energy has lags 1, 0.9, 0.81: a one-pole envelope.
+/// let acf = [1.0, 0.9, 0.81];
+/// let mut a = [0f32; 2];
+/// coefficients(|i| acf[i], 1, 2, &[1.0], &mut a);
+/// assert!((a[0] - 0.9).abs() < 1e-4 && a[1].abs() < 1e-4);
+/// // The next sample after 0.5 (the latest, at ring index 1) and 0.4.
+/// assert!((predict(&a, &[0.4, 0.5], 1) - 0.45).abs() < 1e-4);
+/// ```
 pub fn coefficients(
     acf: impl Fn(usize) -> f32,
     c: usize,

@@ -127,9 +127,8 @@ struct FrameTier<'a> {
     lpc: Option<BandLpc<'a>>,
 }
 
-/// `w` and its bias `b` as a `rows x cols` layer: one call site for every
-/// layer of the model (each inlined call cost a Cortex-M4 some 150 bytes).
-#[cfg_attr(not(feature = "frames"), allow(dead_code))]
+/// `w` and its bias `b` as a `rows x cols` layer: one function for every
+/// layer of both tiers, not a copy inlined per layer (a device's flash).
 #[inline(never)]
 fn load_dense<'a>(
     g: &Gguf<'a>,
