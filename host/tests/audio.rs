@@ -387,6 +387,17 @@ fn a_two_tier_audio_run_trains_resumes_and_is_heard() {
         assert!((q - f32_nll).abs() < 0.05, "{p}: {q} vs {f32_nll}");
         assert!(e["frame_nats_per_frame"].is_f64(), "{e}");
     }
+    // The device runtime's own clips, heard by the classifier.
+    let e = heard(&run_a, &cls, &["--runtime", "--precision", "q8_0"]);
+    assert_eq!(e["generated_by"], "runtime", "{e}");
+    let acc = e["conditional_accuracy"].as_f64().unwrap();
+    assert!(
+        (0.0..=1.0).contains(&acc) && e["mean_seconds"].as_f64().unwrap() > 0.0,
+        "{e}"
+    );
+    let r = run(&["eval", s(&run_a), "--runtime"]);
+    let msg = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && msg.contains("--classifier"), "{msg}");
     let g = d.join("m-q8_0.gguf");
     let wav = d.join("tone.wav");
     let o = ok(&[
@@ -432,8 +443,7 @@ fn a_two_tier_audio_run_trains_resumes_and_is_heard() {
         s(&g),
         "--label",
         "1",
-        "--frame-temperature",
-        "-1",
+        "--frame-temperature=-1",
         "-o",
         s(&wav),
     ]);

@@ -244,6 +244,9 @@ pub struct Heard {
     pub resynthesis_accuracy: Option<f64>,
     /// The classifier's checkpoint.
     pub classifier: String,
+    /// What generated the clips: `host` (the host's model at the stored
+    /// precision) or `runtime` (the device runtime, from the model's GGUF).
+    pub generated_by: &'static str,
 }
 
 /// What a generation for [`conditional_accuracy`] asks for.
@@ -277,24 +280,7 @@ pub fn conditional_accuracy(
 ) -> anyhow::Result<Heard> {
     use crate::models::rnn::Frames;
     let k = m.cfg.n_classes;
-    let Some(lm) = cls.model.cfg.log_mel else {
-        anyhow::bail!(
-            "--classifier {}: an image classifier; an audio model needs one trained on audio (edgegen train classifier --data FSDD_DIR)",
-            cls.path
-        );
-    };
-    if k == 0 {
-        anyhow::bail!(
-            "--classifier: conditional_accuracy needs a conditional model (train audio --conditional)"
-        );
-    }
-    if cls.model.cfg.n_classes != k {
-        anyhow::bail!(
-            "--classifier {}: it knows {} classes, the model {k}",
-            cls.path,
-            cls.model.cfg.n_classes
-        );
-    }
+    let lm = audio_features(cls, k)?;
     let labels = crate::eval::suite::balanced_labels(g.n, k);
     let frames = match tier {
         Some((tier, params)) => Frames::Drawn {
@@ -336,7 +322,123 @@ pub fn conditional_accuracy(
         confusion,
         resynthesis_accuracy,
         classifier: cls.path.clone(),
+        generated_by: "host",
     })
+}
+
+/// [`conditional_accuracy`] of clips the device runtime generates from an
+/// audio model's GGUF bytes (`dev`, of `k` classes), as a device plays
+/// them: clip `i` from the runtime's generator seeded `g.seed + i`, frames
+/// drawn by the runtime's frame tier if the model has one. No
+/// resynthesis: the runtime draws its own frames.
+pub fn runtime_accuracy(
+    dev: &edgegen_runtime::models::audio::Audio<'_>,
+    cls: &crate::eval::suite::Scorer<'_>,
+    g: Generation,
+    th: crate::nn::gemm::Threads,
+) -> anyhow::Result<Heard> {
+    use edgegen_runtime::models::audio::{SILENCE, State, mulaw_decode};
+    use edgegen_runtime::sample::{Rng, Sampling};
+    use rayon::prelude::*;
+    let k = dev.hp.n_classes as usize;
+    let lm = audio_features(cls, k)?;
+    let labels = crate::eval::suite::balanced_labels(g.n, k);
+    let len = (g.seconds * dev.hp.sample_rate as f32).round().max(1.0) as usize;
+    let sampling = Sampling {
+        temperature: g.temperature,
+        ..Sampling::default()
+    };
+    let clips: Vec<Vec<f32>> = labels
+        .par_iter()
+        .enumerate()
+        .map(|(i, &l)| {
+            let mut buf = vec![0f32; dev.state_len()];
+            let mut scratch = vec![0f32; dev.scratch_len()];
+            let mut st = State::new(&mut buf, Some(l));
+            st.set_frame_temperature(g.frame_temperature);
+            let mut out = vec![0u8; len];
+            let mut rng = Rng::new(g.seed.wrapping_add(i as u64));
+            let n = dev
+                .generate(
+                    &mut st,
+                    SILENCE,
+                    &sampling,
+                    &mut rng,
+                    &mut scratch,
+                    &mut out,
+                )
+                .map_err(|e| anyhow::anyhow!("the runtime, clip {i}: {e}"))?;
+            Ok(out[..n].iter().map(|&q| mulaw_decode(q)).collect())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let samples: usize = clips.iter().map(Vec::len).sum();
+    let refs: Vec<&[f32]> = clips.iter().map(|c| &c[..]).collect();
+    let (acc, confusion) = classify(lm.features_of(&refs), &labels, lm, cls, th);
+    Ok(Heard {
+        generated_clips: g.n,
+        seconds: g.seconds,
+        temperature: g.temperature,
+        frame_temperature: dev.frame_hparams().map(|_| g.frame_temperature),
+        mean_seconds: samples as f64 / lm.sample_rate as f64 / labels.len().max(1) as f64,
+        conditional_accuracy: acc,
+        confusion,
+        resynthesis_accuracy: None,
+        classifier: cls.path.clone(),
+        generated_by: "runtime",
+    })
+}
+
+/// The audio classifier's log-mel settings, checked against a model of
+/// `k` classes.
+fn audio_features(
+    cls: &crate::eval::suite::Scorer<'_>,
+    k: usize,
+) -> anyhow::Result<crate::data::logmel::LogMel> {
+    let Some(lm) = cls.model.cfg.log_mel else {
+        anyhow::bail!(
+            "--classifier {}: an image classifier; an audio model needs one trained on audio (edgegen train classifier --data FSDD_DIR)",
+            cls.path
+        );
+    };
+    if k == 0 {
+        anyhow::bail!(
+            "--classifier: conditional_accuracy needs a conditional model (train audio --conditional)"
+        );
+    }
+    if cls.model.cfg.n_classes != k {
+        anyhow::bail!(
+            "--classifier {}: it knows {} classes, the model {k}",
+            cls.path,
+            cls.model.cfg.n_classes
+        );
+    }
+    Ok(lm)
+}
+
+/// The classifier's accuracy and confusion on clips' log-mel `feats`
+/// (`lm.mels * lm.frames` values each), whose classes are `labels`.
+fn classify(
+    feats: Vec<f32>,
+    labels: &[u32],
+    lm: crate::data::logmel::LogMel,
+    cls: &crate::eval::suite::Scorer<'_>,
+    th: crate::nn::gemm::Threads,
+) -> (f64, Vec<Vec<u64>>) {
+    let images = crate::data::inputs::Images {
+        x: feats,
+        labels: labels.to_vec(),
+        d: lm.mels * lm.frames,
+    };
+    let mut acts = crate::models::classifier::ClassifierActs::new(cls.model, 256);
+    let (_, acc, confusion) = crate::train::classifier::evaluate(
+        cls.model,
+        cls.params,
+        cls.buffers,
+        &images,
+        &mut acts,
+        th,
+    );
+    (acc, confusion)
 }
 
 /// Generates a clip for each of `labels` (`frames(i)` gives the frames of
@@ -354,7 +456,6 @@ fn hear<'f>(
     th: crate::nn::gemm::Threads,
 ) -> (f64, Vec<Vec<u64>>, f64) {
     use crate::data::audio::mulaw_decode;
-    use crate::data::inputs::Images;
     use crate::rng::Rng;
     let len = (g.seconds * lm.sample_rate as f32).round().max(1.0) as usize;
     let mut feats = Vec::with_capacity(labels.len() * lm.mels * lm.frames);
@@ -383,20 +484,7 @@ fn hear<'f>(
         let refs: Vec<&[f32]> = clips.iter().map(|c| &c[..]).collect();
         feats.extend(lm.features_of(&refs));
     }
-    let images = Images {
-        x: feats,
-        labels: labels.to_vec(),
-        d: lm.mels * lm.frames,
-    };
-    let mut acts = crate::models::classifier::ClassifierActs::new(cls.model, 256);
-    let (_, acc, confusion) = crate::train::classifier::evaluate(
-        cls.model,
-        cls.params,
-        cls.buffers,
-        &images,
-        &mut acts,
-        th,
-    );
+    let (acc, confusion) = classify(feats, labels, lm, cls, th);
     let secs = codes_in_all as f64 / lm.sample_rate as f64 / labels.len().max(1) as f64;
     (acc, confusion, secs)
 }
