@@ -171,25 +171,7 @@ fn heard_by_the_audio_classifier(data: &Path, d: &Path) {
 fn exports_validate_and_sample(run_dir: &Path, nll: f64) {
     let run_s = s(run_dir);
     for p in ["f32", "f16", "q8_0", "q8_0a8"] {
-        let (g, o) = (
-            run_dir.join(format!("m-{p}.gguf")),
-            run_dir.join(format!("m-{p}.onnx")),
-        );
-        ok(&[
-            "export",
-            run_s,
-            "--last",
-            "--precision",
-            p,
-            "--gguf",
-            s(&g),
-            "--onnx",
-            s(&o),
-        ]);
-        let v: serde_json::Value =
-            serde_json::from_str(&ok(&["validate", s(&o), s(&g), "--n", "40", "--json"])).unwrap();
-        assert_eq!(v["ok"], true, "{p}: {v}");
-        assert_eq!(v["engines"].as_array().unwrap().len(), 4, "{v}");
+        let v = export_and_validate(run_dir, p);
         assert_eq!(v["outputs"], serde_json::json!(["logits", "h"]));
         // With int8 activations, every engine steps from the host's state.
         let part = if p == "q8_0a8" {
@@ -275,6 +257,32 @@ fn exports_validate_and_sample(run_dir: &Path, nll: f64) {
     assert!(String::from_utf8_lossy(&r.stderr).contains(".wav"));
 }
 
+/// Exports `run_dir`'s last checkpoint at precision `p` as
+/// `run_dir/m-{p}.gguf` and `.onnx`, validates them over 40 steps on the
+/// four engines (checked to pass) and returns the report.
+fn export_and_validate(run_dir: &Path, p: &str) -> serde_json::Value {
+    let (g, o) = (
+        run_dir.join(format!("m-{p}.gguf")),
+        run_dir.join(format!("m-{p}.onnx")),
+    );
+    ok(&[
+        "export",
+        s(run_dir),
+        "--last",
+        "--precision",
+        p,
+        "--gguf",
+        s(&g),
+        "--onnx",
+        s(&o),
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["validate", s(&o), s(&g), "--n", "40", "--json"])).unwrap();
+    assert_eq!(v["ok"], true, "{p}: {v}");
+    assert_eq!(v["engines"].as_array().unwrap().len(), 4, "{v}");
+    v
+}
+
 /// A two-tier model (`--feat-dim`): the frame tier learns the tones'
 /// frames and resumes bit for bit with the model of samples; eval hears
 /// its clips (frames drawn) and the test clips resynthesized from their
@@ -354,22 +362,7 @@ fn a_two_tier_audio_run_trains_resumes_and_is_heard() {
         .as_f64()
         .unwrap();
     for p in ["f32", "q8_0", "q8_0a8"] {
-        let (g, o) = (d.join(format!("m-{p}.gguf")), d.join(format!("m-{p}.onnx")));
-        ok(&[
-            "export",
-            s(&run_a),
-            "--last",
-            "--precision",
-            p,
-            "--gguf",
-            s(&g),
-            "--onnx",
-            s(&o),
-        ]);
-        let v: serde_json::Value =
-            serde_json::from_str(&ok(&["validate", s(&o), s(&g), "--n", "40", "--json"])).unwrap();
-        assert_eq!(v["ok"], true, "{p}: {v}");
-        assert_eq!(v["engines"].as_array().unwrap().len(), 4, "{v}");
+        let v = export_and_validate(&run_a, p);
         assert_eq!(
             v["outputs"],
             serde_json::json!(["logits", "h", "frame_out", "frame_h"]),
@@ -398,7 +391,7 @@ fn a_two_tier_audio_run_trains_resumes_and_is_heard() {
     let r = run(&["eval", s(&run_a), "--runtime"]);
     let msg = String::from_utf8_lossy(&r.stderr);
     assert!(!r.status.success() && msg.contains("--classifier"), "{msg}");
-    let g = d.join("m-q8_0.gguf");
+    let g = run_a.join("m-q8_0.gguf");
     let wav = d.join("tone.wav");
     let o = ok(&[
         "sample",

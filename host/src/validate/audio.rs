@@ -3,7 +3,9 @@
 //! own state from step to step (so drift would add up; with int8
 //! activations each starts every step from the host's state), and to the host's
 //! GRU over the whole sequence on the weights the GGUF stores. The logits
-//! and the state of every step are compared.
+//! and the state of every step are compared. A two-tier model's steps also
+//! read seeded frames and prediction codes, and its frame tier steps once
+//! per step on seeded frames: its outputs and state are compared too.
 
 use super::io::Input;
 use super::{Engine, Produced};
