@@ -33,6 +33,18 @@ pub const MU: f32 = 255.0;
 /// The code of silence (mu-law's zero): where a clip starts.
 pub const SILENCE: u32 = 128;
 
+/// ln(1 + mu) = ln 256 = 8 ln 2, as the f32 that `logf(256)` gives (a
+/// test holds them equal): a constant, so that no logarithm is linked.
+const LN_1_PLUS_MU: f32 = 5.545_177_4;
+
+/// The sample at companded value `y` in [-1, 1]: `sign(y) ((1 + mu)^|y| -
+/// 1) / mu`, at most 1 in magnitude.
+fn expand(y: f32) -> f32 {
+    let m = (math::exp(y.abs() * LN_1_PLUS_MU) - 1.0) / MU;
+    let m = m.min(1.0);
+    if y < 0.0 { -m } else { m }
+}
+
 /// The sample in [-1, 1] that code `q` stands for: `y = 2q/255 - 1`, then
 /// `sign(y) ((1 + mu)^|y| - 1) / mu`.
 ///
@@ -42,14 +54,16 @@ pub const SILENCE: u32 = 128;
 /// assert_eq!((mulaw_decode(0), mulaw_decode(255)), (-1.0, 1.0));
 /// ```
 pub fn mulaw_decode(q: u8) -> f32 {
-    let y = 2.0 * q as f32 / MU - 1.0;
-    let m = (math::exp(y.abs() * libm::logf(1.0 + MU)) - 1.0) / MU;
-    let m = m.min(1.0);
-    if y < 0.0 { -m } else { m }
+    expand(2.0 * q as f32 / MU - 1.0)
 }
 
-/// The code of sample `x` (clamped to [-1, 1]): `y = sign(x) ln(1 + mu
-/// |x|) / ln(1 + mu)`, then `floor((y + 1) / 2 * 255 + 0.5)`.
+/// The code of sample `x`: the code whose companded interval holds it,
+/// `y = sign(x) ln(1 + mu |x|) / ln(1 + mu)` rounded to the nearest of
+/// the 256 levels `2q/255 - 1`. It is found by bisection against the
+/// intervals' edges, [`mulaw_decode`]'s expansion of `(2q - 1)/255 - 1`,
+/// so that it needs no logarithm (a device's flash) and agrees with the
+/// decoder: `mulaw_encode(mulaw_decode(q)) == q` for every code. Below
+/// -1 is code 0, above 1 code 255, NaN code 0.
 ///
 /// ```
 /// use edgegen_runtime::models::audio::{mulaw_decode, mulaw_encode};
@@ -57,10 +71,17 @@ pub fn mulaw_decode(q: u8) -> f32 {
 /// assert_eq!(mulaw_encode(mulaw_decode(77)), 77);
 /// ```
 pub fn mulaw_encode(x: f32) -> u8 {
-    let x = x.clamp(-1.0, 1.0);
-    let y = libm::logf(1.0 + MU * x.abs()) / libm::logf(1.0 + MU);
-    let y = if x < 0.0 { -y } else { y };
-    libm::floorf((y + 1.0) * 0.5 * MU + 0.5).clamp(0.0, 255.0) as u8
+    // The largest code whose lower edge is at most x (code 0 has none).
+    let (mut lo, mut hi) = (0u32, 255u32);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if x >= expand((2 * mid - 1) as f32 / MU - 1.0) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo as u8
 }
 
 /// [`mulaw_decode`] as a 16-bit PCM sample (rounded, as the host's WAV
@@ -146,9 +167,15 @@ fn load_dense<'a>(
 #[cfg_attr(not(feature = "frames"), allow(dead_code))]
 impl<'a> FrameTier<'a> {
     /// Reads and checks the frame tier of a model whose hyperparameters
-    /// are `hp`.
+    /// are `hp`, into `out`: returned by value, the tier was built on the
+    /// stack and copied into the model (172 B more of a Cortex-M4's flash).
     #[inline(never)]
-    fn load(g: &Gguf<'a>, hp: &Hparams, fh: FrameHparams) -> Result<Self, Error> {
+    fn load(
+        g: &Gguf<'a>,
+        hp: &Hparams,
+        fh: FrameHparams,
+        out: &mut Option<Self>,
+    ) -> Result<(), Error> {
         let (v, e, k) = (
             hp.vocab_size as usize,
             hp.embedding_length as usize,
@@ -179,7 +206,7 @@ impl<'a> FrameTier<'a> {
         } else {
             (None, None)
         };
-        Ok(FrameTier {
+        *out = Some(FrameTier {
             hp: fh,
             inp: load_dense(g, a::FRAME_IN, a::FRAME_IN_BIAS, ef, c)?,
             class_embd: if k > 0 {
@@ -195,7 +222,8 @@ impl<'a> FrameTier<'a> {
             feat_proj: load_dense(g, a::FEAT_PROJ, a::FEAT_PROJ_BIAS, e, c)?,
             pred_embd,
             lpc,
-        })
+        });
+        Ok(())
     }
 }
 
@@ -379,7 +407,7 @@ impl<'a> Audio<'a> {
         };
         #[cfg(feature = "frames")]
         if let Some(fh) = FrameHparams::read(g)? {
-            m.frames = Some(FrameTier::load(g, &hp, fh)?);
+            FrameTier::load(g, &hp, fh, &mut m.frames)?;
         }
         // Without the feature, only whether the file has a frame tier: its
         // keys are not read (their code would count against a one-tier
@@ -789,6 +817,38 @@ mod tests {
         t(a::OUTPUT, &[8, 256]);
         t(a::OUTPUT_BIAS, &[256]);
         w.to_bytes()
+    }
+
+    /// The encoder is the decoder's inverse on every code, agrees with
+    /// the logarithm's rounding (`floor((y + 1) / 2 * 255 + 0.5)`) away
+    /// from the intervals' edges, and saturates; the constant is libm's
+    /// `logf(256)`.
+    #[test]
+    fn mulaw_encode_inverts_decode_and_rounds_like_the_logarithm() {
+        assert_eq!(LN_1_PLUS_MU, libm::logf(1.0 + MU));
+        for q in 0..=255u8 {
+            assert_eq!(mulaw_encode(mulaw_decode(q)), q);
+        }
+        // (fast-math's exp is too coarse for edges 1e-3 wide.)
+        #[cfg(not(feature = "fast-math"))]
+        let (mut checked, mut edges) = (0, 0);
+        #[cfg(not(feature = "fast-math"))]
+        for i in -100_000..=100_000 {
+            let x = i as f32 / 100_000.0;
+            let y = libm::logf(1.0 + MU * x.abs()) / LN_1_PLUS_MU;
+            let t = (x.signum() * y + 1.0) * 0.5 * MU + 0.5;
+            if (t - libm::roundf(t)).abs() < 1e-3 {
+                edges += 1;
+                continue;
+            }
+            assert_eq!(mulaw_encode(x) as f32, libm::floorf(t), "x = {x}");
+            checked += 1;
+        }
+        #[cfg(not(feature = "fast-math"))]
+        assert!(checked > 199_000 && edges < 1_000, "{checked} {edges}");
+        assert_eq!((mulaw_encode(-3.0), mulaw_encode(3.0)), (0, 255));
+        assert_eq!(mulaw_encode(f32::NAN), 0);
+        assert_eq!(mulaw_encode(f32::INFINITY), 255);
     }
 
     /// A file with a frame tier's keys is never run as a one-tier model:
