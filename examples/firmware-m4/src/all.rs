@@ -40,7 +40,8 @@ pub fn probe(model: &[u8]) -> bool {
         Ok(Family::Audio) => {
             let mut codes = [0u8; 4];
             let mut st = audio::State::new(&mut a, None);
-            Audio::from_bytes(model)
+            let mut slot = None;
+            Audio::from_bytes_in(model, &mut slot)
                 .and_then(|m| m.generate(&mut st, SILENCE, &s, &mut rng, &mut scratch, &mut codes))
                 .is_ok()
         }

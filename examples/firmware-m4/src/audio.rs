@@ -16,8 +16,10 @@ const LABEL: Option<u32> = if HP.n_classes != 0 { Some(0) } else { None };
 
 /// `clip N hash H first c0 .. c7`, then `state sum S first h0 h1 h2 hash
 /// 0xH` (H: of the state's f32 bits).
-pub fn run(model: &[u8]) -> Result<(), Error> {
-    let m = Audio::from_bytes(model)?;
+pub fn run(model: &'static [u8]) -> Result<(), Error> {
+    // Loaded in place (see `Audio::from_bytes_in`).
+    let slot = static_slot!(Option<Audio<'static>> = None);
+    let m = Audio::from_bytes_in(model, slot)?;
     hprintln!(
         "edgegen firmware: audio model {} bytes, state {} floats, scratch {} floats, {} MACs per sample",
         model.len(),
@@ -66,11 +68,12 @@ pub fn run(model: &[u8]) -> Result<(), Error> {
 
 /// Load, generate a few codes, sink them.
 #[cfg(feature = "size-probe")]
-pub fn probe(model: &[u8]) -> bool {
+pub fn probe(model: &'static [u8]) -> bool {
     let mut h = [0f32; STATE];
     let mut scratch = [0f32; SCRATCH];
     let mut codes = [0u8; 4];
-    let ok = match Audio::from_bytes(model) {
+    let slot = static_slot!(Option<Audio<'static>> = None);
+    let ok = match Audio::from_bytes_in(model, slot) {
         Ok(m) => m
             .generate(
                 &mut State::new(&mut h, LABEL),

@@ -59,7 +59,7 @@ macro_rules! static_buf {
 /// `None` need not be): the `static` starts uninitialized, in `.bss`, and
 /// `$init` is written at run time. As an initialized `static` it would
 /// sit in `.data`, its image in flash (3.5 KB for a text model's slot).
-#[cfg(all(target_os = "none", family = "text"))]
+#[cfg(all(target_os = "none", any(family = "text", family = "audio")))]
 macro_rules! static_slot {
     ($ty:ty = $init:expr) => {{
         static mut BUF: core::mem::MaybeUninit<$ty> = core::mem::MaybeUninit::uninit();
