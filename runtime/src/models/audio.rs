@@ -576,6 +576,24 @@ impl<'a> Audio<'a> {
         check_label(self.hp.n_classes as usize, st.label)
     }
 
+    /// The checks of a call that brings a frame's `bands` (`C` values):
+    /// the state and scratch, and that the model has a frame tier, which
+    /// it returns.
+    fn check_frame(
+        &self,
+        st: &State<'_>,
+        scratch: &[f32],
+        bands: &[f32],
+    ) -> Result<&FrameTier<'a>, Error> {
+        self.check(st, scratch)?;
+        let t = self.tier().ok_or(Error::BadValue {
+            key: a::FRAME_LENGTH,
+            expected: "a frame tier: this model has none (it steps with step)",
+        })?;
+        check_len(t.hp.feature_length as usize, bands.len())?;
+        Ok(t)
+    }
+
     fn check_code(&self, key: &'static str, code: u32) -> Result<(), Error> {
         if code >= self.hp.vocab_size {
             return Err(Error::BadValue {
@@ -657,14 +675,9 @@ impl<'a> Audio<'a> {
         pred: u32,
         scratch: &'x mut [f32],
     ) -> Result<&'x [f32], Error> {
-        self.check(st, scratch)?;
+        let t = self.check_frame(st, scratch, bands)?;
         self.check_code("code", code)?;
         self.check_code("pred", pred)?;
-        let t = self.tier().ok_or(Error::BadValue {
-            key: a::FRAME_LENGTH,
-            expected: "a frame tier: this model has none (use step)",
-        })?;
-        check_len(t.hp.feature_length as usize, bands.len())?;
         let label = st.label;
         let p = self.parts(t, st.buf);
         t.layers[layer::FEAT_PROJ].forward(p.fx, bands);
@@ -682,12 +695,7 @@ impl<'a> Audio<'a> {
         prev: &[f32],
         scratch: &'x mut [f32],
     ) -> Result<&'x [f32], Error> {
-        self.check(st, scratch)?;
-        let t = self.tier().ok_or(Error::BadValue {
-            key: a::FRAME_LENGTH,
-            expected: "a frame tier: this model has none",
-        })?;
-        check_len(t.hp.feature_length as usize, prev.len())?;
+        let t = self.check_frame(st, scratch, prev)?;
         let label = st.label;
         let p = self.parts(t, st.buf);
         Ok(Self::frame_forward(t, p.fh, label, prev, scratch))
