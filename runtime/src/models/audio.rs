@@ -452,14 +452,8 @@ impl<'a> Audio<'a> {
     /// [`Self::from_gguf`], built in `slot` rather than returned. On an
     /// error the slot is left `None`, never holding a part of a model.
     pub fn from_gguf_in<'s>(g: &Gguf<'a>, slot: &'s mut Option<Self>) -> Result<&'s Self, Error> {
-        if let Err(e) = Self::load_into(g, slot) {
-            *slot = None;
-            return Err(e);
-        }
-        // `load_into` returned `Ok`, so the slot holds the model.
-        slot.as_ref().ok_or(Error::MissingKey {
-            key: arch::keys::ARCHITECTURE,
-        })
+        let load = Self::load_into(g, slot);
+        super::loaded(slot, load)
     }
 
     /// Loads the model into `slot`, which holds a part of it if this

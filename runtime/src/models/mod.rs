@@ -52,6 +52,21 @@ pub(crate) fn check_label(k: usize, label: Option<u32>) -> Result<(), Error> {
     }
 }
 
+/// The model a `from_gguf_in` built in `slot`, given what its loader
+/// returned: on an error the slot is emptied, never left holding a part of
+/// a model.
+#[inline(always)]
+pub(crate) fn loaded<T>(slot: &mut Option<T>, load: Result<(), Error>) -> Result<&T, Error> {
+    if let Err(e) = load {
+        *slot = None;
+        return Err(e);
+    }
+    // The loader returned `Ok`, so the slot holds the model.
+    slot.as_ref().ok_or(Error::MissingKey {
+        key: arch::keys::ARCHITECTURE,
+    })
+}
+
 /// Draws z ~ N(0, I) from `rng` into the first `zd` floats of `z_buf` and
 /// returns them: the noise every sampling family starts from.
 pub(crate) fn draw_noise<'z>(

@@ -519,14 +519,8 @@ impl<'a> Transformer<'a> {
         family: Family,
         slot: &'s mut Option<Self>,
     ) -> Result<&'s Self, Error> {
-        if let Err(e) = Self::load_into(g, family, slot) {
-            *slot = None;
-            return Err(e);
-        }
-        // `load_into` returned `Ok`, so the slot holds the model.
-        slot.as_ref().ok_or(Error::MissingKey {
-            key: edgegen_format::arch::keys::ARCHITECTURE,
-        })
+        let load = Self::load_into(g, family, slot);
+        super::loaded(slot, load)
     }
 
     /// Loads the model into `slot`, which holds a part of it if this
