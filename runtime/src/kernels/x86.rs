@@ -366,15 +366,24 @@ unsafe fn hsum16(a: &[__m512; 16]) -> __m512 {
         }
         // Fold the four chunks: [g0 c01, g0 c23, g1 c01, g1 c23], then
         // [g0, g1, g2, g3].
-        let fold = |x: __m512, y: __m512| {
-            _mm512_add_ps(
-                _mm512_shuffle_f32x4(x, y, 0b10_00_10_00),
-                _mm512_shuffle_f32x4(x, y, 0b11_01_11_01),
-            )
-        };
-        let v01 = fold(u[0], u[1]);
-        let v23 = fold(u[2], u[3]);
-        fold(v01, v23)
+        let v01 = fold_chunks(u[0], u[1]);
+        let v23 = fold_chunks(u[2], u[3]);
+        fold_chunks(v01, v23)
+    }
+}
+
+/// The even 128-bit chunks of `x` then `y`, plus their odd chunks: one
+/// halving step of [`hsum16`]. A function, not a closure, so that it is
+/// inlined into the kernel with the kernel's features
+/// (tests/tests/kernel_closures.rs).
+#[inline(always)]
+unsafe fn fold_chunks(x: __m512, y: __m512) -> __m512 {
+    // SAFETY: register-only AVX-512F intrinsics (the caller's contract).
+    unsafe {
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4(x, y, 0b10_00_10_00),
+            _mm512_shuffle_f32x4(x, y, 0b11_01_11_01),
+        )
     }
 }
 

@@ -295,24 +295,35 @@ const VNNI_INVERSE: [i32; 16] = [0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 
 unsafe fn fold8x16(d: &[__m512i; 8]) -> __m512i {
     // SAFETY: register-only AVX-512F intrinsics.
     unsafe {
-        // Lanes of a and b alternate in groups (1, 2 or 4 dwords, `m`
-        // selecting b's); the other groups are swapped into place.
-        let step = |a: __m512i, b: __m512i, m: __mmask16, swap: &dyn Fn(__m512i) -> __m512i| {
-            _mm512_add_epi32(
-                _mm512_mask_blend_epi32(m, a, b),
-                swap(_mm512_mask_blend_epi32(m, b, a)),
-            )
-        };
-        let s1 = |v: __m512i| _mm512_shuffle_epi32::<0xb1>(v);
-        let s2 = |v: __m512i| _mm512_shuffle_epi32::<0x4e>(v);
-        let s4 = |v: __m512i| _mm512_shuffle_i32x4::<0xb1>(v, v);
-        let p = |a, b| step(a, b, 0xaaaa, &s1);
-        let q = |a, b| step(a, b, 0xcccc, &s2);
-        let lo = q(p(d[0], d[1]), p(d[2], d[3]));
-        let hi = q(p(d[4], d[5]), p(d[6], d[7]));
+        let lo = fold_step::<2>(fold_step::<1>(d[0], d[1]), fold_step::<1>(d[2], d[3]));
+        let hi = fold_step::<2>(fold_step::<1>(d[4], d[5]), fold_step::<1>(d[6], d[7]));
         // Lane k of `lo` holds registers 0-3's lane-k totals: k = 0, 1 the
         // even rows' halves, k = 2, 3 the odd rows'. Add the halves.
-        step(lo, hi, 0xf0f0, &s4)
+        fold_step::<4>(lo, hi)
+    }
+}
+
+/// One step of [`fold8x16`]: lanes of `a` and `b` alternate in groups of
+/// `G` dwords (1, 2 or 4; the mask selects b's), and the other groups are
+/// swapped into place and added. A function, not closures, so that it is
+/// inlined into the kernel with the kernel's features
+/// (tests/tests/kernel_closures.rs).
+#[inline(always)]
+unsafe fn fold_step<const G: usize>(a: __m512i, b: __m512i) -> __m512i {
+    // SAFETY: register-only AVX-512F intrinsics.
+    unsafe {
+        let m: __mmask16 = match G {
+            1 => 0xaaaa,
+            2 => 0xcccc,
+            _ => 0xf0f0,
+        };
+        let other = _mm512_mask_blend_epi32(m, b, a);
+        let swapped = match G {
+            1 => _mm512_shuffle_epi32::<0xb1>(other),
+            2 => _mm512_shuffle_epi32::<0x4e>(other),
+            _ => _mm512_shuffle_i32x4::<0xb1>(other, other),
+        };
+        _mm512_add_epi32(_mm512_mask_blend_epi32(m, a, b), swapped)
     }
 }
 
