@@ -261,24 +261,8 @@ fn exports_validate_and_sample(run_dir: &Path, nll: f64) {
 /// `run_dir/m-{p}.gguf` and `.onnx`, validates them over 40 steps on the
 /// four engines (checked to pass) and returns the report.
 fn export_and_validate(run_dir: &Path, p: &str) -> serde_json::Value {
-    let (g, o) = (
-        run_dir.join(format!("m-{p}.gguf")),
-        run_dir.join(format!("m-{p}.onnx")),
-    );
-    ok(&[
-        "export",
-        s(run_dir),
-        "--last",
-        "--precision",
-        p,
-        "--gguf",
-        s(&g),
-        "--onnx",
-        s(&o),
-    ]);
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(&["validate", s(&o), s(&g), "--n", "40", "--json"])).unwrap();
-    assert_eq!(v["ok"], true, "{p}: {v}");
+    let stem = format!("m-{p}");
+    let (_, v) = common::export_and_validate(run_dir, run_dir, &stem, p, &["--last"], 40);
     assert_eq!(v["engines"].as_array().unwrap().len(), 4, "{v}");
     v
 }

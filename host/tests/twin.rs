@@ -68,24 +68,8 @@ fn runs(d: &Path) -> Vec<(&'static str, PathBuf)> {
 /// `.onnx`, holds them to each other with `edgegen validate`, and returns
 /// the GGUF's path.
 fn exports_and_validates(dir: &Path, family: &str, run: &Path, precision: &str) -> PathBuf {
-    let (gguf, onnx) = (
-        dir.join(format!("{family}-{precision}.gguf")),
-        dir.join(format!("{family}-{precision}.onnx")),
-    );
-    ok(&[
-        "export",
-        s(run),
-        "--gguf",
-        s(&gguf),
-        "--onnx",
-        s(&onnx),
-        "--precision",
-        precision,
-    ]);
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(&["validate", s(&onnx), s(&gguf), "--n", "8", "--json"])).unwrap();
-    assert_eq!(v["ok"], true, "{family} at {precision}: {v}");
-    gguf
+    let stem = format!("{family}-{precision}");
+    common::export_and_validate(run, dir, &stem, precision, &[], 8).0
 }
 
 #[test]

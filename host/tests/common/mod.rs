@@ -55,6 +55,42 @@ pub fn tmp(group: &str, name: &str) -> PathBuf {
     d
 }
 
+/// Exports `run` at `precision` (with `extra` flags, such as `--last`) to
+/// `{stem}.gguf` and `{stem}.onnx` in `dir`, validates the pair on `n`
+/// inputs, and returns the GGUF's path and the validation's JSON report,
+/// whose `ok` it has asserted.
+pub fn export_and_validate(
+    run: &Path,
+    dir: &Path,
+    stem: &str,
+    precision: &str,
+    extra: &[&str],
+    n: usize,
+) -> (PathBuf, serde_json::Value) {
+    let (gguf, onnx) = (
+        dir.join(format!("{stem}.gguf")),
+        dir.join(format!("{stem}.onnx")),
+    );
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let (run, g, o, n) = (path(run), path(&gguf), path(&onnx), n.to_string());
+    let mut args = vec![
+        "export",
+        &run,
+        "--precision",
+        precision,
+        "--gguf",
+        &g,
+        "--onnx",
+        &o,
+    ];
+    args.extend(extra);
+    ok(&args);
+    let report = ok(&["validate", &o, &g, "--n", &n, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(v["ok"], true, "{stem} at {precision}: {v}");
+    (gguf, v)
+}
+
 /// A tiny GAN on the built-in sample, for tests that need a GAN run
 /// quickly (add `--epochs`, `-o` and any more flags).
 #[allow(dead_code)]
