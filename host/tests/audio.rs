@@ -5,15 +5,11 @@
 
 mod common;
 
-use common::{ok, run};
+use common::{ok, run, s};
 use std::path::{Path, PathBuf};
 
 fn tmp(name: &str) -> PathBuf {
     common::tmp("audio", name)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// Three "digits", each a tone of its own pitch with a little noise, by

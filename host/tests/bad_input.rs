@@ -5,13 +5,10 @@
 
 mod common;
 
+use common::s;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// One bad-input case.
 struct Case {

@@ -4,15 +4,11 @@
 
 mod common;
 
-use common::{ok, run};
+use common::{ok, run, s};
 use std::path::{Path, PathBuf};
 
 fn tmp(name: &str) -> PathBuf {
     common::tmp("export", name)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn train(dir: &Path, extra: &[&str]) -> PathBuf {

@@ -9,13 +9,9 @@
 //! `scripts/test.sh` installs.
 
 mod common;
-use common::{ok, tmp};
+use common::{ok, s, tmp};
 use std::path::Path;
 use std::process::Command;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// `cargo build` of the firmware with `model` and `memory`, in its own
 /// target folder (never waiting on the outer build's lock).

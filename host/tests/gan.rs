@@ -3,16 +3,12 @@
 
 mod common;
 
-use common::{TINY_GAN, ok, run};
+use common::{TINY_GAN, ok, run, s};
 use edgegen::train::{checkpoint, gan};
 use std::path::{Path, PathBuf};
 
 fn tmp(name: &str) -> PathBuf {
     common::tmp("gan", name)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// A tiny, fast GAN on 256 images of the built-in sample.

@@ -6,16 +6,12 @@
 
 mod common;
 
-use common::{TINY_GAN, ok, run};
+use common::{TINY_GAN, ok, run, s};
 use safetensors::SafeTensors;
 use std::path::{Path, PathBuf};
 
 fn tmp(name: &str) -> PathBuf {
     common::tmp("twin", name)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// `(name, shape, bytes)` of every tensor in a safetensors file, sorted.

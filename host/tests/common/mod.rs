@@ -55,6 +55,11 @@ pub fn tmp(group: &str, name: &str) -> PathBuf {
     d
 }
 
+/// `p` as the `&str` a command line takes (the tests' paths are UTF-8).
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
 /// Exports `run` at `precision` (with `extra` flags, such as `--last`) to
 /// `{stem}.gguf` and `{stem}.onnx` in `dir`, validates the pair on `n`
 /// inputs, and returns the GGUF's path and the validation's JSON report,
@@ -71,21 +76,20 @@ pub fn export_and_validate(
         dir.join(format!("{stem}.gguf")),
         dir.join(format!("{stem}.onnx")),
     );
-    let path = |p: &Path| p.to_str().unwrap().to_string();
-    let (run, g, o, n) = (path(run), path(&gguf), path(&onnx), n.to_string());
+    let (g, o, n) = (s(&gguf), s(&onnx), n.to_string());
     let mut args = vec![
         "export",
-        &run,
+        s(run),
         "--precision",
         precision,
         "--gguf",
-        &g,
+        g,
         "--onnx",
-        &o,
+        o,
     ];
     args.extend(extra);
     ok(&args);
-    let report = ok(&["validate", &o, &g, "--n", &n, "--json"]);
+    let report = ok(&["validate", o, g, "--n", &n, "--json"]);
     let v: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(v["ok"], true, "{stem} at {precision}: {v}");
     (gguf, v)
