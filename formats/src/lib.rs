@@ -33,7 +33,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
-#[cfg(feature = "std")]
+#[cfg(any(test, feature = "std"))]
 extern crate std;
 
 pub mod arch;
@@ -43,6 +43,7 @@ mod name;
 pub mod quant;
 mod reader;
 mod types;
+mod utf8;
 #[cfg(feature = "std")]
 mod writer;
 

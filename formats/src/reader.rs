@@ -79,7 +79,7 @@ impl<'a> Cursor<'a> {
         let len = self.u64()?;
         let off = self.pos;
         let bytes = self.take(len)?;
-        core::str::from_utf8(bytes).map_err(|_| Error::BadUtf8 { offset: off })
+        crate::utf8::str_from(bytes).ok_or(Error::BadUtf8 { offset: off })
     }
 
     /// Fails early when `count` items of at least `min_size` bytes each

@@ -281,7 +281,35 @@ fn text_firmware_continues_the_prompt_as_the_host_does_and_fits_in_16_kib() {
     let env = [("EDGEGEN_FIRMWARE_PROMPT", prompt)];
     let probe = ("size-probe", Some(path.as_path()));
     check_flash("text model path", probe, &env, &target, FAMILY_BUDGET);
+    // With a Q8_0 cache, which needs a K/V width of 32 (four K/V heads).
+    let hp = arch::transformer::Hparams {
+        head_count_kv: 4,
+        ..edgegen_tests::text::device_hparams(None, 40)
+    };
+    let path = dir.join("text-q8_0-kv.gguf");
+    let bytes = edgegen_tests::text::model_gguf(&hp, GgmlType::Q8_0, 5, 0.5, None);
+    std::fs::write(&path, bytes).unwrap();
+    let env = [
+        ("EDGEGEN_FIRMWARE_PROMPT", prompt),
+        ("EDGEGEN_FIRMWARE_KV", "q8_0"),
+    ];
+    let probe = ("size-probe", Some(path.as_path()));
+    check_flash(
+        "text model path with a Q8_0 KV cache",
+        probe,
+        &env,
+        &target,
+        TEXT_Q8_0_KV_BUDGET,
+    );
 }
+
+/// The text path with a Q8_0 KV cache (what the documented configuration
+/// needs to fit its RAM) as measured, plus a margin: 18,388 B, over the 16
+/// KiB a family's path keeps to (19,912 B before the model's blocks and
+/// the cache's blocks were written in place, without `memcpy`). Its
+/// attention kernels keep a head of 8, and two heads of a K/V group, in
+/// registers (about 2.2 KB), which the symbols-per-second target needs.
+const TEXT_Q8_0_KV_BUDGET: u32 = 18 * 1024 + 512;
 
 /// The firmware built with an audio model generates the clip the host's
 /// runtime generates from the same bytes and seed: the same codes, and the
@@ -331,24 +359,19 @@ fn audio_firmware_generates_the_hosts_clip_and_fits_in_16_kib() {
     }
     let probe = ("size-probe", first.as_deref());
     check_flash("audio model path", probe, &[], &target, FAMILY_BUDGET);
-    // A two-tier model's path (the `frames` feature) is measured, and held
-    // to what it took when written (issue 11): it is over the 16 KiB a
-    // one-tier family keeps to.
+    // A two-tier model's path (the `frames` feature): 16,364 B, 18,188 B
+    // when written (issue 11), 17,496 B before the frame tier's layers
+    // were pushed in place (no `memcpy`) and strings checked by the
+    // format's own UTF-8 walk.
     let probe = ("size-probe,frames", two_tier.as_deref());
     check_flash(
         "two-tier audio model path",
         probe,
         &[],
         &target,
-        TWO_TIER_BUDGET,
+        FAMILY_BUDGET,
     );
 }
-
-/// The two-tier audio path's flash as measured (17,496 B; 18,188 B when
-/// written, before the mu-law encoder lost its logarithm and the model
-/// was loaded in place; a frame tier, its GRU and head, the Gaussian
-/// draw, the per-frame linear prediction), plus a margin.
-const TWO_TIER_BUDGET: u32 = 18 * 1024;
 
 /// The Cortex-M4's int8 kernels (`SXTB16`/`SMLAD` and `VCVTR` assembly)
 /// give the reference's bits on the device itself, over shapes and inputs

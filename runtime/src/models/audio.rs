@@ -139,9 +139,11 @@ pub const fn scratch_len_for(hp: &Hparams, frames: Option<&FrameHparams>) -> usi
 #[derive(Debug, Clone, PartialEq)]
 struct FrameTier<'a> {
     hp: FrameHparams,
-    /// The dense layers, by the indices below: an array, so that they are
-    /// loaded in one loop, in place.
-    layers: [Dense<'a>; 5],
+    /// The dense layers, by the indices below, each pushed where it
+    /// stays: as an array, the tier was built with five copies of the
+    /// first, whose 200 bytes went to their place through `memcpy`, which
+    /// a Cortex-M4 firmware linked for this alone (0.9 KB of flash).
+    layers: heapless::Vec<Dense<'a>, 5>,
     class_embd: Option<Vector<'a>>,
     pred_embd: Option<Matrix<'a>>,
     lpc: Option<BandLpc<'a>>,
@@ -160,6 +162,18 @@ mod layer {
     /// The sample tier's projection of a frame's bands.
     pub const FEAT_PROJ: usize = 4;
 }
+
+/// The (weight, bias) names of [`FrameTier::layers`], in their order: a
+/// table in flash, where a table built in the loader with its shapes took
+/// a Cortex-M4 firmware's code two stores a name.
+#[cfg_attr(not(feature = "frames"), allow(dead_code))]
+const FRAME_DENSE: [(&str, &str); 5] = [
+    (a::FRAME_IN, a::FRAME_IN_BIAS),
+    (a::FRAME_GRU_WEIGHT_IH, a::FRAME_GRU_BIAS_IH),
+    (a::FRAME_GRU_WEIGHT_HH, a::FRAME_GRU_BIAS_HH),
+    (a::FRAME_OUT, a::FRAME_OUT_BIAS),
+    (a::FEAT_PROJ, a::FEAT_PROJ_BIAS),
+];
 
 /// `w` and its bias `b` as a `rows x cols` layer: one function for every
 /// layer of both tiers, not a copy inlined per layer (a device's flash).
@@ -218,22 +232,17 @@ impl<'a> FrameTier<'a> {
         } else {
             (None, None)
         };
-        // (weight, bias, rows, columns) of each of `layers`.
+        // (rows, columns) of each of `layers`.
         let shapes = [
-            (a::FRAME_IN, a::FRAME_IN_BIAS, ef, c),
-            (a::FRAME_GRU_WEIGHT_IH, a::FRAME_GRU_BIAS_IH, 3 * hf, ef),
-            (a::FRAME_GRU_WEIGHT_HH, a::FRAME_GRU_BIAS_HH, 3 * hf, hf),
-            (a::FRAME_OUT, a::FRAME_OUT_BIAS, fh.outputs(), hf),
-            (a::FEAT_PROJ, a::FEAT_PROJ_BIAS, e, c),
+            (ef, c),
+            (3 * hf, ef),
+            (3 * hf, hf),
+            (fh.outputs(), hf),
+            (e, c),
         ];
-        // The tier is built where it stays, its layers loaded over copies
-        // of the first in one loop: five loads into a local tier, then
-        // moved, took a Cortex-M4 0.3 KB more flash.
-        let (w, b, r, k0) = shapes[0];
-        let first = load_dense(g, w, b, r, k0)?;
         let t = out.insert(FrameTier {
             hp: fh,
-            layers: [first; 5],
+            layers: heapless::Vec::new(),
             class_embd: None,
             pred_embd,
             lpc,
@@ -241,8 +250,9 @@ impl<'a> FrameTier<'a> {
         if k > 0 {
             t.class_embd = Some(load_table(g, f(a::FRAME_CLASS_EMBD), k, ef)?);
         }
-        for (d, &(w, b, r, k)) in t.layers[1..].iter_mut().zip(&shapes[1..]) {
-            *d = load_dense(g, w, b, r, k)?;
+        // Five pushes into a vector of five: none is refused.
+        for (&(w, b), &(r, k)) in FRAME_DENSE.iter().zip(&shapes) {
+            let _ = t.layers.push(load_dense(g, w, b, r, k)?);
         }
         Ok(())
     }
