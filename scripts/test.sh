@@ -48,7 +48,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo clippy -D warnings, firmware for thumbv7em-none-eabihf"
 for family in vae gan text audio; do
-  for f in "" deterministic int8 frames kernel-check size-probe size-probe-all empty; do
+  for f in "" deterministic int8 frames head8 kernel-check size-probe size-probe-all empty; do
     EDGEGEN_FIRMWARE_DEFAULT=$family cargo clippy --locked -p edgegen-firmware-m4 --target thumbv7em-none-eabihf ${f:+--features $f} -- -D warnings
   done
 done

@@ -189,7 +189,7 @@ pub fn documented_models(ty: GgmlType) -> Vec<(&'static str, &'static str, Vec<u
         ),
         (
             "text-a8",
-            "the same model, int8 activations (q8_0a8)",
+            "the same model, int8 activations (q8_0a8); the head8 attention kernels",
             text::model_gguf_with(
                 &text,
                 (ty, edgegen_format::arch::ActQuant::Int8),

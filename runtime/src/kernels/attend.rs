@@ -649,8 +649,25 @@ fn q8_axpy(out: &mut [f32], p: f32, row: &[BlockQ8_0], off: usize) {
 /// [`attend`] over a cache stored as Q8_0 blocks: each position's row of
 /// `h.stride` values (a multiple of 32) is `h.stride / 32` blocks. A
 /// quarter of an f32 cache's memory, for devices whose RAM a long context
-/// would not fit otherwise.
+/// would not fit otherwise. With the `head8` feature, a head of 8 inside
+/// one block goes through a kernel that keeps it in registers (the same
+/// bits).
 pub fn attend_q8_0(
+    out: &mut [f32],
+    q: &[f32],
+    k: &[BlockQ8_0],
+    v: &[BlockQ8_0],
+    h: Head,
+    w: &mut [f32],
+) -> bool {
+    attend_q8_0_with(cfg!(feature = "head8"), out, q, k, v, h, w)
+}
+
+/// [`attend_q8_0`], through [`head8_in_block`] where it applies if
+/// `head8` is set (tests run both ways).
+#[inline(always)]
+fn attend_q8_0_with(
+    head8: bool,
     out: &mut [f32],
     q: &[f32],
     k: &[BlockQ8_0],
@@ -671,7 +688,7 @@ pub fn attend_q8_0(
         return false;
     }
     let scale = 1.0 / math::sqrt(h.d as f32);
-    if h.d == 8 && h.off % QK8_0 + 8 <= QK8_0 {
+    if head8 && h.d == 8 && h.off % QK8_0 + 8 <= QK8_0 {
         let (q, out) = (q[..8].try_into(), (&mut out[..8]).try_into());
         if let (Ok(q), Ok(out)) = (q, out) {
             head8_in_block(out, q, k, v, h, scale, w);
@@ -920,17 +937,22 @@ mod q8_tests {
                 off,
                 d: 8,
             };
-            let mut single = [0f32; 16];
             let mut w = std::vec![0f32; 2 * n];
-            assert!(attend_q8_0(&mut single[..8], &q[..8], &kq, &vq, h, &mut w));
-            assert!(attend_q8_0(&mut single[8..], &q[8..], &kq, &vq, h, &mut w));
             let mut pair = [0f32; 16];
             assert!(attend_q8_0_pair(&mut pair, &q, &kq, &vq, h, &mut w));
-            assert_eq!(
-                pair.map(f32::to_bits),
-                single.map(f32::to_bits),
-                "n {n} off {off}"
-            );
+            // One head at a time, by the general loop and by the kernel
+            // that keeps a head of 8 in registers (the `head8` feature).
+            for head8 in [false, true] {
+                let mut single = [0f32; 16];
+                for (o, q) in single.chunks_exact_mut(8).zip(q.chunks_exact(8)) {
+                    assert!(attend_q8_0_with(head8, o, q, &kq, &vq, h, &mut w));
+                }
+                assert_eq!(
+                    pair.map(f32::to_bits),
+                    single.map(f32::to_bits),
+                    "n {n} off {off} head8 {head8}"
+                );
+            }
             // Too little room for both heads' weights.
             assert!(!attend_q8_0_pair(
                 &mut pair,

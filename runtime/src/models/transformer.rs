@@ -249,8 +249,8 @@ impl KvElem for BlockQ8_0 {
     fn store(src: &[f32], dst: &mut [BlockQ8_0]) {
         quantize_q8_0(src, dst);
     }
-    // Pairs everywhere: fewer widenings of the cache's blocks.
-    const PAIRS: bool = true;
+    // With the `head8` kernels: fewer widenings of the cache's blocks.
+    const PAIRS: bool = cfg!(feature = "head8");
     fn attend_one(
         out: &mut [f32],
         q: &[f32],
