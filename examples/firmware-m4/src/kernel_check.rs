@@ -7,14 +7,17 @@
 //! model samples check the same kernels on real shapes; these reach the
 //! branches a model may not. Also prints the instructions per
 //! multiply-add of a 784 x 400 layer (the documented VAE decoder's big
-//! one) with and without int8 activations. And the FPU's square root
+//! one) with and without int8 activations. And the fast mode's FPv4 Q8_0
+//! kernel (`kernels::fpv4`) against its Rust loop, the FPU's f16
+//! conversion against the software one, and the FPU's square root
 //! against libm's.
 
 use crate::meter;
 use cortex_m_semihosting::hprintln;
-use edgegen_runtime::format::quant::{BlockA8, BlockQ8_0, QK8_0, quantize_a8};
+use edgegen_runtime::format::quant::{BlockA8, BlockQ8_0, QK8_0, f16_le_to_f32, quantize_a8};
 use edgegen_runtime::kernels::int8::dot_a8;
 use edgegen_runtime::kernels::{Matrix, Weights, gemm_cols, matvec};
+use edgegen_runtime::kernels::{fpv4, scalar};
 use edgegen_runtime::sample::Rng;
 
 /// Weight blocks, input floats and outputs the largest case needs.
@@ -38,6 +41,69 @@ fn weights(r: &mut Rng, w: &mut [BlockQ8_0], rows: usize, cols: usize) -> usize 
 /// `want`, bit for bit (any NaN matching any NaN).
 fn same(got: f32, want: f32) -> bool {
     got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan())
+}
+
+/// The fast mode's f32-activation Q8_0 kernel of this core (`FPv4`
+/// assembly, `kernels::fpv4`) against the same operations in Rust
+/// (`scalar::portable_dot_q8_0`), bit for bit: whole and part blocks (a
+/// last one of 1 to 31 values, in fours and one at a time), infinities,
+/// NaNs and zeros among the inputs, and special f16 scales (subnormal,
+/// largest, infinite, NaN, negative zero). Then every f16 through the
+/// FPU's `VCVTB` against the format's software conversion.
+fn fast_q8_0(r: &mut Rng, w: &mut [BlockQ8_0], x: &mut [f32]) -> Result<(), &'static str> {
+    let mut cases = 0;
+    for len in [1usize, 3, 4, 31, 32, 33, 64, 70, 400, 1088] {
+        let n = len.div_ceil(QK8_0);
+        weights(r, w, 1, len);
+        let x = &mut x[..len];
+        for special in 0..4 {
+            x.iter_mut().for_each(|v| *v = r.normal());
+            match special {
+                1 => x[len - 1] = f32::INFINITY,
+                2 => x[len / 2] = f32::NAN,
+                3 => {
+                    x[..len.min(16)].fill(0.0);
+                    let scales: [u16; 5] = [0x0001, 0x7bff, 0x7c00, 0x7e01, 0x8000];
+                    for (b, d) in w[..n].iter_mut().zip(scales) {
+                        b.d = d.to_le_bytes();
+                    }
+                }
+                _ => {}
+            }
+            let (got, want) = (
+                fpv4::dot_q8_0(&w[..n], x),
+                scalar::portable_dot_q8_0(&w[..n], x),
+            );
+            if !same(got, want) {
+                hprintln!(
+                    "fast q8_0 length {} case {}: {} vs {}",
+                    len,
+                    special,
+                    got,
+                    want
+                );
+                return Err("the FPv4 Q8_0 kernel differs from its order in Rust");
+            }
+            cases += 1;
+        }
+    }
+    for h in 0..=u16::MAX {
+        let (got, want) = (fpv4::vcvtb(h), f16_le_to_f32(h.to_le_bytes()));
+        if got.to_bits() != want.to_bits() {
+            hprintln!(
+                "f16 {:#06x}: {:#010x} vs {:#010x}",
+                h,
+                got.to_bits(),
+                want.to_bits()
+            );
+            return Err("VCVTB differs from the software f16 conversion");
+        }
+    }
+    hprintln!(
+        "kernel-check: {} fast q8_0 cases and 65536 halves bit for bit",
+        cases
+    );
+    Ok(())
 }
 
 /// Runs every case; the first mismatch is the error.
@@ -121,6 +187,7 @@ pub fn run() -> Result<(), &'static str> {
         cases += 1;
     }
     hprintln!("kernel-check: {} cases bit for bit", cases);
+    fast_q8_0(&mut r, w, x)?;
     // The runtime's square root (the FPU's `VSQRT.F32` on this core)
     // against libm's software one, over bit patterns spread across every
     // float: zeros, subnormals, normals, infinities, NaNs, both signs.

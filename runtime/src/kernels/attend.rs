@@ -626,7 +626,7 @@ fn q8_dot(q: &[f32], row: &[BlockQ8_0], off: usize) -> f32 {
         let b = &row[e / QK8_0];
         let start = e % QK8_0;
         let n = (QK8_0 - start).min(q.len() - i);
-        s += dot_codes(0.0, &q[i..i + n], &b.qs[start..start + n]) * b.scale();
+        s += dot_codes(0.0, &q[i..i + n], &b.qs[start..start + n]) * super::f16_to_f32(b.d);
         i += n;
     }
     s
@@ -641,7 +641,11 @@ fn q8_axpy(out: &mut [f32], p: f32, row: &[BlockQ8_0], off: usize) {
         let b = &row[e / QK8_0];
         let start = e % QK8_0;
         let n = (QK8_0 - start).min(out.len() - i);
-        axpy_codes(&mut out[i..i + n], p * b.scale(), &b.qs[start..start + n]);
+        axpy_codes(
+            &mut out[i..i + n],
+            p * super::f16_to_f32(b.d),
+            &b.qs[start..start + n],
+        );
         i += n;
     }
 }
@@ -730,7 +734,7 @@ fn head8_in_block(
         let b = &row[0];
         let mut c = [0; 8];
         c.copy_from_slice(&b.qs[start..start + 8]);
-        (b.scale(), c)
+        (super::f16_to_f32(b.d), c)
     };
     for (s, row) in w[..h.n].iter_mut().zip(kb.chunks(bpr)) {
         let (d, c) = codes(row);
@@ -839,7 +843,7 @@ fn pair8_in_block(
         let b = &row[0];
         let mut c = [0; 8];
         c.copy_from_slice(&b.qs[start..start + 8]);
-        (b.scale(), c)
+        (super::f16_to_f32(b.d), c)
     };
     let (wa, wb) = w[..2 * h.n].split_at_mut(h.n);
     for ((sa, sb), row) in wa.iter_mut().zip(wb.iter_mut()).zip(kb.chunks(bpr)) {

@@ -18,8 +18,9 @@
 //! mode fuses them where the CPU can. `cargo bench -p edgegen --bench runtime` and `edgegen bench`
 //! time it; `tests` below check every ISA bit for bit.
 
+use super::f16_to_f32;
 use super::{Isa, Matrix, Weights};
-use edgegen_format::quant::{BlockQ8_0, QK8_0, f16_le_to_f32};
+use edgegen_format::quant::{BlockQ8_0, QK8_0};
 #[cfg(test)]
 use half::f16;
 
@@ -259,7 +260,7 @@ fn widen_q8_0(isa: Isa, src: &[BlockQ8_0], dst: &mut [f32]) {
         .iter()
         .zip(dst[done * QK8_0..].chunks_mut(QK8_0))
     {
-        let scale = blk.scale();
+        let scale = f16_to_f32(blk.d);
         d.iter_mut()
             .zip(&blk.qs)
             .for_each(|(d, &q)| *d = scale * q as f32);
@@ -281,7 +282,7 @@ fn widen_f16(isa: Isa, src: &[u8], dst: &mut [f32]) {
         Isa::Scalar => 0,
     };
     for (d, c) in dst[n..].iter_mut().zip(src[2 * n..].chunks_exact(2)) {
-        *d = f16_le_to_f32([c[0], c[1]]);
+        *d = f16_to_f32([c[0], c[1]]);
     }
 }
 

@@ -6,7 +6,9 @@
 //! The implementation is chosen by `cfg(target_feature)`, so `no_std` builds
 //! need no run-time detection; with the `std` feature the host also detects
 //! AVX2 at run time. The scalar module is always compiled: it is the
-//! reference and the Cortex-M path. With the `int8` feature, `int8` holds
+//! reference and the Cortex-M path, where `fpv4` holds the fast mode's
+//! Q8_0 dot product (and the f16 conversion) in FPv4 assembly, with the
+//! scalar module's operations in its order. With the `int8` feature, `int8` holds
 //! the integer path of Q8_0 weights times int8 activations (the `q8_0a8`
 //! precision), which a matrix takes when its file asks for it.
 //!
@@ -43,6 +45,8 @@
 
 pub mod act;
 pub mod attend;
+#[cfg(all(edgegen_dsp, target_abi = "eabihf"))]
+pub mod fpv4;
 pub mod gemm;
 #[cfg(feature = "int8")]
 pub mod int8;
@@ -52,8 +56,20 @@ pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
-use edgegen_format::quant::{BlockQ8_0, QK8_0, f16_le_to_f32};
+use edgegen_format::quant::{BlockQ8_0, QK8_0};
 pub use gemm::{gemm_cols, gemm_cols_on};
+
+/// An IEEE half's little-endian bytes as f32, the same bits on every
+/// target: the FPU's `VCVTB` on a Cortex-M4F (`fpv4::vcvtb`), the
+/// format's software conversion elsewhere. Every f16 weight and Q8_0 scale
+/// the runtime reads one at a time goes through it.
+#[inline(always)]
+pub fn f16_to_f32(b: [u8; 2]) -> f32 {
+    #[cfg(all(edgegen_dsp, target_abi = "eabihf"))]
+    return fpv4::vcvtb(u16::from_le_bytes(b));
+    #[cfg(not(all(edgegen_dsp, target_abi = "eabihf")))]
+    edgegen_format::quant::f16_le_to_f32(b)
+}
 
 /// A weight matrix's storage, borrowed from the model bytes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -167,13 +183,13 @@ impl<'a> Matrix<'a> {
             }
             Weights::F16(b) => {
                 for (o, x) in out[..c].iter_mut().zip(b[2 * r * s..].chunks_exact(2)) {
-                    *o += f16_le_to_f32([x[0], x[1]]);
+                    *o += f16_to_f32([x[0], x[1]]);
                 }
             }
             Weights::Q8_0(b) => {
                 let blocks = &b[r * s / QK8_0..(r + 1) * s / QK8_0];
                 for (o, blk) in out[..c].chunks_mut(QK8_0).zip(blocks) {
-                    let d = blk.scale();
+                    let d = f16_to_f32(blk.d);
                     for (o, &q) in o.iter_mut().zip(&blk.qs) {
                         *o += d * q as f32;
                     }

@@ -6,7 +6,7 @@
 //! Weights are raw little-endian bytes at any alignment, so that they can
 //! be read in place from flash.
 
-use edgegen_format::quant::f16_le_to_f32;
+use super::f16_to_f32;
 use edgegen_format::quant::{BlockQ8_0, QK8_0};
 
 /// Lanes of the canonical dot product.
@@ -73,7 +73,7 @@ pub fn scalar_dot_f32(w: &[u8], x: &[f32]) -> f32 {
 /// the canonical order.
 pub fn scalar_dot_f16(w: &[u8], x: &[f32]) -> f32 {
     let w = &w[..2 * x.len()];
-    dot_by(x, |i| f16_le_to_f32([w[2 * i], w[2 * i + 1]]))
+    dot_by(x, |i| f16_to_f32([w[2 * i], w[2 * i + 1]]))
 }
 
 /// `sum_i w[i] x[i]` with `w` as Q8_0 blocks covering at least `x.len()`
@@ -83,7 +83,7 @@ pub fn scalar_dot_f16(w: &[u8], x: &[f32]) -> f32 {
 pub fn scalar_dot_q8_0(w: &[BlockQ8_0], x: &[f32]) -> f32 {
     let mut l = [0f32; LANES];
     for (b, xb) in w.iter().zip(x.chunks(QK8_0)) {
-        let d = b.scale();
+        let d = f16_to_f32(b.d);
         // A block is two rounds of the 16 lanes.
         for (h, xh) in xb.chunks(LANES).enumerate() {
             let q = &b.qs[LANES * h..];
@@ -128,12 +128,12 @@ pub fn fast_dot_f16(w: &[u8], x: &[f32]) -> f32 {
     let wtail = wc.remainder();
     for (wb, xb) in wc.zip(xc) {
         for j in 0..4 {
-            acc[j] += f16_le_to_f32([wb[2 * j], wb[2 * j + 1]]) * xb[j];
+            acc[j] += f16_to_f32([wb[2 * j], wb[2 * j + 1]]) * xb[j];
         }
     }
     let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
     for (wb, &xv) in wtail.chunks_exact(2).zip(tail) {
-        s += f16_le_to_f32([wb[0], wb[1]]) * xv;
+        s += f16_to_f32([wb[0], wb[1]]) * xv;
     }
     s
 }
@@ -142,13 +142,23 @@ pub fn fast_dot_f16(w: &[u8], x: &[f32]) -> f32 {
 /// in turn, then scaled once, which saves the canonical order's multiply
 /// per weight.
 pub fn fast_dot_q8_0(w: &[BlockQ8_0], x: &[f32]) -> f32 {
+    #[cfg(all(edgegen_dsp, target_abi = "eabihf"))]
+    return super::fpv4::dot_q8_0(w, x);
+    #[cfg(not(all(edgegen_dsp, target_abi = "eabihf")))]
+    portable_dot_q8_0(w, x)
+}
+
+/// [`fast_dot_q8_0`] in Rust, on every target: the Cortex-M4F runs the
+/// same operations in the same order in assembly (`kernels::fpv4`), and
+/// its firmware's kernel check holds the two to the same bits.
+pub fn portable_dot_q8_0(w: &[BlockQ8_0], x: &[f32]) -> f32 {
     let mut s = 0f32;
     for (b, xb) in w.iter().zip(x.chunks(QK8_0)) {
         let mut bs = 0f32;
         for (q, &xv) in b.qs.iter().zip(xb) {
             bs += *q as f32 * xv;
         }
-        s += b.scale() * bs;
+        s += f16_to_f32(b.d) * bs;
     }
     s
 }
