@@ -5,7 +5,7 @@
 //!
 //! The activations are quantized straight into that widened form
 //! ([`quantize`]), once per chunk, and two rows a panel share them
-//! ([`rows2`]). Both are assembly: `core::arch::arm`'s DSP intrinsics are
+//! (`panels`). Both are assembly: `core::arch::arm`'s DSP intrinsics are
 //! not stable Rust, and stable Rust cannot name the single-precision FPU
 //! registers of this target in `asm!` operands (their class needs the
 //! double-precision `vfp2` feature), so each block saves the ones it uses
@@ -26,7 +26,7 @@ use edgegen_format::quant::{A8_INV_127, BlockA8, BlockQ8_0, QK8_0};
 /// Rows per panel.
 pub const PANEL: usize = 2;
 
-/// An activation block as [`rows2`] reads it: words `2j` and `2j + 1`
+/// An activation block as `panels` reads it: words `2j` and `2j + 1`
 /// hold codes `4j, 4j + 2` and `4j + 1, 4j + 3` as halfwords (the pairs
 /// `SXTB16` makes of a weight word), word 16 the block's scale (f32 bits).
 pub type Wide = [u32; 17];
