@@ -45,6 +45,7 @@
 
 pub mod act;
 pub mod attend;
+pub mod convt;
 #[cfg(all(edgegen_dsp, target_abi = "eabihf"))]
 pub mod fpv4;
 pub mod gemm;

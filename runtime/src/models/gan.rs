@@ -285,10 +285,10 @@ fn relu(x: &mut [f32]) {
 }
 
 /// Adds row `(oc, ky, kx)` of `cols` `(C_out*16, m)`, input pixels
-/// `start..start + m`, into the output pixels `(oc, 2y + ky - 1, 2x + kx
-/// - 1)` of `dst` `(C_out, 2h, 2w)`, one input row's run at a time so that
-/// only the plane's edges need a check. A run that is a whole input row
-/// takes its four `kx` taps in one pass ([`add_row_taps`]).
+/// `start..start + m`, into the output pixels `(oc, 2y + ky - 1,
+/// 2x + kx - 1)` of `dst` `(C_out, 2h, 2w)`: the whole input rows of the
+/// chunk in one call ([`kernels::convt`], each output value written once
+/// per kernel row), a part row at either end one tap at a time.
 fn scatter(
     dst: &mut [f32],
     cols: &[f32],
@@ -302,27 +302,35 @@ fn scatter(
     // Divisions once per chunk, not per run: 7,000 of them cost as much as
     // the whole matrix product (measured).
     let (y_start, x_start) = (start / w, start % w);
+    let isa = kernels::isa();
     for (r4, taps) in cols.chunks_exact(K * m).enumerate().take(cout * K) {
         let (c, ky) = (r4 / K, r4 % K);
         let plane = &mut dst[c * oh * ow..(c + 1) * oh * ow];
-        let (mut j, mut y, mut x0) = (0, y_start, x_start);
-        while j < m {
-            let n = (w - x0).min(m - j);
-            // Output row 2y + ky - 1, inside the image.
+        let tap = |kx: usize, j: usize, n: usize| &taps[kx * m + j..kx * m + j + n];
+        // A run of `n` pixels of input row y from x0, outside a whole row.
+        let part = |plane: &mut [f32], j: usize, y: usize, x0: usize, n: usize| {
             if let Some(oy) = (2 * y + ky).checked_sub(gan::PAD).filter(|&v| v < oh) {
                 let orow = &mut plane[oy * ow..(oy + 1) * ow];
-                let tap = |kx: usize| &taps[kx * m + j..kx * m + j + n];
-                if n == w {
-                    add_row_taps(orow, [tap(0), tap(1), tap(2), tap(3)]);
-                } else {
-                    for kx in 0..K {
-                        add_run_tap(orow, tap(kx), x0, kx);
-                    }
+                for kx in 0..K {
+                    add_run_tap(orow, tap(kx, j, n), x0, kx);
                 }
             }
-            j += n;
-            y += 1;
-            x0 = 0;
+        };
+        let (mut j, mut y) = (0, y_start);
+        if x_start > 0 {
+            let n = (w - x_start).min(m);
+            part(plane, 0, y, x_start, n);
+            (j, y) = (n, y + 1);
+        }
+        // The whole rows in one call.
+        let whole = (m - j) / w * w;
+        if whole > 0 {
+            let t = [0, 1, 2, 3].map(|kx| tap(kx, j, whole));
+            kernels::convt::add_rows_on(isa, plane, t, w, y, ky);
+            (j, y) = (j + whole, y + whole / w);
+        }
+        if j < m {
+            part(plane, j, y, 0, m - j);
         }
     }
 }
@@ -342,29 +350,5 @@ fn add_run_tap(orow: &mut [f32], src: &[f32], x0: usize, kx: usize) {
         .step_by(2);
     for (o, &v) in outs.zip(src.get(t0..).unwrap_or_default()) {
         *o += v;
-    }
-}
-
-/// The four taps of a whole input row into its output row (`2w` wide):
-/// column `2x` takes `t1[x] + t3[x - 1]` and column `2x + 1` takes
-/// `t2[x] + t0[x + 1]`, so each output value is written once per pass
-/// rather than twice.
-fn add_row_taps(orow: &mut [f32], [t0, t1, t2, t3]: [&[f32]; 4]) {
-    let w = t1.len();
-    if w == 0 || orow.len() < 2 {
-        return;
-    }
-    let (first, rest) = orow.split_at_mut(2);
-    first[0] += t1[0];
-    first[1] += t2[0] + t0.get(1).copied().unwrap_or(0.0);
-    let pairs = rest.chunks_exact_mut(2);
-    let odd = t0.get(2..).unwrap_or_default().iter().chain([&0.0]);
-    let srcs = t1[1..]
-        .iter()
-        .zip(&t3[..w - 1])
-        .zip(t2[1..].iter().zip(odd));
-    for (pair, ((&a, &b), (&c, &d))) in pairs.zip(srcs) {
-        pair[0] += a + b;
-        pair[1] += c + d;
     }
 }
