@@ -1,5 +1,5 @@
 //! The scatter of a transposed convolution with kernel 4, stride 2 and
-//! padding 1 (the generator's up blocks), for a whole input row.
+//! padding 1 (the generator's up blocks), for whole input rows.
 //!
 //! After the matrix product, tap `kx` of input pixel `x` belongs to output
 //! column `2x + kx - 1`. For a whole row that is two interleaved sums:
@@ -29,22 +29,14 @@ pub fn add_row_taps(orow: &mut [f32], taps: [&[f32]; 4]) {
 }
 
 /// [`add_row_taps`] on `isa` (available: the caller checks, as for
-/// [`super::matvec_on`]).
+/// [`super::matvec_on`]): a plane of one row, or the reference when the
+/// row is short or the taps' lengths differ.
 pub fn add_row_taps_on(isa: Isa, orow: &mut [f32], taps: [&[f32]; 4]) {
     let w = taps[1].len();
-    let whole = taps.iter().all(|t| t.len() == w) && orow.len() >= 2 * w;
-    #[cfg(target_arch = "x86_64")]
-    if whole && w > 0 {
-        match isa {
-            // SAFETY: `isa` is available (the contract); the taps are `w`
-            // long and the row `2w` or more (checked just above).
-            Isa::Avx512 => return unsafe { avx512(orow, taps) },
-            // SAFETY: as above.
-            Isa::Avx2 => return unsafe { avx2(orow, taps) },
-            Isa::Scalar => {}
-        }
+    if taps.iter().all(|t| t.len() == w) && orow.len() >= 2 * w {
+        // Input row 0 with ky = 1 is output row 0.
+        return add_rows_on(isa, &mut orow[..2 * w], taps, w, 0, 1);
     }
-    let _ = (isa, whole);
     scalar(orow, taps)
 }
 
@@ -142,21 +134,10 @@ fn pixel(orow: &mut [f32], [t0, t1, t2, t3]: [&[f32]; 4], x: usize) {
     orow[2 * x + 1] += t2[x] + t0.get(x + 1).copied().unwrap_or(0.0);
 }
 
-/// Eight pixels a step: each sum in the lanes of a 16-lane vector (masked
-/// loads for the edges: lane 0 of the first step adds no `t3`, the last
-/// pixel's `t0` is a zero), then one `vpermt2ps` interleaves the two sums
-/// into 16 columns.
-///
-/// # Safety
-/// AVX-512F; the four taps `w >= 1` long, `orow` at least `2w`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn avx512(orow: &mut [f32], taps: [&[f32]; 4]) {
-    // SAFETY: the contract.
-    unsafe { avx512_row(orow, taps) }
-}
-
-/// [`add_rows_on`] with [`avx512_row`].
+/// [`add_rows_on`] with [`avx512_row`]: eight pixels a step, each sum in
+/// the lanes of a 16-lane vector (masked loads for the edges: lane 0 of
+/// the first step adds no `t3`, the last pixel's `t0` is a zero), then one
+/// `vpermt2ps` interleaves the two sums into 16 columns.
 ///
 /// # Safety
 /// AVX-512F.
@@ -172,7 +153,7 @@ unsafe fn avx512_rows(plane: &mut [f32], taps: [&[f32]; 4], w: usize, y0: usize,
     }
 }
 
-/// One row of [`avx512`].
+/// One row of [`avx512_rows`].
 ///
 /// # Safety
 /// AVX-512F; the four taps `w >= 1` long, `orow` at least `2w`.
@@ -215,20 +196,10 @@ unsafe fn avx512_row(orow: &mut [f32], [t0, t1, t2, t3]: [&[f32]; 4]) {
     }
 }
 
-/// Four pixels a step with 128-bit sums and `vunpcklps`/`vunpckhps`, for
-/// the pixels whose taps are all inside the row (`1 <= x`, `x + 1 < w`);
-/// the edges and the remainder through [`pixel`].
-///
-/// # Safety
-/// AVX2; the four taps `w >= 1` long, `orow` at least `2w`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn avx2(orow: &mut [f32], taps: [&[f32]; 4]) {
-    // SAFETY: the contract.
-    unsafe { avx2_row(orow, taps) }
-}
-
-/// [`add_rows_on`] with [`avx2_row`].
+/// [`add_rows_on`] with [`avx2_row`]: four pixels a step with 128-bit
+/// sums and `vunpcklps`/`vunpckhps`, for the pixels whose taps are all
+/// inside the row (`1 <= x`, `x + 1 < w`); the edges and the remainder
+/// through [`pixel`].
 ///
 /// # Safety
 /// AVX2.
@@ -243,7 +214,7 @@ unsafe fn avx2_rows(plane: &mut [f32], taps: [&[f32]; 4], w: usize, y0: usize, k
     }
 }
 
-/// One row of [`avx2`].
+/// One row of [`avx2_rows`].
 ///
 /// # Safety
 /// AVX2; the four taps `w >= 1` long, `orow` at least `2w`.
@@ -281,49 +252,55 @@ unsafe fn avx2_row(orow: &mut [f32], taps: [&[f32]; 4]) {
 #[cfg(test)]
 mod tests {
     extern crate std;
+    use super::super::tests::rand;
     use super::*;
     use std::vec::Vec;
 
+    /// `n` values in [-1, 1), every seventh a negative zero and every
+    /// seventh after it a positive one (an added `+0.0` would flip the
+    /// sign of the first).
+    fn values(seed: &mut u32, n: usize) -> Vec<f32> {
+        let mut v = rand(seed, n);
+        for (i, x) in v.iter_mut().enumerate() {
+            match i % 7 {
+                0 => *x = -0.0,
+                3 => *x = 0.0,
+                _ => {}
+            }
+        }
+        v
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|f| f.to_bits()).collect()
+    }
+
     /// Every ISA gives the reference's bits for rows of 1 to 40 pixels,
-    /// negative zeros (whose sign an added `+0.0` would flip) included, and
-    /// a row longer than `2w` keeps its other columns.
+    /// and a row longer than `2w` keeps its other columns.
     #[test]
     fn every_isa_gives_the_reference_bits() {
         let mut s = 9u32;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            match s % 7 {
-                0 => -0.0,
-                1 => 0.0,
-                _ => (s as f32 / u32::MAX as f32) - 0.5,
-            }
-        };
         for w in 1..=40 {
-            let taps: Vec<Vec<f32>> = (0..4).map(|_| (0..w).map(|_| next()).collect()).collect();
+            let taps: Vec<Vec<f32>> = (0..4).map(|_| values(&mut s, w)).collect();
             let t = [&taps[0][..], &taps[1][..], &taps[2][..], &taps[3][..]];
-            let row: Vec<f32> = (0..2 * w + 3).map(|_| next()).collect();
+            let row = values(&mut s, 2 * w + 3);
             let mut want = row.clone();
             scalar(&mut want, t);
             for isa in Isa::ALL.iter().copied().filter(|i| i.available()) {
                 let mut got = row.clone();
                 add_row_taps_on(isa, &mut got, t);
-                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "{isa:?} w {w}");
             }
         }
         // The reference against the formula, on one small row.
         let mut row = [0.5f32; 6];
-        scalar(
-            &mut row,
-            [
-                &[1.0, 2.0, 3.0],
-                &[4.0, 5.0, 6.0],
-                &[7.0, 8.0, 9.0],
-                &[10.0, 11.0, 12.0],
-            ],
-        );
+        let t: [&[f32]; 4] = [
+            &[1.0, 2.0, 3.0],
+            &[4.0, 5.0, 6.0],
+            &[7.0, 8.0, 9.0],
+            &[10.0, 11.0, 12.0],
+        ];
+        scalar(&mut row, t);
         assert_eq!(row, [4.5, 9.5, 15.5, 11.5, 17.5, 9.5]);
     }
 
@@ -333,24 +310,16 @@ mod tests {
     #[test]
     fn rows_in_one_call_are_the_rows_one_at_a_time() {
         let mut s = 3u32;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s as f32 / u32::MAX as f32) - 0.5
-        };
         for (h, w, y0, ny) in [
-            (7, 7, 0, 7),
+            (7usize, 7, 0, 7),
             (14, 14, 0, 14),
             (5, 3, 2, 3),
             (4, 9, 1, 2),
             (3, 1, 0, 3),
         ] {
-            let taps: Vec<Vec<f32>> = (0..4)
-                .map(|_| (0..ny * w).map(|_| next()).collect())
-                .collect();
+            let taps: Vec<Vec<f32>> = (0..4).map(|_| values(&mut s, ny * w)).collect();
             let t = [&taps[0][..], &taps[1][..], &taps[2][..], &taps[3][..]];
-            let plane: Vec<f32> = (0..4 * h * w).map(|_| next()).collect();
+            let plane = values(&mut s, 4 * h * w);
             for ky in 0..4usize {
                 let mut want = plane.clone();
                 for r in 0..ny {
@@ -366,7 +335,6 @@ mod tests {
                 for isa in Isa::ALL.iter().copied().filter(|i| i.available()) {
                     let mut got = plane.clone();
                     add_rows_on(isa, &mut got, t, w, y0, ky);
-                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                     assert_eq!(bits(&got), bits(&want), "{isa:?} {h}x{w} from {y0} ky {ky}");
                 }
             }
