@@ -62,8 +62,11 @@ pub use gemm::{gemm_cols, gemm_cols_on};
 
 /// An IEEE half's little-endian bytes as f32, the same bits on every
 /// target: the FPU's `VCVTB` on a Cortex-M4F (`fpv4::vcvtb`), the
-/// format's software conversion elsewhere. Every f16 weight and Q8_0 scale
-/// the runtime reads one at a time goes through it.
+/// format's software conversion elsewhere. Every f16 weight and Q8_0
+/// scale that the scalar kernels, the gemm's widening, attention and
+/// `Matrix::add_row_to` read one at a time goes through it; the aarch64
+/// kernels and the int8 reference call the format's `BlockQ8_0::scale`,
+/// the same software conversion off the Cortex-M4F.
 #[inline(always)]
 pub fn f16_to_f32(b: [u8; 2]) -> f32 {
     #[cfg(all(edgegen_dsp, target_abi = "eabihf"))]
